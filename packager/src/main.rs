@@ -1,2 +1,5 @@
-//! Placeholder: filled in by its issue.
-fn main() {}
+//! `packager`: see `packager --help` and `packager/README.md`.
+
+fn main() -> std::process::ExitCode {
+    packager::cli::main()
+}

@@ -1,0 +1,518 @@
+//! The command line: argument definitions and the glue from each subcommand to the modules.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth;
+use crate::builder::{self, Workspace};
+use crate::check::{self, CheckReport, human_size};
+use crate::formats::{self, Format, Metadata};
+use crate::kong;
+use crate::layout;
+use crate::registry::{Connect, Registry, Target, progress};
+use crate::schema;
+use crate::snippets::{self, SnippetInput};
+use crate::util::{rfc3339_utc, write_file_atomic};
+
+const ABOUT: &str = "Build, check, package and publish the gateway-wasm proxy-wasm filter.";
+const LONG_ABOUT: &str = "Build, check, package and publish the gateway-wasm proxy-wasm filter.
+
+Publish flow:
+  packager build --release --optimize
+  packager package --format compat --out out/oci
+  packager push out/oci registry.example/gateway-wasm:0.1.0
+  packager snippets registry.example/gateway-wasm:0.1.0";
+
+#[derive(Debug, Parser)]
+#[command(name = "packager", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// The gateway-wasm Cargo workspace (default: found from the current directory).
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAY_WASM_WORKSPACE",
+        value_name = "DIR"
+    )]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Build plugin/ for wasm32-wasip1, optionally optimize it with wasm-opt, and check it.
+    ///
+    /// The release build uses the size-tuned `wasm` profile
+    /// (target/wasm32-wasip1/wasm/gateway_wasm.wasm); without --release the dev profile
+    /// (target/wasm32-wasip1/debug/gateway_wasm.wasm). --optimize writes gateway_wasm.opt.wasm
+    /// next to it, which `package` and `kong-bundle` then prefer.
+    Build(BuildArgs),
+    /// Check that FILE is a proxy-wasm ABI 0.2.1 HTTP filter both Envoy and Kong load.
+    ///
+    /// The module must validate, export the ABI 0.2.1 entry points with the ABI's signatures and
+    /// a 32-bit `memory`, and import only host functions both hosts provide. Prints the size and
+    /// sha256; exits non-zero and names every problem otherwise.
+    Check(CheckArgs),
+    /// Install binaryen's wasm-opt into <workspace>/.tools with npm (binaryen@132).
+    InstallTools,
+    /// Write the module as an OCI image-layout directory in the chosen format.
+    ///
+    /// Output is deterministic: the same module and metadata give the same digests. The layout is
+    /// built next to DIR and renamed into place, so a failure leaves nothing half-written.
+    Package(PackageArgs),
+    /// Push an OCI layout directory to a registry (POST + PUT uploads). Prints the pinned ref.
+    Push(PushArgs),
+    /// Pull an artifact (compat, oci or cncf format), verify it, and write the module to FILE.
+    ///
+    /// A reference pinned with @sha256:… must match the manifest's digest; the module must match
+    /// the sha256 recorded at package time (and --sha256 when given).
+    Pull(PullArgs),
+    /// Write a Kong (WasmX) filter bundle: gateway_wasm.wasm and gateway_wasm.meta.json.
+    KongBundle(KongArgs),
+    /// Print Istio WasmPlugin, Envoy Gateway EnvoyExtensionPolicy and Envoy remote-source
+    /// snippets for a published artifact, with digest and sha256 filled in.
+    Snippets(SnippetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build the size-tuned release artifact (profile `wasm`) instead of the debug build.
+    #[arg(long)]
+    pub release: bool,
+    /// Run binaryen's wasm-opt -Oz on the result.
+    #[arg(long)]
+    pub optimize: bool,
+    /// Install wasm-opt into <workspace>/.tools first when it is not found (implies nothing else).
+    #[arg(long)]
+    pub install_tools: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The .wasm file to check.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Artifact format.
+    #[arg(long, value_enum, default_value_t = Format::Compat)]
+    pub format: Format,
+    /// The OCI layout directory to write (replaced if it is already a layout).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The module to package (default: the plugin's release build).
+    #[arg(long, value_name = "FILE")]
+    pub wasm: Option<PathBuf>,
+    /// org.opencontainers.image.version (default: the workspace version).
+    #[arg(long = "artifact-version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// The tag recorded in index.json (default: the version).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// org.opencontainers.image.source: the project URL.
+    #[arg(long, env = "GATEWAY_WASM_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// org.opencontainers.image.revision (default: `git rev-parse HEAD`).
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// org.opencontainers.image.created, RFC 3339 (default: $SOURCE_DATE_EPOCH, else the last
+    /// commit's time, so that rebuilding the same commit gives the same digest).
+    #[arg(long, value_name = "RFC3339")]
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RegistryArgs {
+    /// Talk to the registry over plain HTTP (local registries).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Registry user name (the password is read with --password-stdin). Without it, credentials
+    /// come from $DOCKER_CONFIG/config.json or ~/.docker/config.json, else anonymous.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The OCI layout directory written by `packager package`.
+    pub dir: PathBuf,
+    /// Destination, e.g. registry.example/gateway-wasm:0.1.0 (without a tag, the layout's tag).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Source, e.g. registry.example/gateway-wasm:0.1.0 or …@sha256:<manifest digest>.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// Where to write the module.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Expected sha256 of the module itself (hex).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Write the module even if `packager check` would reject it.
+    #[arg(long)]
+    pub no_check: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KongArgs {
+    /// The bundle directory to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The module to bundle (default: the plugin's release build).
+    #[arg(long, value_name = "FILE")]
+    pub wasm: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnippetArgs {
+    /// The published artifact, e.g. registry.example/gateway-wasm:0.1.0.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The module's sha256: with a ref pinned by @sha256:…, no registry access is needed.
+    #[arg(long, value_name = "HEX")]
+    pub module_sha256: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Parses the command line, runs it, prints any error, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let ws = cli.workspace.as_deref();
+    match cli.command {
+        Cmd::Build(args) => build(ws, &args),
+        Cmd::Check(args) => check_file(&args.file).map(|_| ()),
+        Cmd::InstallTools => {
+            let ws = Workspace::locate(ws)?;
+            let bin = builder::install_tools(&ws)?;
+            println!("wasm-opt installed at {}", bin.display());
+            Ok(())
+        }
+        Cmd::Package(args) => package(ws, &args),
+        Cmd::Push(args) => runtime()?.block_on(push(&args)),
+        Cmd::Pull(args) => runtime()?.block_on(pull(&args)),
+        Cmd::KongBundle(args) => kong_bundle(ws, &args),
+        Cmd::Snippets(args) => runtime()?.block_on(snippets(&args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn read_module(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading the module {}", path.display()))
+}
+
+/// Checks a file and prints the report.
+fn check_file(path: &Path) -> Result<CheckReport> {
+    let bytes = read_module(path)?;
+    let report = check::check_module(&bytes, &path.display().to_string())?;
+    println!("{}: ok", path.display());
+    println!("{report}");
+    Ok(report)
+}
+
+fn build(ws: Option<&Path>, args: &BuildArgs) -> Result<()> {
+    let ws = Workspace::locate(ws)?;
+    // Find wasm-opt before a long build, so a missing tool fails fast.
+    let wasm_opt = if args.optimize {
+        match (builder::find_wasm_opt(&ws), args.install_tools) {
+            (Some(bin), _) => Some(bin),
+            (None, true) => Some(builder::install_tools(&ws)?),
+            (None, false) => bail!("{}", builder::missing_wasm_opt_message(&ws)),
+        }
+    } else {
+        None
+    };
+    let built = builder::build_plugin(&ws, args.release)?;
+    let size = std::fs::metadata(&built)
+        .with_context(|| format!("reading {}", built.display()))?
+        .len();
+    progress(&format!("built {} ({size} bytes)", built.display()));
+    let module = match wasm_opt {
+        Some(bin) => {
+            let out = ws.optimized_artifact(args.release);
+            builder::optimize(&bin, &built, &out)?;
+            let opt_size = std::fs::metadata(&out)
+                .with_context(|| format!("reading {}", out.display()))?
+                .len();
+            progress(&format!(
+                "optimized {} ({size} -> {opt_size} bytes)",
+                out.display()
+            ));
+            out
+        }
+        None => built,
+    };
+    progress(&format!("checking {}", module.display()));
+    check_file(&module)?;
+    Ok(())
+}
+
+fn module_path(ws: Option<&Path>, wasm: Option<&PathBuf>) -> Result<PathBuf> {
+    match wasm {
+        Some(path) => Ok(path.clone()),
+        None => Workspace::locate(ws)?.default_module(),
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Validates a user-supplied RFC 3339 timestamp's shape (`YYYY-MM-DDTHH:MM:SS…`).
+fn check_rfc3339(value: &str) -> Result<String> {
+    let b = value.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let ok = b.len() >= 20
+        && digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && matches!(b.get(10), Some(b'T' | b't'))
+        && digits(11..13)
+        && digits(14..16)
+        && digits(17..19);
+    if !ok {
+        bail!("--created `{value}` is not an RFC 3339 timestamp like 2024-01-02T03:04:05Z");
+    }
+    Ok(value.to_string())
+}
+
+fn metadata(args: &PackageArgs, git_dir: &Path) -> Result<Metadata> {
+    let version = args
+        .version
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
+    let revision = args
+        .revision
+        .clone()
+        .or_else(|| git(git_dir, &["rev-parse", "HEAD"]));
+    let created = match &args.created {
+        Some(c) => check_rfc3339(c)?,
+        None => {
+            let from_env = std::env::var("SOURCE_DATE_EPOCH").ok();
+            let epoch = match from_env {
+                Some(s) => s.trim().parse::<i64>().with_context(|| {
+                    format!("SOURCE_DATE_EPOCH `{s}` is not a number of seconds")
+                })?,
+                None => git(git_dir, &["log", "-1", "--format=%ct"])
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            };
+            rfc3339_utc(epoch)
+        }
+    };
+    if args.source.is_none() {
+        progress("no --source given: the artifact will have no org.opencontainers.image.source");
+    }
+    Ok(Metadata {
+        version,
+        source: args.source.clone(),
+        revision,
+        created,
+    })
+}
+
+fn package(ws: Option<&Path>, args: &PackageArgs) -> Result<()> {
+    let path = module_path(ws, args.wasm.as_ref())?;
+    progress(&format!("packaging {} as {}", path.display(), args.format));
+    let module = read_module(&path)?;
+    check::check_module(&module, &path.display().to_string())
+        .context("refusing to package a module that fails `packager check`")?;
+    let git_dir = ws
+        .map(Path::to_path_buf)
+        .or_else(|| path.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let meta = metadata(args, &git_dir)?;
+    let artifact = formats::build_artifact(args.format, &module, &meta)?;
+    let tag = args.tag.clone().unwrap_or_else(|| meta.version.clone());
+    layout::write_layout(&args.out, &artifact, &tag)?;
+    println!(
+        "wrote {} ({} format, tag {tag})",
+        args.out.display(),
+        args.format
+    );
+    println!("manifest: {}", artifact.manifest_digest);
+    println!(
+        "module:   sha256:{} ({} bytes, {})",
+        artifact.module_sha256,
+        module.len(),
+        human_size(module.len())
+    );
+    Ok(())
+}
+
+fn connect(args: &RegistryArgs, target: &Target) -> Result<Registry> {
+    let (auth, auth_source) = auth::resolve(
+        target.registry(),
+        args.username.as_deref(),
+        args.password_stdin,
+    )?;
+    Ok(Registry::new(Connect {
+        plain_http: args.plain_http,
+        auth,
+        auth_source,
+    }))
+}
+
+async fn push(args: &PushArgs) -> Result<()> {
+    let layout = layout::read_layout(&args.dir, None)?;
+    let target = Target::parse(&args.reference)?;
+    let registry = connect(&args.registry, &target)?;
+    let digest = registry.push_layout(&layout, &target).await?;
+    let tag = if target.explicit_tag {
+        target.reference.tag().map(str::to_string)
+    } else {
+        layout.ref_name().map(str::to_string)
+    };
+    let base = format!("{}/{}", target.registry(), target.repository());
+    if let Some(tag) = tag {
+        println!("pushed {base}:{tag}");
+    }
+    println!("{base}@{digest}");
+    Ok(())
+}
+
+async fn pull(args: &PullArgs) -> Result<()> {
+    let target = Target::parse(&args.reference)?;
+    let registry = connect(&args.registry, &target)?;
+    let pulled = registry
+        .pull_module(&target, args.sha256.as_deref())
+        .await?;
+    if !args.no_check {
+        check::check_module(&pulled.module, &target.raw).context(
+            "the pulled module fails `packager check` (pass --no-check to write it anyway)",
+        )?;
+    }
+    write_file_atomic(&args.out, &pulled.module)?;
+    println!(
+        "wrote {} ({} bytes) from {}/{}@{} ({} format)",
+        args.out.display(),
+        pulled.module.len(),
+        target.registry(),
+        target.repository(),
+        pulled.manifest_digest,
+        pulled.format
+    );
+    println!("module sha256: {}", pulled.module_sha256);
+    Ok(())
+}
+
+fn kong_bundle(ws: Option<&Path>, args: &KongArgs) -> Result<()> {
+    let path = module_path(ws, args.wasm.as_ref())?;
+    let module = read_module(&path)?;
+    check::check_module(&module, &path.display().to_string())
+        .context("refusing to bundle a module that fails `packager check`")?;
+    if schema::SCHEMA_IS_PLACEHOLDER {
+        progress(
+            "the PluginConfig schema is still a placeholder (engine::schema not wired in yet)",
+        );
+    }
+    kong::write_bundle(&args.out, &module, schema::plugin_config_schema())?;
+    println!(
+        "wrote {} ({} and {})",
+        args.out.display(),
+        kong::module_file(),
+        kong::meta_file()
+    );
+    Ok(())
+}
+
+async fn snippets(args: &SnippetArgs) -> Result<()> {
+    let target = Target::parse(&args.reference)?;
+    let input = match (target.digest(), &args.module_sha256) {
+        (Some(digest), Some(module_sha)) => SnippetInput {
+            registry: target.registry().to_string(),
+            repository: target.repository().to_string(),
+            tag: target.tag().map(str::to_string),
+            manifest_digest: digest.to_string(),
+            module_sha256: module_sha
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase(),
+            format: None,
+            raw_module_blob: None,
+            plain_http: args.registry.plain_http,
+        },
+        _ => {
+            let registry = connect(&args.registry, &target)?;
+            let pulled = registry
+                .pull_module(&target, args.module_sha256.as_deref())
+                .await?;
+            let raw_module_blob = match pulled.format {
+                Format::Oci | Format::Cncf => Some(pulled.layer.digest.clone()),
+                Format::Compat => None,
+            };
+            SnippetInput {
+                registry: target.registry().to_string(),
+                repository: target.repository().to_string(),
+                tag: target.tag().map(str::to_string),
+                manifest_digest: pulled.manifest_digest,
+                module_sha256: pulled.module_sha256,
+                format: Some(pulled.format),
+                raw_module_blob,
+                plain_http: args.registry.plain_http,
+            }
+        }
+    };
+    print!("{}", snippets::render(&input));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rfc3339_shape_is_checked() {
+        assert!(check_rfc3339("2024-01-02T03:04:05Z").is_ok());
+        assert!(check_rfc3339("2024-01-02T03:04:05.123+02:00").is_ok());
+        assert!(check_rfc3339("yesterday").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! gateway-wasm packager: builds, checks, optimizes and packages the proxy-wasm filter as OCI
+//! artifacts (Istio/solo compat and oci variants, CNCF Wasm artifact), pushes and pulls them,
+//! writes the Kong bundle and prints deployment snippets. See `packager/README.md`.
+
+pub mod abi;
+pub mod auth;
+pub mod builder;
+pub mod check;
+pub mod cli;
+pub mod formats;
+pub mod kong;
+pub mod layout;
+pub mod registry;
+pub mod schema;
+pub mod snippets;
+pub mod util;

@@ -1,0 +1,430 @@
+//! Pushing an OCI layout to a registry and pulling a module back, through the OCI distribution
+//! API (oci-client). Blobs are uploaded as POST (open an upload session) then PUT (the whole
+//! blob, `?digest=`), the only upload shape every registry accepts; oci-client does exactly that
+//! with `use_monolithic_push`. Manifests are pushed and fetched as raw bytes so their digests are
+//! the digests we computed.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::auth::AuthSource;
+use crate::formats::{
+    self, DOCKER_MANIFEST, Descriptor, Format, Manifest, OCI_INDEX, OCI_MANIFEST,
+};
+use crate::layout::Layout;
+use crate::util::{sha256_digest, short_digest};
+
+/// A reference as the user wrote it, parsed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub raw: String,
+    pub reference: Reference,
+    /// Whether the user wrote a tag (the parser adds `latest` otherwise).
+    pub explicit_tag: bool,
+}
+
+impl Target {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let raw = raw.trim().trim_start_matches("oci://").to_string();
+        let reference: Reference = raw.parse().with_context(|| {
+            format!(
+                "`{raw}` is not a valid image reference (registry/repository[:tag][@sha256:digest])"
+            )
+        })?;
+        let before_digest = raw.split('@').next().unwrap_or_default();
+        let last = before_digest.rsplit('/').next().unwrap_or_default();
+        let explicit_tag = before_digest.contains('/') && last.contains(':');
+        Ok(Target {
+            raw,
+            reference,
+            explicit_tag,
+        })
+    }
+
+    pub fn registry(&self) -> &str {
+        self.reference.registry()
+    }
+
+    pub fn repository(&self) -> &str {
+        self.reference.repository()
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        if self.explicit_tag || self.reference.digest().is_none() {
+            self.reference.tag()
+        } else {
+            None
+        }
+    }
+
+    pub fn digest(&self) -> Option<&str> {
+        self.reference.digest()
+    }
+
+    fn with_tag(&self, tag: &str) -> Reference {
+        Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag.to_string(),
+        )
+    }
+}
+
+/// Connection settings shared by push, pull and snippets.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    pub plain_http: bool,
+    pub auth: RegistryAuth,
+    pub auth_source: AuthSource,
+}
+
+/// A manifest fetched from a registry, with its verified digest.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub manifest: Manifest,
+    pub bytes: Vec<u8>,
+    pub digest: String,
+}
+
+/// A module pulled from a registry.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub module: Vec<u8>,
+    pub module_sha256: String,
+    pub manifest_digest: String,
+    pub format: Format,
+    /// The layer the module came from.
+    pub layer: Descriptor,
+}
+
+pub struct Registry {
+    client: Client,
+    connect: Connect,
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+impl Registry {
+    pub fn new(connect: Connect) -> Self {
+        let config = ClientConfig {
+            protocol: if connect.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            use_monolithic_push: true,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(120)),
+            platform_resolver: None,
+            ..ClientConfig::default()
+        };
+        Registry {
+            client: Client::new(config),
+            connect,
+        }
+    }
+
+    /// `http://host:port` or `https://host:port`.
+    pub fn base_url(&self, target: &Target) -> String {
+        let scheme = if self.connect.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", target.reference.resolve_registry())
+    }
+
+    /// Turns a client error into a message that names the registry address and the step.
+    fn explain(&self, err: OciDistributionError, target: &Target, doing: &str) -> anyhow::Error {
+        let url = self.base_url(target);
+        let hint = if self.connect.plain_http {
+            String::new()
+        } else {
+            "\n  hint: if this registry serves plain HTTP (a local registry), pass --plain-http"
+                .to_string()
+        };
+        match &err {
+            OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => anyhow!(
+                "cannot reach the registry at {url} while {doing}: {}{hint}",
+                root_cause(e)
+            ),
+            OciDistributionError::RequestError(e) => anyhow!(
+                "request to the registry at {url} failed while {doing}: {}{hint}",
+                root_cause(e)
+            ),
+            OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::UnauthorizedError { .. } => anyhow!(
+                "the registry at {url} refused the credentials ({}) while {doing}: {err}",
+                self.connect.auth_source
+            ),
+            _ => anyhow!("{doing} at {url}: {err}"),
+        }
+    }
+
+    async fn login(&self, target: &Target, op: RegistryOperation) -> Result<()> {
+        self.client
+            .store_auth_if_needed(target.reference.resolve_registry(), &self.connect.auth)
+            .await;
+        self.client
+            .auth(&target.reference, &self.connect.auth, op)
+            .await
+            .map_err(|e| self.explain(e, target, "contacting the registry"))?;
+        Ok(())
+    }
+
+    /// Pushes every blob of `layout` and then its manifest to `target`. Without a tag in the
+    /// reference, the layout's own tag is used. Returns the manifest digest.
+    pub async fn push_layout(&self, layout: &Layout, target: &Target) -> Result<String> {
+        if let Some(digest) = target.digest()
+            && digest != layout.manifest_desc.digest
+        {
+            bail!(
+                "{} pins {digest}, but the layout {} holds manifest {}",
+                target.raw,
+                layout.dir.display(),
+                layout.manifest_desc.digest
+            );
+        }
+        let tag = match (target.explicit_tag, layout.ref_name()) {
+            (true, _) => target.reference.tag().unwrap_or("latest").to_string(),
+            (false, Some(name)) => name.to_string(),
+            (false, None) => "latest".to_string(),
+        };
+        let dest = Target {
+            raw: format!("{}/{}:{tag}", target.registry(), target.repository()),
+            reference: target.with_tag(&tag),
+            explicit_tag: true,
+        };
+        progress(&format!(
+            "pushing {} to {} ({})",
+            layout.dir.display(),
+            dest.raw,
+            self.connect.auth_source
+        ));
+        self.login(&dest, RegistryOperation::Push).await?;
+
+        let mut seen = std::collections::BTreeSet::new();
+        let descs = std::iter::once(&layout.manifest.config).chain(&layout.manifest.layers);
+        for desc in descs {
+            if !seen.insert(desc.digest.clone()) {
+                continue;
+            }
+            let bytes = layout.blob(desc)?;
+            let exists = self
+                .client
+                .blob_exists(&dest.reference, &desc.digest)
+                .await
+                .map_err(|e| self.explain(e, &dest, "checking for an existing blob"))?;
+            if exists {
+                progress(&format!(
+                    "blob {} ({}) already in the registry",
+                    short_digest(&desc.digest),
+                    desc.media_type
+                ));
+                continue;
+            }
+            progress(&format!(
+                "uploading blob {} ({}, {} bytes)",
+                short_digest(&desc.digest),
+                desc.media_type,
+                bytes.len()
+            ));
+            self.client
+                .push_blob(&dest.reference, bytes, &desc.digest)
+                .await
+                .map_err(|e| self.explain(e, &dest, &format!("uploading blob {}", desc.digest)))?;
+        }
+        let content_type = layout
+            .manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| OCI_MANIFEST.to_string());
+        progress(&format!(
+            "uploading manifest {} as {}",
+            short_digest(&layout.manifest_desc.digest),
+            dest.raw
+        ));
+        self.client
+            .push_manifest_raw(
+                &dest.reference,
+                layout.manifest_bytes.clone(),
+                content_type
+                    .parse()
+                    .with_context(|| format!("manifest media type `{content_type}`"))?,
+            )
+            .await
+            .map_err(|e| self.explain(e, &dest, "uploading the manifest"))?;
+        Ok(sha256_digest(&layout.manifest_bytes))
+    }
+
+    /// Fetches and verifies the manifest `target` names. A reference with both a tag and a
+    /// digest is resolved through the tag and must land on the digest.
+    pub async fn fetch_manifest(&self, target: &Target) -> Result<Fetched> {
+        self.login(target, RegistryOperation::Pull).await?;
+        let by_tag = match (target.tag(), target.digest()) {
+            (Some(tag), _) => Some(target.with_tag(tag)),
+            (None, _) => None,
+        };
+        let fetch_ref = by_tag.as_ref().unwrap_or(&target.reference);
+        let accepted = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX];
+        let (bytes, _) = match self
+            .client
+            .pull_manifest_raw(fetch_ref, &self.connect.auth, &accepted)
+            .await
+        {
+            Ok(found) => found,
+            Err(OciDistributionError::ImageManifestNotFoundError(_))
+            | Err(OciDistributionError::RegistryError { .. })
+                if target.digest().is_some() && by_tag.is_none() =>
+            {
+                bail!(
+                    "no manifest {} in {}/{} at {}: expected that digest, but the registry does not have it",
+                    target.digest().unwrap_or_default(),
+                    target.registry(),
+                    target.repository(),
+                    self.base_url(target)
+                );
+            }
+            Err(OciDistributionError::DigestError(e)) => {
+                bail!("manifest digest mismatch for {}: {e}", target.raw)
+            }
+            Err(e) => {
+                return Err(self.explain(
+                    e,
+                    target,
+                    &format!("fetching the manifest of {}", target.raw),
+                ));
+            }
+        };
+        let digest = sha256_digest(&bytes);
+        if let Some(expected) = target.digest()
+            && expected != digest
+        {
+            bail!(
+                "manifest digest mismatch for {}: expected {expected}, got {digest}{}",
+                target.raw,
+                target
+                    .tag()
+                    .map(|t| format!(" (what tag `{t}` resolves to)"))
+                    .unwrap_or_default()
+            );
+        }
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the manifest of {} is not JSON", target.raw))?;
+        if value.get("manifests").is_some() {
+            bail!(
+                "{} is an image index, not a single manifest; reference the Wasm artifact's manifest by digest",
+                target.raw
+            );
+        }
+        let manifest: Manifest = serde_json::from_value(value)
+            .with_context(|| format!("parsing the manifest of {}", target.raw))?;
+        Ok(Fetched {
+            manifest,
+            bytes: bytes.to_vec(),
+            digest,
+        })
+    }
+
+    /// Downloads blob `desc` (oci-client verifies its digest).
+    pub async fn fetch_blob(&self, target: &Target, desc: &Descriptor) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.client
+            .pull_blob(&target.reference, desc.digest.as_str(), &mut out)
+            .await
+            .map_err(|e| self.explain(e, target, &format!("downloading blob {}", desc.digest)))?;
+        if out.len() as u64 != desc.size {
+            bail!(
+                "blob {} from {} has {} bytes, the manifest says {}",
+                desc.digest,
+                target.raw,
+                out.len(),
+                desc.size
+            );
+        }
+        Ok(out)
+    }
+
+    /// Pulls the module from any of the three formats and verifies it.
+    pub async fn pull_module(
+        &self,
+        target: &Target,
+        expected_sha256: Option<&str>,
+    ) -> Result<Pulled> {
+        progress(&format!(
+            "fetching manifest of {} from {} ({})",
+            target.raw,
+            self.base_url(target),
+            self.connect.auth_source
+        ));
+        let fetched = self.fetch_manifest(target).await?;
+        let (format, layer) = formats::detect(&fetched.manifest, &target.raw)?;
+        let layer = layer.clone();
+        progress(&format!(
+            "manifest {} ({format} format); downloading layer {} ({} bytes)",
+            fetched.digest,
+            short_digest(&layer.digest),
+            layer.size
+        ));
+        let bytes = self.fetch_blob(target, &layer).await?;
+        let module = formats::module_from_layer(format, &layer, bytes)?;
+        let module_sha256 =
+            formats::verify_module(&fetched.manifest, &module, expected_sha256, &target.raw)?;
+        Ok(Pulled {
+            module,
+            module_sha256,
+            manifest_digest: fetched.digest,
+            format,
+            layer,
+        })
+    }
+}
+
+/// A progress line on standard error.
+pub fn progress(line: &str) {
+    eprintln!("==> {line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_references() {
+        let t = Target::parse("127.0.0.1:5000/gw/filter:0.1.0").unwrap();
+        assert_eq!(t.registry(), "127.0.0.1:5000");
+        assert_eq!(t.repository(), "gw/filter");
+        assert_eq!(t.tag(), Some("0.1.0"));
+        assert!(t.explicit_tag);
+
+        let t = Target::parse("oci://127.0.0.1:5000/gw").unwrap();
+        assert!(!t.explicit_tag);
+        assert_eq!(t.tag(), Some("latest"));
+
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let t = Target::parse(&format!("127.0.0.1:5000/gw@{digest}")).unwrap();
+        assert_eq!(t.tag(), None);
+        assert_eq!(t.digest(), Some(digest.as_str()));
+
+        let t = Target::parse(&format!("127.0.0.1:5000/gw:1@{digest}")).unwrap();
+        assert_eq!(t.tag(), Some("1"));
+        assert_eq!(t.digest(), Some(digest.as_str()));
+
+        let err = Target::parse("UPPER/Case::bad").unwrap_err().to_string();
+        assert!(
+            err.contains("`UPPER/Case::bad` is not a valid image reference"),
+            "{err}"
+        );
+    }
+}
