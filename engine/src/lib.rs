@@ -1,1 +1,71 @@
-//! wip
+//! Gateway API HTTPRoute semantics for a data plane, with no proxy and no Kubernetes dependency.
+//!
+//! Consumes a PluginConfig document (JSON, produced by the controller-shim; see [`config`]) and
+//! produces, for each request, a [`Decision`]: forward to an upstream with header edits and rewrites,
+//! redirect, or answer locally. Builds for the host and for `wasm32-wasip1`.
+//!
+//! ```
+//! use engine::{Action, Request, RouteTable, SplitMix64};
+//!
+//! let table = RouteTable::from_json(br#"{
+//!   "schemaVersion": 1,
+//!   "gateway": {"namespace": "infra", "name": "gw"},
+//!   "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+//!   "routes": [{"namespace": "app", "name": "web",
+//!               "parents": [{"listener": "http", "hostnames": ["example.com"]}],
+//!               "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+//!                          "backendRefs": [{"backend": "app/api:8080"}]}]}],
+//!   "backends": {"app/api:8080": {"upstream": "app_api_8080"}}
+//! }"#).unwrap();
+//!
+//! let request = Request { port: 80, sni: None, method: "GET", authority: "example.com",
+//!                         path: "/api/users?page=2", headers: &[("accept", "*/*")] };
+//! let decision = table.evaluate(&request, &mut SplitMix64(1));
+//! let Action::Forward(forward) = decision.action else { panic!("expected a forward") };
+//! assert_eq!(forward.upstream, "app_api_8080");
+//! ```
+//!
+//! Precedence follows the spec; the full order is documented on [`table`](crate::RouteTable) and in
+//! `docs/plugin-config.md`. Errors in a config name the JSON path and the value ([`ConfigError`]).
+
+pub mod config;
+mod cors;
+pub mod decision;
+mod error;
+mod eval;
+mod index;
+mod matchers;
+pub mod request;
+#[cfg(feature = "schema")]
+pub mod schema;
+mod table;
+pub mod time;
+pub mod trace;
+mod validate;
+
+pub use config::PluginConfig;
+pub use decision::{
+    Action, Decision, Forward, HeaderEdit, LocalReason, LocalResponse, Mirror, Redirect,
+    RouteIdentity,
+};
+pub use error::ConfigError;
+pub use matchers::{REGEX_NEST_LIMIT, REGEX_SIZE_LIMIT};
+pub use request::{RandomSource, Request, SplitMix64};
+pub use table::RouteTable;
+pub use trace::{NoTrace, Trace, Tracer};
+pub use validate::validate;
+
+/// Parses a PluginConfig document. Type errors name the JSON path (`routes[1].rules[0].backendRefs[0].weight: invalid type ...`).
+pub fn parse(json: &[u8]) -> Result<PluginConfig, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let config: PluginConfig =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::new(path, e.into_inner().to_string())
+        })?;
+    deserializer
+        .end()
+        .map_err(|e| ConfigError::new("", format!("trailing data after the document: {e}")))?;
+    Ok(config)
+}

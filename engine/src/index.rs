@@ -1,0 +1,303 @@
+//! The match index: hostname buckets, then path lookups, yielding candidates in precedence order.
+//!
+//! Per-request cost is bounded by the shape of the request (labels in the host, segments in the
+//! path) and by the candidates that share the request's host and path key, never by the total number
+//! of routes:
+//! - hostnames: one hash probe for the exact name, one per `.` for wildcard suffixes, then the
+//!   catch-all bucket (exact beats wildcard, longer wildcard beats shorter, as the spec orders them);
+//! - paths: one hash probe for Exact, then the regex candidates of that bucket, then a walk down a
+//!   trie of path segments for PathPrefix (element-wise, deepest prefix first).
+
+use std::collections::HashMap;
+
+use regex_lite::Regex;
+
+/// Where a candidate came from, for explain traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PathHit<'i> {
+    Exact,
+    Regex,
+    Prefix(&'i str),
+}
+
+/// Candidates of one hostname bucket, indexed by path.
+#[derive(Debug, Default)]
+pub(crate) struct PathIndex {
+    exact: HashMap<Box<str>, Vec<u32>>,
+    regex: Vec<(Regex, u32)>,
+    prefix: PrefixNode,
+}
+
+#[derive(Debug, Default)]
+struct PrefixNode {
+    children: HashMap<Box<str>, PrefixNode>,
+    /// Candidates whose prefix ends at this node, with the prefix as written.
+    here: Vec<(u32, Box<str>)>,
+}
+
+impl PathIndex {
+    pub(crate) fn insert_exact(&mut self, path: &str, candidate: u32) {
+        self.exact.entry(path.into()).or_default().push(candidate);
+    }
+
+    pub(crate) fn insert_regex(&mut self, regex: Regex, candidate: u32) {
+        self.regex.push((regex, candidate));
+    }
+
+    /// `prefix` starts with `/`; a trailing `/` is ignored for matching, as the spec says.
+    pub(crate) fn insert_prefix(&mut self, prefix: &str, candidate: u32) {
+        let trimmed = prefix.trim_end_matches('/');
+        let mut node = &mut self.prefix;
+        if let Some(rest) = trimmed.strip_prefix('/') {
+            for segment in rest.split('/') {
+                node = node.children.entry(segment.into()).or_default();
+            }
+        }
+        node.here.push((candidate, prefix.into()));
+    }
+
+    /// Sorts every candidate list with `order` (precedence after the path criterion). Prefix lists
+    /// put longer prefixes (`/foo/` before `/foo`) first, as the spec counts characters.
+    pub(crate) fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
+        for list in self.exact.values_mut() {
+            list.sort_by(|a, b| order(*a, *b));
+            list.dedup();
+        }
+        self.regex.sort_by(|(ra, a), (rb, b)| {
+            rb.as_str()
+                .len()
+                .cmp(&ra.as_str().len())
+                .then_with(|| order(*a, *b))
+        });
+        self.prefix.sort(order);
+    }
+
+    /// Calls `visit` with candidates in precedence order until it returns `true`.
+    pub(crate) fn visit(
+        &self,
+        path: &str,
+        visit: &mut impl FnMut(u32, PathHit<'_>) -> bool,
+    ) -> bool {
+        if let Some(list) = self.exact.get(path) {
+            for &c in list {
+                if visit(c, PathHit::Exact) {
+                    return true;
+                }
+            }
+        }
+        for (regex, c) in &self.regex {
+            if regex.is_match(path) && visit(*c, PathHit::Regex) {
+                return true;
+            }
+        }
+        match path.strip_prefix('/') {
+            Some(rest) => self.prefix.walk(&mut rest.split('/'), visit),
+            None => false,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.regex.is_empty()
+            && self.prefix.children.is_empty()
+            && self.prefix.here.is_empty()
+    }
+}
+
+impl PrefixNode {
+    fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
+        self.here
+            .sort_by(|(a, pa), (b, pb)| pb.len().cmp(&pa.len()).then_with(|| order(*a, *b)));
+        self.here.dedup_by(|x, y| x.0 == y.0);
+        for child in self.children.values_mut() {
+            child.sort(order);
+        }
+    }
+
+    /// Deepest matching node first: descend while segments match, then visit on the way back up.
+    fn walk<'p>(
+        &self,
+        segments: &mut impl Iterator<Item = &'p str>,
+        visit: &mut impl FnMut(u32, PathHit<'_>) -> bool,
+    ) -> bool {
+        if let Some(segment) = segments.next()
+            && let Some(child) = self.children.get(segment)
+            && child.walk(segments, visit)
+        {
+            return true;
+        }
+        for (c, prefix) in &self.here {
+            if visit(*c, PathHit::Prefix(prefix)) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Hostname buckets of one listener.
+#[derive(Debug, Default)]
+pub(crate) struct HostIndex {
+    exact: HashMap<Box<str>, PathIndex>,
+    /// `*.example.com` stored under `.example.com`.
+    wildcard: HashMap<Box<str>, PathIndex>,
+    any: PathIndex,
+}
+
+/// Which bucket a candidate was found in, for traces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostHit<'h> {
+    Exact(&'h str),
+    Wildcard(&'h str),
+    Any,
+}
+
+impl HostIndex {
+    /// The bucket for an effective hostname (`None` = every host).
+    pub(crate) fn bucket(&mut self, hostname: Option<&str>) -> &mut PathIndex {
+        match hostname {
+            None => &mut self.any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => self.wildcard.entry(suffix.into()).or_default(),
+                None => self.exact.entry(h.into()).or_default(),
+            },
+        }
+    }
+
+    pub(crate) fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
+        for index in self.exact.values_mut().chain(self.wildcard.values_mut()) {
+            index.sort(order);
+        }
+        self.any.sort(order);
+    }
+
+    /// Visits candidates bucket by bucket in hostname-specificity order; `host` must be lowercase.
+    pub(crate) fn visit(
+        &self,
+        host: &str,
+        path: &str,
+        visit: &mut impl FnMut(HostHit<'_>, u32, PathHit<'_>) -> bool,
+    ) -> bool {
+        if let Some(index) = self.exact.get(host)
+            && index.visit(path, &mut |c, hit| visit(HostHit::Exact(host), c, hit))
+        {
+            return true;
+        }
+        if !self.wildcard.is_empty() {
+            for (i, _) in host.match_indices('.') {
+                if let Some(suffix) = host.get(i..)
+                    && let Some(index) = self.wildcard.get(suffix)
+                    && i > 0
+                    && index.visit(path, &mut |c, hit| visit(HostHit::Wildcard(suffix), c, hit))
+                {
+                    return true;
+                }
+            }
+        }
+        !self.any.is_empty()
+            && self
+                .any
+                .visit(path, &mut |c, hit| visit(HostHit::Any, c, hit))
+    }
+}
+
+/// Whether `host` (lowercase, no port) is accepted by a listener or route hostname pattern, and how
+/// specific the match is: exact names rank above every wildcard, longer wildcards above shorter.
+pub(crate) fn hostname_specificity(pattern: Option<&str>, host: &str) -> Option<(u8, usize)> {
+    match pattern {
+        None => Some((0, 0)),
+        Some(p) => match p.strip_prefix('*') {
+            Some(suffix) => {
+                (host.len() > suffix.len() && host.ends_with(suffix)).then_some((1, suffix.len()))
+            }
+            None => (p == host).then_some((2, p.len())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(index: &PathIndex, path: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        index.visit(path, &mut |c, _| {
+            out.push(c);
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn prefixes_match_element_wise_deepest_first() {
+        let mut index = PathIndex::default();
+        index.insert_prefix("/", 0);
+        index.insert_prefix("/foo", 1);
+        index.insert_prefix("/foo/bar", 2);
+        index.insert_prefix("/foo/", 3);
+        index.insert_exact("/foo", 4);
+        index.sort(&|a, b| a.cmp(&b));
+        assert_eq!(collect(&index, "/foo/bar/baz"), [2, 3, 1, 0]);
+        assert_eq!(
+            collect(&index, "/foo"),
+            [4, 3, 1, 0],
+            "exact first; /foo/ has more characters than /foo"
+        );
+        assert_eq!(collect(&index, "/foo/"), [3, 1, 0]);
+        assert_eq!(
+            collect(&index, "/foobar"),
+            [0],
+            "/foo does not match /foobar"
+        );
+        assert_eq!(collect(&index, "/"), [0]);
+        assert_eq!(collect(&index, "*"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn hostnames_are_tried_from_most_to_least_specific() {
+        let mut hosts = HostIndex::default();
+        for (i, h) in [
+            (0, None),
+            (1, Some("*.com")),
+            (2, Some("*.example.com")),
+            (3, Some("a.example.com")),
+        ] {
+            hosts.bucket(h).insert_prefix("/", i);
+        }
+        hosts.sort(&|a, b| a.cmp(&b));
+        let mut seen = Vec::new();
+        hosts.visit("a.example.com", "/x", &mut |_, c, _| {
+            seen.push(c);
+            false
+        });
+        assert_eq!(seen, [3, 2, 1, 0]);
+        seen.clear();
+        hosts.visit("example.com", "/x", &mut |_, c, _| {
+            seen.push(c);
+            false
+        });
+        assert_eq!(
+            seen,
+            [1, 0],
+            "*.example.com does not match example.com itself"
+        );
+    }
+
+    #[test]
+    fn specificity_ranks_exact_over_wildcards() {
+        assert_eq!(
+            hostname_specificity(Some("a.b.com"), "a.b.com"),
+            Some((2, 7))
+        );
+        assert_eq!(
+            hostname_specificity(Some("*.b.com"), "a.b.com"),
+            Some((1, 6))
+        );
+        assert_eq!(hostname_specificity(Some("*.b.com"), "b.com"), None);
+        assert_eq!(hostname_specificity(None, "x"), Some((0, 0)));
+        assert!(
+            hostname_specificity(Some("*.b.com"), "x.a.b.com")
+                > hostname_specificity(Some("*.com"), "x.a.b.com")
+        );
+    }
+}

@@ -1,0 +1,514 @@
+//! Semantic validation of a parsed PluginConfig. Every error names the JSON path and the value.
+//!
+//! The rules mirror the Gateway API CRD validation (so a config the shim built from accepted objects
+//! always passes) plus the data plane's own safety rules: no CR/LF in header values we would emit,
+//! references to listeners and backends that exist, bounded regexes (checked when compiling).
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::config::*;
+use crate::error::{ConfigError, JsonPath, quoted};
+use crate::time::{parse_duration_ms, parse_rfc3339};
+
+/// Longest accepted path, hostname-free string values (paths, header values, regexes).
+pub const MAX_VALUE_LEN: usize = 4096;
+
+/// Validates the whole document; the first error found is returned.
+pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
+    let root = JsonPath::default();
+    if config.schema_version != SCHEMA_VERSION {
+        return Err(root.field("schemaVersion").error(format!(
+            "{} is not supported: this filter understands schemaVersion {SCHEMA_VERSION}",
+            config.schema_version
+        )));
+    }
+    non_empty(
+        &root.field("gateway").field("namespace"),
+        &config.gateway.namespace,
+    )?;
+    non_empty(&root.field("gateway").field("name"), &config.gateway.name)?;
+
+    let mut listener_names = HashSet::new();
+    for (i, listener) in config.listeners.iter().enumerate() {
+        let path = root.field("listeners").index(i);
+        non_empty(&path.field("name"), &listener.name)?;
+        if !listener_names.insert(listener.name.as_str()) {
+            return Err(path.field("name").error(format!(
+                "{} is used by two listeners",
+                quoted(&listener.name)
+            )));
+        }
+        if listener.port == 0 {
+            return Err(path.field("port").error("0 is not a valid port"));
+        }
+        if let Some(hostname) = &listener.hostname {
+            hostname_pattern(&path.field("hostname"), hostname)?;
+        }
+    }
+
+    for (key, backend) in &config.backends {
+        let path = root.field("backends").key(key);
+        match (&backend.upstream, &backend.invalid) {
+            (Some(upstream), None) => {
+                if upstream.is_empty()
+                    || upstream.len() > 1024
+                    || !upstream.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(path.field("upstream").error(format!(
+                        "{} is not a usable upstream name (printable ASCII, no spaces)",
+                        quoted(upstream)
+                    )));
+                }
+            }
+            (None, Some(_)) => {}
+            (Some(_), Some(_)) => {
+                return Err(path.error("has both upstream and invalid; set exactly one"));
+            }
+            (None, None) => {
+                return Err(path.error("has neither upstream nor invalid; set exactly one"));
+            }
+        }
+    }
+
+    let mut route_ids = BTreeSet::new();
+    for (i, route) in config.routes.iter().enumerate() {
+        let path = root.field("routes").index(i);
+        non_empty(&path.field("namespace"), &route.namespace)?;
+        non_empty(&path.field("name"), &route.name)?;
+        if !route_ids.insert((route.namespace.as_str(), route.name.as_str())) {
+            return Err(path.error(format!(
+                "route {}/{} appears twice",
+                route.namespace, route.name
+            )));
+        }
+        if let Some(ts) = &route.creation_timestamp {
+            parse_rfc3339(ts).map_err(|e| path.field("creationTimestamp").error(e))?;
+        }
+        for (j, parent) in route.parents.iter().enumerate() {
+            let ppath = path.field("parents").index(j);
+            if !listener_names.contains(parent.listener.as_str()) {
+                return Err(ppath.field("listener").error(format!(
+                    "{} is not a listener of this config",
+                    quoted(&parent.listener)
+                )));
+            }
+            for (k, hostname) in parent.hostnames.iter().enumerate() {
+                hostname_pattern(&ppath.field("hostnames").index(k), hostname)?;
+            }
+        }
+        for (j, rule) in route.rules.iter().enumerate() {
+            validate_rule(&path.field("rules").index(j), rule, config)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_rule(path: &JsonPath, rule: &Rule, config: &PluginConfig) -> Result<(), ConfigError> {
+    for (i, m) in rule.matches.iter().enumerate() {
+        validate_match(&path.field("matches").index(i), m)?;
+    }
+    let all_prefix = rule.matches.iter().all(|m| {
+        m.path
+            .as_ref()
+            .is_none_or(|p| p.kind == PathMatchType::PathPrefix)
+    });
+    validate_filters(
+        &path.field("filters"),
+        &rule.filters,
+        all_prefix,
+        config,
+        false,
+    )?;
+    for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
+        let bpath = path.field("backendRefs").index(i);
+        if !config.backends.contains_key(&backend_ref.backend) {
+            return Err(bpath.field("backend").error(format!(
+                "{} is not a key of backends",
+                quoted(&backend_ref.backend)
+            )));
+        }
+        if backend_ref.weight > 1_000_000 {
+            return Err(bpath.field("weight").error(format!(
+                "{} is above the maximum of 1000000",
+                backend_ref.weight
+            )));
+        }
+        validate_filters(
+            &bpath.field("filters"),
+            &backend_ref.filters,
+            all_prefix,
+            config,
+            true,
+        )?;
+    }
+    if let Some(timeouts) = &rule.timeouts {
+        let tpath = path.field("timeouts");
+        let request = timeouts
+            .request
+            .as_deref()
+            .map(|d| parse_duration_ms(d).map_err(|e| tpath.field("request").error(e)))
+            .transpose()?;
+        let backend = timeouts
+            .backend_request
+            .as_deref()
+            .map(|d| parse_duration_ms(d).map_err(|e| tpath.field("backendRequest").error(e)))
+            .transpose()?;
+        if let (Some(request), Some(backend)) = (request, backend)
+            && request != 0
+            && (backend == 0 || backend > request)
+        {
+            return Err(tpath.field("backendRequest").error(format!(
+                "{} must not exceed request ({}) when request is set",
+                quoted(timeouts.backend_request.as_deref().unwrap_or_default()),
+                quoted(timeouts.request.as_deref().unwrap_or_default())
+            )));
+        }
+    }
+    if let Some(retry) = &rule.retry {
+        let rpath = path.field("retry");
+        for (i, code) in retry.codes.iter().enumerate() {
+            if !(400..=599).contains(code) {
+                return Err(rpath
+                    .field("codes")
+                    .index(i)
+                    .error(format!("{code} is not an HTTP error status (400-599)")));
+            }
+        }
+        if let Some(backoff) = &retry.backoff {
+            parse_duration_ms(backoff).map_err(|e| rpath.field("backoff").error(e))?;
+        }
+        if retry.attempts.is_some_and(|a| a > 1000) {
+            return Err(rpath
+                .field("attempts")
+                .error("more than 1000 retries is not a retry policy"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_match(path: &JsonPath, m: &Match) -> Result<(), ConfigError> {
+    if let Some(p) = &m.path {
+        let vpath = path.field("path").field("value");
+        match p.kind {
+            PathMatchType::Exact | PathMatchType::PathPrefix => url_path(&vpath, &p.value)?,
+            PathMatchType::RegularExpression => bounded(&vpath, &p.value)?,
+        }
+    }
+    for (i, h) in m.headers.iter().enumerate() {
+        let hpath = path.field("headers").index(i);
+        header_name(&hpath.field("name"), &h.name)?;
+        bounded(&hpath.field("value"), &h.value)?;
+    }
+    for (i, q) in m.query_params.iter().enumerate() {
+        let qpath = path.field("queryParams").index(i);
+        non_empty(&qpath.field("name"), &q.name)?;
+        bounded(&qpath.field("name"), &q.name)?;
+        bounded(&qpath.field("value"), &q.value)?;
+    }
+    if let Some(method) = &m.method
+        && !is_token(method)
+    {
+        return Err(path
+            .field("method")
+            .error(format!("{} is not an HTTP method", quoted(method))));
+    }
+    Ok(())
+}
+
+fn validate_filters(
+    path: &JsonPath,
+    filters: &[Filter],
+    all_prefix: bool,
+    config: &PluginConfig,
+    backend_level: bool,
+) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, filter) in filters.iter().enumerate() {
+        let fpath = path.index(i);
+        let kind = filter_kind(filter);
+        if !matches!(
+            filter,
+            Filter::RequestMirror { .. } | Filter::Unresolved { .. }
+        ) && !seen.insert(kind)
+        {
+            return Err(fpath
+                .field("type")
+                .error(format!("{kind} appears twice; it may appear at most once")));
+        }
+        match filter {
+            Filter::RequestHeaderModifier {
+                request_header_modifier: m,
+            } => {
+                header_modifier(&fpath.field("requestHeaderModifier"), m)?;
+            }
+            Filter::ResponseHeaderModifier {
+                response_header_modifier: m,
+            } => {
+                header_modifier(&fpath.field("responseHeaderModifier"), m)?;
+            }
+            Filter::RequestRedirect {
+                request_redirect: r,
+            } => {
+                let rpath = fpath.field("requestRedirect");
+                if let Some(scheme) = &r.scheme
+                    && scheme != "http"
+                    && scheme != "https"
+                {
+                    return Err(rpath
+                        .field("scheme")
+                        .error(format!("{} is not http or https", quoted(scheme))));
+                }
+                if let Some(hostname) = &r.hostname {
+                    exact_hostname(&rpath.field("hostname"), hostname)?;
+                }
+                if r.port == Some(0) {
+                    return Err(rpath.field("port").error("0 is not a valid port"));
+                }
+                if let Some(code) = r.status_code
+                    && !matches!(code, 301 | 302 | 303 | 307 | 308)
+                {
+                    return Err(rpath
+                        .field("statusCode")
+                        .error(format!("{code} is not one of 301, 302, 303, 307, 308")));
+                }
+                if let Some(modifier) = &r.path {
+                    path_modifier(&rpath.field("path"), modifier, all_prefix)?;
+                }
+            }
+            Filter::UrlRewrite { url_rewrite: r } => {
+                let rpath = fpath.field("urlRewrite");
+                if let Some(hostname) = &r.hostname {
+                    exact_hostname(&rpath.field("hostname"), hostname)?;
+                }
+                if let Some(modifier) = &r.path {
+                    path_modifier(&rpath.field("path"), modifier, all_prefix)?;
+                }
+            }
+            Filter::RequestMirror { request_mirror: m } => {
+                let mpath = fpath.field("requestMirror");
+                if !config.backends.contains_key(&m.backend) {
+                    return Err(mpath
+                        .field("backend")
+                        .error(format!("{} is not a key of backends", quoted(&m.backend))));
+                }
+                if m.percent.is_some() && m.fraction.is_some() {
+                    return Err(mpath.error("set percent or fraction, not both"));
+                }
+                if let Some(percent) = m.percent
+                    && percent > 100
+                {
+                    return Err(mpath
+                        .field("percent")
+                        .error(format!("{percent} is above 100")));
+                }
+                if let Some(fraction) = m.fraction
+                    && (fraction.denominator == 0 || fraction.numerator > fraction.denominator)
+                {
+                    return Err(mpath.field("fraction").error(format!(
+                        "{}/{} is not a fraction between 0 and 1",
+                        fraction.numerator, fraction.denominator
+                    )));
+                }
+            }
+            Filter::Cors { cors } => {
+                let cpath = fpath.field("cors");
+                for (j, origin) in cors.allow_origins.iter().enumerate() {
+                    if !crate::cors::is_valid_origin_pattern(origin) {
+                        return Err(cpath.field("allowOrigins").index(j).error(format!(
+                            "{} is not an origin (\"*\" or scheme://host[:port], host may start with *)",
+                            quoted(origin)
+                        )));
+                    }
+                }
+                for (j, method) in cors.allow_methods.iter().enumerate() {
+                    if method != "*" && !is_token(method) {
+                        return Err(cpath
+                            .field("allowMethods")
+                            .index(j)
+                            .error(format!("{} is not an HTTP method", quoted(method))));
+                    }
+                }
+                for (field, list) in [
+                    ("allowHeaders", &cors.allow_headers),
+                    ("exposeHeaders", &cors.expose_headers),
+                ] {
+                    for (j, name) in list.iter().enumerate() {
+                        if name != "*" {
+                            header_name(&cpath.field(field).index(j), name)?;
+                        }
+                    }
+                }
+            }
+            Filter::Unresolved { reason } => {
+                if reason.len() > MAX_VALUE_LEN {
+                    return Err(fpath.field("reason").error("is longer than 4096 bytes"));
+                }
+            }
+        }
+        if backend_level && matches!(filter, Filter::Cors { .. }) {
+            return Err(fpath
+                .field("type")
+                .error("CORS is not supported on backendRefs"));
+        }
+    }
+    if seen.contains("RequestRedirect") && seen.contains("URLRewrite") {
+        return Err(path.error("RequestRedirect and URLRewrite cannot be used together"));
+    }
+    Ok(())
+}
+
+/// The `type` string of a filter, as written in the document.
+pub fn filter_kind(filter: &Filter) -> &'static str {
+    match filter {
+        Filter::RequestHeaderModifier { .. } => "RequestHeaderModifier",
+        Filter::ResponseHeaderModifier { .. } => "ResponseHeaderModifier",
+        Filter::RequestRedirect { .. } => "RequestRedirect",
+        Filter::UrlRewrite { .. } => "URLRewrite",
+        Filter::RequestMirror { .. } => "RequestMirror",
+        Filter::Cors { .. } => "CORS",
+        Filter::Unresolved { .. } => "Unresolved",
+    }
+}
+
+fn header_modifier(path: &JsonPath, m: &HeaderModifier) -> Result<(), ConfigError> {
+    for (field, list) in [("set", &m.set), ("add", &m.add)] {
+        for (i, h) in list.iter().enumerate() {
+            let hpath = path.field(field).index(i);
+            header_name(&hpath.field("name"), &h.name)?;
+            header_value(&hpath.field("value"), &h.value)?;
+        }
+    }
+    for (i, name) in m.remove.iter().enumerate() {
+        header_name(&path.field("remove").index(i), name)?;
+    }
+    Ok(())
+}
+
+fn path_modifier(
+    path: &JsonPath,
+    modifier: &PathModifier,
+    all_prefix: bool,
+) -> Result<(), ConfigError> {
+    match modifier {
+        PathModifier::ReplaceFullPath { replace_full_path } => {
+            url_path(&path.field("replaceFullPath"), replace_full_path)
+        }
+        PathModifier::ReplacePrefixMatch {
+            replace_prefix_match,
+        } => {
+            if !all_prefix {
+                return Err(path.field("type").error(
+                    "ReplacePrefixMatch needs every match of the rule to be a PathPrefix match",
+                ));
+            }
+            url_path(&path.field("replacePrefixMatch"), replace_prefix_match)
+        }
+    }
+}
+
+fn non_empty(path: &JsonPath, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        Err(path.error("must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn bounded(path: &JsonPath, value: &str) -> Result<(), ConfigError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(path.error(format!(
+            "{} is longer than {MAX_VALUE_LEN} bytes",
+            quoted(value)
+        )));
+    }
+    Ok(())
+}
+
+/// Gateway API path rules for Exact/PathPrefix values and replacement paths.
+fn url_path(path: &JsonPath, value: &str) -> Result<(), ConfigError> {
+    bounded(path, value)?;
+    let bad = |why: &str| path.error(format!("{} is not a valid path: {why}", quoted(value)));
+    if !value.starts_with('/') {
+        return Err(bad("it must start with /"));
+    }
+    if value.contains("//") {
+        return Err(bad("it must not contain //"));
+    }
+    if value.contains("/./")
+        || value.contains("/../")
+        || value.ends_with("/.")
+        || value.ends_with("/..")
+    {
+        return Err(bad("it must not contain . or .. segments"));
+    }
+    if value.contains('#') || value.contains('?') {
+        return Err(bad("it must not contain # or ?"));
+    }
+    let lower = value.to_ascii_lowercase();
+    if lower.contains("%2f") {
+        return Err(bad("it must not contain an encoded /"));
+    }
+    if value.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(bad("it must be printable ASCII without spaces"));
+    }
+    Ok(())
+}
+
+fn header_name(path: &JsonPath, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > 256 || !is_token(name) {
+        return Err(path.error(format!("{} is not a valid header name", quoted(name))));
+    }
+    Ok(())
+}
+
+fn header_value(path: &JsonPath, value: &str) -> Result<(), ConfigError> {
+    bounded(path, value)?;
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(path.error(format!(
+            "{} contains CR, LF or NUL, which would split the header",
+            quoted(value)
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 9110 token (header names, methods).
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An exact hostname (redirect and rewrite targets): RFC 1123, no wildcard.
+fn exact_hostname(path: &JsonPath, hostname: &str) -> Result<(), ConfigError> {
+    if !is_dns_name(hostname) {
+        return Err(path.error(format!("{} is not a valid hostname", quoted(hostname))));
+    }
+    Ok(())
+}
+
+/// A listener or route hostname: an RFC 1123 name, optionally prefixed by `*.`; lowercase.
+fn hostname_pattern(path: &JsonPath, hostname: &str) -> Result<(), ConfigError> {
+    let name = hostname.strip_prefix("*.").unwrap_or(hostname);
+    if !is_dns_name(name) || hostname.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(path.error(format!(
+            "{} is not a valid hostname (lowercase RFC 1123, optionally starting with *.)",
+            quoted(hostname)
+        )));
+    }
+    Ok(())
+}
+
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
