@@ -40,6 +40,23 @@ pub struct PluginConfig {
     /// Resolved backends, keyed by the id that backendRefs and mirror filters use.
     #[serde(default)]
     pub backends: BTreeMap<String, Backend>,
+    /// How the filter hands the chosen upstream to its host.
+    #[serde(default)]
+    pub upstream_selector: UpstreamSelector,
+}
+
+/// The host mechanism that forwards to the upstream the filter chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum UpstreamSelector {
+    /// Envoy: the filter sets a request header that a catch-all route's `cluster_header` reads;
+    /// `backends[].upstream` are cluster names.
+    #[default]
+    EnvoyClusterHeader,
+    /// Kong 3.4–3.9 (WasmX): the filter sets the `kong.service.target` property;
+    /// `backends[].upstream` are `host:port` targets.
+    KongServiceTarget,
 }
 
 /// `namespace/name` of a Kubernetes object.
