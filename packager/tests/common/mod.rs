@@ -1,0 +1,333 @@
+//! Shared helpers for the packager integration tests: a real OCI registry (Debian's
+//! `docker-registry`, distribution 2.8) run as a child process, skopeo, the packager binary,
+//! fixture modules, and the real plugin build.
+#![allow(dead_code)]
+// Test support code: failing loudly (unwrap, panic) is the point here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The workspace root (packager/..).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn on_path(binary: &str) -> bool {
+    if binary.contains('/') {
+        return Path::new(binary).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file()))
+}
+
+/// Installs a Debian package when `binary` is missing; fails the test with the reason otherwise.
+pub fn ensure_debian_package(binary: &str, package: &str) {
+    static APT: Mutex<()> = Mutex::new(());
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    if on_path(binary) {
+        return;
+    }
+    eprintln!(
+        "test setup: {binary} is missing; installing Debian package `{package}` (apt-get install -y {package})"
+    );
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+    };
+    let mut out = install();
+    if !matches!(&out, Ok(o) if o.status.success()) {
+        eprintln!("test setup: apt-get install failed; running apt-get update and retrying");
+        let _ = Command::new("apt-get").args(["update"]).status();
+        out = install();
+    }
+    match out {
+        Ok(o) if o.status.success() && on_path(binary) => {}
+        Ok(o) => panic!(
+            "cannot install Debian package `{package}` (needed for {binary}): apt-get exited {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("cannot run apt-get to install `{package}` (needed for {binary}): {e}"),
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Minimal HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header terminator"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    Ok((status, raw[split + 4..].to_vec()))
+}
+
+/// A docker-registry child process on 127.0.0.1, storing into a temporary directory.
+pub struct TestRegistry {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    pub fn start() -> Self {
+        ensure_debian_package("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let mut registry = TestRegistry {
+            port,
+            child,
+            _dir: dir,
+        };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = http_get(self.port, "/v2/") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "docker-registry exited early ({status}) on port {}",
+                    self.port
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not answer /v2/ on 127.0.0.1:{} within 30s",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the packager binary with an isolated Docker config (anonymous registry access).
+pub fn packager(args: &[&str]) -> Output {
+    packager_with_stdin(args, None)
+}
+
+pub fn packager_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    static DOCKER_CONFIG: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let docker_config = DOCKER_CONFIG.get_or_init(|| tempfile::tempdir().unwrap());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_packager"));
+    cmd.args(args)
+        .env("DOCKER_CONFIG", docker_config.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .current_dir(workspace_root())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting packager");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "packager failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+/// Asserts failure and returns stderr.
+#[track_caller]
+pub fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "packager unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    stderr(out)
+}
+
+/// Runs skopeo (installed on demand); returns stdout.
+#[track_caller]
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    ensure_debian_package("skopeo", "skopeo");
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A module with every export the check requires (the same text as the unit tests use).
+pub const GOOD_WAT: &str = r#"
+(module
+  (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "_initialize"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 0)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+  (func (export "proxy_on_delete") (param i32))
+  (data (i32.const 16) "gateway-wasm test fixture")
+)"#;
+
+/// Writes the fixture module to `dir/name` and returns its path and bytes.
+pub fn fixture(dir: &Path, name: &str, wat_text: &str) -> (PathBuf, Vec<u8>) {
+    let bytes = wat::parse_str(wat_text).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
+/// Builds the real plugin (`cargo build -p plugin --target wasm32-wasip1 --profile wasm`) once
+/// per test binary and returns the module path.
+pub fn real_plugin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let added = Command::new("rustup")
+                .args(["target", "add", "wasm32-wasip1"])
+                .status();
+            eprintln!("test setup: rustup target add wasm32-wasip1: {added:?}");
+            let status = Command::new(&cargo)
+                .current_dir(&root)
+                .args([
+                    "build",
+                    "-p",
+                    "plugin",
+                    "--target",
+                    "wasm32-wasip1",
+                    "--profile",
+                    "wasm",
+                ])
+                .status()
+                .expect("running cargo build for the plugin");
+            assert!(status.success(), "building the plugin failed ({status})");
+            let meta = Command::new(&cargo)
+                .current_dir(&root)
+                .args(["metadata", "--no-deps", "--format-version", "1"])
+                .output()
+                .unwrap();
+            let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
+            let target = PathBuf::from(meta["target_directory"].as_str().unwrap());
+            let path = target.join("wasm32-wasip1/wasm/gateway_wasm.wasm");
+            assert!(path.is_file(), "{} missing after the build", path.display());
+            path
+        })
+        .clone()
+}
+
+/// Extracts `manifest: sha256:…` from `packager package` output.
+pub fn manifest_digest(package_stdout: &str) -> String {
+    package_stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("manifest: "))
+        .unwrap_or_else(|| panic!("no manifest line in:\n{package_stdout}"))
+        .trim()
+        .to_string()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    packager::util::sha256_hex(bytes)
+}

@@ -1,0 +1,302 @@
+//! Push and pull against a real OCI registry (Debian's docker-registry, distribution 2.8), with
+// Integration tests: failing loudly (unwrap, panic) is the point here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! skopeo as an independent reader of both the layouts and the registry copies.
+
+mod common;
+
+use common::*;
+use packager::formats::{self, Manifest};
+
+const FORMATS: [&str; 3] = ["compat", "oci", "cncf"];
+
+fn package_fixture(dir: &std::path::Path, format: &str) -> (std::path::PathBuf, Vec<u8>, String) {
+    let (wasm, module) = fixture(dir, &format!("{format}.wasm"), GOOD_WAT);
+    let out_dir = dir.join(format!("layout-{format}"));
+    let out = packager(&[
+        "package",
+        "--format",
+        format,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--artifact-version",
+        "0.1.0",
+        "--source",
+        "https://example.invalid/gateway-wasm",
+        "--revision",
+        "0123456789abcdef0123456789abcdef01234567",
+        "--created",
+        "2024-05-06T07:08:09Z",
+    ]);
+    let digest = manifest_digest(&ok(&out));
+    (out_dir, module, digest)
+}
+
+#[test]
+fn each_format_pushes_and_pulls_back_byte_identical() {
+    let registry = TestRegistry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    for format in FORMATS {
+        let (layout, module, digest) = package_fixture(tmp.path(), format);
+
+        // skopeo reads the layout, and the manifest it sees is ours.
+        let raw = skopeo(&["inspect", "--raw", &format!("oci:{}", layout.display())]);
+        assert_eq!(
+            format!("sha256:{}", sha256_hex(&raw)),
+            digest,
+            "skopeo saw a different manifest in the {format} layout"
+        );
+        let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            formats::detect(&manifest, "layout").unwrap().0.name(),
+            format
+        );
+
+        // Push; the pinned reference goes to stdout.
+        let repo = format!("{}/gateway-wasm-{format}", registry.host());
+        let pushed = ok(&packager(&[
+            "push",
+            layout.to_str().unwrap(),
+            &format!("{repo}:0.1.0"),
+            "--plain-http",
+        ]));
+        assert!(pushed.contains(&format!("{repo}@{digest}")), "{pushed}");
+
+        // skopeo reads the registry copy: same manifest bytes.
+        let remote = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{repo}:0.1.0"),
+        ]);
+        assert_eq!(
+            remote, raw,
+            "registry copy of the {format} manifest differs"
+        );
+
+        // Pull by pinned digest and by tag: byte-identical module.
+        for reference in [
+            format!("{repo}@{digest}"),
+            format!("{repo}:0.1.0@{digest}"),
+            format!("{repo}:0.1.0"),
+        ] {
+            let out_file = tmp.path().join(format!("pulled-{format}.wasm"));
+            let pulled = ok(&packager(&[
+                "pull",
+                &reference,
+                "--out",
+                out_file.to_str().unwrap(),
+                "--plain-http",
+                "--sha256",
+                &sha256_hex(&module),
+            ]));
+            assert!(pulled.contains(&format!("({format} format)")), "{pulled}");
+            assert!(pulled.contains(&digest), "{pulled}");
+            assert_eq!(std::fs::read(&out_file).unwrap(), module, "{reference}");
+            std::fs::remove_file(&out_file).unwrap();
+        }
+    }
+}
+
+#[test]
+fn push_without_tag_uses_the_layout_tag() {
+    let registry = TestRegistry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, digest) = package_fixture(tmp.path(), "compat");
+    let repo = format!("{}/untagged", registry.host());
+    let out = ok(&packager(&[
+        "push",
+        layout.to_str().unwrap(),
+        &repo,
+        "--plain-http",
+    ]));
+    assert!(out.contains(&format!("pushed {repo}:0.1.0")), "{out}");
+    let remote = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{repo}:0.1.0"),
+    ]);
+    assert_eq!(format!("sha256:{}", sha256_hex(&remote)), digest);
+}
+
+#[test]
+fn wrong_digest_on_pull_fails_with_expected_and_got() {
+    let registry = TestRegistry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, digest) = package_fixture(tmp.path(), "compat");
+    let repo = format!("{}/pinned", registry.host());
+    ok(&packager(&[
+        "push",
+        layout.to_str().unwrap(),
+        &format!("{repo}:0.1.0"),
+        "--plain-http",
+    ]));
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out_file = tmp.path().join("never.wasm");
+
+    // Tag and digest: the tag resolves to another digest.
+    let err = fails(&packager(&[
+        "pull",
+        &format!("{repo}:0.1.0@{wrong}"),
+        "--out",
+        out_file.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    assert!(err.contains("manifest digest mismatch"), "{err}");
+    assert!(err.contains(&format!("expected {wrong}")), "{err}");
+    assert!(err.contains(&format!("got {digest}")), "{err}");
+
+    // Digest only: the registry has no such manifest.
+    let err = fails(&packager(&[
+        "pull",
+        &format!("{repo}@{wrong}"),
+        "--out",
+        out_file.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    assert!(err.contains(&format!("no manifest {wrong} in")), "{err}");
+
+    // The module sha256 given on the command line must match too.
+    let err = fails(&packager(&[
+        "pull",
+        &format!("{repo}:0.1.0"),
+        "--out",
+        out_file.to_str().unwrap(),
+        "--plain-http",
+        "--sha256",
+        &"f".repeat(64),
+    ]));
+    assert!(err.contains("module sha256 mismatch"), "{err}");
+    assert!(
+        err.contains(&format!("expected {}", "f".repeat(64))),
+        "{err}"
+    );
+    assert!(
+        !out_file.exists(),
+        "a failed pull left {}",
+        out_file.display()
+    );
+}
+
+#[test]
+fn unreachable_registry_names_the_address() {
+    let port = free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let err = fails(&packager(&[
+        "pull",
+        &format!("127.0.0.1:{port}/nothing:1"),
+        "--out",
+        tmp.path().join("x.wasm").to_str().unwrap(),
+        "--plain-http",
+    ]));
+    assert!(
+        err.contains(&format!(
+            "cannot reach the registry at http://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+
+    let (layout, _, _) = package_fixture(tmp.path(), "cncf");
+    let err = fails(&packager(&[
+        "push",
+        layout.to_str().unwrap(),
+        &format!("127.0.0.1:{port}/nothing:1"),
+        "--plain-http",
+    ]));
+    assert!(
+        err.contains(&format!(
+            "cannot reach the registry at http://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn snippets_fill_in_digests_and_the_remote_blob_serves_the_module() {
+    let registry = TestRegistry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, module, digest) = package_fixture(tmp.path(), "oci");
+    let repo = format!("{}/snippets", registry.host());
+    ok(&packager(&[
+        "push",
+        layout.to_str().unwrap(),
+        &format!("{repo}:0.1.0"),
+        "--plain-http",
+    ]));
+
+    let out = ok(&packager(&[
+        "snippets",
+        &format!("{repo}:0.1.0"),
+        "--plain-http",
+    ]));
+    let module_sha = sha256_hex(&module);
+    let manifest_hex = digest.trim_start_matches("sha256:");
+    assert!(
+        out.contains(&format!("url: oci://{repo}@{digest}")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("sha256: {manifest_hex}")), "{out}");
+    assert!(out.contains(&format!("sha256: {module_sha}")), "{out}");
+    assert!(out.contains("kind: WasmPlugin"), "{out}");
+    assert!(out.contains("kind: EnvoyExtensionPolicy"), "{out}");
+
+    // The remote URI in the Envoy snippet serves exactly the module.
+    let uri = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("uri: "))
+        .unwrap();
+    let path = uri.split_once(&registry.host()).unwrap().1;
+    let (status, body) = http_get(registry.port, path).unwrap();
+    assert_eq!(status, 200, "GET {uri}");
+    assert_eq!(sha256_hex(&body), module_sha);
+
+    // A pinned reference with the module sha256 needs no registry at all.
+    let offline = ok(&packager(&[
+        "snippets",
+        &format!("127.0.0.1:1/gone@{digest}"),
+        "--module-sha256",
+        &module_sha,
+    ]));
+    assert!(
+        offline.contains(&format!("url: oci://127.0.0.1:1/gone@{digest}")),
+        "{offline}"
+    );
+}
+
+#[test]
+fn credentials_from_stdin_and_docker_config_are_used() {
+    // The registry here is anonymous; what we prove is that each credential source is read and
+    // named in the progress output without leaking the secret.
+    let registry = TestRegistry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, _) = package_fixture(tmp.path(), "cncf");
+    let repo = format!("{}/creds", registry.host());
+    let out = packager_with_stdin(
+        &[
+            "push",
+            layout.to_str().unwrap(),
+            &format!("{repo}:1"),
+            "--plain-http",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("s3cr3t-pass\n"),
+    );
+    ok(&out);
+    assert!(
+        stderr(&out).contains("user alice (command line)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("s3cr3t-pass"));
+}
