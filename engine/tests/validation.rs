@@ -1,0 +1,233 @@
+//! Bad configs are rejected with the JSON path and the offending value, never with a panic.
+
+mod support;
+
+use engine::RouteTable;
+use serde_json::{Value, json};
+use support::*;
+
+fn error_for(config: Value) -> String {
+    match RouteTable::from_json(config.to_string().as_bytes()) {
+        Ok(_) => panic!("config was accepted: {config:#}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn base() -> Value {
+    config_json(
+        json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
+        json!([route(
+            "r",
+            json!([rule(
+                json!([{"path": {"type": "PathPrefix", "value": "/"}}]),
+                "b"
+            )])
+        )]),
+    )
+}
+
+fn with(pointer: &str, value: Value) -> Value {
+    let mut config = base();
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    match config
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"))
+    {
+        Value::Object(map) => {
+            map.insert(key.to_owned(), value);
+        }
+        Value::Array(items) => items[key.parse::<usize>().unwrap()] = value,
+        other => panic!("{parent} is {other}"),
+    }
+    config
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    assert!(RouteTable::from_json(base().to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn errors_name_the_path_and_the_value() {
+    let cases = [
+        (
+            "/routes/0/rules/0/matches/0/path/value",
+            json!("/a//b"),
+            r#"routes[0].rules[0].matches[0].path.value: "/a//b" is not a valid path: it must not contain //"#,
+        ),
+        (
+            "/routes/0/rules/0/matches/0/path/value",
+            json!("relative"),
+            r#"routes[0].rules[0].matches[0].path.value: "relative" is not a valid path: it must start with /"#,
+        ),
+        (
+            "/routes/0/rules/0/matches/0/path",
+            json!({"type": "RegularExpression", "value": "(unclosed"}),
+            r#"routes[0].rules[0].matches[0].path.value: "(unclosed" is not a valid regular expression"#,
+        ),
+        (
+            "/routes/0/rules/0/backendRefs/0/backend",
+            json!("nope"),
+            r#"routes[0].rules[0].backendRefs[0].backend: "nope" is not a key of backends"#,
+        ),
+        (
+            "/routes/0/parents/0/listener",
+            json!("https"),
+            r#"routes[0].parents[0].listener: "https" is not a listener of this config"#,
+        ),
+        (
+            "/listeners/0/hostname",
+            json!("Bad_Host"),
+            r#"listeners[0].hostname: "Bad_Host" is not a valid hostname"#,
+        ),
+        (
+            "/schemaVersion",
+            json!(2),
+            "schemaVersion: 2 is not supported",
+        ),
+        (
+            "/routes/0/creationTimestamp",
+            json!("yesterday"),
+            r#"routes[0].creationTimestamp: "yesterday" is not an RFC 3339 timestamp"#,
+        ),
+        (
+            "/routes/0/rules/0/timeouts",
+            json!({"request": "1.5s"}),
+            r#"routes[0].rules[0].timeouts.request: "1.5s" is not a GEP-2257 duration"#,
+        ),
+        (
+            "/routes/0/rules/0/timeouts",
+            json!({"request": "1s", "backendRequest": "2s"}),
+            r#"routes[0].rules[0].timeouts.backendRequest: "2s" must not exceed request ("1s")"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x", "value": "a\r\nInjected: 1"}]}}]),
+            r#"routes[0].rules[0].filters[0].requestHeaderModifier.set[0].value: "a\r\nInjected: 1" contains CR, LF or NUL"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": ["bad name"]}}]),
+            r#"routes[0].rules[0].filters[0].requestHeaderModifier.remove[0]: "bad name" is not a valid header name"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "RequestRedirect", "requestRedirect": {"statusCode": 304}}]),
+            "routes[0].rules[0].filters[0].requestRedirect.statusCode: 304 is not one of 301, 302, 303, 307, 308",
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "RequestRedirect", "requestRedirect": {"scheme": "ftp"}}]),
+            r#"routes[0].rules[0].filters[0].requestRedirect.scheme: "ftp" is not http or https"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "CORS", "cors": {"allowOrigins": ["example.com"]}}]),
+            r#"routes[0].rules[0].filters[0].cors.allowOrigins[0]: "example.com" is not an origin"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "RequestMirror", "requestMirror": {"backend": "b", "percent": 150}}]),
+            "routes[0].rules[0].filters[0].requestMirror.percent: 150 is above 100",
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([{"type": "URLRewrite", "urlRewrite": {}}, {"type": "URLRewrite", "urlRewrite": {}}]),
+            "routes[0].rules[0].filters[1].type: URLRewrite appears twice",
+        ),
+        (
+            "/routes/0/rules/0/matches/0/headers",
+            json!([{"name": "x", "type": "RegularExpression", "value": "[a-z]{1000}{1000}"}]),
+            "routes[0].rules[0].matches[0].headers[0].value",
+        ),
+        (
+            "/backends/b",
+            json!({}),
+            r#"backends["b"]: has neither upstream nor invalid"#,
+        ),
+        (
+            "/backends/b",
+            json!({"upstream": "has space"}),
+            r#"backends["b"].upstream: "has space" is not a usable upstream name"#,
+        ),
+    ];
+    for (pointer, value, expected) in cases {
+        let message = error_for(with(pointer, value.clone()));
+        assert!(
+            message.starts_with(expected),
+            "setting {pointer} to {value}:\n  got      {message}\n  expected {expected}…"
+        );
+    }
+}
+
+#[test]
+fn replace_prefix_match_needs_prefix_matches() {
+    let message = error_for(with(
+        "/routes/0/rules/0",
+        json!({"matches": [{"path": {"type": "Exact", "value": "/x"}}],
+               "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/y"}}}],
+               "backendRefs": [{"backend": "b"}]}),
+    ));
+    assert!(message.starts_with("routes[0].rules[0].filters[0].urlRewrite.path.type: ReplacePrefixMatch needs every match"), "{message}");
+}
+
+#[test]
+fn type_errors_name_the_path() {
+    let message = error_for(with(
+        "/routes/0/rules/0/backendRefs/0",
+        json!({"backend": "b", "weight": "heavy"}),
+    ));
+    assert!(
+        message.starts_with(
+            "routes[0].rules[0].backendRefs[0].weight: invalid type: string \"heavy\""
+        ),
+        "{message}"
+    );
+    let message = error_for(with(
+        "/routes/0/rules/0/matches/0/path",
+        json!({"type": "Prefix", "value": "/"}),
+    ));
+    assert!(
+        message.starts_with("routes[0].rules[0].matches[0].path.type: unknown variant `Prefix`"),
+        "{message}"
+    );
+    let message = error_for(with("/routes/0/rules/0/matches/0/method", json!(7)));
+    assert!(
+        message.starts_with("routes[0].rules[0].matches[0].method: invalid type: integer"),
+        "{message}"
+    );
+    let message = error_for(with("/listeners/0/port", json!(70000)));
+    assert!(
+        message.starts_with("listeners[0].port: invalid value: integer `70000`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected_so_typos_do_not_pass_silently() {
+    let message = error_for(with(
+        "/routes/0/rules/0/matches/0/path",
+        json!({"type": "Exact", "valeu": "/x"}),
+    ));
+    assert!(message.contains("unknown field `valeu`"), "{message}");
+}
+
+#[test]
+fn not_json_at_all_is_a_clear_error() {
+    for bad in [
+        "",
+        "{",
+        "null",
+        "[]",
+        "{\"schemaVersion\": 1} trailing",
+        "\u{feff}{}",
+    ] {
+        let err = RouteTable::from_json(bad.as_bytes())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.is_some_and(|e| !e.is_empty()),
+            "{bad:?} must be rejected with a message"
+        );
+    }
+}
