@@ -1,0 +1,73 @@
+//! The `echo-backend` binary: starts, reports its address, answers, explains itself, stops on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use testkit::client::{HttpClient, Request};
+
+#[test]
+fn echo_backend_binary_serves_until_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-backend"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--namespace",
+            "ns1",
+            "--service",
+            "svc1",
+            "--pod",
+            "pod1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let body = HttpClient::http1(addr)
+        .send(&Request::get("/hello?x=1"))
+        .unwrap()
+        .echo()
+        .unwrap();
+    assert_eq!(
+        (
+            body.namespace.as_str(),
+            body.service.as_str(),
+            body.pod.as_str(),
+            body.path.as_str()
+        ),
+        ("ns1", "svc1", "pod1", "/hello?x=1")
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1 requests served"));
+}
+
+#[test]
+fn echo_backend_help_explains_the_options() {
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-backend"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in [
+        "--listen",
+        "--namespace",
+        "--service",
+        "--pod",
+        "X-Echo-Set-Header",
+        "succeedAfter",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+}
