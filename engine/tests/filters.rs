@@ -1,6 +1,13 @@
 //! Filters and backend selection: header edits, rewrites (the spec's ReplacePrefixMatch table),
 //! redirects (scheme/port rules), mirrors, CORS, weights, invalid backends, unresolved filters.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly by design
+
 mod support;
 
 use engine::{Action, HeaderEdit, LocalReason, Request, SplitMix64};

@@ -3,6 +3,13 @@
 //! and name tie-breaks, rule order, regex placement, hostname specificity, element-wise prefixes.
 //! Each rule forwards to a backend named `expected` or `unexpected`, whatever the order written.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly by design
+
 mod support;
 
 use serde_json::json;

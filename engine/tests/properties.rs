@@ -1,6 +1,13 @@
 //! Property tests: arbitrary JSON and arbitrary requests never make validate, compile or evaluate
 //! panic, and every decision stays within what the config allows.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly by design
+
 mod support;
 
 use engine::{Action, Request, RouteTable, SplitMix64};

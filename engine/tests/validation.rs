@@ -1,5 +1,12 @@
 //! Bad configs are rejected with the JSON path and the offending value, never with a panic.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly by design
+
 mod support;
 
 use engine::RouteTable;

@@ -1,6 +1,12 @@
 //! Small builders for engine tests: routes written as JSON snippets, requests as one-liners, and a
 //! sentinel convention — each rule forwards to a backend named after what the test expects.
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly by design
 
 use engine::{Action, Decision, Request, RouteTable, SplitMix64};
 use serde_json::{Value, json};
