@@ -525,7 +525,8 @@ impl HttpClient {
             })?
     }
 
-    /// Opens a WebSocket: sends `request` (usually `GET /path` with a Host) with the upgrade headers added,
+    /// Opens a WebSocket: sends `request` (usually `GET /path` with a Host) with the upgrade headers it lacks
+    /// added (`Upgrade`, `Connection`, `Sec-WebSocket-Version`; `Sec-WebSocket-Key` is always the client's),
     /// expects 101 with the right `Sec-WebSocket-Accept`. HTTP/1.1 protocols only. Blocking: the returned
     /// client owns a runtime, so this refuses to run inside a tokio runtime (use
     /// [`HttpClient::websocket_async`] there).
@@ -549,12 +550,20 @@ impl HttpClient {
         let connection = self.connect(tls, &[b"http/1.1"]).await?;
         let key = websocket::new_client_key();
         let mut upgrade = request.clone();
-        upgrade.headers.extend([
-            ("Upgrade".to_owned(), "websocket".to_owned()),
-            ("Connection".to_owned(), "Upgrade".to_owned()),
-            ("Sec-WebSocket-Key".to_owned(), key.clone()),
-            ("Sec-WebSocket-Version".to_owned(), "13".to_owned()),
-        ]);
+        // The key is always ours (the accept check depends on it); the others only when the case lacks them.
+        upgrade
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-key"));
+        for (name, value) in [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key.as_str()),
+            ("Sec-WebSocket-Version", "13"),
+        ] {
+            if !upgrade.has_header(name) {
+                upgrade.headers.push((name.to_owned(), value.to_owned()));
+            }
+        }
         let addr = self.addr;
         let handshake = async {
             let mut reader = BufReader::new(connection.stream);

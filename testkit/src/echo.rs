@@ -972,7 +972,14 @@ mod tests {
     fn websocket_upgrade_echoes_messages() {
         let echo = server("ws");
         let mut ws = HttpClient::http1(echo.addr())
-            .websocket(&Request::get("/ws").with_host("ws.example"))
+            .websocket(
+                // As the conformance case sends it: its own Connection/Upgrade headers are not duplicated.
+                &Request::get("/ws")
+                    .with_host("ws.example")
+                    .with_header("Connection", "Upgrade")
+                    .with_header("Upgrade", "websocket")
+                    .with_header("Origin", "ws://gateway/test"),
+            )
             .unwrap();
         assert_eq!(ws.handshake_response().status, 101);
         assert_eq!(ws.echo_text("hello").unwrap(), "hello");

@@ -9,6 +9,18 @@
 //! dropped. [`validate_config`] runs `envoy --mode validate`.
 //!
 //! All methods block; the admin calls go through [`crate::client`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use testkit::envoy::{Envoy, EnvoyOptions};
+//!
+//! // bootstrap.yaml: `node`, `admin` on 127.0.0.1:0, a listener on a port from `testkit::free_port()`.
+//! let envoy = Envoy::start(EnvoyOptions { concurrency: 2, ..EnvoyOptions::new("bootstrap.yaml") })?;
+//! // ... send traffic with testkit::client ...
+//! envoy.wait_for_counter("http.ingress.downstream_rq_total", |v| v >= 1, Duration::from_secs(5))?;
+//! println!("{}", envoy.log_tail(20));
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::fs::File;

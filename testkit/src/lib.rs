@@ -9,6 +9,22 @@
 //! - [`ports`]: free loopback ports and waiting for listeners.
 //! - [`websocket`]: the small WebSocket frame codec the echo server and the client share.
 //! - [`rt`]: running async code from the blocking API.
+//!
+//! # Example
+//!
+//! ```
+//! use testkit::{EchoIdentity, EchoServer, HttpClient, Request};
+//!
+//! let echo = EchoServer::start(EchoIdentity::new("ns", "svc", "svc-pod-1"), "127.0.0.1:0".parse()?)?;
+//! let response = HttpClient::http1(echo.addr())
+//!     .send(&Request::get("/a?b=1").with_host("example.com").with_header("X-Echo-Set-Header", "X-Out:yes"))?;
+//! assert_eq!(response.status, 200);
+//! assert_eq!(response.header("x-out").as_deref(), Some("yes"));
+//! let seen = response.echo()?;
+//! assert_eq!((seen.path.as_str(), seen.host.as_str(), seen.service.as_str()), ("/a?b=1", "example.com", "svc"));
+//! assert_eq!(echo.request_count(), 1);
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 pub mod certs;
 pub mod client;
