@@ -1,30 +1,25 @@
-//! Placeholder proxy-wasm filter: passes every request through untouched. The Envoy issue replaces it
-//! with the adapter over `engine`.
+//! gateway-wasm: the proxy-wasm filter that evaluates Gateway API routes inside Envoy (and Kong).
+//!
+//! Consumes a PluginConfig document (the plugin configuration the controller-shim pushes) and, per
+//! request, produces the [`engine`] decision applied through the proxy: header edits and rewrites,
+//! the upstream selector (Envoy: the `x-gateway-wasm-upstream` header read by a catch-all route's
+//! `cluster_header`; Kong: the `kong.service.target` property), timeouts, retries and mirrors, or a
+//! local answer (redirects, 404/421/500, CORS preflights).
+//!
+//! - [`host`]: the operations the filter needs from its proxy, as a trait;
+//! - [`filter`]: the adapter logic over that trait (unit-tested natively with a mock host);
+//! - `glue` (wasm32 only): root and HTTP contexts over `proxy_wasm::hostcalls`.
+//!
+//! Build: `cargo build -p plugin --target wasm32-wasip1 --profile wasm` → `gateway_wasm.wasm`.
+//! Behaviour in Envoy (bootstrap, port discovery, failure policy, stats): `docs/envoy.md`.
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel};
+pub mod filter;
+pub mod host;
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(PassThroughRoot) });
-}}
+#[cfg(target_arch = "wasm32")]
+mod glue;
 
-struct PassThroughRoot;
-
-impl Context for PassThroughRoot {}
-
-impl RootContext for PassThroughRoot {
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(PassThrough))
-    }
-}
-
-struct PassThrough;
-
-impl Context for PassThrough {}
-
-impl HttpContext for PassThrough {}
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;

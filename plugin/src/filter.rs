@@ -1,0 +1,701 @@
+//! The host-independent adapter: what the filter does at configure time and for each request, written
+//! against [`Host`] so it runs natively under test.
+//!
+//! Request flow (`on_request_headers`):
+//! 1. remove every client-supplied internal header (`x-gateway-wasm-*`, and in Envoy the `x-envoy-*`
+//!    retry/timeout controls the filter owns), so a client can never pick a backend or a policy;
+//! 2. learn the Gateway port ([`gateway_port`]) and the TLS server name, evaluate the request;
+//! 3. answer locally (redirects, 404/421/500, CORS preflights), or apply the header edits and
+//!    rewrites, hand the chosen upstream to the host, set timeouts and retries, send mirrors.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use engine::config::UpstreamSelector;
+use engine::{
+    Action, Forward, HeaderEdit, LocalReason, LocalResponse, RandomSource, Redirect, Request,
+    RouteTable, SplitMix64,
+};
+
+use crate::host::{Host, HostError, LogLevel, Metric};
+
+/// The request header the filter sets for Envoy's catch-all route (`cluster_header`).
+pub const UPSTREAM_HEADER: &str = "x-gateway-wasm-upstream";
+/// Every request header with this prefix is internal: client copies are removed before routing.
+pub const INTERNAL_HEADER_PREFIX: &str = "x-gateway-wasm-";
+/// Prefix of the Envoy filter chain names the shim writes: `gateway-wasm:<gateway port>:<listener>`.
+pub const FILTER_CHAIN_PREFIX: &str = "gateway-wasm:";
+/// The Kong property that selects the upstream (`host:port`).
+pub const KONG_TARGET_PROPERTY: [&str; 3] = ["kong", "service", "target"];
+
+/// Envoy router controls the filter sets from the route's timeouts and retry policy. Client copies are
+/// removed so that only the configuration decides them.
+pub const ENVOY_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";
+pub const ENVOY_PER_TRY_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-per-try-timeout-ms";
+pub const ENVOY_RETRY_ON_HEADER: &str = "x-envoy-retry-on";
+pub const ENVOY_RETRIABLE_CODES_HEADER: &str = "x-envoy-retriable-status-codes";
+pub const ENVOY_MAX_RETRIES_HEADER: &str = "x-envoy-max-retries";
+const ENVOY_CONTROL_HEADERS: [&str; 9] = [
+    ENVOY_TIMEOUT_HEADER,
+    ENVOY_PER_TRY_TIMEOUT_HEADER,
+    ENVOY_RETRY_ON_HEADER,
+    ENVOY_RETRIABLE_CODES_HEADER,
+    ENVOY_MAX_RETRIES_HEADER,
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retriable-header-names",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-upstream-rq-timeout-alt-response",
+];
+/// Retry conditions besides status codes: failures to get a response at all.
+const ENVOY_RETRY_ON_CONNECTION: &str = "connect-failure,refused-stream,reset";
+
+/// How long a mirror request may take before the host gives up on it.
+pub const MIRROR_TIMEOUT_MS: u64 = 5_000;
+/// Mirrors in flight per VM (per worker thread); more are dropped and counted.
+pub const MAX_MIRRORS_IN_FLIGHT: usize = 256;
+/// Largest request body copied to mirrors; a larger body drops the mirror.
+pub const MIRROR_BODY_LIMIT: usize = 64 * 1024;
+/// Request text quoted in local-reply bodies is cut to this many bytes.
+const QUOTE_LIMIT: usize = 200;
+
+/// A compiled configuration, shared by the root context and its HTTP contexts.
+#[derive(Debug)]
+pub struct Compiled {
+    pub table: RouteTable,
+    pub selector: UpstreamSelector,
+    /// The distinct Gateway listener ports, sorted.
+    pub ports: Vec<u16>,
+}
+
+/// Per-VM state shared by a root context and its HTTP contexts: the random generator for weighted
+/// picks and the in-flight mirror deadlines.
+#[derive(Debug, Default)]
+pub struct Shared {
+    rng: Cell<u64>,
+    mirror_deadlines: RefCell<VecDeque<u64>>,
+}
+
+impl Shared {
+    pub fn new(seed: u64) -> Shared {
+        Shared {
+            rng: Cell::new(seed),
+            mirror_deadlines: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// Reserves a mirror slot until `now + timeout`; false when too many are in flight.
+    fn reserve_mirror(&self, now: u64) -> bool {
+        let mut deadlines = self.mirror_deadlines.borrow_mut();
+        while deadlines.front().is_some_and(|d| *d <= now) {
+            deadlines.pop_front();
+        }
+        if deadlines.len() >= MAX_MIRRORS_IN_FLIGHT {
+            return false;
+        }
+        deadlines.push_back(now.saturating_add(MIRROR_TIMEOUT_MS.saturating_mul(1_000_000)));
+        true
+    }
+}
+
+struct SharedRng<'a>(&'a Cell<u64>);
+
+impl RandomSource for SharedRng<'_> {
+    fn next_u64(&mut self) -> u64 {
+        let mut generator = SplitMix64(self.0.get());
+        let value = generator.next_u64();
+        self.0.set(generator.0);
+        value
+    }
+}
+
+/// Parses, validates and compiles a configuration. Logs the outcome and counts it; `None` means
+/// rejected (the host then keeps the previous configuration).
+pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
+    let started = host.now_nanos();
+    let result = if bytes.is_empty() {
+        Err("the plugin configuration is empty".to_owned())
+    } else {
+        engine::parse(bytes)
+            .and_then(|config| {
+                let table = RouteTable::compile(&config)?;
+                let mut ports: Vec<u16> = config.listeners.iter().map(|l| l.port).collect();
+                ports.sort_unstable();
+                ports.dedup();
+                Ok(Compiled {
+                    table,
+                    selector: config.upstream_selector,
+                    ports,
+                })
+            })
+            .map_err(|e| e.to_string())
+    };
+    match result {
+        Ok(compiled) => {
+            let micros = host.now_nanos().saturating_sub(started) / 1_000;
+            let (listeners, routes, rules, matches) = compiled.table.stats();
+            let gateway = compiled.table.gateway();
+            let revision = compiled.table.revision();
+            host.log(
+                LogLevel::Info,
+                &format!(
+                    "accepted config revision {:?} for gateway {}/{}: {listeners} listeners, \
+                     {routes} routes, {rules} rules, {matches} matches, {} upstreams, {} bytes, compiled in {micros} µs",
+                    revision,
+                    gateway.namespace,
+                    gateway.name,
+                    compiled.table.upstreams().count(),
+                    bytes.len(),
+                ),
+            );
+            host.increment(Metric::ConfigAccepted);
+            Some(Rc::new(compiled))
+        }
+        Err(error) => {
+            host.log(
+                LogLevel::Error,
+                &format!("rejected config ({} bytes): {error}", bytes.len()),
+            );
+            host.increment(Metric::ConfigRejected);
+            None
+        }
+    }
+}
+
+/// What the host should do with the stream after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let the request (or response) go on.
+    Continue,
+    /// The filter answered (or reset) the request; stop processing it.
+    Stop,
+}
+
+/// A header edit with owned strings, kept from the request phase for the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedEdit {
+    Set(String, String),
+    Add(String, String),
+    Remove(String),
+}
+
+impl From<&HeaderEdit<'_>> for OwnedEdit {
+    fn from(edit: &HeaderEdit<'_>) -> Self {
+        match edit {
+            HeaderEdit::Set(n, v) => OwnedEdit::Set((*n).to_owned(), v.to_string()),
+            HeaderEdit::Add(n, v) => OwnedEdit::Add((*n).to_owned(), v.to_string()),
+            HeaderEdit::Remove(n) => OwnedEdit::Remove((*n).to_owned()),
+        }
+    }
+}
+
+/// Mirrors waiting for the request body.
+#[derive(Debug, Default)]
+struct PendingMirrors {
+    upstreams: Vec<String>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Per-request state between callbacks.
+#[derive(Debug, Default)]
+pub struct Stream {
+    response_edits: Vec<OwnedEdit>,
+    mirrors: Option<PendingMirrors>,
+}
+
+impl Stream {
+    /// Response header edits still to apply.
+    pub fn response_edits(&self) -> &[OwnedEdit] {
+        &self.response_edits
+    }
+
+    /// True while mirrors wait for the rest of the request body.
+    pub fn awaiting_body(&self) -> bool {
+        self.mirrors.is_some()
+    }
+}
+
+fn is_internal(name: &str) -> bool {
+    name.get(..INTERNAL_HEADER_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(INTERNAL_HEADER_PREFIX))
+}
+
+fn is_envoy_control(name: &str) -> bool {
+    ENVOY_CONTROL_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Cuts `text` to at most `QUOTE_LIMIT` bytes on a character boundary.
+fn quote(text: &str) -> &str {
+    if text.len() <= QUOTE_LIMIT {
+        return text;
+    }
+    let mut end = QUOTE_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
+/// The Gateway listener port a request arrived on, in order of preference:
+/// 1. the Envoy filter chain name the shim wrote, `gateway-wasm:<port>:…` (property
+///    `xds.filter_chain_name`), which survives any bind-port mapping;
+/// 2. the only port of the configuration, when every listener shares one (Kong);
+/// 3. the port the connection arrived on (`destination.port`).
+pub fn gateway_port(host: &impl Host, compiled: &Compiled) -> Option<u16> {
+    if let Ok(Some(name)) = host.property(&["xds", "filter_chain_name"])
+        && let Some(port) = parse_filter_chain_port(&name)
+    {
+        return Some(port);
+    }
+    if let [only] = compiled.ports.as_slice() {
+        return Some(*only);
+    }
+    let raw = host.property(&["destination", "port"]).ok().flatten()?;
+    decode_port(&raw)
+}
+
+/// `gateway-wasm:8443:https-a` → 8443.
+pub fn parse_filter_chain_port(name: &[u8]) -> Option<u16> {
+    let name = std::str::from_utf8(name).ok()?;
+    let rest = name.strip_prefix(FILTER_CHAIN_PREFIX)?;
+    let digits = rest.split(':').next()?;
+    digits.parse().ok()
+}
+
+/// Envoy encodes integer properties as 8 little-endian bytes; other hosts may send decimal text.
+pub fn decode_port(raw: &[u8]) -> Option<u16> {
+    if let Ok(bytes) = <[u8; 8]>::try_from(raw) {
+        return u16::try_from(u64::from_le_bytes(bytes)).ok();
+    }
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+/// Answers with a 500 after a host failure; resets the stream when even that fails.
+fn fail(host: &mut impl Host, error: &HostError) -> Verdict {
+    host.log(LogLevel::Error, &format!("answering 500: {error}"));
+    host.increment(Metric::HostError);
+    let sent = host.send_local_response(
+        500,
+        &[("content-type", "text/plain; charset=utf-8")],
+        b"gateway-wasm: internal error\n",
+    );
+    if sent.is_err() {
+        host.reset_stream();
+    }
+    Verdict::Stop
+}
+
+/// Handles the request headers. `compiled` is `None` before any configuration was accepted.
+pub fn on_request_headers(
+    host: &mut impl Host,
+    compiled: Option<&Compiled>,
+    shared: &Shared,
+    end_of_stream: bool,
+    stream: &mut Stream,
+) -> Verdict {
+    match handle_request(host, compiled, shared, end_of_stream, stream) {
+        Ok(verdict) => verdict,
+        Err(error) => fail(host, &error),
+    }
+}
+
+fn handle_request(
+    host: &mut impl Host,
+    compiled: Option<&Compiled>,
+    shared: &Shared,
+    end_of_stream: bool,
+    stream: &mut Stream,
+) -> Result<Verdict, HostError> {
+    let envoy = compiled.is_none_or(|c| c.selector == UpstreamSelector::EnvoyClusterHeader);
+    let mut headers = host.request_headers()?;
+    // Strip first, before anything can read them: a client must never choose a backend or policy.
+    let mut removed: Vec<String> = Vec::new();
+    for (name, _) in &headers {
+        if (is_internal(name) || (envoy && is_envoy_control(name)))
+            && !removed.iter().any(|r| r.eq_ignore_ascii_case(name))
+        {
+            removed.push(name.clone());
+        }
+    }
+    for name in &removed {
+        host.remove_request_header(name)?;
+    }
+    headers.retain(|(name, _)| !removed.iter().any(|r| r.eq_ignore_ascii_case(name)));
+
+    let Some(compiled) = compiled else {
+        host.increment(Metric::NoConfig);
+        host.send_local_response(
+            503,
+            &[("content-type", "text/plain; charset=utf-8")],
+            b"gateway-wasm: no configuration has been accepted yet\n",
+        )?;
+        return Ok(Verdict::Stop);
+    };
+
+    let pseudo = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let method = match pseudo(":method") {
+        Some(m) => m,
+        None => property_text(host, &["request", "method"]).unwrap_or_default(),
+    };
+    let path = match pseudo(":path") {
+        Some(p) => p,
+        None => property_text(host, &["request", "path"]).unwrap_or_else(|| "/".to_owned()),
+    };
+    let authority = match pseudo(":authority") {
+        Some(a) => a,
+        None => headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+    };
+    let sni =
+        property_text(host, &["connection", "requested_server_name"]).filter(|s| !s.is_empty());
+    let port = gateway_port(host, compiled).unwrap_or(0);
+    let plain: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(n, _)| !n.starts_with(':'))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let request = Request {
+        port,
+        sni: sni.as_deref(),
+        method: &method,
+        authority: &authority,
+        path: &path,
+        headers: &plain,
+    };
+    let decision = compiled
+        .table
+        .evaluate(&request, &mut SharedRng(&shared.rng));
+    match decision.action {
+        Action::Respond(response) => {
+            respond(
+                host,
+                &response,
+                &method,
+                &authority,
+                &path,
+                port,
+                sni.as_deref(),
+            )?;
+            Ok(Verdict::Stop)
+        }
+        Action::Redirect(redirect) => {
+            send_redirect(host, &redirect)?;
+            host.increment(Metric::Redirected);
+            Ok(Verdict::Stop)
+        }
+        Action::Forward(forward) => {
+            forward_request(host, compiled, shared, &forward, end_of_stream, stream)?;
+            host.increment(Metric::Forwarded);
+            Ok(Verdict::Continue)
+        }
+    }
+}
+
+fn property_text(host: &impl Host, path: &[&str]) -> Option<String> {
+    let raw = host.property(path).ok().flatten()?;
+    String::from_utf8(raw).ok()
+}
+
+/// Applies edits to a list of headers that will be sent as a local reply.
+fn edit_list(list: &mut Vec<(String, String)>, edits: &[HeaderEdit<'_>]) {
+    for edit in edits {
+        match edit {
+            HeaderEdit::Set(name, value) => {
+                list.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                list.push(((*name).to_owned(), value.to_string()));
+            }
+            HeaderEdit::Add(name, value) => list.push(((*name).to_owned(), value.to_string())),
+            HeaderEdit::Remove(name) => list.retain(|(n, _)| !n.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
+fn send_list(
+    host: &mut impl Host,
+    status: u16,
+    list: &[(String, String)],
+    body: &[u8],
+) -> Result<(), HostError> {
+    let pairs: Vec<(&str, &str)> = list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    host.send_local_response(status, &pairs, body)
+}
+
+fn respond(
+    host: &mut impl Host,
+    response: &LocalResponse<'_>,
+    method: &str,
+    authority: &str,
+    path: &str,
+    port: u16,
+    sni: Option<&str>,
+) -> Result<(), HostError> {
+    let host_name = engine::request::host_of(authority);
+    let path_only = engine::request::split_query(path).0;
+    let (metric, body) = match &response.reason {
+        LocalReason::NoListener => (
+            Metric::NoListener,
+            format!("no listener for host {} on port {port}\n", quote(host_name)),
+        ),
+        LocalReason::Misdirected => (
+            Metric::Misdirected,
+            format!(
+                "misdirected request: TLS server name {} does not select the listener of host {}\n",
+                quote(sni.unwrap_or_default()),
+                quote(host_name)
+            ),
+        ),
+        LocalReason::NoRoute => (
+            Metric::NoRoute,
+            format!(
+                "no route for {} {}{}\n",
+                quote(method),
+                quote(host_name),
+                quote(path_only)
+            ),
+        ),
+        LocalReason::NoBackends => (
+            Metric::NoBackends,
+            "the matching route rule has no backend to forward to\n".to_owned(),
+        ),
+        LocalReason::InvalidBackend { backend, reason } => (
+            Metric::InvalidBackend,
+            format!("backend {backend} is not usable: {reason}\n"),
+        ),
+        LocalReason::UnresolvedFilter { reason } => (
+            Metric::UnresolvedFilter,
+            format!("the matching route rule has a filter that cannot be applied: {reason}\n"),
+        ),
+        LocalReason::CorsPreflight => (Metric::CorsPreflight, String::new()),
+    };
+    let mut list: Vec<(String, String)> = Vec::new();
+    if !body.is_empty() {
+        list.push((
+            "content-type".to_owned(),
+            "text/plain; charset=utf-8".to_owned(),
+        ));
+    }
+    edit_list(&mut list, &response.headers);
+    send_list(host, response.status, &list, body.as_bytes())?;
+    host.increment(metric);
+    Ok(())
+}
+
+fn send_redirect(host: &mut impl Host, redirect: &Redirect<'_>) -> Result<(), HostError> {
+    let mut list = vec![("location".to_owned(), redirect.location.clone())];
+    edit_list(&mut list, &redirect.response_headers);
+    send_list(host, redirect.status, &list, b"")
+}
+
+fn forward_request(
+    host: &mut impl Host,
+    compiled: &Compiled,
+    shared: &Shared,
+    forward: &Forward<'_>,
+    end_of_stream: bool,
+    stream: &mut Stream,
+) -> Result<(), HostError> {
+    for edit in &forward.request_headers {
+        match edit {
+            // Configured edits never touch the internal headers.
+            HeaderEdit::Set(name, _) | HeaderEdit::Add(name, _) | HeaderEdit::Remove(name)
+                if is_internal(name) => {}
+            HeaderEdit::Set(name, value) => host.set_request_header(name, value)?,
+            HeaderEdit::Add(name, value) => host.add_request_header(name, value)?,
+            HeaderEdit::Remove(name) => host.remove_request_header(name)?,
+        }
+    }
+    if let Some(path) = &forward.path {
+        host.set_request_header(":path", path)?;
+    }
+    if let Some(authority) = forward.authority {
+        host.set_request_header(":authority", authority)?;
+    }
+    match compiled.selector {
+        UpstreamSelector::EnvoyClusterHeader => {
+            set_envoy_controls(host, forward)?;
+            // Last: Envoy re-selects the route when a filter changes headers, and the catch-all
+            // route's `cluster_header` reads this one.
+            host.set_request_header(UPSTREAM_HEADER, forward.upstream)?;
+        }
+        UpstreamSelector::KongServiceTarget => {
+            host.set_property(&KONG_TARGET_PROPERTY, forward.upstream.as_bytes())?;
+        }
+    }
+    stream.response_edits = forward
+        .response_headers
+        .iter()
+        .map(OwnedEdit::from)
+        .collect();
+    if !forward.mirrors.is_empty() {
+        start_mirrors(host, forward, shared, end_of_stream, stream)?;
+    }
+    Ok(())
+}
+
+fn set_envoy_controls(host: &mut impl Host, forward: &Forward<'_>) -> Result<(), HostError> {
+    if let Some(ms) = forward.request_timeout_ms {
+        // 0 disables Envoy's route timeout, as `0s` disables the Gateway API request timeout.
+        host.set_request_header(ENVOY_TIMEOUT_HEADER, &ms.to_string())?;
+    }
+    if let Some(ms) = forward.backend_request_timeout_ms
+        && ms > 0
+    {
+        host.set_request_header(ENVOY_PER_TRY_TIMEOUT_HEADER, &ms.to_string())?;
+    }
+    if let Some(retry) = &forward.retry
+        && retry.attempts > 0
+    {
+        host.set_request_header(ENVOY_MAX_RETRIES_HEADER, &retry.attempts.to_string())?;
+        if retry.codes.is_empty() {
+            host.set_request_header(ENVOY_RETRY_ON_HEADER, ENVOY_RETRY_ON_CONNECTION)?;
+        } else {
+            let codes: Vec<String> = retry.codes.iter().map(u16::to_string).collect();
+            host.set_request_header(
+                ENVOY_RETRY_ON_HEADER,
+                &format!("retriable-status-codes,{ENVOY_RETRY_ON_CONNECTION}"),
+            )?;
+            host.set_request_header(ENVOY_RETRIABLE_CODES_HEADER, &codes.join(","))?;
+        }
+    }
+    Ok(())
+}
+
+/// Headers never copied to a mirror: internal ones, the router controls, and framing (the mirror
+/// carries the whole body, or none).
+fn mirror_keeps(name: &str) -> bool {
+    !(is_internal(name)
+        || is_envoy_control(name)
+        || name.eq_ignore_ascii_case("content-length")
+        || name.eq_ignore_ascii_case("transfer-encoding"))
+}
+
+fn start_mirrors(
+    host: &mut impl Host,
+    forward: &Forward<'_>,
+    shared: &Shared,
+    end_of_stream: bool,
+    stream: &mut Stream,
+) -> Result<(), HostError> {
+    // The request as it will be forwarded, after the edits and rewrites above.
+    let headers: Vec<(String, String)> = host
+        .request_headers()?
+        .into_iter()
+        .filter(|(n, _)| mirror_keeps(n))
+        .collect();
+    let pending = PendingMirrors {
+        upstreams: forward
+            .mirrors
+            .iter()
+            .map(|m| m.upstream.to_owned())
+            .collect(),
+        headers,
+        body: Vec::new(),
+    };
+    if end_of_stream {
+        dispatch_mirrors(host, shared, &pending);
+    } else {
+        stream.mirrors = Some(pending);
+    }
+    Ok(())
+}
+
+/// Collects the request body for pending mirrors; sends them at the end of the stream.
+pub fn on_request_body(
+    host: &mut impl Host,
+    shared: &Shared,
+    body_size: usize,
+    end_of_stream: bool,
+    stream: &mut Stream,
+) {
+    let Some(pending) = stream.mirrors.as_mut() else {
+        return;
+    };
+    if pending.body.len().saturating_add(body_size) > MIRROR_BODY_LIMIT {
+        for _ in &pending.upstreams {
+            host.increment(Metric::MirrorsDropped);
+        }
+        host.log(
+            LogLevel::Debug,
+            "request body too large to mirror; mirror dropped",
+        );
+        stream.mirrors = None;
+        return;
+    }
+    if body_size > 0 {
+        match host.request_body(body_size) {
+            Ok(Some(chunk)) => pending.body.extend_from_slice(&chunk),
+            Ok(None) => {}
+            Err(error) => {
+                host.log(LogLevel::Warn, &format!("mirror dropped: {error}"));
+                for _ in &pending.upstreams {
+                    host.increment(Metric::MirrorsDropped);
+                }
+                stream.mirrors = None;
+                return;
+            }
+        }
+    }
+    if end_of_stream && let Some(pending) = stream.mirrors.take() {
+        dispatch_mirrors(host, shared, &pending);
+    }
+}
+
+fn dispatch_mirrors(host: &mut impl Host, shared: &Shared, pending: &PendingMirrors) {
+    let length = pending.body.len().to_string();
+    let mut headers: Vec<(&str, &str)> = pending
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    if !pending.body.is_empty() {
+        headers.push(("content-length", &length));
+    }
+    let body = (!pending.body.is_empty()).then_some(pending.body.as_slice());
+    for upstream in &pending.upstreams {
+        if !shared.reserve_mirror(host.now_nanos()) {
+            host.increment(Metric::MirrorsDropped);
+            continue;
+        }
+        match host.dispatch_http_call(upstream, &headers, body, MIRROR_TIMEOUT_MS) {
+            Ok(_) => host.increment(Metric::MirrorsSent),
+            Err(error) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("mirror to {upstream} not sent: {error}"),
+                );
+                host.increment(Metric::MirrorsDropped);
+            }
+        }
+    }
+}
+
+/// Applies the response header edits kept from the request phase (ResponseHeaderModifier, CORS).
+pub fn on_response_headers(host: &mut impl Host, stream: &mut Stream) -> Verdict {
+    let edits = std::mem::take(&mut stream.response_edits);
+    for edit in &edits {
+        let result = match edit {
+            OwnedEdit::Set(name, value) => host.set_response_header(name, value),
+            OwnedEdit::Add(name, value) => host.add_response_header(name, value),
+            OwnedEdit::Remove(name) => host.remove_response_header(name),
+        };
+        if let Err(error) = result {
+            // The response is already on its way; a missing header is better than a reset.
+            host.log(
+                LogLevel::Warn,
+                &format!("response header edit skipped: {error}"),
+            );
+        }
+    }
+    Verdict::Continue
+}
