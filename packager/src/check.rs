@@ -53,7 +53,7 @@ impl fmt::Display for CheckReport {
         if !self.kong_noop_imports.is_empty() {
             write!(
                 f,
-                "\nwarning: Kong/WasmX implements these as no-ops: {}",
+                "\nnote: Kong/WasmX registers these as no-ops (the module loads; the calls do nothing there): {}",
                 self.kong_noop_imports.join(", ")
             )?;
         }
@@ -557,7 +557,7 @@ mod tests {
         assert!(
             report
                 .to_string()
-                .contains("no-ops: env.proxy_get_log_level")
+                .contains("do nothing there): env.proxy_get_log_level")
         );
     }
 

@@ -17,6 +17,20 @@ use crate::schema;
 use crate::snippets::{self, SnippetInput};
 use crate::util::{rfc3339_utc, write_file_atomic};
 
+/// Writes a line to standard output, ignoring a closed pipe (`packager check f | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Writes text to standard output as is, ignoring a closed pipe.
+fn say_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 const ABOUT: &str = "Build, check, package and publish the gateway-wasm proxy-wasm filter.";
 const LONG_ABOUT: &str = "Build, check, package and publish the gateway-wasm proxy-wasm filter.
 
@@ -211,7 +225,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::InstallTools => {
             let ws = Workspace::locate(ws)?;
             let bin = builder::install_tools(&ws)?;
-            println!("wasm-opt installed at {}", bin.display());
+            say!("wasm-opt installed at {}", bin.display());
             Ok(())
         }
         Cmd::Package(args) => package(ws, &args),
@@ -237,8 +251,8 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
 fn check_file(path: &Path) -> Result<CheckReport> {
     let bytes = read_module(path)?;
     let report = check::check_module(&bytes, &path.display().to_string())?;
-    println!("{}: ok", path.display());
-    println!("{report}");
+    say!("{}: ok", path.display());
+    say!("{report}");
     Ok(report)
 }
 
@@ -368,13 +382,13 @@ fn package(ws: Option<&Path>, args: &PackageArgs) -> Result<()> {
     let artifact = formats::build_artifact(args.format, &module, &meta)?;
     let tag = args.tag.clone().unwrap_or_else(|| meta.version.clone());
     layout::write_layout(&args.out, &artifact, &tag)?;
-    println!(
+    say!(
         "wrote {} ({} format, tag {tag})",
         args.out.display(),
         args.format
     );
-    println!("manifest: {}", artifact.manifest_digest);
-    println!(
+    say!("manifest: {}", artifact.manifest_digest);
+    say!(
         "module:   sha256:{} ({} bytes, {})",
         artifact.module_sha256,
         module.len(),
@@ -408,9 +422,9 @@ async fn push(args: &PushArgs) -> Result<()> {
     };
     let base = format!("{}/{}", target.registry(), target.repository());
     if let Some(tag) = tag {
-        println!("pushed {base}:{tag}");
+        say!("pushed {base}:{tag}");
     }
-    println!("{base}@{digest}");
+    say!("{base}@{digest}");
     Ok(())
 }
 
@@ -426,7 +440,7 @@ async fn pull(args: &PullArgs) -> Result<()> {
         )?;
     }
     write_file_atomic(&args.out, &pulled.module)?;
-    println!(
+    say!(
         "wrote {} ({} bytes) from {}/{}@{} ({} format)",
         args.out.display(),
         pulled.module.len(),
@@ -435,7 +449,7 @@ async fn pull(args: &PullArgs) -> Result<()> {
         pulled.manifest_digest,
         pulled.format
     );
-    println!("module sha256: {}", pulled.module_sha256);
+    say!("module sha256: {}", pulled.module_sha256);
     Ok(())
 }
 
@@ -450,7 +464,7 @@ fn kong_bundle(ws: Option<&Path>, args: &KongArgs) -> Result<()> {
         );
     }
     kong::write_bundle(&args.out, &module, schema::plugin_config_schema())?;
-    println!(
+    say!(
         "wrote {} ({} and {})",
         args.out.display(),
         kong::module_file(),
@@ -495,7 +509,7 @@ async fn snippets(args: &SnippetArgs) -> Result<()> {
             }
         }
     };
-    print!("{}", snippets::render(&input));
+    say_raw(&snippets::render(&input));
     Ok(())
 }
 

@@ -159,6 +159,16 @@ impl Registry {
                 "cannot reach the registry at {url} while {doing}: {}{hint}",
                 root_cause(e)
             ),
+            OciDistributionError::RequestError(e)
+                if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) =>
+            {
+                anyhow!(
+                    "the registry at {url} refused access ({}) while {doing}; credentials used: {}. \
+                     Pass --username with --password-stdin, or add the registry to the Docker config file",
+                    e.status().map(|s| s.to_string()).unwrap_or_default(),
+                    self.connect.auth_source
+                )
+            }
             OciDistributionError::RequestError(e) => anyhow!(
                 "request to the registry at {url} failed while {doing}: {}{hint}",
                 root_cause(e)

@@ -3,8 +3,9 @@
 //! layer loads straight from the registry through `vm_config.code.remote` with the sha256 the
 //! snippets print. Both serve a request to an echo backend.
 //!
-//! The filter configuration is empty: the pass-through plugin ignores it. When the real filter
-//! replaces it, `PLUGIN_CONFIGURATION` must become a PluginConfig that sends `/` to `echo`.
+//! The plugin configuration is a valid PluginConfig sending every path to the `echo` backend, and
+//! the Envoy routes work for a pass-through filter (fallback route to `echo`) as well as for the
+//! routing filter (it sets `x-gateway-wasm-upstream`, read by the `cluster_header` route).
 // Integration tests: failing loudly (unwrap, panic) is the point here.
 #![allow(
     clippy::unwrap_used,
@@ -23,10 +24,31 @@ use testkit::client::{HttpClient, Request};
 use testkit::echo::{EchoIdentity, EchoServer};
 use testkit::envoy::{Envoy, EnvoyOptions};
 
-/// The plugin configuration handed to `on_configure` (a JSON string).
-const PLUGIN_CONFIGURATION: &str = "{}";
+/// The header the filter sets to the chosen cluster (`upstreamSelector: envoyClusterHeader`).
+const UPSTREAM_HEADER: &str = "x-gateway-wasm-upstream";
 
-fn wasm_filter(vm_id: &str, code: &str) -> String {
+/// A PluginConfig routing `/` on both listeners to the backend whose Envoy cluster is `echo`;
+/// checked against the engine's model so a schema change fails here, not inside Envoy.
+fn plugin_configuration(ports: [u16; 2]) -> String {
+    let config = format!(
+        r#"{{"schemaVersion": 1, "revision": "packager-test",
+            "gateway": {{"namespace": "default", "name": "gw"}},
+            "listeners": [{{"name": "file", "port": {}, "protocol": "HTTP"}},
+                          {{"name": "remote", "port": {}, "protocol": "HTTP"}}],
+            "routes": [{{"namespace": "default", "name": "echo",
+                         "parents": [{{"listener": "file"}}, {{"listener": "remote"}}],
+                         "rules": [{{"matches": [{{"path": {{"type": "PathPrefix", "value": "/"}}}}],
+                                     "backendRefs": [{{"backend": "default/echo:80"}}]}}]}}],
+            "backends": {{"default/echo:80": {{"upstream": "echo"}}}},
+            "upstreamSelector": "envoyClusterHeader"}}"#,
+        ports[0], ports[1]
+    );
+    let parsed: engine::PluginConfig = serde_json::from_str(&config)
+        .unwrap_or_else(|e| panic!("the test's PluginConfig no longer parses: {e}\n{config}"));
+    serde_json::to_string(&parsed).unwrap()
+}
+
+fn wasm_filter(vm_id: &str, code: &str, configuration: &str) -> String {
     format!(
         r#"
           - name: envoy.filters.http.wasm
@@ -38,7 +60,7 @@ fn wasm_filter(vm_id: &str, code: &str) -> String {
                 failure_policy: FAIL_CLOSED
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{PLUGIN_CONFIGURATION}'
+                  value: '{configuration}'
                 vm_config:
                   vm_id: {vm_id}
                   runtime: envoy.wasm.runtime.v8
@@ -62,6 +84,8 @@ fn listener(name: &str, port: u16, filter: &str) -> String {
             - name: all
               domains: ["*"]
               routes:
+              - match: {{ prefix: "/", headers: [{{ name: {UPSTREAM_HEADER}, present_match: true }}] }}
+                route: {{ cluster_header: {UPSTREAM_HEADER} }}
               - match: {{ prefix: "/" }}
                 route: {{ cluster: echo }}
           http_filters:{filter}
@@ -177,6 +201,7 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
     let remote_code = format!(
         "{{ remote: {{ http_uri: {{ uri: \"{remote_uri}\", cluster: registry, timeout: 10s }}, sha256: {module_sha} }} }}"
     );
+    let configuration = plugin_configuration([local_port, remote_port]);
     let bootstrap = format!(
         "node: {{ id: packager-test, cluster: packager-test }}\n\
          admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}\n\
@@ -184,12 +209,12 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
         listener(
             "from_file",
             local_port,
-            &wasm_filter("gateway-wasm-file", &local_code)
+            &wasm_filter("gateway-wasm-file", &local_code, &configuration)
         ),
         listener(
             "from_registry",
             remote_port,
-            &wasm_filter("gateway-wasm-remote", &remote_code)
+            &wasm_filter("gateway-wasm-remote", &remote_code, &configuration)
         ),
         cluster("echo", echo.addr().port()),
         cluster("registry", registry.port),

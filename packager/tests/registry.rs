@@ -273,17 +273,50 @@ fn snippets_fill_in_digests_and_the_remote_blob_serves_the_module() {
 }
 
 #[test]
-fn credentials_from_stdin_and_docker_config_are_used() {
-    // The registry here is anonymous; what we prove is that each credential source is read and
-    // named in the progress output without leaking the secret.
-    let registry = TestRegistry::start();
+fn authenticated_registry_takes_stdin_and_docker_config_credentials() {
+    let registry = TestRegistry::start_with_htpasswd("alice", "s3cr3t-pass");
     let tmp = tempfile::tempdir().unwrap();
-    let (layout, _, _) = package_fixture(tmp.path(), "cncf");
-    let repo = format!("{}/creds", registry.host());
+    let (layout, module, _) = package_fixture(tmp.path(), "cncf");
+    let repo = format!("{}/private", registry.host());
+    let layout = layout.to_str().unwrap();
+
+    // Anonymous: refused, and the message says which credentials were used and what to do.
+    let err = fails(&packager(&[
+        "push",
+        layout,
+        &format!("{repo}:1"),
+        "--plain-http",
+    ]));
+    assert!(
+        err.contains(&format!(
+            "the registry at http://{} refused access",
+            registry.host()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("credentials used: anonymous"), "{err}");
+
+    // Wrong password: refused too.
+    let err = fails(&packager_with_stdin(
+        &[
+            "push",
+            layout,
+            &format!("{repo}:1"),
+            "--plain-http",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("wrong\n"),
+    ));
+    assert!(err.contains("refused access"), "{err}");
+    assert!(err.contains("user alice (command line)"), "{err}");
+
+    // --username + --password-stdin: accepted; the secret never appears in the output.
     let out = packager_with_stdin(
         &[
             "push",
-            layout.to_str().unwrap(),
+            layout,
             &format!("{repo}:1"),
             "--plain-http",
             "--username",
@@ -293,10 +326,36 @@ fn credentials_from_stdin_and_docker_config_are_used() {
         Some("s3cr3t-pass\n"),
     );
     ok(&out);
+    assert!(!stderr(&out).contains("s3cr3t-pass") && !stdout(&out).contains("s3cr3t-pass"));
+
+    // The Docker config file (`auth` = base64 of user:password): pull works.
+    let docker_config = tmp.path().join("docker");
+    std::fs::create_dir(&docker_config).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "YWxpY2U6czNjcjN0LXBhc3M="}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let out_file = tmp.path().join("private.wasm");
+    let out = packager_full(
+        &[
+            "pull",
+            &format!("{repo}:1"),
+            "--out",
+            out_file.to_str().unwrap(),
+            "--plain-http",
+        ],
+        None,
+        &docker_config,
+    );
+    ok(&out);
     assert!(
-        stderr(&out).contains("user alice (command line)"),
+        stderr(&out).contains("user alice (from "),
         "{}",
         stderr(&out)
     );
-    assert!(!stderr(&out).contains("s3cr3t-pass"));
+    assert_eq!(std::fs::read(&out_file).unwrap(), module);
 }

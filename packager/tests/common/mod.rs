@@ -107,8 +107,32 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn start() -> Self {
+        Self::start_with_auth(None)
+    }
+
+    /// A registry that requires HTTP basic auth (htpasswd, bcrypt) for `user`/`password`.
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Self {
+        Self::start_with_auth(Some((user, password)))
+    }
+
+    fn start_with_auth(credentials: Option<(&str, &str)>) -> Self {
         ensure_debian_package("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
+        let mut auth = String::new();
+        if let Some((user, password)) = credentials {
+            ensure_debian_package("htpasswd", "apache2-utils");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("running htpasswd");
+            assert!(out.status.success(), "htpasswd failed: {out:?}");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: packager-test\n    path: {}\n",
+                file.display()
+            );
+        }
         let port = free_port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -116,7 +140,7 @@ impl TestRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 data.display()
             ),
         )
@@ -140,7 +164,7 @@ impl TestRegistry {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, _)) = http_get(self.port, "/v2/") {
+            if let Ok((200 | 401, _)) = http_get(self.port, "/v2/") {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -179,9 +203,14 @@ pub fn packager(args: &[&str]) -> Output {
 pub fn packager_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     static DOCKER_CONFIG: OnceLock<tempfile::TempDir> = OnceLock::new();
     let docker_config = DOCKER_CONFIG.get_or_init(|| tempfile::tempdir().unwrap());
+    packager_full(args, stdin, docker_config.path())
+}
+
+/// Runs the packager binary with `DOCKER_CONFIG` pointing at `docker_config`.
+pub fn packager_full(args: &[&str], stdin: Option<&str>, docker_config: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_packager"));
     cmd.args(args)
-        .env("DOCKER_CONFIG", docker_config.path())
+        .env("DOCKER_CONFIG", docker_config)
         .env_remove("SOURCE_DATE_EPOCH")
         .current_dir(workspace_root())
         .stdin(if stdin.is_some() {
