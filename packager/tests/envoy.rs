@@ -1,7 +1,8 @@
 //! The published artifact works in the real Envoy 1.40: the compat artifact of the real plugin,
 //! pushed to a registry and pulled back, loads from a local file; the oci artifact's raw module
-//! layer loads straight from the registry through `vm_config.code.remote` with the sha256 the
-//! snippets print. Both serve a request to an echo backend.
+//! layer loads straight from the registry through the Envoy snippet `packager snippets` prints
+//! (`vm_config.code.remote` with the module sha256, and its cluster), used verbatim. Both serve a
+//! request to an echo backend.
 //!
 //! The plugin configuration is a valid PluginConfig sending every path to the `echo` backend, and
 //! the Envoy routes work for a pass-through filter (fallback route to `echo`) as well as for the
@@ -109,6 +110,30 @@ fn cluster(name: &str, port: u16) -> String {
     )
 }
 
+/// Splits the Envoy part of `packager snippets` output into the wasm filter (re-indented for a
+/// listener's `http_filters`) and the cluster entries, and fills in the plugin configuration.
+fn envoy_snippet(snippets: &str, configuration: &str) -> (String, String) {
+    let envoy = snippets.rsplit("\n---\n").next().unwrap();
+    let (filters, clusters) = envoy
+        .split_once("\nhttp_filters:\n")
+        .unwrap()
+        .1
+        .split_once("\nclusters:\n")
+        .unwrap();
+    let placeholder = "value: \"{}\"";
+    assert!(filters.contains(placeholder), "{filters}");
+    let filters = filters.replace(placeholder, &format!("value: '{configuration}'"));
+    let filter = filters
+        .lines()
+        .map(|l| format!("\n        {l}"))
+        .collect::<String>();
+    let cluster = clusters
+        .lines()
+        .map(|l| format!("\n{l}"))
+        .collect::<String>();
+    (filter, cluster)
+}
+
 fn get_until_ok(port: u16, path: &str) -> testkit::client::Response {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let client = HttpClient::http1(addr).with_timeout(Duration::from_secs(5));
@@ -180,16 +205,10 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
         "--plain-http",
     ]));
     let snippets = ok(&packager(&["snippets", &oci_ref, "--plain-http"]));
-    let remote_uri = snippets
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("uri: "))
-        .unwrap()
-        .to_string();
     assert!(
         snippets.contains(&format!("sha256: {module_sha}")),
         "{snippets}"
     );
-
     let echo = EchoServer::start(
         EchoIdentity::new("default", "echo", "echo-0"),
         "127.0.0.1:0".parse().unwrap(),
@@ -198,10 +217,10 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
     let local_port = free_port();
     let remote_port = free_port();
     let local_code = format!("{{ local: {{ filename: {} }} }}", pulled.display());
-    let remote_code = format!(
-        "{{ remote: {{ http_uri: {{ uri: \"{remote_uri}\", cluster: registry, timeout: 10s }}, sha256: {module_sha} }} }}"
-    );
     let configuration = plugin_configuration([local_port, remote_port]);
+    // The registry-backed listener uses the Envoy snippet exactly as `packager snippets` printed
+    // it (filter and cluster), with only the plugin configuration filled in.
+    let (snippet_filter, snippet_cluster) = envoy_snippet(&snippets, &configuration);
     let bootstrap = format!(
         "node: {{ id: packager-test, cluster: packager-test }}\n\
          admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}\n\
@@ -211,13 +230,9 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
             local_port,
             &wasm_filter("gateway-wasm-file", &local_code, &configuration)
         ),
-        listener(
-            "from_registry",
-            remote_port,
-            &wasm_filter("gateway-wasm-remote", &remote_code, &configuration)
-        ),
+        listener("from_registry", remote_port, &snippet_filter),
         cluster("echo", echo.addr().port()),
-        cluster("registry", registry.port),
+        snippet_cluster,
     );
     let bootstrap_path = tmp.path().join("envoy.yaml");
     std::fs::write(&bootstrap_path, &bootstrap).unwrap();
