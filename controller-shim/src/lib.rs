@@ -7,6 +7,7 @@
 //! - [`resolve`]: the pure function between the two (attachment, hostnames, ReferenceGrants,
 //!   backend resolution, conditions).
 
+pub mod envoy;
 pub mod resolution;
 pub mod resolve;
 pub mod snapshot;

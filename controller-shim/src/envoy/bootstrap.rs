@@ -1,0 +1,341 @@
+//! The bootstrap: admin, node, listeners with their filter chains, and where CDS and ECDS come from.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use engine::config::{Listener, Protocol};
+
+use super::extension::WASM_FILTER_TYPE;
+use super::node::Node;
+use super::{
+    CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyOptions, FILTER_CHAIN_PREFIX,
+    FILTER_NAME, RenderError, RenderedFile, UPSTREAM_HEADER,
+};
+use crate::resolution::GatewayResult;
+
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const TLS_CONTEXT_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+const TLS_INSPECTOR_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+
+fn path_text(options: &EnvoyOptions, relative: &str) -> String {
+    options.config_dir.join(relative).display().to_string()
+}
+
+fn dir_text(options: &EnvoyOptions, relative: &str) -> String {
+    let path = options.config_dir.join(relative);
+    path.parent()
+        .unwrap_or(Path::new("/"))
+        .display()
+        .to_string()
+}
+
+/// A `path_config_source` that reloads when a file is renamed into the watched directory.
+fn file_source(options: &EnvoyOptions, relative: &str) -> Node {
+    Node::map([
+        ("resource_api_version", Node::from("V3")),
+        (
+            "path_config_source",
+            Node::map([
+                ("path", Node::from(path_text(options, relative))),
+                (
+                    "watched_directory",
+                    Node::map([("path", Node::from(dir_text(options, relative)))]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+pub(super) fn bootstrap(
+    result: &GatewayResult,
+    options: &EnvoyOptions,
+    listeners: Vec<Node>,
+) -> Node {
+    Node::map([
+        (
+            "node",
+            Node::map([
+                ("id", Node::from(format!("gateway-wasm/{}", result.gateway))),
+                ("cluster", Node::from("gateway-wasm")),
+            ]),
+        ),
+        (
+            "admin",
+            Node::map([("address", socket_address("127.0.0.1", options.admin_port))]),
+        ),
+        (
+            "dynamic_resources",
+            Node::map([("cds_config", file_source(options, CLUSTERS_FILE))]),
+        ),
+        (
+            "static_resources",
+            Node::map([("listeners", Node::List(listeners))]),
+        ),
+    ])
+}
+
+fn socket_address(address: &str, port: u16) -> Node {
+    Node::map([(
+        "socket_address",
+        Node::map([
+            ("address", Node::from(address)),
+            ("port_value", Node::from(port)),
+        ]),
+    )])
+}
+
+/// The HTTP connection manager every filter chain shares: the wasm filter from ECDS, then the
+/// router, and a single catch-all route that forwards to the cluster the filter named.
+fn connection_manager(options: &EnvoyOptions, gateway_port: u16) -> Node {
+    let route = Node::map([
+        ("name", Node::from("gateway-wasm")),
+        ("match", Node::map([("prefix", Node::from("/"))])),
+        (
+            "route",
+            Node::map([
+                ("cluster_header", Node::from(UPSTREAM_HEADER)),
+                // The filter names a cluster CDS has not delivered yet: a transient 503.
+                (
+                    "cluster_not_found_response_code",
+                    Node::from("SERVICE_UNAVAILABLE"),
+                ),
+                // No route-wide timeout: the filter sets x-envoy-upstream-rq-timeout-ms when a rule
+                // has `timeouts.request` (Gateway API leaves the default to the implementation).
+                ("timeout", Node::from("0s")),
+            ]),
+        ),
+        (
+            "request_headers_to_remove",
+            Node::list([Node::from(UPSTREAM_HEADER)]),
+        ),
+    ]);
+    let wasm = Node::map([
+        ("name", Node::from(FILTER_NAME)),
+        (
+            "config_discovery",
+            Node::map([
+                ("config_source", file_source(options, EXTENSION_CONFIG_FILE)),
+                // Listeners wait for the first configuration rather than run without the filter.
+                ("apply_default_config_without_warming", Node::from(false)),
+                ("type_urls", Node::list([Node::from(WASM_FILTER_TYPE)])),
+            ]),
+        ),
+    ]);
+    let router = Node::map([
+        ("name", Node::from("envoy.filters.http.router")),
+        ("typed_config", Node::typed(ROUTER_TYPE, [])),
+    ]);
+    Node::map([
+        (
+            "name",
+            Node::from("envoy.filters.network.http_connection_manager"),
+        ),
+        (
+            "typed_config",
+            Node::typed(
+                HCM_TYPE,
+                [
+                    ("stat_prefix", Node::from(format!("gateway_{gateway_port}"))),
+                    ("codec_type", Node::from("AUTO")),
+                    ("use_remote_address", Node::from(true)),
+                    (
+                        "upgrade_configs",
+                        Node::list([Node::map([("upgrade_type", Node::from("websocket"))])]),
+                    ),
+                    (
+                        "route_config",
+                        Node::map([
+                            ("name", Node::from("gateway-wasm")),
+                            (
+                                "virtual_hosts",
+                                Node::list([Node::map([
+                                    ("name", Node::from("gateway-wasm")),
+                                    ("domains", Node::list([Node::from("*")])),
+                                    ("routes", Node::list([route])),
+                                ])]),
+                            ),
+                        ]),
+                    ),
+                    ("http_filters", Node::list([wasm, router])),
+                ],
+            ),
+        ),
+    ])
+}
+
+fn file_name_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One Envoy listener per Gateway port; TLS files are added to `out`.
+pub(super) fn listeners(
+    result: &GatewayResult,
+    options: &EnvoyOptions,
+    out: &mut EnvoyFiles,
+) -> Result<Vec<Node>, RenderError> {
+    let mut by_port: BTreeMap<u16, Vec<&Listener>> = BTreeMap::new();
+    for listener in &result.config.listeners {
+        by_port.entry(listener.port).or_default().push(listener);
+    }
+    let mut nodes = Vec::new();
+    for (port, listeners) in by_port {
+        let Some(first) = listeners.first() else {
+            continue;
+        };
+        let protocol = first.protocol;
+        for other in listeners.iter().filter(|l| l.protocol != protocol) {
+            out.warnings.push(format!(
+                "listener {} ({:?}) shares port {port} with {} ({:?}): not served",
+                other.name, other.protocol, first.name, protocol
+            ));
+        }
+        let same: Vec<&Listener> = listeners
+            .iter()
+            .copied()
+            .filter(|l| l.protocol == protocol)
+            .collect();
+        let chains = match protocol {
+            Protocol::Http => vec![http_chain(options, port, &same)],
+            Protocol::Https => https_chains(result, options, port, &same, out),
+        };
+        if chains.is_empty() {
+            out.warnings.push(format!(
+                "no listener on port {port} can be served: no Envoy listener for it"
+            ));
+            continue;
+        }
+        let bind_port = options.bind_port(port)?;
+        let mut node = Node::map([
+            ("name", Node::from(format!("gateway-{port}"))),
+            ("address", socket_address(&options.bind_address, bind_port)),
+        ]);
+        if protocol == Protocol::Https {
+            node = node.with(
+                "listener_filters",
+                Node::list([Node::map([
+                    ("name", Node::from("envoy.filters.listener.tls_inspector")),
+                    ("typed_config", Node::typed(TLS_INSPECTOR_TYPE, [])),
+                ])]),
+            );
+        }
+        nodes.push(node.with("filter_chains", Node::List(chains)));
+    }
+    Ok(nodes)
+}
+
+fn http_chain(options: &EnvoyOptions, port: u16, listeners: &[&Listener]) -> Node {
+    let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+    Node::map([
+        (
+            "name",
+            Node::from(format!("{FILTER_CHAIN_PREFIX}{port}:{}", names.join(","))),
+        ),
+        ("filters", Node::list([connection_manager(options, port)])),
+    ])
+}
+
+fn https_chains(
+    result: &GatewayResult,
+    options: &EnvoyOptions,
+    port: u16,
+    listeners: &[&Listener],
+    out: &mut EnvoyFiles,
+) -> Vec<Node> {
+    let mut chains = Vec::new();
+    let mut server_names: Vec<Option<&str>> = Vec::new();
+    for listener in listeners {
+        let hostname = listener.hostname.as_deref();
+        if server_names.contains(&hostname) {
+            out.warnings.push(format!(
+                "listener {} repeats hostname {} on port {port}: not served",
+                listener.name,
+                hostname.unwrap_or("<any>")
+            ));
+            continue;
+        }
+        let certificates = result
+            .tls
+            .get(&listener.name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if certificates.is_empty() {
+            out.warnings.push(format!(
+                "HTTPS listener {} has no usable certificate: not served",
+                listener.name
+            ));
+            continue;
+        }
+        server_names.push(hostname);
+        let mut tls_certificates = Vec::new();
+        for (i, certificate) in certificates.iter().enumerate() {
+            let stem = format!("tls/{}-{i}", file_name_part(&listener.name));
+            let cert_path = format!("{stem}.crt");
+            let key_path = format!("{stem}.key");
+            out.files.push(RenderedFile {
+                path: cert_path.clone().into(),
+                content: certificate.certificate_pem.clone(),
+                private: false,
+            });
+            out.files.push(RenderedFile {
+                path: key_path.clone().into(),
+                content: certificate.private_key_pem.clone(),
+                private: true,
+            });
+            tls_certificates.push(Node::map([
+                (
+                    "certificate_chain",
+                    Node::map([("filename", Node::from(path_text(options, &cert_path)))]),
+                ),
+                (
+                    "private_key",
+                    Node::map([("filename", Node::from(path_text(options, &key_path)))]),
+                ),
+            ]));
+        }
+        let mut chain = Node::map([(
+            "name",
+            Node::from(format!("{FILTER_CHAIN_PREFIX}{port}:{}", listener.name)),
+        )]);
+        if let Some(hostname) = hostname {
+            chain = chain.with(
+                "filter_chain_match",
+                Node::map([("server_names", Node::list([Node::from(hostname)]))]),
+            );
+        }
+        chain = chain.with(
+            "transport_socket",
+            Node::map([
+                ("name", Node::from("envoy.transport_sockets.tls")),
+                (
+                    "typed_config",
+                    Node::typed(
+                        TLS_CONTEXT_TYPE,
+                        [(
+                            "common_tls_context",
+                            Node::map([
+                                (
+                                    "alpn_protocols",
+                                    Node::list([Node::from("h2"), Node::from("http/1.1")]),
+                                ),
+                                ("tls_certificates", Node::List(tls_certificates)),
+                            ]),
+                        )],
+                    ),
+                ),
+            ]),
+        );
+        chains.push(chain.with("filters", Node::list([connection_manager(options, port)])));
+    }
+    chains
+}

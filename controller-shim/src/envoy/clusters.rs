@@ -1,0 +1,126 @@
+//! Clusters for the backends, delivered through a CDS file, and the PluginConfig's upstream names.
+
+use std::net::IpAddr;
+
+use engine::PluginConfig;
+
+use super::node::Node;
+use crate::resolution::{BackendTarget, GatewayResult};
+
+const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+const HTTP_OPTIONS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+/// The Service port `appProtocol` that asks for HTTP/2 over cleartext (Gateway API GEP-1911).
+const H2C: &str = "kubernetes.io/h2c";
+
+/// The Envoy cluster name for a backend key. Keys are already unique and readable
+/// (`namespace/service:port`); Envoy accepts them as cluster names and shows them in stats with `:`
+/// turned into `_` (`cluster.app/api_8080.upstream_rq_total`).
+pub fn cluster_name(key: &str) -> String {
+    key.to_owned()
+}
+
+/// The PluginConfig with every usable backend's upstream set to its cluster name, and the clusters.
+pub(super) fn clusters(
+    result: &GatewayResult,
+    warnings: &mut Vec<String>,
+) -> (PluginConfig, Vec<Node>) {
+    let mut config = result.config.clone();
+    let mut nodes = Vec::new();
+    for (key, backend) in &mut config.backends {
+        if backend.invalid.is_some() {
+            continue;
+        }
+        match result.backends.get(key) {
+            Some(target) => {
+                let name = cluster_name(key);
+                nodes.push(cluster(&name, target));
+                backend.upstream = Some(name);
+            }
+            None => warnings.push(format!(
+                "backend {key} has no resolved target: requests to it get 503 (no such cluster)"
+            )),
+        }
+    }
+    (config, nodes)
+}
+
+fn cluster(name: &str, target: &BackendTarget) -> Node {
+    let dns = target.endpoints.is_empty()
+        || target
+            .endpoints
+            .iter()
+            .any(|e| e.address.parse::<IpAddr>().is_err());
+    let addresses: Vec<(String, u16)> = if target.endpoints.is_empty() {
+        // No EndpointSlice known: the Service's cluster DNS name.
+        vec![(
+            format!("{}.{}.svc", target.service, target.namespace),
+            target.port,
+        )]
+    } else {
+        target
+            .endpoints
+            .iter()
+            .map(|e| (e.address.clone(), e.port))
+            .collect()
+    };
+    let endpoints = Node::list(addresses.into_iter().map(|(address, port)| {
+        Node::map([(
+            "endpoint",
+            Node::map([(
+                "address",
+                Node::map([(
+                    "socket_address",
+                    Node::map([
+                        ("address", Node::from(address)),
+                        ("port_value", Node::from(port)),
+                    ]),
+                )]),
+            )]),
+        )])
+    }));
+    let mut node = Node::typed(
+        CLUSTER_TYPE,
+        [
+            ("name", Node::from(name)),
+            (
+                "type",
+                Node::from(if dns { "STRICT_DNS" } else { "STATIC" }),
+            ),
+            ("connect_timeout", Node::from("5s")),
+        ],
+    );
+    if dns {
+        node = node.with("dns_lookup_family", "V4_PREFERRED");
+    }
+    if target.app_protocol.as_deref() == Some(H2C) {
+        node = node.with(
+            "typed_extension_protocol_options",
+            Node::map([(
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                Node::typed(
+                    HTTP_OPTIONS_TYPE,
+                    [(
+                        "explicit_http_config",
+                        Node::map([("http2_protocol_options", Node::Map(Vec::new()))]),
+                    )],
+                ),
+            )]),
+        );
+    }
+    node.with(
+        "load_assignment",
+        Node::map([
+            ("cluster_name", Node::from(name)),
+            (
+                "endpoints",
+                Node::list([Node::map([("lb_endpoints", endpoints)])]),
+            ),
+        ]),
+    )
+}
+
+/// The CDS file: a DiscoveryResponse-shaped document with the clusters as resources.
+pub(super) fn discovery_file(clusters: Vec<Node>) -> Node {
+    Node::map([("resources", Node::List(clusters))])
+}

@@ -1,0 +1,189 @@
+//! Envoy delivery: from one Gateway's [`GatewayResult`] to the files a file-configured Envoy runs from.
+//!
+//! Consumes a resolved Gateway (its PluginConfig, backends and TLS material) and [`EnvoyOptions`];
+//! produces [`EnvoyFiles`]:
+//! - `bootstrap.yaml`: admin on loopback, `node`, one listener per Gateway port (bind port mapped by
+//!   [`EnvoyOptions::port_offset`]/[`EnvoyOptions::port_map`]), one filter chain per HTTPS listener
+//!   hostname (SNI), each with one HTTP connection manager whose only route is a catch-all forwarding
+//!   to the cluster named by `x-gateway-wasm-upstream`; the wasm filter comes from extension-config
+//!   discovery (a file) and the clusters from CDS (a file);
+//! - `ecds/extension-config.yaml`: the wasm filter with the PluginConfig JSON as its configuration
+//!   (the only part that changes between pushes);
+//! - `cds/clusters.yaml`: one cluster per backend;
+//! - `tls/*.crt|key`: the listeners' certificates.
+//!
+//! [`write_files`] writes them atomically (temp file + rename in the same directory) and only when
+//! their content changed; Envoy watches the `ecds/` and `cds/` directories and reloads on rename.
+//! How it all fits together in Envoy: `docs/envoy.md`.
+
+mod bootstrap;
+mod clusters;
+mod extension;
+mod node;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use write::{WriteReport, write_atomic, write_files};
+
+use crate::resolution::GatewayResult;
+
+/// The filter's name in the HTTP connection manager and in the extension-config file.
+pub const FILTER_NAME: &str = "gateway-wasm";
+/// The request header the filter sets and the catch-all route's `cluster_header` reads.
+pub const UPSTREAM_HEADER: &str = "x-gateway-wasm-upstream";
+/// Filter chains are named `gateway-wasm:<gateway port>:<listener>`; the filter reads the Gateway
+/// port back from the `xds.filter_chain_name` property, whatever port Envoy binds.
+pub const FILTER_CHAIN_PREFIX: &str = "gateway-wasm:";
+
+/// The bootstrap, relative to the output directory.
+pub const BOOTSTRAP_FILE: &str = "bootstrap.yaml";
+/// The extension-config (ECDS) file, in its own watched directory.
+pub const EXTENSION_CONFIG_FILE: &str = "ecds/extension-config.yaml";
+/// The clusters (CDS) file, in its own watched directory.
+pub const CLUSTERS_FILE: &str = "cds/clusters.yaml";
+
+/// What Envoy does when the wasm VM fails (it never forwards a request the filter did not route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Requests fail (503) while the VM is broken; a new config push creates a new VM.
+    #[default]
+    FailClosed,
+    /// Like `FailClosed`, and Envoy reloads a failed VM on the next request (with backoff).
+    FailReload,
+}
+
+impl FailurePolicy {
+    pub fn as_envoy(self) -> &'static str {
+        match self {
+            FailurePolicy::FailClosed => "FAIL_CLOSED",
+            FailurePolicy::FailReload => "FAIL_RELOAD",
+        }
+    }
+}
+
+/// How to render the Envoy files.
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    /// The directory the files live in, as Envoy will see it (paths in the bootstrap point there).
+    pub config_dir: PathBuf,
+    /// The filter (`gateway_wasm.wasm`), as Envoy will see it.
+    pub wasm_path: PathBuf,
+    /// Listeners bind to `gateway port + port_offset` (tests cannot all use 80/443).
+    pub port_offset: u16,
+    /// Explicit bind ports per Gateway port; wins over `port_offset`.
+    pub port_map: BTreeMap<u16, u16>,
+    /// Address the listeners bind to.
+    pub bind_address: String,
+    /// Admin endpoint; always on loopback.
+    pub admin_port: u16,
+    pub failure_policy: FailurePolicy,
+}
+
+impl EnvoyOptions {
+    /// Defaults: bind `0.0.0.0` at the Gateway ports, admin on `127.0.0.1:19000`, fail closed.
+    pub fn new(config_dir: impl Into<PathBuf>, wasm_path: impl Into<PathBuf>) -> EnvoyOptions {
+        EnvoyOptions {
+            config_dir: config_dir.into(),
+            wasm_path: wasm_path.into(),
+            port_offset: 0,
+            port_map: BTreeMap::new(),
+            bind_address: "0.0.0.0".to_owned(),
+            admin_port: 19000,
+            failure_policy: FailurePolicy::default(),
+        }
+    }
+
+    /// The port Envoy binds for a Gateway port.
+    pub fn bind_port(&self, gateway_port: u16) -> Result<u16, RenderError> {
+        if let Some(port) = self.port_map.get(&gateway_port) {
+            return Ok(*port);
+        }
+        gateway_port
+            .checked_add(self.port_offset)
+            .ok_or(RenderError::PortOverflow {
+                port: gateway_port,
+                offset: self.port_offset,
+            })
+    }
+}
+
+/// The rendered files, relative to the output directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvoyFiles {
+    /// `(relative path, content, private)`, in the order they must be written: certificates and
+    /// clusters before the extension config (a route never names a cluster Envoy lacks), the
+    /// bootstrap last.
+    pub files: Vec<RenderedFile>,
+    /// Things the operator should know (skipped listeners, backends without clusters).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    pub path: PathBuf,
+    pub content: String,
+    /// Written with mode 0600 (private keys).
+    pub private: bool,
+}
+
+impl EnvoyFiles {
+    /// The content of one rendered file.
+    pub fn get(&self, relative: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.path == std::path::Path::new(relative))
+            .map(|f| f.content.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("Gateway port {port} plus port offset {offset} is above 65535")]
+    PortOverflow { port: u16, offset: u16 },
+    #[error("serializing {what}: {message}")]
+    Serialize { what: &'static str, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Renders every file for one Gateway.
+pub fn render(result: &GatewayResult, options: &EnvoyOptions) -> Result<EnvoyFiles, RenderError> {
+    let mut out = EnvoyFiles::default();
+    let (config, cluster_nodes) = clusters::clusters(result, &mut out.warnings);
+    let listeners = bootstrap::listeners(result, options, &mut out)?;
+    out.files.push(RenderedFile {
+        path: CLUSTERS_FILE.into(),
+        content: to_yaml("clusters", &clusters::discovery_file(cluster_nodes))?,
+        private: false,
+    });
+    out.files.push(RenderedFile {
+        path: EXTENSION_CONFIG_FILE.into(),
+        content: to_yaml(
+            "extension config",
+            &extension::discovery_file(&config, options)?,
+        )?,
+        private: false,
+    });
+    out.files.push(RenderedFile {
+        path: BOOTSTRAP_FILE.into(),
+        content: to_yaml(
+            "bootstrap",
+            &bootstrap::bootstrap(result, options, listeners),
+        )?,
+        private: false,
+    });
+    Ok(out)
+}
+
+fn to_yaml(what: &'static str, node: &node::Node) -> Result<String, RenderError> {
+    serde_norway::to_string(node).map_err(|e| RenderError::Serialize {
+        what,
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,344 @@
+//! Golden files for the Envoy output, and `envoy --mode validate` of a rendered bootstrap.
+//!
+//! Regenerate the golden files with `BLESS=1 cargo test -p controller-shim --test envoy_render`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use controller_shim::envoy::{self, EnvoyFiles, EnvoyOptions};
+use controller_shim::resolution::{
+    BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
+};
+
+fn gateway(config: &str) -> GatewayResult {
+    GatewayResult {
+        gateway: ObjectKey {
+            namespace: "infra".into(),
+            name: "gw".into(),
+        },
+        generation: Some(1),
+        config: engine::parse(config.as_bytes()).expect("test config parses"),
+        backends: BTreeMap::new(),
+        tls: BTreeMap::new(),
+        status: Default::default(),
+    }
+}
+
+fn target(
+    service: &str,
+    port: u16,
+    app_protocol: Option<&str>,
+    endpoints: &[(&str, u16)],
+) -> BackendTarget {
+    BackendTarget {
+        namespace: "app".into(),
+        service: service.into(),
+        port,
+        app_protocol: app_protocol.map(str::to_owned),
+        endpoints: endpoints
+            .iter()
+            .map(|(address, port)| Endpoint {
+                address: (*address).to_owned(),
+                port: *port,
+            })
+            .collect(),
+    }
+}
+
+fn options() -> EnvoyOptions {
+    EnvoyOptions::new(
+        "/etc/gateway-wasm/infra/gw",
+        "/usr/lib/gateway-wasm/gateway_wasm.wasm",
+    )
+}
+
+const HTTP_CONFIG: &str = r#"{
+  "schemaVersion": 1,
+  "revision": "rev-7",
+  "gateway": {"namespace": "infra", "name": "gw"},
+  "listeners": [
+    {"name": "http", "port": 80, "protocol": "HTTP"},
+    {"name": "internal", "port": 8080, "protocol": "HTTP", "hostname": "internal.example.com"},
+    {"name": "internal-2", "port": 8080, "protocol": "HTTP", "hostname": "other.example.com"}
+  ],
+  "routes": [{
+    "namespace": "app", "name": "web",
+    "parents": [{"listener": "http"}, {"listener": "internal"}],
+    "rules": [
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/grpc"}}],
+       "backendRefs": [{"backend": "app/grpc:9000"}]},
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/dns"}}],
+       "backendRefs": [{"backend": "app/dns:80"}]},
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/missing"}}],
+       "backendRefs": [{"backend": "app/missing:80"}]},
+      {"backendRefs": [{"backend": "app/api:8080", "weight": 3}, {"backend": "app/api-v2:8080"}]}
+    ]
+  }],
+  "backends": {
+    "app/api:8080": {"upstream": "app/api:8080"},
+    "app/api-v2:8080": {"upstream": "app/api-v2:8080"},
+    "app/grpc:9000": {"upstream": "app/grpc:9000"},
+    "app/dns:80": {"upstream": "app/dns:80"},
+    "app/missing:80": {"invalid": {"reason": "BackendNotFound", "message": "service app/missing not found"}}
+  }
+}"#;
+
+fn http_case() -> GatewayResult {
+    let mut result = gateway(HTTP_CONFIG);
+    result.backends.insert(
+        "app/api:8080".into(),
+        target("api", 8080, None, &[("10.0.0.1", 8080), ("10.0.0.2", 8080)]),
+    );
+    result.backends.insert(
+        "app/grpc:9000".into(),
+        target(
+            "grpc",
+            9000,
+            Some("kubernetes.io/h2c"),
+            &[("10.0.1.1", 50051)],
+        ),
+    );
+    result
+        .backends
+        .insert("app/dns:80".into(), target("dns", 80, None, &[]));
+    // app/api-v2:8080 is left without a target: the renderer warns.
+    result
+}
+
+const HTTPS_CONFIG: &str = r#"{
+  "schemaVersion": 1,
+  "gateway": {"namespace": "infra", "name": "gw"},
+  "listeners": [
+    {"name": "http", "port": 80, "protocol": "HTTP"},
+    {"name": "https-a", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com"},
+    {"name": "https-b", "port": 443, "protocol": "HTTPS", "hostname": "*.b.example.com"},
+    {"name": "https-any", "port": 443, "protocol": "HTTPS"},
+    {"name": "https-nocert", "port": 443, "protocol": "HTTPS", "hostname": "c.example.com"},
+    {"name": "https-again", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com"},
+    {"name": "http-on-443", "port": 443, "protocol": "HTTP"}
+  ],
+  "routes": [{
+    "namespace": "app", "name": "web",
+    "parents": [{"listener": "http"}, {"listener": "https-a"}],
+    "rules": [{"backendRefs": [{"backend": "app/api:8080"}]}]
+  }],
+  "backends": {"app/api:8080": {"upstream": "app/api:8080"}}
+}"#;
+
+fn certificate(listener: &str) -> TlsCertificate {
+    TlsCertificate {
+        secret: ObjectKey {
+            namespace: "infra".into(),
+            name: format!("{listener}-cert"),
+        },
+        certificate_pem: format!(
+            "-----BEGIN CERTIFICATE-----\n{listener}\n-----END CERTIFICATE-----\n"
+        ),
+        private_key_pem: format!(
+            "-----BEGIN PRIVATE KEY-----\n{listener}\n-----END PRIVATE KEY-----\n"
+        ),
+    }
+}
+
+fn https_case() -> GatewayResult {
+    let mut result = gateway(HTTPS_CONFIG);
+    result.backends.insert(
+        "app/api:8080".into(),
+        target("api", 8080, None, &[("10.0.0.1", 8080)]),
+    );
+    for listener in [
+        "https-a",
+        "https-b",
+        "https-any",
+        "https-again",
+        "http-on-443",
+    ] {
+        result
+            .tls
+            .insert(listener.into(), vec![certificate(listener)]);
+    }
+    result
+}
+
+fn golden_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/envoy")
+        .join(case)
+}
+
+/// Compares every rendered file (and the warnings) with the golden directory, or rewrites it.
+fn check_golden(case: &str, files: &EnvoyFiles) {
+    let dir = golden_dir(case);
+    let mut expected: BTreeMap<PathBuf, String> = files
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.content.clone()))
+        .collect();
+    expected.insert("warnings.txt".into(), files.warnings.join("\n") + "\n");
+    if std::env::var_os("BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, content) in &expected {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+        }
+        return;
+    }
+    for (path, content) in &expected {
+        let golden = std::fs::read_to_string(dir.join(path)).unwrap_or_else(|e| {
+            panic!(
+                "{case}: golden file {} missing ({e}); run with BLESS=1",
+                path.display()
+            )
+        });
+        if &golden != content {
+            let diff: Vec<String> = golden
+                .lines()
+                .zip(content.lines())
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .take(5)
+                .map(|(i, (a, b))| format!("line {}:\n  golden:   {a}\n  rendered: {b}", i + 1))
+                .collect();
+            panic!(
+                "{case}: {} differs from the golden file (run with BLESS=1 to accept):\n{}\n(golden {} lines, rendered {} lines)",
+                path.display(),
+                diff.join("\n"),
+                golden.lines().count(),
+                content.lines().count()
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_http_gateway() {
+    let files = envoy::render(&http_case(), &options()).unwrap();
+    check_golden("http-two-ports", &files);
+}
+
+#[test]
+fn golden_https_gateway_with_port_map() {
+    let mut options = options();
+    options.port_map.insert(443, 8443);
+    options.port_offset = 10000;
+    options.admin_port = 9901;
+    let files = envoy::render(&https_case(), &options).unwrap();
+    check_golden("https-sni", &files);
+}
+
+#[test]
+fn warnings_name_what_is_not_served() {
+    let files = envoy::render(&https_case(), &options()).unwrap();
+    let warnings = files.warnings.join("\n");
+    assert!(
+        warnings.contains("https-nocert has no usable certificate"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("https-again repeats hostname a.example.com"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("http-on-443"), "{warnings}");
+    let files = envoy::render(&http_case(), &options()).unwrap();
+    assert!(
+        files
+            .warnings
+            .join("\n")
+            .contains("app/api-v2:8080 has no resolved target"),
+        "{:?}",
+        files.warnings
+    );
+}
+
+#[test]
+fn the_plugin_config_in_the_extension_config_still_compiles() {
+    let files = envoy::render(&http_case(), &options()).unwrap();
+    let ecds: serde_json::Value =
+        serde_norway::from_str(files.get(envoy::EXTENSION_CONFIG_FILE).unwrap()).unwrap();
+    let value = ecds["resources"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap();
+    let table = engine::RouteTable::from_json(value.as_bytes()).unwrap();
+    assert_eq!(table.revision(), "rev-7");
+    let mut upstreams: Vec<&str> = table.upstreams().collect();
+    upstreams.sort_unstable();
+    assert_eq!(
+        upstreams,
+        [
+            "app/api-v2:8080",
+            "app/api:8080",
+            "app/dns:80",
+            "app/grpc:9000"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_revision_becomes_a_content_hash() {
+    let files = envoy::render(&https_case(), &options()).unwrap();
+    let text = files.get(envoy::EXTENSION_CONFIG_FILE).unwrap();
+    assert!(text.contains("fnv1a-"), "{text}");
+    let again = envoy::render(&https_case(), &options()).unwrap();
+    assert_eq!(files, again, "rendering is deterministic");
+}
+
+#[test]
+fn port_offset_overflow_is_an_error() {
+    let mut options = options();
+    options.port_offset = 65500;
+    let error = envoy::render(&http_case(), &options).unwrap_err();
+    assert!(error.to_string().contains("above 65535"), "{error}");
+}
+
+#[test]
+fn files_are_written_atomically_and_only_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = envoy::render(&https_case(), &options()).unwrap();
+    let first = envoy::write_files(dir.path(), &files).unwrap();
+    assert_eq!(first.written.len(), files.files.len());
+    assert!(first.unchanged.is_empty());
+    let second = envoy::write_files(dir.path(), &files).unwrap();
+    assert!(second.written.is_empty());
+    assert_eq!(second.unchanged.len(), files.files.len());
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = dir.path().join("tls/https-a-0.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "private keys are private");
+
+    let mut changed = files.clone();
+    let cds = changed
+        .files
+        .iter_mut()
+        .find(|f| f.path == Path::new(envoy::CLUSTERS_FILE))
+        .unwrap();
+    cds.content.push_str("# changed\n");
+    let third = envoy::write_files(dir.path(), &changed).unwrap();
+    assert_eq!(third.written, [dir.path().join(envoy::CLUSTERS_FILE)]);
+    // No temporary files are left behind.
+    for sub in ["", "cds", "ecds", "tls"] {
+        for entry in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(".tmp-"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn envoy_validates_the_rendered_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = testkit::certs::CertificateAuthority::new("gateway-wasm test CA").unwrap();
+    let mut result = https_case();
+    for certificates in result.tls.values_mut() {
+        let issued = ca.issue(&["a.example.com"]).unwrap();
+        certificates[0].certificate_pem = issued.chain_pem();
+        certificates[0].private_key_pem = issued.key_pem.clone();
+    }
+    let mut options = EnvoyOptions::new(dir.path(), dir.path().join("gateway_wasm.wasm"));
+    options.port_offset = 20000;
+    options.admin_port = 0;
+    let files = envoy::render(&result, &options).unwrap();
+    envoy::write_files(dir.path(), &files).unwrap();
+    testkit::validate_config(&dir.path().join(envoy::BOOTSTRAP_FILE)).unwrap();
+}
