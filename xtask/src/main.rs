@@ -1,2 +1,58 @@
-//! Placeholder.
-fn main() {}
+//! `cargo xtask …`: the project's own commands (tests, conformance, benchmarks, golden files).
+//!
+//! Each command prints what it runs and how long it took, installs what is missing (the wasm
+//! target, Debian packages the tests need) and stops at the first failing step with its exit status.
+
+mod steps;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "gateway-wasm project commands", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds and the
+    /// conformance runs. Installs the wasm target and the Debian packages the tests need.
+    Test {
+        /// Skip the slow end-to-end steps (real Envoy conformance); for quick local iterations.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Run Gateway API conformance vectors (see `cargo run -p conformance -- --help`).
+    Conformance {
+        /// Arguments passed to the runner, e.g. `--target native --status --case 'CORS'`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks. `--quick` runs a short pass that only proves the harness works.
+    Bench {
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Regenerate golden files (JSON Schema, rendered Envoy configs) from the current code.
+    Bless,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test { quick } => steps::test(quick),
+        Command::Conformance { args } => steps::conformance(&args),
+        Command::Bench { quick } => steps::bench(quick),
+        Command::Bless => steps::bless(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Synthetic but realistic route tables for benchmarks: many teams, one hostname per service, a mix
+//! of prefix and exact paths, canary header matches and versioned query matches — and the request
+//! mix that hits early, late and missing routes.
+
+use serde_json::{Value, json};
+
+/// A PluginConfig with `n` routes.
+pub fn config(n: usize) -> Value {
+    let mut routes = Vec::with_capacity(n);
+    let mut backends = serde_json::Map::new();
+    for i in 0..n {
+        let host = host_for(i);
+        let backend = format!("team{}/svc{i}:8080", i % 97);
+        backends.insert(backend.clone(), json!({"upstream": backend}));
+        let canary = format!("team{}/svc{i}-canary:8080", i % 97);
+        backends.insert(canary.clone(), json!({"upstream": canary}));
+        let mut rules = vec![
+            json!({"matches": [{"path": {"type": "PathPrefix", "value": format!("/api/{i}/v1")}}],
+                   "backendRefs": [{"backend": backend}]}),
+            json!({"matches": [{"path": {"type": "Exact", "value": format!("/api/{i}/health")}}],
+                   "backendRefs": [{"backend": backend}]}),
+        ];
+        if i % 5 == 0 {
+            rules.push(json!({"matches": [{"path": {"type": "PathPrefix", "value": format!("/api/{i}")},
+                                           "headers": [{"name": "x-canary", "value": "true"}]}],
+                              "backendRefs": [{"backend": canary, "weight": 90}, {"backend": backend, "weight": 10}]}));
+        }
+        if i % 7 == 0 {
+            rules.push(json!({"matches": [{"path": {"type": "PathPrefix", "value": format!("/api/{i}")},
+                                           "queryParams": [{"name": "version", "value": "2"}]}],
+                              "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-version", "value": "2"}]}}],
+                              "backendRefs": [{"backend": canary}]}));
+        }
+        routes.push(json!({
+            "namespace": format!("team{}", i % 97),
+            "name": format!("route-{i}"),
+            "parents": [{"listener": "http", "hostnames": [host]}],
+            "rules": rules,
+        }));
+    }
+    json!({
+        "schemaVersion": 1,
+        "gateway": {"namespace": "infra", "name": "bench"},
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        "routes": routes,
+        "backends": backends,
+    })
+}
+
+/// Ten services share a hostname; every fifth hostname is a wildcard.
+pub fn host_for(i: usize) -> String {
+    let group = i / 10;
+    if group % 5 == 4 {
+        format!("*.team{group}.example.com")
+    } else {
+        format!("app{group}.example.com")
+    }
+}
+
+fn request_host(i: usize) -> String {
+    host_for(i).replace('*', "www")
+}
+
+/// (label, authority, path, headers) covering early, late, header, query and missing routes.
+pub fn requests(n: usize) -> Vec<(&'static str, String, String, Vec<(String, String)>)> {
+    let last = n - 1;
+    let mid = n / 2 / 5 * 5;
+    vec![
+        ("early", request_host(0), "/api/0/v1/users/7".into(), vec![]),
+        (
+            "late",
+            request_host(last),
+            format!("/api/{last}/v1/orders"),
+            vec![],
+        ),
+        (
+            "exact",
+            request_host(mid),
+            format!("/api/{mid}/health"),
+            vec![],
+        ),
+        (
+            "header",
+            request_host(mid),
+            format!("/api/{mid}/x"),
+            vec![("x-canary".into(), "true".into())],
+        ),
+        (
+            "query",
+            request_host(0),
+            "/api/0/x?version=2".into(),
+            vec![],
+        ),
+        (
+            "missing-path",
+            request_host(mid),
+            "/nothing/here".into(),
+            vec![],
+        ),
+        (
+            "missing-host",
+            "unknown.example.org".into(),
+            "/api/0/v1".into(),
+            vec![],
+        ),
+    ]
+}

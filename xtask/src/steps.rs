@@ -1,0 +1,186 @@
+//! The steps behind each xtask command, run as child processes with progress lines.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+/// The vendored copy of the shared conformance vectors (kept identical by a test in `conformance`).
+pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
+
+/// Debian packages the test suite needs (the packager's real registry round trips).
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("docker-registry", "/usr/bin/docker-registry"),
+    ("skopeo", "/usr/bin/skopeo"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command in the workspace root, echoing it and its duration; fails on a non-zero exit.
+fn run(label: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+    eprintln!("==> {label}: {program} {}", args.join(" "));
+    let started = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    let took = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("{label} failed ({status}) after {took:.0}s");
+    }
+    eprintln!("    {label}: ok ({took:.0}s)");
+    Ok(())
+}
+
+fn cargo(label: &str, args: &[&str]) -> anyhow::Result<()> {
+    run(label, "cargo", args, &[])
+}
+
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-wasip1")
+    {
+        return Ok(());
+    }
+    run(
+        "install the wasm32-wasip1 target",
+        "rustup",
+        &["target", "add", "wasm32-wasip1"],
+        &[],
+    )
+}
+
+fn ensure_test_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(_, binary)| !Path::new(binary).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run("apt-get update", "apt-get", &["update", "-qq"], &[])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    run(
+        &format!("install Debian packages {}", missing.join(", ")),
+        "apt-get",
+        &args,
+        &[("DEBIAN_FRONTEND", "noninteractive")],
+    )
+}
+
+pub fn test(quick: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    ensure_wasm_target()?;
+    ensure_test_packages()?;
+    cargo("format check", &["fmt", "--all", "--", "--check"])?;
+    cargo(
+        "clippy (host)",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    cargo(
+        "clippy (plugin, wasm32)",
+        &[
+            "clippy",
+            "-p",
+            "plugin",
+            "--target",
+            "wasm32-wasip1",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    cargo(
+        "engine for wasm32",
+        &["build", "-p", "engine", "--target", "wasm32-wasip1"],
+    )?;
+    cargo(
+        "plugin .wasm (release profile)",
+        &[
+            "build",
+            "-p",
+            "plugin",
+            "--target",
+            "wasm32-wasip1",
+            "--profile",
+            "wasm",
+        ],
+    )?;
+    cargo("tests", &["test", "--workspace", "--all-features"])?;
+    let conformance = ["run", "-q", "-p", "conformance", "--", "--vectors", VECTORS];
+    cargo(
+        "conformance: request cases (native)",
+        &[&conformance[..], &["--target", "native"]].concat(),
+    )?;
+    cargo(
+        "conformance: status cases",
+        &[&conformance[..], &["--status"]].concat(),
+    )?;
+    if quick {
+        eprintln!("--quick: skipped the real-Envoy conformance run");
+    }
+    eprintln!(
+        "all checks passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn conformance(args: &[String]) -> anyhow::Result<()> {
+    let mut full: Vec<&str> = vec!["run", "-q", "-p", "conformance", "--"];
+    if !args
+        .iter()
+        .any(|a| a == "--vectors" || a.starts_with("--vectors="))
+    {
+        full.extend(["--vectors", VECTORS]);
+    }
+    full.extend(args.iter().map(String::as_str));
+    cargo("conformance", &full)
+}
+
+pub fn bench(quick: bool) -> anyhow::Result<()> {
+    let mut args = vec!["bench", "-p", "engine", "--bench", "evaluate", "--"];
+    if quick {
+        args.extend([
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    }
+    cargo("engine evaluation benchmark", &args)
+}
+
+pub fn bless() -> anyhow::Result<()> {
+    run(
+        "regenerate golden files",
+        "cargo",
+        &["test", "--workspace", "--all-features", "golden"],
+        &[("BLESS", "1")],
+    )
+}
