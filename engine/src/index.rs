@@ -8,9 +8,9 @@
 //! - paths: one hash probe for Exact, then the regex candidates of that bucket, then a walk down a
 //!   trie of path segments for PathPrefix (element-wise, deepest prefix first).
 
-use std::collections::HashMap;
-
 use regex_lite::Regex;
+
+use crate::hash::FastMap;
 
 /// Where a candidate came from, for explain traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +23,14 @@ pub(crate) enum PathHit<'i> {
 /// Candidates of one hostname bucket, indexed by path.
 #[derive(Debug, Default)]
 pub(crate) struct PathIndex {
-    exact: HashMap<Box<str>, Vec<u32>>,
+    exact: FastMap<Box<str>, Vec<u32>>,
     regex: Vec<(Regex, u32)>,
     prefix: PrefixNode,
 }
 
 #[derive(Debug, Default)]
 struct PrefixNode {
-    children: HashMap<Box<str>, PrefixNode>,
+    children: FastMap<Box<str>, PrefixNode>,
     /// Candidates whose prefix ends at this node, with the prefix as written.
     here: Vec<(u32, Box<str>)>,
 }
@@ -138,9 +138,9 @@ impl PrefixNode {
 /// Hostname buckets of one listener.
 #[derive(Debug, Default)]
 pub(crate) struct HostIndex {
-    exact: HashMap<Box<str>, PathIndex>,
+    exact: FastMap<Box<str>, PathIndex>,
     /// `*.example.com` stored under `.example.com`.
-    wildcard: HashMap<Box<str>, PathIndex>,
+    wildcard: FastMap<Box<str>, PathIndex>,
     any: PathIndex,
 }
 

@@ -33,6 +33,7 @@ mod cors;
 pub mod decision;
 mod error;
 mod eval;
+mod hash;
 mod index;
 mod matchers;
 pub mod request;
