@@ -61,8 +61,11 @@ fn request_host(i: usize) -> String {
     host_for(i).replace('*', "www")
 }
 
-/// (label, authority, path, headers) covering early, late, header, query and missing routes.
-pub fn requests(n: usize) -> Vec<(&'static str, String, String, Vec<(String, String)>)> {
+/// One benchmark request: (label, authority, path, headers).
+pub type BenchRequest = (&'static str, String, String, Vec<(String, String)>);
+
+/// Requests covering early, late, header, query and missing routes.
+pub fn requests(n: usize) -> Vec<BenchRequest> {
     let last = n - 1;
     let mid = n / 2 / 5 * 5;
     vec![
