@@ -9,10 +9,12 @@ use anyhow::{Context, bail};
 /// The vendored copy of the shared conformance vectors (kept identical by a test in `conformance`).
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
 
-/// Debian packages the test suite needs (the packager's real registry round trips).
+/// Debian packages the test suite needs, with a file proving each is installed: a real OCI
+/// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("docker-registry", "/usr/bin/docker-registry"),
     ("skopeo", "/usr/bin/skopeo"),
+    ("apache2-utils", "/usr/bin/htpasswd"),
 ];
 
 fn root() -> PathBuf {
