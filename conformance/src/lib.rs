@@ -2,7 +2,8 @@
 //!
 //! Consumes the neutral vector files in `../shared/conformance/` and produces what the test runners
 //! need: [`vectors`] (the file model and [`vectors::load`]), [`snapshot`] (a case → the resolver's
-//! input), and `status` (checks a `statusCases` entry against the resolver's output).
+//! input), and [`status`] (checks a `statusCases` entry against the resolver's output).
 
 pub mod snapshot;
+pub mod status;
 pub mod vectors;

@@ -7,18 +7,24 @@ use gateway_api::experimental::gatewayclasses::GatewayClassStatus;
 use gateway_api::experimental::gateways::GatewayStatus;
 use gateway_api::experimental::httproutes::HttpRouteStatus;
 use gateway_api::experimental::listenersets::ListenerSetStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-/// How this controller identifies itself.
+/// How this controller identifies itself, and the clock the resolver stamps conditions with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// GatewayClasses with this `spec.controllerName` are ours; written into route status parents.
     pub controller_name: String,
+    /// `lastTransitionTime` for conditions whose status changes (or that are new). Passed in, not
+    /// read from the system clock, so `resolve` stays pure; conditions whose status did not change
+    /// keep the time already recorded on the object. Defaults to the Unix epoch.
+    pub now: Time,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             controller_name: "gateway-wasm.dev/controller-shim".to_owned(),
+            now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
         }
     }
 }

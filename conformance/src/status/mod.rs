@@ -1,0 +1,749 @@
+//! Checks one `statusCases` entry against the resolver's output.
+//!
+//! Every expectation field of the schema is checked; a case with an expectation this module does not
+//! know (an unknown field, or prose it does not recognise) is [`Outcome::Skipped`], never passed.
+//! Failures say what was expected and what the resolver produced.
+//!
+//! Besides the per-case expectations, the schema's shape requirement is checked on every route
+//! status entry of the case: "Parent refs written in route status must carry group
+//! gateway.networking.k8s.io, kind Gateway, the Gateway name, namespace (may be omitted only for a
+//! same-namespace route), the implementation's controllerName, and conditions whose
+//! observedGeneration equals metadata.generation."
+
+use controller_shim::resolution::{GatewayResult, RouteStatusUpdate};
+use controller_shim::{Resolution, Settings, Snapshot, resolve};
+use gateway_api::experimental::httproutes::HttpRouteStatusParents;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::snapshot::{SnapshotOptions, try_snapshot_for};
+use crate::vectors::{
+    ExpectedCondition, ListenerStatusExpect, RouteParentConditions, StatusCase, VectorFile,
+};
+
+mod mutation;
+
+const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// The one `listeners` phrasing the vectors use; the conditions are parsed out of it.
+const LISTENERS_PREFIX: &str = "every listener of the parent has ";
+const LISTENERS_SUFFIX: &str = " (any reason)";
+const EXACT_PARENTS: &str = "status.parents must contain this parent (namespace required in parentRef) with only the listed condition checked";
+const OBSERVED_GENERATION: &str = "every condition in status.parents[*].conditions has observedGeneration == metadata.generation, before and after the patch; metadata.generation must change";
+
+/// A case that was checked and passed, or could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// Why the case could not be checked (never counts as a pass).
+    Skipped(String),
+}
+
+/// Checks a status case with the default settings (the controller name the snapshot's
+/// GatewayClass uses). `Err` carries every difference found.
+pub fn check(case: &StatusCase, file: &VectorFile) -> Result<Outcome, String> {
+    check_with(case, file, &Settings::default())
+}
+
+pub fn check_with(
+    case: &StatusCase,
+    file: &VectorFile,
+    settings: &Settings,
+) -> Result<Outcome, String> {
+    let expect = &case.expect;
+    if !expect.extra.is_empty() {
+        let fields: Vec<&str> = expect.extra.keys().map(String::as_str).collect();
+        return Ok(Outcome::Skipped(format!(
+            "unknown expectation fields: {}",
+            fields.join(", ")
+        )));
+    }
+    if let Some(text) = &expect.listeners
+        && listener_conditions(text).is_none()
+    {
+        return Ok(Outcome::Skipped(format!(
+            "unrecognised listeners expectation: {text:?}"
+        )));
+    }
+    if let Some(text) = expect
+        .exact_parents
+        .as_ref()
+        .filter(|t| *t != EXACT_PARENTS)
+    {
+        return Ok(Outcome::Skipped(format!(
+            "unrecognised exactParents expectation: {text:?}"
+        )));
+    }
+    if let Some(text) = expect
+        .observed_generation
+        .as_ref()
+        .filter(|t| *t != OBSERVED_GENERATION)
+    {
+        return Ok(Outcome::Skipped(format!(
+            "unrecognised observedGeneration expectation: {text:?}"
+        )));
+    }
+    let mutation = match &expect.mutation {
+        None => None,
+        Some(text) => match mutation::parse(text) {
+            Some(m) => Some(m),
+            None => {
+                return Ok(Outcome::Skipped(format!("unrecognised mutation: {text:?}")));
+            }
+        },
+    };
+    if mutation.is_some() && expect.route.is_none() {
+        return Ok(Outcome::Skipped(
+            "a mutation needs expect.route to name the route it patches".to_owned(),
+        ));
+    }
+    let options = SnapshotOptions {
+        controller_name: settings.controller_name.clone(),
+        ..SnapshotOptions::default()
+    };
+    let snapshot = match try_snapshot_for(case, file, &options) {
+        Ok(s) => s,
+        Err(e) => return Ok(Outcome::Skipped(format!("objects do not convert: {e}"))),
+    };
+
+    let mut errors = Vec::new();
+    let resolution = resolve(&snapshot, settings);
+    check_resolution(case, &snapshot, &resolution, settings, "", &mut errors);
+
+    if let (Some(m), Some(route)) = (&mutation, &expect.route) {
+        match mutation::apply(&snapshot, &resolution, route, m) {
+            Err(e) => errors.push(format!("mutation {:?}: {e}", m.text)),
+            Ok(patched) => {
+                let after = resolve(&patched, settings);
+                let generation = |s: &Snapshot| {
+                    s.http_routes
+                        .iter()
+                        .find(|r| key(&r.metadata) == *route)
+                        .and_then(|r| r.metadata.generation)
+                };
+                if generation(&patched) == generation(&snapshot) {
+                    errors.push("after the patch: metadata.generation did not change".to_owned());
+                }
+                check_resolution(
+                    case,
+                    &patched,
+                    &after,
+                    settings,
+                    "after the patch: ",
+                    &mut errors,
+                );
+            }
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Outcome::Passed)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// A parent as the vectors name it: `ns/name` (a Gateway), `Gateway ns/name (sectionName x)` or
+/// `ListenerSet ns/name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parent {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl std::fmt::Display for Parent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// Parses a parent name. A trailing `(sectionName x)` is not a constraint: the suite's helper
+/// "does not compare sectionName" (the case notes say so); `parentSectionNames` is the field that
+/// constrains section names.
+fn parse_parent(text: &str) -> Option<Parent> {
+    let text = match text.find(" (") {
+        Some(i) => text.get(..i)?,
+        None => text,
+    };
+    let (kind, rest) = match text.split_once(' ') {
+        Some((kind, rest)) => (kind, rest),
+        None => ("Gateway", text),
+    };
+    let (namespace, name) = rest.split_once('/')?;
+    Some(Parent {
+        kind: kind.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+/// `Type=Status` pairs out of the `listeners` prose.
+fn listener_conditions(text: &str) -> Option<Vec<ExpectedCondition>> {
+    let list = text
+        .strip_prefix(LISTENERS_PREFIX)?
+        .strip_suffix(LISTENERS_SUFFIX)?;
+    list.split(", ")
+        .map(|pair| {
+            let (kind, status) = pair.split_once('=')?;
+            Some(ExpectedCondition {
+                kind: kind.to_owned(),
+                status: status.to_owned(),
+                reason: None,
+            })
+        })
+        .collect()
+}
+
+fn check_resolution(
+    case: &StatusCase,
+    snapshot: &Snapshot,
+    resolution: &Resolution,
+    settings: &Settings,
+    when: &str,
+    errors: &mut Vec<String>,
+) {
+    let mut report = |e: String| errors.push(format!("{when}{e}"));
+    let expect = &case.expect;
+    let gateway_key = format!("{}/{}", case.gateway.namespace, case.gateway.name);
+
+    // Shape of every route status entry of the case's routes.
+    for route in &case.routes {
+        let route_key = route.key();
+        let generation = snapshot
+            .http_routes
+            .iter()
+            .find(|r| key(&r.metadata) == route_key)
+            .and_then(|r| r.metadata.generation);
+        if let Some(update) = route_status(resolution, &route_key) {
+            for parent in &update.status.parents {
+                for e in parent_shape(parent, settings, generation) {
+                    report(format!("route {route_key}: {e}"));
+                }
+            }
+        }
+    }
+
+    let mut named_parents: Vec<Parent> = Vec::new();
+    let mut route_checks: Vec<RouteParentConditions> = expect.route_parent_conditions.clone();
+    if let Some(route) = &expect.route {
+        route_checks.push(RouteParentConditions {
+            route: route.clone(),
+            parent: expect.parent.clone().unwrap_or_else(|| gateway_key.clone()),
+            parent_section_names: None,
+            conditions: expect.conditions.clone(),
+            extra: Default::default(),
+        });
+    }
+    for check in &route_checks {
+        let (route, parent_text) = (&check.route, &check.parent);
+        let (sections, conditions) = (&check.parent_section_names, &check.conditions);
+        let Some(parent) = parse_parent(parent_text) else {
+            report(format!("cannot read parent {parent_text:?}"));
+            continue;
+        };
+        if !named_parents.contains(&parent) {
+            named_parents.push(parent.clone());
+        }
+        let generation = snapshot
+            .http_routes
+            .iter()
+            .find(|r| key(&r.metadata) == *route)
+            .and_then(|r| r.metadata.generation);
+        let route_ns = route.split('/').next().unwrap_or_default();
+        let entries: Vec<&HttpRouteStatusParents> = route_status(resolution, route)
+            .map(|u| {
+                u.status
+                    .parents
+                    .iter()
+                    .filter(|p| parent_is(p, &parent, route_ns))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if expect.no_accepted_parents == Some(true) {
+            // "status.parents empty or a single parent with Accepted=False": the conditions below
+            // are then checked on that single entry.
+            let all = route_status(resolution, route).map_or(0, |u| u.status.parents.len());
+            if all > 1 {
+                report(format!(
+                    "route {route}: noAcceptedParents: expected at most one parent entry, got {all}"
+                ));
+            }
+        }
+        if entries.is_empty() {
+            report(format!(
+                "route {route}: no status.parents entry for {parent}; got {}",
+                describe_parents(route_status(resolution, route))
+            ));
+            continue;
+        }
+        // `parentSectionNames` are the listener names the Go test passes to its helper; the helper
+        // builds one expected parent per name but does not compare sectionName (the route's
+        // parentRef may select listeners by port alone). What those names mean for the data
+        // plane is checked instead: the route is attached to each of these listeners.
+        if let Some(sections) = sections {
+            let gw_key = format!("{}/{}", parent.namespace, parent.name);
+            let config = match parent.kind.as_str() {
+                "ListenerSet" => case
+                    .gateway
+                    .listener_sets
+                    .iter()
+                    .any(|s| s.namespace == parent.namespace && s.name == parent.name)
+                    .then(|| format!("{}/{}", case.gateway.namespace, case.gateway.name))
+                    .and_then(|g| gateway(resolution, &g)),
+                _ => gateway(resolution, &gw_key),
+            };
+            let listener_name = |section: &str| match parent.kind.as_str() {
+                "ListenerSet" => format!("{}/{}/{section}", parent.namespace, parent.name),
+                _ => section.to_owned(),
+            };
+            match config {
+                None => report(format!("route {route}: no config for {parent}")),
+                Some(gw) => {
+                    let attached: Vec<&str> = gw
+                        .config
+                        .routes
+                        .iter()
+                        .filter(|r| format!("{}/{}", r.namespace, r.name) == *route)
+                        .flat_map(|r| r.parents.iter().map(|p| p.listener.as_str()))
+                        .collect();
+                    for section in sections {
+                        if !attached.contains(&listener_name(section).as_str()) {
+                            report(format!(
+                                "route {route} parent {parent}: expected to be attached to listener {section}, the config attaches it to {attached:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if expect.exact_parents.is_some()
+            && entries.iter().any(|p| p.parent_ref.namespace.is_none())
+        {
+            report(format!(
+                "route {route} parent {parent}: exactParents requires parentRef.namespace"
+            ));
+        }
+        for entry in &entries {
+            let section = entry
+                .parent_ref
+                .section_name
+                .as_deref()
+                .map_or_else(String::new, |s| format!(" sectionName {s}"));
+            for want in conditions {
+                if let Err(e) = has_condition(&entry.conditions, want, generation) {
+                    report(format!("route {route} parent {parent}{section}: {e}"));
+                }
+            }
+        }
+    }
+
+    let parent_gateway = expect
+        .parent
+        .as_deref()
+        .and_then(parse_parent)
+        .filter(|p| p.kind == "Gateway")
+        .map_or_else(
+            || gateway_key.clone(),
+            |p| format!("{}/{}", p.namespace, p.name),
+        );
+
+    if let Some(n) = expect.gateway_attached_routes {
+        match gateway(resolution, &parent_gateway) {
+            None => report(format!("gateway {parent_gateway}: no result")),
+            Some(gw) => {
+                let listeners = gw.status.listeners.as_deref().unwrap_or_default();
+                let counts: Vec<i32> = listeners.iter().map(|l| l.attached_routes).collect();
+                // "GatewayMustHaveZeroRoutes accepts either no listener status or a single listener
+                // with attachedRoutes 0"; other counts are totals over the listeners.
+                let ok = if n == 0 {
+                    counts.is_empty() || counts == [0]
+                } else {
+                    counts.iter().map(|c| i64::from(*c)).sum::<i64>() == n
+                };
+                if !ok {
+                    report(format!(
+                        "gateway {parent_gateway}: expected {n} attached routes, listeners have {counts:?}"
+                    ));
+                }
+            }
+        }
+    }
+
+    if let Some(expected) = &expect.gateway_listener_status {
+        match gateway(resolution, &gateway_key) {
+            None => report(format!("gateway {gateway_key}: no result")),
+            Some(gw) => check_gateway_listeners(gw, expected, &mut report),
+        }
+    }
+
+    if let Some(text) = &expect.listeners {
+        let wanted = listener_conditions(text).unwrap_or_default();
+        let mut parents = named_parents.clone();
+        if parents.is_empty()
+            && let Some((ns, name)) = parent_gateway.split_once('/')
+        {
+            parents.push(Parent {
+                kind: "Gateway".to_owned(),
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        for parent in &parents {
+            check_listener_prose(resolution, parent, &wanted, &mut report);
+        }
+    }
+
+    if let Some(sets) = &expect.listener_set_listener_status {
+        for (name, expected) in sets {
+            let namespace = case
+                .gateway
+                .listener_sets
+                .iter()
+                .find(|s| s.name == *name)
+                .map_or(case.gateway.namespace.as_str(), |s| s.namespace.as_str());
+            let set_key = format!("{namespace}/{name}");
+            let Some(update) = resolution
+                .listener_sets
+                .iter()
+                .find(|s| s.listener_set.to_string() == set_key)
+            else {
+                report(format!("listenerSet {set_key}: no status"));
+                continue;
+            };
+            let actual = update.status.listeners.as_deref().unwrap_or_default();
+            for want in expected {
+                match actual.iter().find(|l| l.name == want.name) {
+                    None => report(format!(
+                        "listenerSet {set_key}: no listener status {:?}",
+                        want.name
+                    )),
+                    Some(l) => {
+                        for e in listener_diff(
+                            want,
+                            l.attached_routes,
+                            &l.conditions,
+                            l.supported_kinds
+                                .iter()
+                                .flatten()
+                                .map(|k| (k.group.clone(), k.kind.clone()))
+                                .collect(),
+                        ) {
+                            report(format!("listenerSet {set_key} listener {}: {e}", want.name));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    if let Some(n) = expect.gateway_attached_listener_sets {
+        match gateway(resolution, &gateway_key) {
+            None => report(format!("gateway {gateway_key}: no result")),
+            Some(gw) if gw.status.attached_listener_sets.map(i64::from) != Some(n) => {
+                report(format!(
+                    "gateway {gateway_key}: expected attachedListenerSets {n}, got {:?}",
+                    gw.status.attached_listener_sets
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn route_status<'r>(resolution: &'r Resolution, route: &str) -> Option<&'r RouteStatusUpdate> {
+    resolution
+        .routes
+        .iter()
+        .find(|r| r.route.to_string() == route)
+}
+
+fn gateway<'r>(resolution: &'r Resolution, key: &str) -> Option<&'r GatewayResult> {
+    resolution
+        .gateways
+        .iter()
+        .find(|g| g.gateway.to_string() == key)
+}
+
+fn parent_is(entry: &HttpRouteStatusParents, parent: &Parent, route_ns: &str) -> bool {
+    let r = &entry.parent_ref;
+    r.kind.as_deref().unwrap_or("Gateway") == parent.kind
+        && r.name == parent.name
+        && r.namespace.as_deref().unwrap_or(route_ns) == parent.namespace
+}
+
+fn describe_parents(update: Option<&RouteStatusUpdate>) -> String {
+    match update {
+        None => "no status for the route".to_owned(),
+        Some(u) if u.status.parents.is_empty() => "no parents".to_owned(),
+        Some(u) => u
+            .status
+            .parents
+            .iter()
+            .map(|p| {
+                let r = &p.parent_ref;
+                format!(
+                    "{} {}/{}{} [{}]",
+                    r.kind.as_deref().unwrap_or("Gateway"),
+                    r.namespace.as_deref().unwrap_or("<route ns>"),
+                    r.name,
+                    r.section_name
+                        .as_deref()
+                        .map_or_else(String::new, |s| format!(" sectionName {s}")),
+                    describe_conditions(&p.conditions)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+fn describe_conditions(conditions: &[Condition]) -> String {
+    conditions
+        .iter()
+        .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The schema's shape requirement on a route status entry.
+/// The namespace "may be omitted only for a same-namespace route": an omitted namespace means the
+/// route's own, so omission cannot be wrong here (`exactParents` cases require it separately).
+fn parent_shape(
+    parent: &HttpRouteStatusParents,
+    settings: &Settings,
+    generation: Option<i64>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let r = &parent.parent_ref;
+    if r.group.as_deref() != Some(GATEWAY_GROUP) {
+        errors.push(format!(
+            "parentRef {}: group must be {GATEWAY_GROUP}, got {:?}",
+            r.name, r.group
+        ));
+    }
+    if !matches!(r.kind.as_deref(), Some("Gateway" | "ListenerSet")) {
+        errors.push(format!(
+            "parentRef {}: kind must be Gateway (or ListenerSet), got {:?}",
+            r.name, r.kind
+        ));
+    }
+    if parent.controller_name != settings.controller_name {
+        errors.push(format!(
+            "parentRef {}: controllerName {:?}, expected {:?}",
+            r.name, parent.controller_name, settings.controller_name
+        ));
+    }
+    for c in &parent.conditions {
+        if c.observed_generation != generation {
+            errors.push(format!(
+                "parentRef {}: condition {} has observedGeneration {:?}, metadata.generation is {:?}",
+                r.name, c.type_, c.observed_generation, generation
+            ));
+        }
+    }
+    errors
+}
+
+/// Whether `conditions` holds `want` (reason absent = any), stamped with `generation` when given.
+fn has_condition(
+    conditions: &[Condition],
+    want: &ExpectedCondition,
+    generation: Option<i64>,
+) -> Result<(), String> {
+    let Some(c) = conditions.iter().find(|c| c.type_ == want.kind) else {
+        return Err(format!(
+            "expected {want}, no {} condition (got {})",
+            want.kind,
+            describe_conditions(conditions)
+        ));
+    };
+    let reason_ok = want.reason.as_deref().is_none_or(|r| r == c.reason);
+    if c.status != want.status || !reason_ok {
+        return Err(format!(
+            "expected {want}, got {}={} ({}: {})",
+            c.type_, c.status, c.reason, c.message
+        ));
+    }
+    if generation.is_some() && c.observed_generation != generation {
+        return Err(format!(
+            "{}: observedGeneration {:?}, expected {:?}",
+            c.type_, c.observed_generation, generation
+        ));
+    }
+    Ok(())
+}
+
+fn listener_diff(
+    want: &ListenerStatusExpect,
+    attached: i32,
+    conditions: &[Condition],
+    kinds: Vec<(Option<String>, String)>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(n) = want.attached_routes
+        && i64::from(attached) != n
+    {
+        errors.push(format!("expected attachedRoutes {n}, got {attached}"));
+    }
+    for c in &want.conditions {
+        if let Err(e) = has_condition(conditions, c, None) {
+            errors.push(e);
+        }
+    }
+    if let Some(want_kinds) = &want.supported_kinds {
+        let norm = |g: &Option<String>| g.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned());
+        let mut w: Vec<(String, String)> = want_kinds
+            .iter()
+            .map(|k| (norm(&k.group), k.kind.clone()))
+            .collect();
+        let mut g: Vec<(String, String)> =
+            kinds.iter().map(|(gr, k)| (norm(gr), k.clone())).collect();
+        w.sort();
+        g.sort();
+        if w != g {
+            errors.push(format!("expected supportedKinds {w:?}, got {g:?}"));
+        }
+    }
+    errors
+}
+
+fn check_gateway_listeners(
+    gw: &GatewayResult,
+    expected: &[ListenerStatusExpect],
+    report: &mut impl FnMut(String),
+) {
+    let actual = gw.status.listeners.as_deref().unwrap_or_default();
+    if actual.len() != expected.len() {
+        report(format!(
+            "gateway {}: expected {} listener statuses, got {}",
+            gw.gateway,
+            expected.len(),
+            actual.len()
+        ));
+    }
+    for want in expected {
+        let Some(l) = actual.iter().find(|l| l.name == want.name) else {
+            report(format!(
+                "gateway {}: no listener status {:?}",
+                gw.gateway, want.name
+            ));
+            continue;
+        };
+        let kinds = l
+            .supported_kinds
+            .iter()
+            .flatten()
+            .map(|k| (k.group.clone(), k.kind.clone()))
+            .collect();
+        for e in listener_diff(want, l.attached_routes, &l.conditions, kinds) {
+            report(format!(
+                "gateway {} listener {}: {e}",
+                gw.gateway, want.name
+            ));
+        }
+        // attachedRouteNames: the routes the data plane serves on this listener.
+        if let Some(names) = &want.attached_route_names {
+            let mut got: Vec<String> = gw
+                .config
+                .routes
+                .iter()
+                .filter(|r| r.parents.iter().any(|p| p.listener == want.name))
+                .map(|r| format!("{}/{}", r.namespace, r.name))
+                .collect();
+            let mut names = names.clone();
+            got.sort();
+            names.sort();
+            if got != names {
+                report(format!(
+                    "gateway {} listener {}: expected routes {names:?} in the config, got {got:?}",
+                    gw.gateway, want.name
+                ));
+            }
+        }
+    }
+}
+
+fn check_listener_prose(
+    resolution: &Resolution,
+    parent: &Parent,
+    wanted: &[ExpectedCondition],
+    report: &mut impl FnMut(String),
+) {
+    let key = format!("{}/{}", parent.namespace, parent.name);
+    let listeners: Vec<(String, Vec<Condition>)> = match parent.kind.as_str() {
+        "ListenerSet" => resolution
+            .listener_sets
+            .iter()
+            .find(|s| s.listener_set.to_string() == key)
+            .and_then(|s| s.status.listeners.as_ref())
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| (l.name.clone(), l.conditions.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => gateway(resolution, &key)
+            .and_then(|g| g.status.listeners.as_ref())
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| (l.name.clone(), l.conditions.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    if listeners.is_empty() {
+        report(format!("{parent}: no listener status"));
+    }
+    for (name, conditions) in &listeners {
+        for want in wanted {
+            if let Err(e) = has_condition(conditions, want, None) {
+                report(format!("{parent} listener {name}: {e}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_names() {
+        assert_eq!(
+            parse_parent("ns/gw"),
+            Some(Parent {
+                kind: "Gateway".into(),
+                namespace: "ns".into(),
+                name: "gw".into()
+            })
+        );
+        assert_eq!(
+            parse_parent("Gateway ns/gw (sectionName x)").unwrap().name,
+            "gw"
+        );
+        assert_eq!(
+            parse_parent("ListenerSet ns/ls").unwrap().kind,
+            "ListenerSet"
+        );
+        assert_eq!(parse_parent("nonsense"), None);
+    }
+
+    #[test]
+    fn listener_prose() {
+        let c = listener_conditions(
+            "every listener of the parent has Accepted=True, ResolvedRefs=True, Programmed=True (any reason)",
+        )
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[2].kind, "Programmed");
+        assert!(listener_conditions("some listeners are fine").is_none());
+    }
+}

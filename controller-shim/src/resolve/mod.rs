@@ -1,0 +1,188 @@
+//! The resolver: a pure function from a [`Snapshot`] of cluster objects to a [`Resolution`] — one
+//! PluginConfig per Gateway of ours, the backends and TLS material it needs, and the status every
+//! object should carry.
+//!
+//! The pipeline, one submodule per step:
+//! 1. [`classes`]: GatewayClasses whose `controllerName` is ours, and their Accepted condition;
+//! 2. [`listeners`]: each Gateway's listeners merged with those of the ListenerSets it allows,
+//!    validated (protocol, port, hostname, TLS certificateRefs via [`grants`]) and checked for
+//!    conflicts;
+//! 3. [`attach`]: each HTTPRoute parentRef matched to listeners (group/kind/namespace defaults,
+//!    sectionName, port, `allowedRoutes` via [`selectors`], hostname intersection via
+//!    [`hostnames`]);
+//! 4. [`rules`] + [`filters`] + [`backends`]: the route's rules converted to the engine's shape,
+//!    backendRefs resolved to Service ports and EndpointSlices (ReferenceGrants again), rules the
+//!    engine would reject dropped;
+//! 5. [`status`]: conditions for routes, listeners, Gateways and ListenerSets ([`conditions`]);
+//! 6. [`config`]: the PluginConfig of each Gateway.
+//!
+//! `resolve` never panics and is deterministic: every output list is sorted, maps are ordered.
+
+mod attach;
+mod backends;
+mod classes;
+mod conditions;
+mod config;
+mod filters;
+mod grants;
+mod hostnames;
+mod listeners;
+mod rules;
+mod selectors;
+mod status;
+#[cfg(test)]
+mod tests;
+mod tls;
+
+use std::collections::BTreeMap;
+
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::resolution::{ObjectKey, Resolution, Settings};
+use crate::snapshot::Snapshot;
+
+/// The Gateway API group.
+pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Resolves a snapshot into per-Gateway configs and statuses.
+pub fn resolve(snapshot: &Snapshot, settings: &Settings) -> Resolution {
+    let index = Index::new(snapshot, settings);
+    let classes = classes::ours(&index);
+    let mut gateways = listeners::gateways(&index, &classes);
+    let routes = attach::routes(&index, &mut gateways);
+    let mut resolution = Resolution {
+        gateway_classes: classes::status(&index, &classes),
+        ..Resolution::default()
+    };
+    status::finish(&index, &mut gateways, &routes, &mut resolution);
+    resolution
+        .gateways
+        .sort_by(|a, b| a.gateway.cmp(&b.gateway));
+    resolution.routes.sort_by(|a, b| a.route.cmp(&b.route));
+    resolution
+        .gateway_classes
+        .sort_by(|a, b| a.class.cmp(&b.class));
+    resolution
+        .listener_sets
+        .sort_by(|a, b| a.listener_set.cmp(&b.listener_set));
+    resolution
+}
+
+/// Lookups over the snapshot, built once.
+pub(crate) struct Index<'a> {
+    pub snapshot: &'a Snapshot,
+    pub settings: &'a Settings,
+    services: BTreeMap<(&'a str, &'a str), &'a Service>,
+    secrets: BTreeMap<(&'a str, &'a str), &'a Secret>,
+    namespace_labels: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
+    /// EndpointSlices by (namespace, `kubernetes.io/service-name`).
+    slices: BTreeMap<(String, String), Vec<&'a EndpointSlice>>,
+}
+
+/// "EndpointSlices ... are associated with a Service by the `kubernetes.io/service-name` label."
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+impl<'a> Index<'a> {
+    fn new(snapshot: &'a Snapshot, settings: &'a Settings) -> Index<'a> {
+        let mut slices: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+        for slice in &snapshot.endpoint_slices {
+            if let Some(service) = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            {
+                slices
+                    .entry((namespace(&slice.metadata).to_owned(), service.clone()))
+                    .or_default()
+                    .push(slice);
+            }
+        }
+        for list in slices.values_mut() {
+            list.sort_by(|a, b| name(&a.metadata).cmp(name(&b.metadata)));
+        }
+        Index {
+            snapshot,
+            settings,
+            services: snapshot
+                .services
+                .iter()
+                .map(|s| ((namespace(&s.metadata), name(&s.metadata)), s))
+                .collect(),
+            secrets: snapshot
+                .secrets
+                .iter()
+                .map(|s| ((namespace(&s.metadata), name(&s.metadata)), s))
+                .collect(),
+            namespace_labels: snapshot
+                .namespaces
+                .iter()
+                .filter_map(|n| Some((name(&n.metadata), n.metadata.labels.as_ref()?)))
+                .collect(),
+            slices,
+        }
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+        self.services.get(&(namespace, name)).copied()
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
+        self.secrets.get(&(namespace, name)).copied()
+    }
+
+    pub fn endpoint_slices(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
+        self.slices
+            .get(&(namespace.to_owned(), service.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn grants(&self) -> &'a [ReferenceGrant] {
+        &self.snapshot.reference_grants
+    }
+
+    /// A namespace's labels, including `kubernetes.io/metadata.name`, which the API server sets on
+    /// every namespace (so selectors on it work even when the snapshot's copy lacks it).
+    pub fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespace_labels
+            .get(namespace)
+            .map(|l| (*l).clone())
+            .unwrap_or_default();
+        labels.insert(
+            "kubernetes.io/metadata.name".to_owned(),
+            namespace.to_owned(),
+        );
+        labels
+    }
+
+    pub fn routes(&self) -> Vec<&'a HttpRoute> {
+        let mut routes: Vec<&HttpRoute> = self.snapshot.http_routes.iter().collect();
+        routes.sort_by_key(|r| key(&r.metadata));
+        routes
+    }
+}
+
+pub(crate) fn name(meta: &ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
+
+pub(crate) fn namespace(meta: &ObjectMeta) -> &str {
+    meta.namespace.as_deref().unwrap_or_default()
+}
+
+pub(crate) fn key(meta: &ObjectMeta) -> ObjectKey {
+    ObjectKey {
+        namespace: namespace(meta).to_owned(),
+        name: name(meta).to_owned(),
+    }
+}
+
+/// RFC 3339 form of `metadata.creationTimestamp`.
+pub(crate) fn creation_timestamp(meta: &ObjectMeta) -> Option<String> {
+    meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
+}
