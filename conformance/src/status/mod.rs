@@ -16,13 +16,12 @@ use gateway_api::experimental::httproutes::HttpRouteStatusParents;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::snapshot::{SnapshotOptions, try_snapshot_for};
-use crate::vectors::{
-    ExpectedCondition, ListenerStatusExpect, RouteParentConditions, StatusCase, VectorFile,
-};
+use crate::vectors::{ExpectedCondition, RouteParentConditions, StatusCase, VectorFile};
 
+mod listeners;
 mod mutation;
 
-const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+pub(super) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// The one `listeners` phrasing the vectors use; the conditions are parsed out of it.
 const LISTENERS_PREFIX: &str = "every listener of the parent has ";
@@ -153,7 +152,7 @@ fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Str
 /// A parent as the vectors name it: `ns/name` (a Gateway), `Gateway ns/name (sectionName x)` or
 /// `ListenerSet ns/name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Parent {
+pub(super) struct Parent {
     kind: String,
     namespace: String,
     name: String,
@@ -380,7 +379,7 @@ fn check_resolution(
     if let Some(expected) = &expect.gateway_listener_status {
         match gateway(resolution, &gateway_key) {
             None => report(format!("gateway {gateway_key}: no result")),
-            Some(gw) => check_gateway_listeners(gw, expected, &mut report),
+            Some(gw) => listeners::check_gateway(gw, expected, &mut report),
         }
     }
 
@@ -397,51 +396,12 @@ fn check_resolution(
             });
         }
         for parent in &parents {
-            check_listener_prose(resolution, parent, &wanted, &mut report);
+            listeners::check_prose(resolution, parent, &wanted, &mut report);
         }
     }
 
     if let Some(sets) = &expect.listener_set_listener_status {
-        for (name, expected) in sets {
-            let namespace = case
-                .gateway
-                .listener_sets
-                .iter()
-                .find(|s| s.name == *name)
-                .map_or(case.gateway.namespace.as_str(), |s| s.namespace.as_str());
-            let set_key = format!("{namespace}/{name}");
-            let Some(update) = resolution
-                .listener_sets
-                .iter()
-                .find(|s| s.listener_set.to_string() == set_key)
-            else {
-                report(format!("listenerSet {set_key}: no status"));
-                continue;
-            };
-            let actual = update.status.listeners.as_deref().unwrap_or_default();
-            for want in expected {
-                match actual.iter().find(|l| l.name == want.name) {
-                    None => report(format!(
-                        "listenerSet {set_key}: no listener status {:?}",
-                        want.name
-                    )),
-                    Some(l) => {
-                        for e in listener_diff(
-                            want,
-                            l.attached_routes,
-                            &l.conditions,
-                            l.supported_kinds
-                                .iter()
-                                .flatten()
-                                .map(|k| (k.group.clone(), k.kind.clone()))
-                                .collect(),
-                        ) {
-                            report(format!("listenerSet {set_key} listener {}: {e}", want.name));
-                        }
-                    }
-                }
-            }
-        }
+        listeners::check_listener_sets(case, resolution, sets, &mut report);
     }
 
     if let Some(n) = expect.gateway_attached_listener_sets {
@@ -465,7 +425,7 @@ fn route_status<'r>(resolution: &'r Resolution, route: &str) -> Option<&'r Route
         .find(|r| r.route.to_string() == route)
 }
 
-fn gateway<'r>(resolution: &'r Resolution, key: &str) -> Option<&'r GatewayResult> {
+pub(super) fn gateway<'r>(resolution: &'r Resolution, key: &str) -> Option<&'r GatewayResult> {
     resolution
         .gateways
         .iter()
@@ -505,7 +465,7 @@ fn describe_parents(update: Option<&RouteStatusUpdate>) -> String {
     }
 }
 
-fn describe_conditions(conditions: &[Condition]) -> String {
+pub(super) fn describe_conditions(conditions: &[Condition]) -> String {
     conditions
         .iter()
         .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason))
@@ -553,7 +513,7 @@ fn parent_shape(
 }
 
 /// Whether `conditions` holds `want` (reason absent = any), stamped with `generation` when given.
-fn has_condition(
+pub(super) fn has_condition(
     conditions: &[Condition],
     want: &ExpectedCondition,
     generation: Option<i64>,
@@ -579,136 +539,6 @@ fn has_condition(
         ));
     }
     Ok(())
-}
-
-fn listener_diff(
-    want: &ListenerStatusExpect,
-    attached: i32,
-    conditions: &[Condition],
-    kinds: Vec<(Option<String>, String)>,
-) -> Vec<String> {
-    let mut errors = Vec::new();
-    if let Some(n) = want.attached_routes
-        && i64::from(attached) != n
-    {
-        errors.push(format!("expected attachedRoutes {n}, got {attached}"));
-    }
-    for c in &want.conditions {
-        if let Err(e) = has_condition(conditions, c, None) {
-            errors.push(e);
-        }
-    }
-    if let Some(want_kinds) = &want.supported_kinds {
-        let norm = |g: &Option<String>| g.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned());
-        let mut w: Vec<(String, String)> = want_kinds
-            .iter()
-            .map(|k| (norm(&k.group), k.kind.clone()))
-            .collect();
-        let mut g: Vec<(String, String)> =
-            kinds.iter().map(|(gr, k)| (norm(gr), k.clone())).collect();
-        w.sort();
-        g.sort();
-        if w != g {
-            errors.push(format!("expected supportedKinds {w:?}, got {g:?}"));
-        }
-    }
-    errors
-}
-
-fn check_gateway_listeners(
-    gw: &GatewayResult,
-    expected: &[ListenerStatusExpect],
-    report: &mut impl FnMut(String),
-) {
-    let actual = gw.status.listeners.as_deref().unwrap_or_default();
-    if actual.len() != expected.len() {
-        report(format!(
-            "gateway {}: expected {} listener statuses, got {}",
-            gw.gateway,
-            expected.len(),
-            actual.len()
-        ));
-    }
-    for want in expected {
-        let Some(l) = actual.iter().find(|l| l.name == want.name) else {
-            report(format!(
-                "gateway {}: no listener status {:?}",
-                gw.gateway, want.name
-            ));
-            continue;
-        };
-        let kinds = l
-            .supported_kinds
-            .iter()
-            .flatten()
-            .map(|k| (k.group.clone(), k.kind.clone()))
-            .collect();
-        for e in listener_diff(want, l.attached_routes, &l.conditions, kinds) {
-            report(format!(
-                "gateway {} listener {}: {e}",
-                gw.gateway, want.name
-            ));
-        }
-        // attachedRouteNames: the routes the data plane serves on this listener.
-        if let Some(names) = &want.attached_route_names {
-            let mut got: Vec<String> = gw
-                .config
-                .routes
-                .iter()
-                .filter(|r| r.parents.iter().any(|p| p.listener == want.name))
-                .map(|r| format!("{}/{}", r.namespace, r.name))
-                .collect();
-            let mut names = names.clone();
-            got.sort();
-            names.sort();
-            if got != names {
-                report(format!(
-                    "gateway {} listener {}: expected routes {names:?} in the config, got {got:?}",
-                    gw.gateway, want.name
-                ));
-            }
-        }
-    }
-}
-
-fn check_listener_prose(
-    resolution: &Resolution,
-    parent: &Parent,
-    wanted: &[ExpectedCondition],
-    report: &mut impl FnMut(String),
-) {
-    let key = format!("{}/{}", parent.namespace, parent.name);
-    let listeners: Vec<(String, Vec<Condition>)> = match parent.kind.as_str() {
-        "ListenerSet" => resolution
-            .listener_sets
-            .iter()
-            .find(|s| s.listener_set.to_string() == key)
-            .and_then(|s| s.status.listeners.as_ref())
-            .map(|ls| {
-                ls.iter()
-                    .map(|l| (l.name.clone(), l.conditions.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        _ => gateway(resolution, &key)
-            .and_then(|g| g.status.listeners.as_ref())
-            .map(|ls| {
-                ls.iter()
-                    .map(|l| (l.name.clone(), l.conditions.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    if listeners.is_empty() {
-        report(format!("{parent}: no listener status"));
-    }
-    for (name, conditions) in &listeners {
-        for want in wanted {
-            if let Err(e) = has_condition(conditions, want, None) {
-                report(format!("{parent} listener {name}: {e}"));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
