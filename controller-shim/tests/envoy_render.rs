@@ -2,6 +2,14 @@
 //!
 //! Regenerate the golden files with `BLESS=1 cargo test -p controller-shim --test envoy_render`.
 
+// Test helpers outside #[test] functions may panic too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
