@@ -8,6 +8,7 @@
 //!   backend resolution, conditions).
 
 pub mod envoy;
+pub mod manifests;
 pub mod resolution;
 pub mod resolve;
 pub mod snapshot;

@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod support;
 
 use controller_shim::envoy::{self, EnvoyOptions};
 use controller_shim::resolution::{
@@ -40,36 +40,6 @@ const WASM_REJECTED: &str = "wasmcustom.gateway_wasm.config.rejected";
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Builds the filter once per test process and returns the `.wasm` path.
-fn plugin_wasm() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = testkit::envoy::workspace_root().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "-p",
-                "plugin",
-                "--target",
-                "wasm32-wasip1",
-                "--profile",
-                "wasm",
-            ])
-            .status()
-            .expect("running cargo build for the plugin");
-        assert!(status.success(), "building the wasm filter failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        let wasm = target.join("wasm32-wasip1/wasm/gateway_wasm.wasm");
-        assert!(wasm.is_file(), "{} was not built", wasm.display());
-        wasm
-    })
-    .clone()
 }
 
 /// The route table every test starts from; `{switch}` is the backend of `/switch`.
@@ -186,7 +156,7 @@ fn result(
 impl Fixture {
     fn start() -> Fixture {
         let guard = serial();
-        let wasm = plugin_wasm();
+        let wasm = support::plugin_wasm();
         let (api, v2, shadow) = (echo("api"), echo("api-v2"), echo("shadow"));
         let dir = tempfile::tempdir().unwrap();
         let ports = testkit::ports::free_ports(3).unwrap();

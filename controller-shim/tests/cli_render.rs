@@ -1,0 +1,258 @@
+//! `controller-shim render` as a user runs it: manifests in, Envoy files and status out; the files
+//! run in the real Envoy, and rendering again hot-reloads the routes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use testkit::client::{HttpClient, Request};
+use testkit::echo::{EchoIdentity, EchoServer};
+use testkit::envoy::{Envoy, EnvoyOptions};
+
+fn shim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_controller-shim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A Gateway with one HTTP listener and a route for example.com; `/` goes to `service`, whose
+/// EndpointSlices point at the echo servers.
+fn manifests(service: &str, api_port: u16, v2_port: u16) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: wasm}}
+spec: {{controllerName: gateway-wasm.dev/controller-shim}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: wasm
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes: {{namespaces: {{from: All}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: app}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  hostnames: [example.com]
+  rules:
+  - backendRefs: [{{name: {service}, port: 8080}}]
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: api, namespace: app}}
+  spec: {{ports: [{{name: http, port: 8080, targetPort: {api_port}}}]}}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {{name: api-1, namespace: app, labels: {{kubernetes.io/service-name: api}}}}
+  addressType: IPv4
+  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
+  ports: [{{name: http, port: {api_port}}}]
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: api-v2, namespace: app}}
+  spec: {{ports: [{{name: http, port: 8080, targetPort: {v2_port}}}]}}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {{name: api-v2-1, namespace: app, labels: {{kubernetes.io/service-name: api-v2}}}}
+  addressType: IPv4
+  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
+  ports: [{{name: http, port: {v2_port}}}]
+"#
+    )
+}
+
+#[test]
+fn help_explains_the_subcommands() {
+    let out = shim(&["--help"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("render"));
+    let out = shim(&["render", "--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in [
+        "--manifests",
+        "--out",
+        "--port-offset",
+        "bootstrap.yaml",
+        "status.json",
+    ] {
+        assert!(help.contains(word), "render --help lacks {word}:\n{help}");
+    }
+}
+
+#[test]
+fn malformed_manifests_fail_with_the_file_document_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests_dir = dir.path().join("m");
+    std::fs::create_dir_all(&manifests_dir).unwrap();
+    std::fs::write(
+        manifests_dir.join("gw.yaml"),
+        manifests("api", 1, 2).replace("port: 80\n", "port: eighty\n"),
+    )
+    .unwrap();
+    let out = shim(&[
+        "render",
+        "--manifests",
+        manifests_dir.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("gw.yaml document 2: Gateway spec.listeners[0].port"),
+        "{stderr}"
+    );
+
+    let out = shim(&["render", "--manifests", "/nonexistent", "--out", "/tmp/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not a directory"));
+
+    let out = shim(&[
+        "render",
+        "--manifests",
+        ".",
+        "--out",
+        "/tmp/x",
+        "--port-map",
+        "80:8080",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(text(&out.stderr).contains("GATEWAY_PORT=BIND_PORT"));
+}
+
+#[test]
+fn rendered_files_route_in_envoy_and_rendering_again_hot_reloads() {
+    let api = EchoServer::start(
+        EchoIdentity::new("app", "api", "api-0"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let v2 = EchoServer::start(
+        EchoIdentity::new("app", "api-v2", "api-v2-0"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests_dir = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests_dir).unwrap();
+    let out_dir = dir.path().join("out");
+    let wasm = support::plugin_wasm();
+    let ports = testkit::ports::free_ports(2).unwrap();
+    let render = |service: &str| {
+        std::fs::write(
+            manifests_dir.join("gateway.yaml"),
+            manifests(service, api.addr().port(), v2.addr().port()),
+        )
+        .unwrap();
+        let out = shim(&[
+            "render",
+            "--manifests",
+            manifests_dir.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--port-map",
+            &format!("80={}", ports[0]),
+            "--admin-port",
+            &ports[1].to_string(),
+            "--bind-address",
+            "127.0.0.1",
+            "--wasm",
+            wasm.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "render failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+
+    let stdout = render("api");
+    assert!(stdout.contains("Gateway infra/gw"), "{stdout}");
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("status.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["gateways"][0]["gateway"], "infra/gw");
+    assert!(out_dir.join("status.txt").is_file());
+    let gateway_dir = out_dir.join("infra/gw");
+    let bootstrap = gateway_dir.join("bootstrap.yaml");
+    testkit::validate_config(&bootstrap).unwrap();
+
+    let envoy = Envoy::start(EnvoyOptions::new(&bootstrap)).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    let serving = |expected: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let response =
+                HttpClient::http1(addr).send(&Request::get("/hello").with_host("example.com"));
+            if let Ok(r) = &response
+                && r.echo().is_ok_and(|e| e.service == expected)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never served by {expected}: {response:?}\n{}",
+                envoy.log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    serving("api");
+
+    // Rendering the same manifests again changes nothing on disk.
+    let ecds = gateway_dir.join("ecds/extension-config.yaml");
+    let before = std::fs::metadata(&ecds).unwrap().modified().unwrap();
+    let stdout = render("api");
+    assert!(stdout.contains("0 files written"), "{stdout}");
+    assert_eq!(
+        std::fs::metadata(&ecds).unwrap().modified().unwrap(),
+        before
+    );
+
+    // A changed route is pushed into the running Envoy: the clusters (api-v2 added, api no longer
+    // referenced) and the extension config change, the bootstrap does not.
+    let stdout = render("api-v2");
+    assert!(
+        stdout.contains("(2 files written, 1 unchanged)"),
+        "{stdout}"
+    );
+    serving("api-v2");
+    assert_path_is_inside(&bootstrap, &out_dir);
+}
+
+fn assert_path_is_inside(path: &Path, dir: &Path) {
+    assert!(
+        path.starts_with(dir),
+        "{} is outside {}",
+        path.display(),
+        dir.display()
+    );
+}
