@@ -35,6 +35,7 @@ mod error;
 mod eval;
 mod hash;
 mod index;
+mod json_path;
 mod matchers;
 pub mod request;
 #[cfg(feature = "schema")]
@@ -56,17 +57,15 @@ pub use table::RouteTable;
 pub use trace::{NoTrace, Trace, Tracer};
 pub use validate::validate;
 
-/// Parses a PluginConfig document. Type errors name the JSON path (`routes[1].rules[0].backendRefs[0].weight: invalid type ...`).
+/// Parses a PluginConfig document. Type errors name the JSON path
+/// (`routes[1].rules[0].backendRefs[0].weight: invalid type: string "heavy", expected u32 at line 1 column 312`).
 pub fn parse(json: &[u8]) -> Result<PluginConfig, ConfigError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let config: PluginConfig =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ConfigError::new(path, e.into_inner().to_string())
-        })?;
-    deserializer
-        .end()
-        .map_err(|e| ConfigError::new("", format!("trailing data after the document: {e}")))?;
-    Ok(config)
+    serde_json::from_slice(json).map_err(|e| {
+        let path = if e.line() == 0 {
+            String::new()
+        } else {
+            json_path::path_at(json, e.line(), e.column())
+        };
+        ConfigError::new(path, e.to_string())
+    })
 }
