@@ -79,6 +79,9 @@ fn config(switch: &str) -> String {
       {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}],
        "timeouts": {"request": "300ms"},
        "backendRefs": [{"backend": "app/api:8080"}]},
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/pertry"}}],
+       "timeouts": {"backendRequest": "200ms"},
+       "backendRefs": [{"backend": "app/api:8080"}]},
       {"matches": [{"path": {"type": "PathPrefix", "value": "/mirror"}}],
        "filters": [{"type": "RequestMirror", "requestMirror": {"backend": "app/shadow:8080"}}],
        "backendRefs": [{"backend": "app/api:8080"}]},
@@ -379,6 +382,10 @@ fn timeouts_retries_and_mirrors_take_effect() {
     let r = fx.get("/slow?delay=3s").unwrap();
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(started.elapsed() < Duration::from_secs(3));
+    // timeouts.backendRequest: each try may take 200ms.
+    let r = fx.get("/pertry?delay=3s").unwrap();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(fx.counter("cluster.app/api_8080.upstream_rq_per_try_timeout") >= 1);
     // Without a timeout the same delay is waited out.
     let r = fx.get("/api?delay=500ms").unwrap();
     assert_eq!(r.status, 200);
