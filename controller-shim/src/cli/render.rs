@@ -94,7 +94,13 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
     for unknown in &loaded.unknown {
         eprintln!("controller-shim: note: {unknown}");
     }
-    let mut settings = Settings::default();
+    let mut settings = Settings {
+        // Conditions that change are stamped with the time of this run.
+        now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ),
+        ..Settings::default()
+    };
     if let Some(name) = &args.controller_name {
         settings.controller_name.clone_from(name);
     }
