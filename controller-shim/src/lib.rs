@@ -7,11 +7,16 @@
 //! - [`resolve`]: the pure function between the two (attachment, hostnames, ReferenceGrants,
 //!   backend resolution, conditions).
 
+pub mod deliver;
 pub mod envoy;
 pub mod manifests;
+pub mod metrics;
 pub mod resolution;
 pub mod resolve;
+pub mod runtime;
 pub mod snapshot;
+pub mod source;
+pub mod status;
 
 pub use resolution::{Resolution, Settings};
 pub use resolve::resolve;

@@ -1,0 +1,381 @@
+//! The loop that wires sources, the resolver, delivery targets and status together.
+//!
+//! On every index change it waits for a quiet period ([`RuntimeConfig::debounce`], 100 ms, at most
+//! ten of them in a row), takes a snapshot, resolves it and, per Gateway:
+//! - compiles the PluginConfig with the engine first; a config the engine rejects is never
+//!   delivered (counted in `gateway_wasm_rejected_configs_total{reason="engine"}`), the proxy
+//!   keeps the last good one;
+//! - delivers to each target only when the Gateway's content hash (PluginConfig, backends with
+//!   endpoints, TLS material) differs from what that target last accepted;
+//! - then writes status (directory mode: the report; Kubernetes mode: patches, leader only).
+//!
+//! Nothing is resolved before every source kind has been listed once, so a config is never built
+//! from half the objects (routes before their Services would read as `BackendNotFound`).
+//!
+//! Proxy restarts: every [`RuntimeConfig::resync`] (30 s by default) every Gateway is delivered
+//! again regardless of the hash. This beats watching the proxy's uptime: both targets are
+//! idempotent (Envoy's files are compared byte for byte, Kong's filter chain is read back and only
+//! written when it differs), so the same pass repairs a restarted Kong (DB-less Kong forgets its
+//! Admin API config), a deleted file, or a manual edit, with no proxy-specific restart detection.
+//! Envoy itself re-reads the files from disk when it restarts. A failed push is retried after
+//! [`RuntimeConfig::retry`] (2 s).
+
+mod health;
+
+pub use health::serve_health;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+
+use crate::deliver::Target;
+use crate::metrics::Metrics;
+use crate::resolution::{GatewayResult, ObjectKey, Resolution, Settings};
+use crate::snapshot::Snapshot;
+use crate::source::{Kind, Object, Shared};
+use crate::status::kube::KubeStatus;
+use crate::status::report::Report;
+use crate::status::{self, FromSnapshot};
+
+/// Timing and identity.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub controller_name: String,
+    /// Deliver only these Gateways (empty: all Gateways of our classes).
+    pub gateways: Vec<ObjectKey>,
+    pub debounce: Duration,
+    pub resync: Duration,
+    pub retry: Duration,
+}
+
+impl RuntimeConfig {
+    pub fn new(controller_name: &str) -> RuntimeConfig {
+        RuntimeConfig {
+            controller_name: controller_name.to_owned(),
+            gateways: Vec::new(),
+            debounce: Duration::from_millis(100),
+            resync: Duration::from_secs(30),
+            retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where status goes.
+pub enum StatusSink {
+    /// Directory mode: a JSON report file and readable lines.
+    Report(Report),
+    /// Kubernetes mode: the status subresource, written only while `leader` is true.
+    Kube {
+        writer: KubeStatus,
+        leader: watch::Receiver<bool>,
+    },
+    /// No status (tests, `--no-status`).
+    None,
+}
+
+/// What one round did (for tests and logs).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    /// The snapshot was complete and resolved.
+    pub resolved: bool,
+    /// (target, gateway) pairs delivered with a change.
+    pub pushed: Vec<(String, ObjectKey)>,
+    /// (target, gateway, error) of failed pushes.
+    pub failed: Vec<(String, ObjectKey, String)>,
+    /// Gateways whose config the engine rejected.
+    pub rejected: Vec<ObjectKey>,
+    /// Status patches planned.
+    pub status_patches: usize,
+    /// Something should be retried soon.
+    pub retry: bool,
+}
+
+pub struct Runtime {
+    shared: Arc<Shared>,
+    targets: Vec<Target>,
+    status: StatusSink,
+    metrics: Arc<Metrics>,
+    config: RuntimeConfig,
+    /// (target index, gateway) → content hash last accepted.
+    delivered: BTreeMap<(usize, ObjectKey), String>,
+    /// Diagnostics already logged (so each is logged once).
+    logged: BTreeSet<String>,
+    ready: watch::Sender<bool>,
+}
+
+/// The content hash of what a Gateway delivers.
+pub fn content_hash(gateway: &GatewayResult) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(&gateway.config).unwrap_or_default());
+    hasher.update(format!("{:?}{:?}", gateway.backends, gateway.tls).as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+impl Runtime {
+    pub fn new(
+        shared: Arc<Shared>,
+        targets: Vec<Target>,
+        status: StatusSink,
+        metrics: Arc<Metrics>,
+        config: RuntimeConfig,
+    ) -> Runtime {
+        let (ready, _) = watch::channel(false);
+        Runtime {
+            shared,
+            targets,
+            status,
+            metrics,
+            config,
+            delivered: BTreeMap::new(),
+            logged: BTreeSet::new(),
+            ready,
+        }
+    }
+
+    /// Becomes true after the first complete round.
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut changes = self.shared.subscribe();
+        let mut leader = match &self.status {
+            StatusSink::Kube { leader, .. } => Some(leader.clone()),
+            _ => None,
+        };
+        let mut resync = tokio::time::interval(self.config.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await;
+        tokio::pin!(shutdown);
+        let mut retry = false;
+        let mut force = true;
+        loop {
+            if !force {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    changed = changes.changed() => {
+                        if changed.is_err() { break; }
+                    }
+                    _ = resync.tick() => force = true,
+                    () = tokio::time::sleep(self.config.retry), if retry => {}
+                    Some(()) = async {
+                        match leader.as_mut() {
+                            Some(l) => l.changed().await.ok(),
+                            None => std::future::pending().await,
+                        }
+                    } => {}
+                }
+                self.debounce(&mut changes).await;
+            }
+            changes.mark_unchanged();
+            let report = self.round(force).await;
+            retry = report.retry;
+            force = false;
+        }
+    }
+
+    /// Waits until no change arrived for one debounce period (at most ten periods).
+    async fn debounce(&self, changes: &mut watch::Receiver<u64>) {
+        for _ in 0..10 {
+            changes.mark_unchanged();
+            match tokio::time::timeout(self.config.debounce, changes.changed()).await {
+                Err(_) => return,
+                Ok(Err(_)) => return,
+                Ok(Ok(())) => continue,
+            }
+        }
+    }
+
+    fn selected(&self, gateway: &ObjectKey) -> bool {
+        self.config.gateways.is_empty() || self.config.gateways.contains(gateway)
+    }
+
+    /// One pass: resolve, deliver what changed (everything when `force`), write status.
+    pub async fn round(&mut self, force: bool) -> RoundReport {
+        let mut report = RoundReport::default();
+        let Some((revision, snapshot)) = self.shared.snapshot_if_ready() else {
+            let waiting = self.shared.read(|index| index.unsynced());
+            tracing::debug!(?waiting, "waiting for the first list of every kind");
+            return report;
+        };
+        let settings = Settings {
+            controller_name: self.config.controller_name.clone(),
+            now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ),
+        };
+        let resolution = crate::resolve(&snapshot, &settings);
+        self.metrics.resolved();
+        report.resolved = true;
+        tracing::debug!(revision, gateways = resolution.gateways.len(), "resolved");
+        self.diagnose(&snapshot, &resolution);
+        for gateway in &resolution.gateways {
+            if self.selected(&gateway.gateway) {
+                self.deliver(gateway, force, &mut report).await;
+            }
+        }
+        self.write_status(&snapshot, &resolution, &mut report).await;
+        if report.failed.is_empty() && !*self.ready.borrow() {
+            self.ready.send_replace(true);
+            self.metrics.set_ready();
+            tracing::info!("first delivery done; ready");
+        }
+        report.retry |= !report.failed.is_empty();
+        report
+    }
+
+    async fn deliver(&mut self, gateway: &GatewayResult, force: bool, report: &mut RoundReport) {
+        if let Err(error) = engine::RouteTable::compile(&gateway.config) {
+            self.metrics.rejected("engine");
+            tracing::error!(gateway = %gateway.gateway, revision = %gateway.config.revision, %error,
+                "the engine rejects this config; the proxies keep the last one delivered");
+            report.rejected.push(gateway.gateway.clone());
+            return;
+        }
+        let hash = content_hash(gateway);
+        for (index, target) in self.targets.iter_mut().enumerate() {
+            let id = (index, gateway.gateway.clone());
+            if !force && self.delivered.get(&id) == Some(&hash) {
+                continue;
+            }
+            let started = Instant::now();
+            let result = target.deliver(gateway).await;
+            let elapsed = started.elapsed();
+            let name = target.name();
+            match result {
+                Ok(delivered) => {
+                    self.metrics.push(name, "ok", elapsed);
+                    self.delivered.insert(id, hash.clone());
+                    for warning in &delivered.warnings {
+                        tracing::warn!(target = name, gateway = %gateway.gateway, "{warning}");
+                    }
+                    if delivered.changed {
+                        tracing::info!(
+                            target = name,
+                            gateway = %gateway.gateway,
+                            revision = %gateway.config.revision,
+                            routes = gateway.config.routes.len(),
+                            duration_ms = elapsed.as_secs_f64() * 1000.0,
+                            "pushed"
+                        );
+                        report
+                            .pushed
+                            .push((name.to_owned(), gateway.gateway.clone()));
+                    }
+                }
+                Err(error) => {
+                    self.metrics.push(name, error.metric_label(), elapsed);
+                    tracing::error!(
+                        target = name,
+                        gateway = %gateway.gateway,
+                        revision = %gateway.config.revision,
+                        %error,
+                        "push failed; retrying"
+                    );
+                    report.failed.push((
+                        name.to_owned(),
+                        gateway.gateway.clone(),
+                        error.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn write_status(
+        &mut self,
+        snapshot: &Snapshot,
+        resolution: &Resolution,
+        report: &mut RoundReport,
+    ) {
+        let controller = self.config.controller_name.clone();
+        let routes = status::route_keys(snapshot);
+        match &mut self.status {
+            StatusSink::None => {}
+            StatusSink::Report(sink) => {
+                sink.set_existing(
+                    Object::all_of(snapshot)
+                        .iter()
+                        .filter(|o| o.kind().status_written())
+                        .map(|o| (o.kind(), o.key()))
+                        .collect(),
+                );
+                let patches = status::plan(resolution, sink, &controller, &routes);
+                report.status_patches = patches.len();
+                for patch in &patches {
+                    self.metrics.status_patch(patch.kind.as_str(), "ok");
+                }
+                if let Err(error) = sink.apply(&patches, &self.shared.problems()) {
+                    self.metrics.status_patch("Report", error.metric_label());
+                    tracing::error!(%error, "status report not written");
+                    report.retry = true;
+                }
+            }
+            StatusSink::Kube { writer, leader } => {
+                if !*leader.borrow() {
+                    return;
+                }
+                let patches = status::plan(
+                    resolution,
+                    &FromSnapshot::new(snapshot),
+                    &controller,
+                    &routes,
+                );
+                report.status_patches = patches.len();
+                let errors = writer.apply(patches, &self.metrics).await;
+                report.retry |= !errors.is_empty();
+            }
+        }
+    }
+
+    /// Logs (once per distinct message) what the resolver cannot put in any status: routes whose
+    /// parentRef names a Gateway that does not exist, and source problems.
+    fn diagnose(&mut self, snapshot: &Snapshot, resolution: &Resolution) {
+        let gateways: BTreeSet<ObjectKey> = snapshot
+            .gateways
+            .iter()
+            .map(|g| Object::Gateway(g.clone()).key())
+            .collect();
+        let mut messages = BTreeSet::new();
+        for route in &snapshot.http_routes {
+            let key = Object::HttpRoute(route.clone()).key();
+            for parent in route.spec.parent_refs.iter().flatten() {
+                let kind = parent.kind.as_deref().unwrap_or("Gateway");
+                if kind != "Gateway" {
+                    continue;
+                }
+                let target = ObjectKey {
+                    namespace: parent
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| key.namespace.clone()),
+                    name: parent.name.clone(),
+                };
+                if !gateways.contains(&target) {
+                    messages.insert(format!(
+                        "HTTPRoute {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
+                    ));
+                }
+            }
+        }
+        for (source, problem) in self.shared.problems() {
+            messages.insert(format!("{source}: {problem}"));
+        }
+        for message in &messages {
+            if !self.logged.contains(message) {
+                tracing::warn!("{message}");
+            }
+        }
+        let _ = resolution;
+        self.logged = messages;
+    }
+
+    /// The number of objects per kind in the index (for the startup log).
+    pub fn counts(&self) -> BTreeMap<Kind, usize> {
+        self.shared.read(|index| index.counts())
+    }
+}

@@ -1,0 +1,327 @@
+//! The index: a synchronous store of the objects the sources have seen, from which the runtime takes
+//! [`Snapshot`]s.
+//!
+//! Sources call [`Index::apply`], [`Index::delete`] and [`Index::replace`] (a relist), then
+//! [`Index::mark_synced`] once a kind's initial list is complete. The index is [`Index::ready`] when
+//! every kind it expects has been synced once: resolving earlier would, for example, see routes
+//! before their Services and report `BackendNotFound` for a moment (a half-built config).
+//!
+//! Every change that alters the stored set bumps [`Index::revision`]; the runtime compares
+//! revisions to know whether anything happened.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::kinds::Kind;
+use crate::resolution::ObjectKey;
+use crate::snapshot::Snapshot;
+
+/// One object of a watched kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    GatewayClass(GatewayClass),
+    Gateway(Gateway),
+    ListenerSet(ListenerSet),
+    HttpRoute(HttpRoute),
+    ReferenceGrant(ReferenceGrant),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Namespace(Namespace),
+    Secret(Secret),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::GatewayClass(_) => Kind::GatewayClass,
+            Object::Gateway(_) => Kind::Gateway,
+            Object::ListenerSet(_) => Kind::ListenerSet,
+            Object::HttpRoute(_) => Kind::HttpRoute,
+            Object::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Namespace(_) => Kind::Namespace,
+            Object::Secret(_) => Kind::Secret,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::GatewayClass(o) => &o.metadata,
+            Object::Gateway(o) => &o.metadata,
+            Object::ListenerSet(o) => &o.metadata,
+            Object::HttpRoute(o) => &o.metadata,
+            Object::ReferenceGrant(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Namespace(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+        }
+    }
+
+    /// The object as JSON (`status` included).
+    pub fn to_json(&self) -> serde_json::Value {
+        let value = match self {
+            Object::GatewayClass(o) => serde_json::to_value(o),
+            Object::Gateway(o) => serde_json::to_value(o),
+            Object::ListenerSet(o) => serde_json::to_value(o),
+            Object::HttpRoute(o) => serde_json::to_value(o),
+            Object::ReferenceGrant(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::EndpointSlice(o) => serde_json::to_value(o),
+            Object::Namespace(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
+        };
+        value.unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        let meta = self.metadata();
+        ObjectKey {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Adds the object to the snapshot list of its kind.
+    fn push_into(&self, snapshot: &mut Snapshot) {
+        match self.clone() {
+            Object::GatewayClass(o) => snapshot.gateway_classes.push(o),
+            Object::Gateway(o) => snapshot.gateways.push(o),
+            Object::ListenerSet(o) => snapshot.listener_sets.push(o),
+            Object::HttpRoute(o) => snapshot.http_routes.push(o),
+            Object::ReferenceGrant(o) => snapshot.reference_grants.push(o),
+            Object::Service(o) => snapshot.services.push(o),
+            Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
+            Object::Namespace(o) => snapshot.namespaces.push(o),
+            Object::Secret(o) => snapshot.secrets.push(o),
+        }
+    }
+
+    /// Every object of a snapshot, kind by kind.
+    pub fn all_of(snapshot: &Snapshot) -> Vec<Object> {
+        let mut out = Vec::new();
+        out.extend(
+            snapshot
+                .gateway_classes
+                .iter()
+                .cloned()
+                .map(Object::GatewayClass),
+        );
+        out.extend(snapshot.gateways.iter().cloned().map(Object::Gateway));
+        out.extend(
+            snapshot
+                .listener_sets
+                .iter()
+                .cloned()
+                .map(Object::ListenerSet),
+        );
+        out.extend(snapshot.http_routes.iter().cloned().map(Object::HttpRoute));
+        out.extend(
+            snapshot
+                .reference_grants
+                .iter()
+                .cloned()
+                .map(Object::ReferenceGrant),
+        );
+        out.extend(snapshot.services.iter().cloned().map(Object::Service));
+        out.extend(
+            snapshot
+                .endpoint_slices
+                .iter()
+                .cloned()
+                .map(Object::EndpointSlice),
+        );
+        out.extend(snapshot.namespaces.iter().cloned().map(Object::Namespace));
+        out.extend(snapshot.secrets.iter().cloned().map(Object::Secret));
+        out
+    }
+}
+
+/// Which objects the index keeps.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Keep only GatewayClasses with this `spec.controllerName` (None: keep all).
+    pub controller_name: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, object: &Object) -> bool {
+        match (object, &self.controller_name) {
+            (Object::GatewayClass(class), Some(ours)) => class.spec.controller_name == *ours,
+            _ => true,
+        }
+    }
+}
+
+/// The store. Not thread-safe by itself: sources share it behind a mutex.
+#[derive(Debug, Default)]
+pub struct Index {
+    filter: Filter,
+    objects: BTreeMap<Kind, BTreeMap<ObjectKey, Object>>,
+    expected: BTreeSet<Kind>,
+    synced: BTreeSet<Kind>,
+    revision: u64,
+}
+
+impl Index {
+    /// An index that is ready once every kind in `expected` has been synced.
+    pub fn new(filter: Filter, expected: impl IntoIterator<Item = Kind>) -> Index {
+        Index {
+            filter,
+            expected: expected.into_iter().collect(),
+            ..Index::default()
+        }
+    }
+
+    /// Stores (or replaces) an object. Returns whether the stored set changed. A GatewayClass that
+    /// is not ours is dropped (and removed if an earlier version was ours).
+    pub fn apply(&mut self, object: Object) -> bool {
+        let kind = object.kind();
+        let key = object.key();
+        if !self.filter.keeps(&object) {
+            return self.delete(kind, &key);
+        }
+        let store = self.objects.entry(kind).or_default();
+        if store.get(&key) == Some(&object) {
+            return false;
+        }
+        store.insert(key, object);
+        self.revision += 1;
+        true
+    }
+
+    /// Removes an object. Returns whether it was there.
+    pub fn delete(&mut self, kind: Kind, key: &ObjectKey) -> bool {
+        let removed = self
+            .objects
+            .get_mut(&kind)
+            .and_then(|store| store.remove(key))
+            .is_some();
+        if removed {
+            self.revision += 1;
+        }
+        removed
+    }
+
+    /// Replaces every object of one kind (a relist). Returns whether the stored set changed.
+    pub fn replace(&mut self, kind: Kind, objects: Vec<Object>) -> bool {
+        let fresh: BTreeMap<ObjectKey, Object> = objects
+            .into_iter()
+            .filter(|o| o.kind() == kind && self.filter.keeps(o))
+            .map(|o| (o.key(), o))
+            .collect();
+        let store = self.objects.entry(kind).or_default();
+        if *store == fresh {
+            return false;
+        }
+        *store = fresh;
+        self.revision += 1;
+        true
+    }
+
+    /// Records that a kind's initial list is complete.
+    pub fn mark_synced(&mut self, kind: Kind) {
+        if self.synced.insert(kind) {
+            self.revision += 1;
+        }
+    }
+
+    /// Every expected kind has been listed once.
+    pub fn ready(&self) -> bool {
+        self.expected.is_subset(&self.synced)
+    }
+
+    /// Kinds still waiting for their first complete list.
+    pub fn unsynced(&self) -> Vec<Kind> {
+        self.expected.difference(&self.synced).copied().collect()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// One object, if stored.
+    pub fn get(&self, kind: Kind, key: &ObjectKey) -> Option<&Object> {
+        self.objects.get(&kind)?.get(key)
+    }
+
+    /// How many objects of each kind are stored.
+    pub fn counts(&self) -> BTreeMap<Kind, usize> {
+        self.objects.iter().map(|(k, s)| (*k, s.len())).collect()
+    }
+
+    /// A consistent copy of everything stored.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for object in self.objects.values().flat_map(BTreeMap::values) {
+            object.push_into(&mut snapshot);
+        }
+        snapshot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, controller: &str) -> Object {
+        let mut class = GatewayClass::default();
+        class.metadata.name = Some(name.into());
+        class.spec.controller_name = controller.into();
+        Object::GatewayClass(class)
+    }
+
+    fn service(ns: &str, name: &str) -> Object {
+        let mut service = Service::default();
+        service.metadata.namespace = Some(ns.into());
+        service.metadata.name = Some(name.into());
+        Object::Service(service)
+    }
+
+    #[test]
+    fn foreign_gateway_classes_are_dropped() {
+        let mut index = Index::new(
+            Filter {
+                controller_name: Some("ours".into()),
+            },
+            [Kind::GatewayClass],
+        );
+        assert!(index.apply(class("a", "ours")));
+        assert!(!index.apply(class("b", "theirs")));
+        assert_eq!(index.snapshot().gateway_classes.len(), 1);
+        // A class handed to another controller disappears.
+        assert!(index.apply(class("a", "theirs")));
+        assert!(index.snapshot().gateway_classes.is_empty());
+    }
+
+    #[test]
+    fn unchanged_objects_do_not_bump_the_revision() {
+        let mut index = Index::new(Filter::default(), [Kind::Service]);
+        assert!(index.apply(service("app", "web")));
+        let revision = index.revision();
+        assert!(!index.apply(service("app", "web")));
+        assert_eq!(index.revision(), revision);
+        assert!(!index.replace(Kind::Service, vec![service("app", "web")]));
+        assert!(index.replace(Kind::Service, vec![service("app", "api")]));
+        assert_eq!(index.snapshot().services.len(), 1);
+    }
+
+    #[test]
+    fn ready_after_every_expected_kind_synced() {
+        let mut index = Index::new(Filter::default(), [Kind::Service, Kind::Gateway]);
+        assert!(!index.ready());
+        index.mark_synced(Kind::Service);
+        assert_eq!(index.unsynced(), vec![Kind::Gateway]);
+        index.mark_synced(Kind::Gateway);
+        assert!(index.ready());
+    }
+}

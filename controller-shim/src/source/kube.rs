@@ -1,0 +1,174 @@
+//! The Kubernetes source: one kube-runtime watcher per [`Kind`], each applying its events to the
+//! shared index.
+//!
+//! kube-runtime's watcher lists (paged), then watches from the list's resourceVersion with
+//! bookmarks; when the watch connection drops it re-watches from the last version it saw, and when
+//! the API server answers `410 Gone` (the version was compacted) it relists. A relist arrives as
+//! `Init`, `InitApply`…, `InitDone`: the objects are buffered and swapped into the index in one step,
+//! so objects deleted while we were away disappear and nothing is half-listed. Errors (API errors,
+//! connection refused, 410) are counted in `gateway_wasm_watch_restarts_total` and retried with
+//! kube-runtime's default exponential backoff (800 ms doubling to 30 s, with jitter; reset after a
+//! success).
+//!
+//! GatewayClasses are filtered by `spec.controllerName` in the index (the field is not selectable);
+//! Secrets are watched with the field selector `type=kubernetes.io/tls`, the only ones the resolver
+//! reads.
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use gateway_api::experimental::gatewayclasses::GatewayClass;
+use gateway_api::experimental::gateways::Gateway;
+use gateway_api::experimental::httproutes::HttpRoute;
+use gateway_api::experimental::listenersets::ListenerSet;
+use gateway_api::experimental::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use super::index::Object;
+use super::kinds::Kind;
+use crate::metrics::Metrics;
+
+/// The field selector for the Secrets the resolver can use.
+pub const TLS_SECRET_SELECTOR: &str = "type=kubernetes.io/tls";
+
+/// Starts one watcher task per kind. The tasks run until aborted.
+pub fn spawn(client: Client, shared: Arc<Shared>, metrics: Arc<Metrics>) -> Vec<JoinHandle<()>> {
+    Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            let client = client.clone();
+            let shared = shared.clone();
+            let metrics = metrics.clone();
+            let config = watcher::Config::default();
+            match kind {
+                Kind::GatewayClass => tokio::spawn(watch(
+                    Api::<GatewayClass>::all(client),
+                    config,
+                    kind,
+                    Object::GatewayClass,
+                    shared,
+                    metrics,
+                )),
+                Kind::Gateway => tokio::spawn(watch(
+                    Api::<Gateway>::all(client),
+                    config,
+                    kind,
+                    Object::Gateway,
+                    shared,
+                    metrics,
+                )),
+                Kind::ListenerSet => tokio::spawn(watch(
+                    Api::<ListenerSet>::all(client),
+                    config,
+                    kind,
+                    Object::ListenerSet,
+                    shared,
+                    metrics,
+                )),
+                Kind::HttpRoute => tokio::spawn(watch(
+                    Api::<HttpRoute>::all(client),
+                    config,
+                    kind,
+                    Object::HttpRoute,
+                    shared,
+                    metrics,
+                )),
+                Kind::ReferenceGrant => tokio::spawn(watch(
+                    Api::<ReferenceGrant>::all(client),
+                    config,
+                    kind,
+                    Object::ReferenceGrant,
+                    shared,
+                    metrics,
+                )),
+                Kind::Service => tokio::spawn(watch(
+                    Api::<Service>::all(client),
+                    config,
+                    kind,
+                    Object::Service,
+                    shared,
+                    metrics,
+                )),
+                Kind::EndpointSlice => tokio::spawn(watch(
+                    Api::<EndpointSlice>::all(client),
+                    config,
+                    kind,
+                    Object::EndpointSlice,
+                    shared,
+                    metrics,
+                )),
+                Kind::Namespace => tokio::spawn(watch(
+                    Api::<Namespace>::all(client),
+                    config,
+                    kind,
+                    Object::Namespace,
+                    shared,
+                    metrics,
+                )),
+                Kind::Secret => tokio::spawn(watch(
+                    Api::<Secret>::all(client),
+                    config.fields(TLS_SECRET_SELECTOR),
+                    kind,
+                    Object::Secret,
+                    shared,
+                    metrics,
+                )),
+            }
+        })
+        .collect()
+}
+
+async fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    kind: Kind,
+    wrap: fn(K) -> Object,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let mut relist: Vec<Object> = Vec::new();
+    let problem_key = format!("watch {kind}");
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist.clear(),
+            Ok(Event::InitApply(object)) => relist.push(wrap(object)),
+            Ok(Event::InitDone) => {
+                let objects = std::mem::take(&mut relist);
+                let count = objects.len();
+                shared.update(|index| {
+                    index.replace(kind, objects);
+                    index.mark_synced(kind);
+                });
+                shared.set_problem(&problem_key, None);
+                tracing::debug!(%kind, count, "listed");
+            }
+            Ok(Event::Apply(object)) => {
+                shared.update(|index| index.apply(wrap(object)));
+            }
+            Ok(Event::Delete(object)) => {
+                let object = wrap(object);
+                shared.update(|index| index.delete(kind, &object.key()));
+            }
+            Err(error) => {
+                metrics.watch_restart(kind.as_str());
+                tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
+                shared.set_problem(&problem_key, Some(error.to_string()));
+            }
+        }
+    }
+}

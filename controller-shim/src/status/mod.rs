@@ -1,0 +1,212 @@
+//! Status writing: from the resolver's statuses to the few patches that actually change something.
+//!
+//! [`plan`] is pure: it compares what the resolver wants with what each object currently carries
+//! (ignoring `lastTransitionTime`, and keeping the recorded time of conditions whose status did not
+//! change) and returns one [`StatusPatch`] per object whose status must change. HTTPRoute patches
+//! carry every `parents[]` entry of other controllers unchanged (a merge patch replaces arrays
+//! whole) and the object's `resourceVersion`, so a concurrent write by another controller makes
+//! ours fail with 409 instead of erasing theirs; the next round, triggered by the watch event of
+//! their write, plans again from the new object.
+//!
+//! Where the patches go: [`kube::KubeStatus`] (the status subresource, under a [`lease`]) or
+//! [`report::Report`] (a JSON file and readable lines, in directory mode).
+
+pub mod diff;
+pub mod kube;
+pub mod lease;
+pub mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::resolution::{ObjectKey, Resolution};
+use crate::snapshot::Snapshot;
+use crate::source::{Kind, Object};
+
+/// An object's status as it is now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Current {
+    pub status: Option<Value>,
+    pub resource_version: Option<String>,
+}
+
+/// One status write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPatch {
+    pub kind: Kind,
+    pub key: ObjectKey,
+    /// The complete new status.
+    pub status: Value,
+    /// The merge patch body's `status` (the new status, with removed top-level fields as `null`).
+    pub patch_status: Value,
+    /// Sent as `metadata.resourceVersion` (optimistic concurrency) when known.
+    pub resource_version: Option<String>,
+}
+
+impl StatusPatch {
+    /// The JSON merge patch for the status subresource.
+    pub fn body(&self) -> Value {
+        match &self.resource_version {
+            Some(version) => json!({
+                "metadata": {"resourceVersion": version},
+                "status": self.patch_status,
+            }),
+            None => json!({"status": self.patch_status}),
+        }
+    }
+}
+
+/// Looks up the current status of objects.
+pub trait Known {
+    fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current>;
+}
+
+/// The objects of a snapshot (Kubernetes mode: the watch cache is the truth).
+pub struct FromSnapshot {
+    objects: BTreeMap<(Kind, ObjectKey), Current>,
+}
+
+impl FromSnapshot {
+    pub fn new(snapshot: &Snapshot) -> FromSnapshot {
+        let objects = Object::all_of(snapshot)
+            .into_iter()
+            .filter(|o| o.kind().status_written())
+            .map(|o| {
+                let status = o.to_json().get("status").cloned().filter(|s| !s.is_null());
+                (
+                    (o.kind(), o.key()),
+                    Current {
+                        status,
+                        resource_version: o.metadata().resource_version.clone(),
+                    },
+                )
+            })
+            .collect();
+        FromSnapshot { objects }
+    }
+}
+
+impl Known for FromSnapshot {
+    fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current> {
+        self.objects.get(&(kind, key.clone())).cloned()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The patches that bring every object's status to what the resolution says.
+///
+/// `routes_in_snapshot`: every HTTPRoute key that exists; a route that no longer references any of
+/// our Gateways but still carries our `parents[]` entries gets them removed.
+pub fn plan(
+    resolution: &Resolution,
+    known: &dyn Known,
+    controller: &str,
+    routes_in_snapshot: &[ObjectKey],
+) -> Vec<StatusPatch> {
+    let mut patches = Vec::new();
+    let mut consider = |kind: Kind, key: &ObjectKey, desired: Value| {
+        // An object that is gone (or was never there) gets no status.
+        let Some(current) = known.current(kind, key) else {
+            return;
+        };
+        let mut desired = match kind {
+            Kind::HttpRoute => {
+                let ours = desired
+                    .get("parents")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                diff::merge_route_parents(ours, current.status.as_ref(), controller)
+            }
+            _ => desired,
+        };
+        if let Some(old) = &current.status {
+            diff::carry_transition_times(&mut desired, old);
+            if diff::same(&desired, old) {
+                return;
+            }
+        }
+        patches.push(StatusPatch {
+            kind,
+            key: key.clone(),
+            patch_status: diff::replacing(&desired, current.status.as_ref()),
+            status: desired,
+            resource_version: current.resource_version,
+        });
+    };
+    for class in &resolution.gateway_classes {
+        let key = ObjectKey {
+            namespace: String::new(),
+            name: class.class.clone(),
+        };
+        consider(Kind::GatewayClass, &key, to_json(&class.status));
+    }
+    for gateway in &resolution.gateways {
+        consider(Kind::Gateway, &gateway.gateway, to_json(&gateway.status));
+    }
+    for set in &resolution.listener_sets {
+        consider(Kind::ListenerSet, &set.listener_set, to_json(&set.status));
+    }
+    let mut routed: BTreeSet<&ObjectKey> = BTreeSet::new();
+    for route in &resolution.routes {
+        routed.insert(&route.route);
+        consider(Kind::HttpRoute, &route.route, to_json(&route.status));
+    }
+    for key in routes_in_snapshot {
+        if routed.contains(key) {
+            continue;
+        }
+        let has_ours = known
+            .current(Kind::HttpRoute, key)
+            .is_some_and(|c| diff::has_our_parents(c.status.as_ref(), controller));
+        if has_ours {
+            consider(Kind::HttpRoute, key, json!({"parents": []}));
+        }
+    }
+    patches
+}
+
+/// Every HTTPRoute key of a snapshot.
+pub fn route_keys(snapshot: &Snapshot) -> Vec<ObjectKey> {
+    snapshot
+        .http_routes
+        .iter()
+        .map(|r| ObjectKey {
+            namespace: r.metadata.namespace.clone().unwrap_or_default(),
+            name: r.metadata.name.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Errors writing status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{kind} {key}: the object changed since it was read (409 Conflict); replanning")]
+    Conflict { kind: Kind, key: ObjectKey },
+    #[error("{kind} {key}: not found")]
+    NotFound { kind: Kind, key: ObjectKey },
+    #[error("{kind} {key}: {source}")]
+    Api {
+        kind: Kind,
+        key: ObjectKey,
+        #[source]
+        source: Box<::kube::Error>,
+    },
+    #[error("writing the status report {path}: {message}")]
+    Report { path: String, message: String },
+}
+
+impl StatusError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StatusError::Conflict { .. } => "conflict",
+            StatusError::NotFound { .. } => "not_found",
+            StatusError::Api { .. } => "api",
+            StatusError::Report { .. } => "report",
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Directory mode's status: a JSON report file and one readable line per route parent.
+//!
+//! The report keeps the statuses it last wrote and serves them as the "current" status to
+//! [`super::plan`], so `lastTransitionTime` survives across rounds exactly as it would on the API
+//! server. Lines are printed (stdout) only when they change:
+//!
+//! ```text
+//! app/web → infra/gw/http: Accepted=True (Accepted), ResolvedRefs=False (BackendNotFound: service app/missing not found)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use super::{Current, Known, StatusError, StatusPatch};
+use crate::resolution::ObjectKey;
+use crate::source::Kind;
+
+/// The report's state.
+#[derive(Debug, Default)]
+pub struct Report {
+    path: Option<PathBuf>,
+    controller: String,
+    statuses: BTreeMap<(Kind, ObjectKey), Value>,
+    /// What exists now (objects not here have no status).
+    existing: BTreeSet<(Kind, ObjectKey)>,
+    printed: BTreeMap<String, String>,
+    print: bool,
+}
+
+impl Report {
+    /// `path`: where to write the JSON report (None: no file); `print`: readable lines on stdout.
+    pub fn new(path: Option<PathBuf>, controller: &str, print: bool) -> Report {
+        Report {
+            path,
+            controller: controller.to_owned(),
+            print,
+            ..Report::default()
+        }
+    }
+
+    /// Declares which objects exist now; statuses of the others are forgotten.
+    pub fn set_existing(&mut self, existing: BTreeSet<(Kind, ObjectKey)>) {
+        self.statuses.retain(|id, _| existing.contains(id));
+        self.existing = existing;
+    }
+
+    /// Records the patches, writes the report file and prints changed lines. Returns the lines
+    /// that changed (new or different).
+    pub fn apply(
+        &mut self,
+        patches: &[StatusPatch],
+        problems: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, StatusError> {
+        for patch in patches {
+            self.statuses
+                .insert((patch.kind, patch.key.clone()), patch.status.clone());
+        }
+        if let Some(path) = &self.path {
+            let text = serde_json::to_string_pretty(&self.document(problems)).unwrap_or_default();
+            crate::envoy::write_atomic(path, format!("{text}\n").as_bytes(), false).map_err(
+                |e| StatusError::Report {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                },
+            )?;
+        }
+        let lines = self.lines();
+        let mut changed = Vec::new();
+        for (id, line) in &lines {
+            if self.printed.get(id) != Some(line) {
+                changed.push(line.clone());
+            }
+        }
+        self.printed = lines;
+        if self.print {
+            for line in &changed {
+                println!("{line}");
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The JSON report: statuses by kind and `namespace/name`, plus current problems.
+    pub fn document(&self, problems: &BTreeMap<String, String>) -> Value {
+        let mut by_kind: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+        for ((kind, key), status) in &self.statuses {
+            let section = match kind {
+                Kind::GatewayClass => "gatewayClasses",
+                Kind::Gateway => "gateways",
+                Kind::ListenerSet => "listenerSets",
+                Kind::HttpRoute => "httpRoutes",
+                _ => continue,
+            };
+            by_kind
+                .entry(section)
+                .or_default()
+                .insert(key.to_string(), status.clone());
+        }
+        let mut doc = json!({
+            "controllerName": self.controller,
+            "problems": problems,
+        });
+        if let Value::Object(map) = &mut doc {
+            for section in ["gatewayClasses", "gateways", "listenerSets", "httpRoutes"] {
+                map.insert(
+                    section.to_owned(),
+                    Value::Object(by_kind.remove(section).unwrap_or_default()),
+                );
+            }
+        }
+        doc
+    }
+
+    /// Every route parent line we own, keyed by route and parent.
+    pub fn lines(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for ((kind, key), status) in &self.statuses {
+            if *kind != Kind::HttpRoute {
+                continue;
+            }
+            let parents = status.get("parents").and_then(Value::as_array);
+            for parent in parents.into_iter().flatten() {
+                if parent.get("controllerName").and_then(Value::as_str) != Some(&self.controller) {
+                    continue;
+                }
+                let target = parent_text(parent.get("parentRef"), &key.namespace);
+                let conditions = parent
+                    .get("conditions")
+                    .and_then(Value::as_array)
+                    .map(|list| {
+                        list.iter()
+                            .map(condition_text)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                out.insert(
+                    format!("{key} {target}"),
+                    format!("{key} → {target}: {conditions}"),
+                );
+            }
+        }
+        out
+    }
+}
+
+fn parent_text(parent: Option<&Value>, route_namespace: &str) -> String {
+    let get = |field: &str| {
+        parent
+            .and_then(|p| p.get(field))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut text = format!(
+        "{}/{}",
+        get("namespace").unwrap_or_else(|| route_namespace.to_owned()),
+        get("name").unwrap_or_default()
+    );
+    if let Some(section) = get("sectionName") {
+        text.push('/');
+        text.push_str(&section);
+    }
+    if let Some(port) = parent.and_then(|p| p.get("port")).and_then(Value::as_u64) {
+        text.push_str(&format!(":{port}"));
+    }
+    text
+}
+
+fn condition_text(condition: &Value) -> String {
+    let field = |name: &str| {
+        condition
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (kind, status, reason, message) = (
+        field("type"),
+        field("status"),
+        field("reason"),
+        field("message"),
+    );
+    if status == "True" || message.is_empty() {
+        format!("{kind}={status} ({reason})")
+    } else {
+        format!("{kind}={status} ({reason}: {message})")
+    }
+}
+
+impl Known for Report {
+    fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current> {
+        let id = (kind, key.clone());
+        self.existing.contains(&id).then(|| Current {
+            status: self.statuses.get(&id).cloned(),
+            resource_version: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_parent_lines() {
+        let mut report = Report::new(None, "us", false);
+        let key = ObjectKey {
+            namespace: "app".into(),
+            name: "web".into(),
+        };
+        report.set_existing([(Kind::HttpRoute, key.clone())].into());
+        let status = json!({"parents": [
+            {"parentRef": {"name": "gw", "namespace": "infra", "sectionName": "http"}, "controllerName": "us",
+             "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok"},
+                {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound", "message": "service app/missing not found"}]},
+            {"parentRef": {"name": "other"}, "controllerName": "them", "conditions": []}
+        ]});
+        let patch = StatusPatch {
+            kind: Kind::HttpRoute,
+            key,
+            patch_status: status.clone(),
+            status,
+            resource_version: None,
+        };
+        let changed = report
+            .apply(std::slice::from_ref(&patch), &BTreeMap::new())
+            .unwrap();
+        assert_eq!(
+            changed,
+            [
+                "app/web → infra/gw/http: Accepted=True (Accepted), ResolvedRefs=False (BackendNotFound: service app/missing not found)"
+            ]
+        );
+        assert!(
+            report.apply(&[patch], &BTreeMap::new()).unwrap().is_empty(),
+            "unchanged lines are not repeated"
+        );
+    }
+}
