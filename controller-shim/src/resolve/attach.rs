@@ -75,7 +75,10 @@ pub fn routes<'a>(index: &Index<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<R
         // implemented by the Gateway."
         if rules.rules.is_empty() {
             let problem = Problem::new(
-                reason::UNSUPPORTED_VALUE,
+                rules
+                    .dropped
+                    .first()
+                    .map_or(reason::UNSUPPORTED_VALUE, |(_, p)| p.reason),
                 if rules.dropped.is_empty() {
                     "the route has no rules".to_owned()
                 } else {

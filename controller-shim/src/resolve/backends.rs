@@ -108,6 +108,14 @@ fn target(index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> Result<Backen
         ));
     }
     let namespace = r.namespace.unwrap_or(route_namespace);
+    // Names become upstream names in the config; anything an API server would not store is simply
+    // not found (and cannot make the engine reject the config).
+    if !is_object_name(r.name) || !is_object_name(namespace) {
+        return Err(Problem::new(
+            reason::BACKEND_NOT_FOUND,
+            format!("{:?} is not a valid Service reference", r.name),
+        ));
+    }
     // The grant is checked before the Service is looked up, so a route cannot probe which
     // Services exist in namespaces that did not grant it access.
     let from = grants::From {
@@ -201,6 +209,10 @@ fn target(index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> Result<Backen
         app_protocol: port.app_protocol.clone(),
         endpoints: endpoints(index, namespace, r.name, port),
     })
+}
+
+fn is_object_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 253 && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Ready endpoints of a Service port, from every EndpointSlice labelled with the Service's name.

@@ -29,6 +29,11 @@ pub fn build(gw_index: usize, gw: &GatewayModel<'_>, routes: &[RouteResult<'_>])
         let (Some(protocol), Ok(port)) = (l.engine_protocol(), u16::try_from(l.port)) else {
             continue;
         };
+        // Names are unique by construction; a malformed object must not make the engine reject
+        // the whole config.
+        if listeners.iter().any(|x: &Listener| x.name == l.config_name) {
+            continue;
+        }
         listeners.push(Listener {
             name: l.config_name.clone(),
             port,

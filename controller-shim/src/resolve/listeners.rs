@@ -143,6 +143,8 @@ pub fn gateways<'a>(index: &Index<'a>, classes: &Classes) -> Vec<GatewayModel<'a
         .snapshot
         .gateways
         .iter()
+        // The data plane names its Gateway `namespace/name`; objects without both cannot be served.
+        .filter(|g| !name(&g.metadata).is_empty() && !namespace(&g.metadata).is_empty())
         .filter_map(|g| {
             let class = classes.get(&g.spec.gateway_class_name)?;
             Some(gateway(index, g, class))
@@ -420,7 +422,9 @@ fn build(
         )
     });
 
-    let accepted = if !http_family {
+    let accepted = if raw.name.is_empty() {
+        Err(Problem::new(reason::INVALID, "a listener needs a name"))
+    } else if !http_family {
         Err(Problem::new(
             reason::UNSUPPORTED_PROTOCOL,
             format!(

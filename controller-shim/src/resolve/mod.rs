@@ -160,9 +160,18 @@ impl<'a> Index<'a> {
         labels
     }
 
+    /// Routes sorted by `namespace/name`. Objects without a name or namespace, and repeats of a
+    /// name (possible in a directory of manifests, not in a cluster), are left out: the data plane
+    /// identifies routes by `namespace/name`.
     pub fn routes(&self) -> Vec<&'a HttpRoute> {
-        let mut routes: Vec<&HttpRoute> = self.snapshot.http_routes.iter().collect();
+        let mut routes: Vec<&HttpRoute> = self
+            .snapshot
+            .http_routes
+            .iter()
+            .filter(|r| !name(&r.metadata).is_empty() && !namespace(&r.metadata).is_empty())
+            .collect();
         routes.sort_by_key(|r| key(&r.metadata));
+        routes.dedup_by_key(|r| key(&r.metadata));
         routes
     }
 }
@@ -182,7 +191,11 @@ pub(crate) fn key(meta: &ObjectMeta) -> ObjectKey {
     }
 }
 
-/// RFC 3339 form of `metadata.creationTimestamp`.
+/// RFC 3339 form of `metadata.creationTimestamp` (left out if the engine could not read it back,
+/// which only years outside 0000–9999 would cause).
 pub(crate) fn creation_timestamp(meta: &ObjectMeta) -> Option<String> {
-    meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
+    meta.creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .filter(|t| engine::time::parse_rfc3339(t).is_ok())
 }
