@@ -191,6 +191,43 @@ mod tests {
         assert!(covers("*.example.com", "a.b.example.com"));
     }
 
+    /// Whether a concrete host matches a pattern, straight from the spec sentence: a `*.` prefix is
+    /// a suffix match that needs at least one more label.
+    fn host_matches(pattern: &str, host: &str) -> bool {
+        match pattern.strip_prefix("*.") {
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => pattern == host,
+        }
+    }
+
+    proptest::proptest! {
+        /// Every host an effective hostname matches is matched by the listener's hostname and by
+        /// one of the route's (the intersection never widens either side), and every host both
+        /// match is matched by an effective hostname (it never loses one).
+        #[test]
+        fn intersection_is_exact(
+            listener in "(\\*\\.)?[ab](\\.[ab]){0,3}",
+            route in proptest::collection::vec("(\\*\\.)?[ab](\\.[ab]){0,3}", 1..4),
+            host in "[ab](\\.[ab]){0,5}",
+        ) {
+            let both = route.iter().any(|r| host_matches(r, &host)) && host_matches(&listener, &host);
+            if let Some(effective) = intersect(Some(&listener), &route) {
+                proptest::prop_assert!(!effective.is_empty());
+                // Nothing both sides accept is lost.
+                proptest::prop_assert!(!both || effective.iter().any(|e| host_matches(e, &host)));
+                for e in &effective {
+                    if host_matches(e, &host) {
+                        proptest::prop_assert!(host_matches(&listener, &host), "{e} widens {listener}");
+                        proptest::prop_assert!(route.iter().any(|r| host_matches(r, &host)), "{e} widens {route:?}");
+                    }
+                }
+            } else {
+                // No intersection: no host is matched by both sides.
+                proptest::prop_assert!(!both, "{host} is matched by {listener} and {route:?}");
+            }
+        }
+    }
+
     #[test]
     fn valid_patterns() {
         assert!(is_valid_pattern("a.example.com"));
