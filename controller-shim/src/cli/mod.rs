@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod explain;
 mod render;
+mod run;
 
 /// Kubernetes Gateway API routing inside Envoy, through the gateway-wasm filter.
 ///
@@ -21,6 +23,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Render(render::RenderArgs),
+    Run(Box<run::RunArgs>),
+    Explain(explain::ExplainArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps errors to a message and exit code 1.
@@ -28,6 +32,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Render(args) => render::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Explain(args) => explain::run(&args),
     };
     match result {
         Ok(code) => code,

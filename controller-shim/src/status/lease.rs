@@ -235,13 +235,15 @@ impl Elector {
     }
 }
 
-/// Runs rounds forever, publishing leadership on `leader`.
+/// Runs rounds until `stop` turns true, publishing leadership on `leader`; then releases the
+/// Lease if held.
 pub async fn run(
     mut elector: Elector,
     leader: watch::Sender<bool>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    loop {
+    while !*stop.borrow() {
         let was = elector.is_leader();
         if let Err(error) = elector.round().await {
             tracing::debug!(%error, "lease round failed");
@@ -252,6 +254,12 @@ pub async fn run(
         }
         metrics.set_leader(is);
         leader.send_if_modified(|current| std::mem::replace(current, is) != is);
-        tokio::time::sleep(elector.config.renew_every).await;
+        tokio::select! {
+            () = tokio::time::sleep(elector.config.renew_every) => {}
+            _ = stop.changed() => {}
+        }
     }
+    elector.release().await;
+    metrics.set_leader(false);
+    leader.send_replace(false);
 }

@@ -1,0 +1,306 @@
+//! `controller-shim run`: watch Gateway API objects and keep proxies and status up to date.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{ArgGroup, Args, ValueEnum};
+
+use controller_shim::Settings;
+use controller_shim::deliver::Target;
+use controller_shim::deliver::envoy::EnvoyTarget;
+use controller_shim::deliver::kong::{KongOptions, KongTarget};
+use controller_shim::envoy::{EnvoyOptions, FailurePolicy};
+use controller_shim::metrics::Metrics;
+use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health};
+use controller_shim::source::dir::DirSource;
+use controller_shim::source::{Filter, Index, Kind, Shared};
+use controller_shim::status::kube::KubeStatus;
+use controller_shim::status::lease::{self, Elector, LeaseConfig};
+use controller_shim::status::report::Report;
+
+use super::explain::parse_key;
+
+/// Watch Gateway API objects and keep the proxies' route tables and the objects' status current.
+///
+/// Sources (exactly one):
+///   --manifests DIR   a directory of manifests, polled every 200 ms; status goes to a JSON report
+///                     and one line per route parent on stdout
+///   --kube            the Kubernetes API (in-cluster config, else KUBECONFIG / ~/.kube/config);
+///                     status is patched on the objects by the replica holding the Lease
+///
+/// Targets (at least one):
+///   --envoy-dir OUT   Envoy files under OUT/<namespace>/<gateway>/ (start Envoy with its
+///                     bootstrap.yaml; routes and clusters then reload without a restart)
+///   --kong-admin URL  Kong 3.4–3.9's Admin API (one Gateway per Kong)
+///
+/// A change reaches the proxies within about a second: 200 ms directory poll (or the watch
+/// event), 100 ms debounce, then the push. Every --resync seconds everything is delivered again
+/// (idempotent: unchanged files are not rewritten, Kong's filter chain is read back first), which
+/// repairs proxies that restarted or were edited by hand.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+#[command(group(ArgGroup::new("source").required(true).args(["manifests", "kube"])))]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["envoy_dir", "kong_admin"])))]
+pub struct RunArgs {
+    /// Read objects from this directory of manifests (recursively; *.yaml, *.yml, *.json).
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// Read objects from the Kubernetes API and write status there.
+    #[arg(long)]
+    kube: bool,
+    /// With --kube: talk to this API server URL without credentials (e.g. `kubectl proxy`'s
+    /// http://127.0.0.1:8001) instead of the in-cluster or kubeconfig configuration.
+    #[arg(long, value_name = "URL", requires = "kube")]
+    kube_url: Option<String>,
+    /// Write Envoy files under OUT/<namespace>/<gateway>/.
+    #[arg(long, value_name = "OUT")]
+    envoy_dir: Option<PathBuf>,
+    /// The filter Envoy loads [default: OUT/gateway_wasm.wasm].
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
+    /// Bind every Envoy listener at Gateway port + N.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    port_offset: u16,
+    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
+    #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
+    port_map: Vec<(u16, u16)>,
+    /// Address the Envoy listeners bind to.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    bind_address: String,
+    /// Envoy's admin port on 127.0.0.1.
+    #[arg(long, value_name = "PORT", default_value_t = 19000)]
+    admin_port: u16,
+    /// What Envoy does when the filter's VM fails (no request reaches a backend unrouted either way).
+    #[arg(long, value_enum, default_value_t = Policy::FailClosed)]
+    failure_policy: Policy,
+    /// Kong's Admin API base URL (plain http, e.g. http://127.0.0.1:8001).
+    #[arg(long, value_name = "URL")]
+    kong_admin: Option<String>,
+    /// Send the filter config to Kong as a JSON string (Kong 3.4, or the filter installed without
+    /// its gateway_wasm.meta.json) instead of a JSON object validated against meta.json's schema.
+    #[arg(long)]
+    kong_config_string: bool,
+    /// The `spec.controllerName` of the GatewayClasses this controller serves.
+    #[arg(long, value_name = "NAME", env = "GATEWAY_WASM_CONTROLLER_NAME")]
+    controller_name: Option<String>,
+    /// Serve only this Gateway 'namespace/name' (repeatable; default: every Gateway of ours).
+    #[arg(long, value_name = "NS/NAME")]
+    gateway: Vec<String>,
+    /// With --kube: the namespace of the leader-election Lease.
+    #[arg(
+        long,
+        value_name = "NS",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
+    lease_namespace: String,
+    /// With --kube: the Lease's name.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "gateway-wasm-controller-shim"
+    )]
+    lease_name: String,
+    /// With --kube: this replica's identity in the Lease [default: $POD_NAME, else $HOSTNAME].
+    #[arg(long, value_name = "ID")]
+    identity: Option<String>,
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+    /// With --manifests: the JSON status report [default: OUT/status.json with --envoy-dir, else
+    /// none].
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Deliver everything again every N seconds (repairs restarted proxies).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    resync: u64,
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    /// Requests fail with 503 until the next configuration push creates a new VM.
+    FailClosed,
+    /// Requests fail with 503 and Envoy reloads the VM (with backoff).
+    FailReload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
+    let (gateway, bind) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;
+    let port = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .map_err(|e| format!("{s:?} in {text:?} is not a port: {e}"))
+    };
+    Ok((port(gateway)?, port(bind)?))
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    init_logs(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+fn targets(args: &RunArgs) -> Vec<Target> {
+    let mut targets = Vec::new();
+    if let Some(dir) = &args.envoy_dir {
+        let wasm = args
+            .wasm
+            .clone()
+            .unwrap_or_else(|| dir.join("gateway_wasm.wasm"));
+        let mut options = EnvoyOptions::new(dir, wasm);
+        options.port_offset = args.port_offset;
+        options.port_map = args.port_map.iter().copied().collect();
+        options.bind_address = args.bind_address.clone();
+        options.admin_port = args.admin_port;
+        options.failure_policy = match args.failure_policy {
+            Policy::FailClosed => FailurePolicy::FailClosed,
+            Policy::FailReload => FailurePolicy::FailReload,
+        };
+        targets.push(Target::Envoy(EnvoyTarget::new(options)));
+    }
+    if let Some(url) = &args.kong_admin {
+        let mut options = KongOptions::new(url);
+        options.config_as_string = args.kong_config_string;
+        targets.push(Target::Kong(Box::new(KongTarget::new(options))));
+    }
+    targets
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run_async(args: &RunArgs) -> Result<ExitCode> {
+    let controller_name = args
+        .controller_name
+        .clone()
+        .unwrap_or_else(|| Settings::default().controller_name);
+    let mut config = RuntimeConfig::new(&controller_name);
+    config.gateways = args
+        .gateway
+        .iter()
+        .map(|g| parse_key(g))
+        .collect::<Result<_>>()?;
+    config.resync = Duration::from_secs(args.resync.max(1));
+    if args.kong_admin.is_some() && config.gateways.len() > 1 {
+        bail!("a Kong target serves one Gateway; pass at most one --gateway with --kong-admin");
+    }
+    let metrics = Arc::new(Metrics::default());
+    let (health_addr, _health) = serve_health(args.metrics_addr, metrics.clone())
+        .await
+        .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
+    tracing::info!(%health_addr, "serving /healthz, /readyz, /metrics");
+    let filter = Filter {
+        controller_name: Some(controller_name.clone()),
+    };
+    let shared = Arc::new(Shared::new(Index::new(filter, Kind::ALL)));
+    let targets = targets(args);
+
+    if let Some(dir) = &args.manifests {
+        if !dir.is_dir() {
+            bail!("--manifests {}: not a directory", dir.display());
+        }
+        metrics.set_leader(true);
+        let report_path = args
+            .report
+            .clone()
+            .or_else(|| args.envoy_dir.as_ref().map(|d| d.join("status.json")));
+        let status = StatusSink::Report(Report::new(report_path, &controller_name, true));
+        let source = tokio::spawn(controller_shim::source::dir::run(
+            DirSource::new(dir),
+            shared.clone(),
+            metrics.clone(),
+        ));
+        tracing::info!(manifests = %dir.display(), controller = %controller_name, "watching the manifest directory");
+        Runtime::new(shared, targets, status, metrics, config)
+            .run(shutdown_signal())
+            .await;
+        source.abort();
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let client = kube_client(args.kube_url.as_deref()).await?;
+    let watchers =
+        controller_shim::source::kube::spawn(client.clone(), shared.clone(), metrics.clone());
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("controller-shim-{}", std::process::id()));
+    let mut lease_config = LeaseConfig::new(&args.lease_namespace, &identity);
+    lease_config.name = args.lease_name.clone();
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
+    let elector = Elector::new(
+        kube::Api::namespaced(client.clone(), &args.lease_namespace),
+        lease_config,
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let lease_task = tokio::spawn(lease::run(elector, leader_tx, metrics.clone(), stop_rx));
+    let status = StatusSink::Kube {
+        writer: KubeStatus::new(client.clone()),
+        leader: leader_rx,
+    };
+    tracing::info!(controller = %controller_name, %identity, lease = %format!("{}/{}", args.lease_namespace, args.lease_name), "watching the Kubernetes API");
+    Runtime::new(shared, targets, status, metrics, config)
+        .run(shutdown_signal())
+        .await;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    // Hand the Lease over at once instead of letting it expire.
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kube_client(url: Option<&str>) -> Result<kube::Client> {
+    let config = match url {
+        Some(url) => kube::Config::new(url.parse().with_context(|| format!("--kube-url {url:?}"))?),
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration (in-cluster, KUBECONFIG or ~/.kube/config)")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
