@@ -7,3 +7,9 @@
 pub mod snapshot;
 pub mod status;
 pub mod vectors;
+
+// Request cases: shared checks, the native target and the pass/fail bookkeeping.
+pub mod envoy;
+pub mod exchange;
+pub mod native;
+pub mod outcome;

@@ -1,2 +1,150 @@
-//! Placeholder: filled in by its issue.
-fn main() {}
+//! `conformance`: runs Gateway API conformance vectors against this project.
+//!
+//! Usually started through `cargo xtask conformance`. Prints one line per failed or skipped case and
+//! last `N passed, N failed, N skipped`; exits non-zero when anything failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use conformance::outcome::{Outcome, Summary};
+use conformance::vectors::{self, Case, VectorFile};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Run Gateway API conformance vectors through the resolver and the engine (native) or a real Envoy",
+    long_about = "Runs every case of a vector file in the shared schema.\n\n\
+        native: resolver + engine, with the proxy simulated; cases that need a live proxy (timeouts, \
+        retries, upstream protocols) are skipped with the reason.\n\
+        envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\n\
+        Output: one line per failure (case id, expected, got) and per skip (reason); last line \
+        `N passed, N failed, N skipped`. Exit status 1 when anything failed."
+)]
+struct Args {
+    /// Vector file in the shared schema.
+    #[arg(long, default_value_os_t = vectors::httproute_vectors_path())]
+    vectors: PathBuf,
+    /// Where to run the request cases.
+    #[arg(long, value_enum, default_value_t = Target::Native)]
+    target: Target,
+    /// Run `statusCases` (the controller's status conditions) instead of request cases.
+    #[arg(long)]
+    status: bool,
+    /// Only cases whose id matches this regular expression.
+    #[arg(long = "case", value_name = "REGEX")]
+    case_filter: Option<String>,
+    /// Leave out `unreleasedCases` (tests only on the suite's main branch).
+    #[arg(long)]
+    released_only: bool,
+    /// The filter module for `--target envoy`.
+    #[arg(long, default_value = "target/wasm32-wasip1/wasm/gateway_wasm.wasm")]
+    wasm: PathBuf,
+    /// Also print a line for every passed case.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Native,
+    Envoy,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(summary) if summary.failed == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<Summary> {
+    let file = vectors::load(&args.vectors)?;
+    let filter = args
+        .case_filter
+        .as_deref()
+        .map(regex_lite::Regex::new)
+        .transpose()
+        .context("--case is not a valid regular expression")?;
+    let selected = |id: &str| filter.as_ref().is_none_or(|re| re.is_match(id));
+
+    let summary = if args.status {
+        let mut status = Summary::default();
+        for case in file.status_cases.iter().filter(|c| selected(&c.id)) {
+            let outcome = match conformance::status::check(case, &file) {
+                Ok(conformance::status::Outcome::Passed) => Outcome::Pass,
+                Ok(conformance::status::Outcome::Skipped(why)) => Outcome::Skip(why),
+                Err(why) => Outcome::Fail(why),
+            };
+            report(&case.id, &outcome, args.verbose);
+            status.record(&outcome);
+        }
+        status
+    } else {
+        let cases: Vec<&Case> = file
+            .cases
+            .iter()
+            .chain(if args.released_only {
+                [].iter()
+            } else {
+                file.unreleased_cases.iter()
+            })
+            .filter(|c| selected(&c.id))
+            .collect();
+        match args.target {
+            Target::Native => run_native(&cases, &file, args.verbose),
+            Target::Envoy => run_envoy(&cases, &file, &args.wasm, args.verbose)?,
+        }
+    };
+    println!("{summary}");
+    Ok(summary)
+}
+
+fn run_native(cases: &[&Case], file: &VectorFile, verbose: bool) -> Summary {
+    let mut summary = Summary::default();
+    for case in cases {
+        let outcome = conformance::native::run(case, file);
+        report(&case.id, &outcome, verbose);
+        summary.record(&outcome);
+    }
+    summary
+}
+
+fn run_envoy(
+    cases: &[&Case],
+    file: &VectorFile,
+    wasm: &std::path::Path,
+    verbose: bool,
+) -> anyhow::Result<Summary> {
+    let mut target = conformance::envoy::EnvoyTarget::new(wasm)?;
+    let mut summary = Summary::default();
+    let started = std::time::Instant::now();
+    for (i, case) in cases.iter().enumerate() {
+        let outcome = target.run(case, file);
+        report(&case.id, &outcome, verbose);
+        summary.record(&outcome);
+        if (i + 1) % 50 == 0 {
+            eprintln!(
+                "[envoy] {}/{} cases, {:.0}s",
+                i + 1,
+                cases.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    eprintln!("{}", target.summary());
+    Ok(summary)
+}
+
+fn report(id: &str, outcome: &Outcome, verbose: bool) {
+    match outcome {
+        Outcome::Pass if verbose => println!("PASS {id}"),
+        Outcome::Pass => {}
+        Outcome::Fail(why) => println!("FAIL {id}: {why}"),
+        Outcome::Skip(why) => println!("SKIP {id}: {why}"),
+    }
+}

@@ -43,14 +43,19 @@ pub struct VectorFile {
     pub unreleased_cases: Vec<Case>,
 }
 
-/// The shared HTTPRoute vector file: `$CONFORMANCE_VECTORS` when set, else
-/// `../shared/conformance/httproute-vectors.json` next to the workspace.
+/// The HTTPRoute vector file: `$CONFORMANCE_VECTORS` when set, else the copy vendored in
+/// `conformance/vectors/` (a clean clone and CI need no file outside the repository; a test keeps the
+/// copy identical to `../shared/conformance/` wherever that directory exists).
 pub fn httproute_vectors_path() -> std::path::PathBuf {
     match std::env::var_os("CONFORMANCE_VECTORS") {
         Some(path) => path.into(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/conformance/httproute-vectors.json"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/httproute-vectors.json"),
     }
+}
+
+/// Where the shared (upstream) copy of the vectors lives relative to the workspace.
+pub fn shared_vectors_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/httproute-vectors.json")
 }
 
 /// Reads and parses a vector file. Type errors name the JSON path of the offending value.

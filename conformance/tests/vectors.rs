@@ -49,3 +49,22 @@ impl<T: Scenario> ScenarioDyn for T {
         try_snapshot_for(self, file, options)
     }
 }
+
+/// The vendored vectors must be the shared ones, byte for byte, so results here mean results there.
+#[test]
+fn vendored_vectors_match_the_shared_copy() {
+    let shared = conformance::vectors::shared_vectors_path();
+    let Ok(shared_bytes) = std::fs::read(&shared) else {
+        eprintln!(
+            "skipped: no shared vectors at {} to compare with (a clone outside the workspace)",
+            shared.display()
+        );
+        return;
+    };
+    let vendored = std::fs::read(conformance::vectors::httproute_vectors_path()).unwrap();
+    assert!(
+        shared_bytes == vendored,
+        "conformance/vectors/httproute-vectors.json differs from {}: copy the shared file over it",
+        shared.display()
+    );
+}

@@ -7,7 +7,8 @@
 //! Behaviour a request can ask for, as the conformance suite uses it:
 //! - `X-Echo-Set-Header: Name-1:value1,Name-2:value2` sets those response headers (an empty value sets nothing);
 //! - `?delay=<Go duration>` (`1s`, `500ms`, `1m30s`) sleeps before answering;
-//! - `?uuid=<id>&succeedAfter=<n>[&responseCode=<code>]` is the retry simulator: the first `n` requests
+//! - `?uuid=<id>&succeedAfter=<n>[&responseCode=<code>][&delayRetry=<Go duration>]` is the retry
+//!   simulator (`delayRetry` delays each failing attempt): the first `n` requests
 //!   with that uuid fail, with HTTP `<code>` or, without `responseCode`, by resetting the connection without
 //!   a response (HTTP/2: the stream is reset); later ones succeed;
 //! - `Upgrade: websocket` (HTTP/1.1) is accepted and text/binary messages are echoed back.
@@ -643,6 +644,17 @@ async fn handle(
         };
         let attempt = lock(&shared.retries).attempt(&uuid);
         if attempt <= succeed_after {
+            // `delayRetry`: a failing attempt is slow too (the suite uses it to make per-try and
+            // request timeouts fire before the failure arrives).
+            if let Some(delay) = query_param(&query, "delayRetry") {
+                let Some(duration) = parse_go_duration(&delay) else {
+                    return Ok(text_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid delayRetry {delay:?}\n"),
+                    ));
+                };
+                tokio::time::sleep(duration).await;
+            }
             match query_param(&query, "responseCode") {
                 Some(code) => {
                     let Some(status) = code
@@ -945,6 +957,20 @@ mod tests {
             500
         );
         assert_eq!(echo.request_count(), 4);
+    }
+
+    #[test]
+    fn retry_simulator_delays_only_failing_attempts() {
+        let echo = server("slow-retry");
+        let client = HttpClient::http1(echo.addr());
+        let request = Request::get("/?uuid=d&succeedAfter=1&responseCode=500&delayRetry=300ms");
+        let started = std::time::Instant::now();
+        assert_eq!(client.send(&request).unwrap().status, 500);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "the failing attempt is delayed"
+        );
+        assert_eq!(client.send(&request).unwrap().status, 200);
     }
 
     #[test]
