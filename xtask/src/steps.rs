@@ -143,6 +143,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     )?;
     if quick {
         eprintln!("--quick: skipped the real-Envoy conformance run");
+    } else {
+        cargo(
+            "conformance: request cases (real Envoy + wasm filter)",
+            &[&conformance[..], &["--target", "envoy"]].concat(),
+        )?;
     }
     eprintln!(
         "all checks passed in {:.0}s",
