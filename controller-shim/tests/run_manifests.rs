@@ -1,0 +1,410 @@
+//! `controller-shim run --manifests DIR --envoy-dir OUT` as a user runs it: the real Envoy follows
+//! edits, additions and deletions of manifest files within two seconds; broken and dangling
+//! manifests are reported without disturbing anything else.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::client::{HttpClient, Request};
+use testkit::echo::{EchoIdentity, EchoServer};
+use testkit::envoy::{Envoy, EnvoyOptions};
+
+/// The shim process; killed when dropped.
+struct Shim {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    metrics: SocketAddr,
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Shim {
+    fn start(dir: &Path, manifests: &Path, out: &Path, extra: &[String]) -> Shim {
+        let metrics = SocketAddr::from(([127, 0, 0, 1], testkit::ports::free_port().unwrap()));
+        let stdout = dir.join("shim.stdout");
+        let stderr = dir.join("shim.stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_controller-shim"))
+            .args(["run", "--manifests"])
+            .arg(manifests)
+            .arg("--envoy-dir")
+            .arg(out)
+            .args([
+                "--metrics-addr",
+                &metrics.to_string(),
+                "--bind-address",
+                "127.0.0.1",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Shim {
+            child,
+            stdout,
+            stderr,
+            metrics,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = HttpClient::http1(self.metrics)
+            .with_timeout(Duration::from_secs(2))
+            .send(&Request::get(path))
+            .ok()?;
+        Some((response.status, response.text()))
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the shim exited with {status}:\n{}", self.stderr());
+            }
+            if self.get("/readyz").is_some_and(|(s, _)| s == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never ready:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_output(&self, what: &str, predicate: impl Fn(&str, &str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !predicate(&self.stdout(), &self.stderr()) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what}:\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: wasm}
+spec: {controllerName: gateway-wasm.dev/controller-shim}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: wasm
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+"#;
+
+fn services(api: u16, v2: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: api, namespace: app}}
+  spec: {{ports: [{{name: http, port: 8080, targetPort: {api}}}]}}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {{name: api-1, namespace: app, labels: {{kubernetes.io/service-name: api}}}}
+  addressType: IPv4
+  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
+  ports: [{{name: http, port: {api}}}]
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: api-v2, namespace: app}}
+  spec: {{ports: [{{name: http, port: 8080, targetPort: {v2}}}]}}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {{name: api-v2-1, namespace: app, labels: {{kubernetes.io/service-name: api-v2}}}}
+  addressType: IPv4
+  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
+  ports: [{{name: http, port: {v2}}}]
+"#
+    )
+}
+
+fn route(name: &str, host: &str, service: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: app}}
+spec:
+  parentRefs: [{{name: gw, namespace: infra}}]
+  hostnames: [{host}]
+  rules:
+  - backendRefs: [{{name: {service}, port: 8080}}]
+"#
+    )
+}
+
+/// Who answers `host` (the echo service name), or the status code when nobody does.
+fn served_by(addr: SocketAddr, host: &str) -> Result<String, u16> {
+    let response = HttpClient::http1(addr)
+        .with_timeout(Duration::from_secs(2))
+        .send(&Request::get("/hello").with_host(host))
+        .map_err(|_| 0u16)?;
+    match response.echo() {
+        Ok(echo) => Ok(echo.service),
+        Err(_) => Err(response.status),
+    }
+}
+
+/// Waits until `host` is answered as `expected` and returns how long it took.
+fn follows(
+    addr: SocketAddr,
+    host: &str,
+    expected: Result<&str, u16>,
+    envoy: &Envoy,
+    shim: &Shim,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let seen = served_by(addr, host);
+        if seen.as_deref().map_err(|e| *e) == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{host} never became {expected:?} (last {seen:?})\nshim:\n{}\nenvoy:\n{}",
+            shim.stderr(),
+            envoy.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn envoy_follows_manifest_edits_additions_and_deletions() {
+    let api = EchoServer::start(
+        EchoIdentity::new("app", "api", "api-0"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let v2 = EchoServer::start(
+        EchoIdentity::new("app", "api-v2", "api-v2-0"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
+    std::fs::write(
+        manifests.join("services.yaml"),
+        services(api.addr().port(), v2.addr().port()),
+    )
+    .unwrap();
+    std::fs::write(
+        manifests.join("web.yaml"),
+        route("web", "example.com", "api"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let ports = testkit::ports::free_ports(2).unwrap();
+    let wasm = support::plugin_wasm();
+    let mut shim = Shim::start(
+        dir.path(),
+        &manifests,
+        &out,
+        &[
+            "--port-map".into(),
+            format!("80={}", ports[0]),
+            "--admin-port".into(),
+            ports[1].to_string(),
+            "--wasm".into(),
+            wasm.display().to_string(),
+        ],
+    );
+    shim.wait_ready();
+    let bootstrap = out.join("infra/gw/bootstrap.yaml");
+    let envoy = Envoy::start(EnvoyOptions::new(&bootstrap)).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    follows(addr, "example.com", Ok("api"), &envoy, &shim);
+
+    // Edit: the route now points at api-v2.
+    std::fs::write(
+        manifests.join("web.yaml"),
+        route("web", "example.com", "api-v2"),
+    )
+    .unwrap();
+    let took = follows(addr, "example.com", Ok("api-v2"), &envoy, &shim);
+    assert!(took < Duration::from_secs(2), "edit took {took:?}");
+
+    // Add: a second route in a new file.
+    std::fs::write(
+        manifests.join("other.yaml"),
+        route("other", "other.example.com", "api"),
+    )
+    .unwrap();
+    let took = follows(addr, "other.example.com", Ok("api"), &envoy, &shim);
+    assert!(took < Duration::from_secs(2), "addition took {took:?}");
+
+    // Delete: the file goes, so does the route (the filter answers 404).
+    std::fs::remove_file(manifests.join("other.yaml")).unwrap();
+    let took = follows(addr, "other.example.com", Err(404), &envoy, &shim);
+    assert!(took < Duration::from_secs(2), "deletion took {took:?}");
+    assert_eq!(served_by(addr, "example.com"), Ok("api-v2".to_owned()));
+
+    // A half-written file (it does not parse) changes nothing; the finished file applies.
+    std::fs::write(manifests.join("web.yaml"), "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: app}\nspec:\n  parentRefs: [{name: gw, namespace: in").unwrap();
+    shim.wait_output("parse error log", |_, err| {
+        err.contains("manifest does not parse")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(served_by(addr, "example.com"), Ok("api-v2".to_owned()));
+    std::fs::write(
+        manifests.join("web.yaml"),
+        route("web", "example.com", "api"),
+    )
+    .unwrap();
+    let took = follows(addr, "example.com", Ok("api"), &envoy, &shim);
+    assert!(took < Duration::from_secs(2), "recovery took {took:?}");
+
+    let (_, metrics) = shim.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("gateway_wasm_pushes_total{target=\"envoy\",result=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_wasm_rejected_configs_total{reason=\"manifest\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        shim.stderr().contains("pushed"),
+        "one line per push:\n{}",
+        shim.stderr()
+    );
+    assert!(
+        shim.stdout()
+            .contains("app/web → infra/gw: Accepted=True (Accepted), ResolvedRefs=True"),
+        "{}",
+        shim.stdout()
+    );
+}
+
+#[test]
+fn broken_and_dangling_manifests_are_reported_and_disturb_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
+    std::fs::write(manifests.join("services.yaml"), services(1, 2)).unwrap();
+    std::fs::write(
+        manifests.join("web.yaml"),
+        route("web", "example.com", "api"),
+    )
+    .unwrap();
+    // A route to a Service that does not exist, one to a Gateway that does not exist, a kind the
+    // shim does not read, and a file that is not YAML.
+    std::fs::write(
+        manifests.join("missing-service.yaml"),
+        route("nosvc", "nosvc.example.com", "nope"),
+    )
+    .unwrap();
+    std::fs::write(
+        manifests.join("missing-gateway.yaml"),
+        route("nogw", "nogw.example.com", "api").replace("name: gw,", "name: ghost,"),
+    )
+    .unwrap();
+    std::fs::write(
+        manifests.join("deployment.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: app}\nspec: {}\n",
+    )
+    .unwrap();
+    std::fs::write(manifests.join("broken.yaml"), "kind: [\n").unwrap();
+    let out = dir.path().join("out");
+    let mut shim = Shim::start(
+        dir.path(),
+        &manifests,
+        &out,
+        &["--port-offset".into(), "20000".into()],
+    );
+    shim.wait_ready();
+    shim.wait_output("status lines", |out, _| out.contains("app/nosvc"));
+    let stdout = shim.stdout();
+    assert!(
+        stdout.contains("app/web → infra/gw: Accepted=True (Accepted), ResolvedRefs=True"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "app/nosvc → infra/gw: Accepted=True (Accepted), ResolvedRefs=False (BackendNotFound:"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("nogw"),
+        "no controller owns a missing Gateway's status: {stdout}"
+    );
+    let stderr = shim.stderr();
+    assert!(stderr.contains("broken.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("parentRef Gateway infra/ghost does not exist"),
+        "{stderr}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("status.json")).unwrap()).unwrap();
+    assert!(
+        report["problems"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.ends_with("broken.yaml")),
+        "{report}"
+    );
+    assert_eq!(
+        report["gateways"]["infra/gw"]["listeners"][0]["attachedRoutes"], 2,
+        "{report}"
+    );
+    let ecds = std::fs::read_to_string(out.join("infra/gw/ecds/extension-config.yaml")).unwrap();
+    assert!(
+        ecds.contains("example.com") && ecds.contains("nosvc.example.com"),
+        "{ecds}"
+    );
+
+    // Fixing the broken file clears the problem; the process never stopped.
+    std::fs::write(manifests.join("broken.yaml"), "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("status.json")).unwrap())
+                .unwrap();
+        if report["problems"].as_object().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "problem never cleared: {report}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(shim.child.try_wait().unwrap().is_none());
+}
