@@ -7,8 +7,8 @@
 //! `Init`, `InitApply`…, `InitDone`: the objects are buffered and swapped into the index in one step,
 //! so objects deleted while we were away disappear and nothing is half-listed. Errors (API errors,
 //! connection refused, 410) are counted in `gateway_wasm_watch_restarts_total` and retried with
-//! kube-runtime's default exponential backoff (800 ms doubling to 30 s, with jitter; reset after a
-//! success).
+//! kube-runtime's default exponential backoff (800 ms doubling to 30 s, with jitter; reset after
+//! 120 s without errors).
 //!
 //! GatewayClasses are filtered by `spec.controllerName` in the index (the field is not selectable);
 //! Secrets are watched with the field selector `type=kubernetes.io/tls`, the only ones the resolver
