@@ -258,6 +258,7 @@ fn envoy_follows_manifest_edits_additions_and_deletions() {
     )
     .unwrap();
     let took = follows(addr, "example.com", Ok("api-v2"), &envoy, &shim);
+    eprintln!("edit followed in {took:?}");
     assert!(took < Duration::from_secs(2), "edit took {took:?}");
 
     // Add: a second route in a new file.
@@ -267,11 +268,13 @@ fn envoy_follows_manifest_edits_additions_and_deletions() {
     )
     .unwrap();
     let took = follows(addr, "other.example.com", Ok("api"), &envoy, &shim);
+    eprintln!("addition followed in {took:?}");
     assert!(took < Duration::from_secs(2), "addition took {took:?}");
 
     // Delete: the file goes, so does the route (the filter answers 404).
     std::fs::remove_file(manifests.join("other.yaml")).unwrap();
     let took = follows(addr, "other.example.com", Err(404), &envoy, &shim);
+    eprintln!("deletion followed in {took:?}");
     assert!(took < Duration::from_secs(2), "deletion took {took:?}");
     assert_eq!(served_by(addr, "example.com"), Ok("api-v2".to_owned()));
 

@@ -218,6 +218,7 @@ impl Runtime {
                 self.deliver(gateway, force, &mut report).await;
             }
         }
+        self.forget_gone(&resolution);
         self.write_status(&snapshot, &resolution, &mut report).await;
         if report.failed.is_empty() && !*self.ready.borrow() {
             self.ready.send_replace(true);
@@ -329,6 +330,24 @@ impl Runtime {
                 let errors = writer.apply(patches, &self.metrics).await;
                 report.retry |= !errors.is_empty();
             }
+        }
+    }
+
+    /// A Gateway that disappeared (or whose class is no longer ours) is not undelivered: its proxy
+    /// keeps the last config it has, which is safer than emptying a proxy that still serves traffic.
+    /// Say so once, and forget its hashes so that a Gateway coming back is delivered again.
+    fn forget_gone(&mut self, resolution: &Resolution) {
+        let present: BTreeSet<&ObjectKey> =
+            resolution.gateways.iter().map(|g| &g.gateway).collect();
+        let gone: BTreeSet<ObjectKey> = self
+            .delivered
+            .keys()
+            .filter(|(_, key)| !present.contains(key))
+            .map(|(_, key)| key.clone())
+            .collect();
+        for key in gone {
+            tracing::warn!(gateway = %key, "the Gateway is gone or no longer ours; its proxy keeps the last config delivered");
+            self.delivered.retain(|(_, k), _| *k != key);
         }
     }
 
