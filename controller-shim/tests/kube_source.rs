@@ -517,3 +517,41 @@ async fn status_and_lease_need_nothing_beyond_the_rbac_table() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unserved_kind_counts_as_empty_until_its_crd_appears() {
+    let server = FakeApiServer::start().await;
+    server.unserve("listenersets");
+    seed(&server);
+    let running = start(&server).await;
+    assert!(
+        running
+            .shared
+            .read(|i| i.snapshot().listener_sets.is_empty())
+    );
+    assert_eq!(running.shared.read(|i| i.snapshot().http_routes.len()), 1);
+    assert!(running.metrics.watch_restarts("ListenerSet") >= 1);
+    assert!(
+        running
+            .shared
+            .problems()
+            .values()
+            .any(|p| p.contains("ListenerSet is not served")),
+        "{:?}",
+        running.shared.problems()
+    );
+    // The CRD gets installed: the watcher's retry picks the kind up.
+    server.serve("listenersets");
+    server.apply(
+        "listenersets",
+        json!({"metadata": {"name": "extra", "namespace": "infra"}, "spec": {
+            "parentRef": {"name": "gw"},
+            "listeners": [{"name": "extra", "port": 8080, "protocol": "HTTP"}]}}),
+    );
+    wait_for("the ListenerSet", || {
+        running
+            .shared
+            .read(|i| i.snapshot().listener_sets.len() == 1)
+    })
+    .await;
+}

@@ -35,7 +35,7 @@ use crate::deliver::Target;
 use crate::metrics::Metrics;
 use crate::resolution::{GatewayResult, ObjectKey, Resolution, Settings};
 use crate::snapshot::Snapshot;
-use crate::source::{Kind, Object, Shared};
+use crate::source::{Object, Shared};
 use crate::status::kube::KubeStatus;
 use crate::status::report::Report;
 use crate::status::{self, FromSnapshot};
@@ -391,10 +391,5 @@ impl Runtime {
         }
         let _ = resolution;
         self.logged = messages;
-    }
-
-    /// The number of objects per kind in the index (for the startup log).
-    pub fn counts(&self) -> BTreeMap<Kind, usize> {
-        self.shared.read(|index| index.counts())
     }
 }

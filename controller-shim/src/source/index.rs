@@ -235,6 +235,11 @@ impl Index {
         }
     }
 
+    /// Whether a kind has been listed once.
+    pub fn synced(&self, kind: Kind) -> bool {
+        self.synced.contains(&kind)
+    }
+
     /// Every expected kind has been listed once.
     pub fn ready(&self) -> bool {
         self.expected.is_subset(&self.synced)

@@ -88,18 +88,6 @@ impl Kind {
         }
     }
 
-    /// The kind for a manifest's `apiVersion` group and `kind`.
-    pub fn from_api(group: &str, kind: &str) -> Option<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == kind && k.group() == group)
-    }
-
-    /// The API group.
-    pub fn group(self) -> Cow<'static, str> {
-        self.read_rule().group
-    }
-
     /// Whether the shim writes this kind's status subresource.
     pub fn status_written(self) -> bool {
         matches!(

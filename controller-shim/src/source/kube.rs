@@ -10,6 +10,10 @@
 //! kube-runtime's default exponential backoff (800 ms doubling to 30 s, with jitter; reset after
 //! 120 s without errors).
 //!
+//! A kind the API server does not serve (404 on the list: its CRD is not installed, typically the
+//! experimental ListenerSet) counts as empty, so the index still becomes ready; the watcher keeps
+//! retrying and picks the kind up once the CRD appears.
+//!
 //! GatewayClasses are filtered by `spec.controllerName` in the index (the field is not selectable);
 //! Secrets are watched with the field selector `type=kubernetes.io/tls`, the only ones the resolver
 //! reads.
@@ -163,6 +167,26 @@ async fn watch<K>(
             Ok(Event::Delete(object)) => {
                 let object = wrap(object);
                 shared.update(|index| index.delete(kind, &object.key()));
+            }
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if status.code == 404 =>
+            {
+                // The API server does not serve this kind (e.g. the experimental ListenerSet CRD is
+                // not installed). Treat it as empty so the rest can go ready; keep retrying.
+                metrics.watch_restart(kind.as_str());
+                let first = shared.update(|index| {
+                    let first = !index.synced(kind);
+                    index.replace(kind, Vec::new());
+                    index.mark_synced(kind);
+                    first
+                });
+                if first {
+                    tracing::warn!(%kind, "the API server does not serve this kind (CRD not installed?); treating it as empty");
+                }
+                shared.set_problem(
+                    &problem_key,
+                    Some(format!("{kind} is not served by the API server")),
+                );
             }
             Err(error) => {
                 metrics.watch_restart(kind.as_str());

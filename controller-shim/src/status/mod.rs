@@ -210,3 +210,59 @@ impl StatusError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(BTreeMap<(Kind, ObjectKey), Current>);
+
+    impl Known for Fixed {
+        fn current(&self, kind: Kind, key: &ObjectKey) -> Option<Current> {
+            self.0.get(&(kind, key.clone())).cloned()
+        }
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            namespace: "app".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_route_that_left_our_gateways_loses_only_our_parents() {
+        let theirs =
+            json!({"parentRef": {"name": "theirs"}, "controllerName": "them", "conditions": []});
+        let ours = json!({"parentRef": {"name": "gw"}, "controllerName": "us", "conditions": []});
+        let known = Fixed(
+            [
+                (
+                    (Kind::HttpRoute, key("left")),
+                    Current {
+                        status: Some(json!({"parents": [theirs.clone(), ours.clone()]})),
+                        resource_version: Some("7".into()),
+                    },
+                ),
+                (
+                    (Kind::HttpRoute, key("never")),
+                    Current {
+                        status: Some(json!({"parents": [theirs.clone()]})),
+                        resource_version: Some("8".into()),
+                    },
+                ),
+            ]
+            .into(),
+        );
+        let patches = plan(
+            &Resolution::default(),
+            &known,
+            "us",
+            &[key("left"), key("never"), key("gone")],
+        );
+        assert_eq!(patches.len(), 1, "{patches:?}");
+        assert_eq!(patches[0].key, key("left"));
+        assert_eq!(patches[0].status, json!({"parents": [theirs]}));
+        assert_eq!(patches[0].body()["metadata"]["resourceVersion"], "7");
+    }
+}

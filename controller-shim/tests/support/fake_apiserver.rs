@@ -80,6 +80,8 @@ pub(crate) struct State {
     history: Vec<(u64, String, String)>,
     seen: Vec<Seen>,
     patches: Vec<RecordedPatch>,
+    /// Resources answered with 404 (their CRD is not installed).
+    unserved: std::collections::BTreeSet<String>,
     /// (method, plural) → status codes to answer with, in order.
     faults: BTreeMap<(String, String), Vec<u16>>,
 }
@@ -263,6 +265,20 @@ impl FakeApiServer {
             .entry((method.to_owned(), plural.to_owned()))
             .or_default()
             .push(code);
+    }
+
+    /// Every request for `plural` gets 404, as when its CRD is not installed.
+    pub fn unserve(&self, plural: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .unserved
+            .insert(plural.to_owned());
+    }
+
+    /// `plural` is served again (the CRD was installed).
+    pub fn serve(&self, plural: &str) {
+        self.state.lock().unwrap().unserved.remove(plural);
     }
 
     pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {

@@ -156,6 +156,13 @@ pub(super) async fn handle(
             path: path.clone(),
             query: query.clone(),
         });
+        if s.unserved.contains(&target.plural) {
+            return error(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
         let fault = s
             .faults
             .get_mut(&(method.to_string(), target.plural.clone()))
