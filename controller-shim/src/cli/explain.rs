@@ -9,7 +9,7 @@ use clap::Args;
 use controller_shim::manifests;
 use controller_shim::resolution::{GatewayResult, ObjectKey};
 use controller_shim::{Settings, resolve};
-use engine::{Action, Decision, RouteTable, SplitMix64};
+use engine::{Action, Decision, HeaderEdit, RouteTable, SplitMix64};
 
 /// Explain how a Gateway routes one request, from a directory of manifests.
 ///
@@ -141,6 +141,14 @@ fn pick<'r>(gateways: &'r [GatewayResult], wanted: Option<&str>) -> Result<&'r G
     }
 }
 
+fn edit_text(edit: &HeaderEdit<'_>) -> String {
+    match edit {
+        HeaderEdit::Set(name, value) => format!("set {name}: {value}"),
+        HeaderEdit::Add(name, value) => format!("add {name}: {value}"),
+        HeaderEdit::Remove(name) => format!("remove {name}"),
+    }
+}
+
 fn describe(decision: &Decision<'_>) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -163,10 +171,10 @@ fn describe(decision: &Decision<'_>) -> String {
                 out.push_str(&format!("host:     rewritten to {authority}\n"));
             }
             for edit in &forward.request_headers {
-                out.push_str(&format!("request header: {edit:?}\n"));
+                out.push_str(&format!("request header:  {}\n", edit_text(edit)));
             }
             for edit in &forward.response_headers {
-                out.push_str(&format!("response header: {edit:?}\n"));
+                out.push_str(&format!("response header: {}\n", edit_text(edit)));
             }
         }
         Action::Redirect(redirect) => out.push_str(&format!(
