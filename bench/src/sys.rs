@@ -1,0 +1,207 @@
+//! The machine: what it is, what a process uses (from `/proc`), CPU pinning and the Debian tools.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// `model name` from `/proc/cpuinfo`.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+pub fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident set size in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// User plus system CPU time of a process (all threads), in clock ticks.
+pub fn process_ticks(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Per-CPU (busy, total) clock ticks from `/proc/stat`, indexed by CPU number.
+pub fn cpu_ticks() -> Vec<(u64, u64)> {
+    let Ok(text) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let values: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let total: u64 = values.iter().sum();
+            // idle and iowait are the 4th and 5th values.
+            let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+            (total.saturating_sub(idle), total)
+        })
+        .collect()
+}
+
+/// Busy fraction of each CPU between two [`cpu_ticks`] readings.
+pub fn busy_between(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|((b0, t0), (b1, t1))| {
+            let total = t1.saturating_sub(*t0);
+            if total == 0 {
+                0.0
+            } else {
+                b1.saturating_sub(*b0) as f64 / total as f64
+            }
+        })
+        .collect()
+}
+
+/// Whether `program` is on `PATH`.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Installs `wrk` from Debian when it is missing (the load generator), saying so.
+pub fn ensure_wrk() -> Result<()> {
+    if have("wrk") {
+        return Ok(());
+    }
+    eprintln!("[bench] wrk is missing: installing it from Debian (apt-get install -y wrk)");
+    let quiet = |args: &[&str]| -> Result<()> {
+        let output = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running apt-get {}", args.join(" ")))?;
+        if !output.status.success() {
+            bail!(
+                "apt-get {} failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    };
+    quiet(&["update", "-qq"])?;
+    quiet(&["install", "-y", "-qq", "--no-install-recommends", "wrk"])?;
+    if !have("wrk") {
+        bail!("apt-get installed wrk, but it is not on PATH");
+    }
+    Ok(())
+}
+
+/// Whether CPU pinning is possible: `taskset` exists and there are at least two CPUs.
+pub fn can_pin() -> bool {
+    have("taskset") && cores() >= 2
+}
+
+/// Pins every thread of a running process to one CPU (`taskset -a -p -c CPU PID`); threads it
+/// creates later inherit the mask.
+pub fn pin_process(pid: u32, cpu: usize) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running taskset")?;
+    if !status.success() {
+        bail!("taskset -a -p -c {cpu} {pid} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `command args…`, under `taskset -c CPU` when `cpu` is set.
+pub fn pinned_command(program: &Path, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpu.to_string()).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The first line of `program --version` (or `-v`), for the report.
+pub fn version_line(program: &Path, flag: &str) -> String {
+    Command::new(program)
+        .arg(flag)
+        .output()
+        .map(|o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        assert!(rss_kib(pid).unwrap() > 0);
+        assert!(process_ticks(pid).is_some());
+        let ticks = cpu_ticks();
+        assert!(!ticks.is_empty());
+        let busy = busy_between(&ticks, &ticks);
+        assert!(busy.iter().all(|b| *b == 0.0));
+        assert!(!cpu_model().is_empty());
+    }
+}
