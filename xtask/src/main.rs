@@ -3,6 +3,7 @@
 //! Each command prints what it runs and how long it took, installs what is missing (the wasm
 //! target, Debian packages the tests need) and stops at the first failing step with its exit status.
 
+mod bench;
 mod steps;
 
 use std::process::ExitCode;

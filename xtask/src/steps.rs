@@ -180,7 +180,7 @@ pub fn bench(quick: bool) -> anyhow::Result<()> {
             "10",
         ]);
     }
-    cargo("engine evaluation benchmark", &args)
+    cargo("engine evaluation benchmark", &args).and_then(|()| crate::bench::envoy(quick))
 }
 
 pub fn bless() -> anyhow::Result<()> {
