@@ -112,7 +112,7 @@ fn gateway(name: &str) -> GatewayResult {
 }
 
 fn schema() -> Value {
-    engine::schema::plugin_config_schema()
+    engine::schema::plugin_config_schema_draft4()
 }
 
 fn chain_config(kong: &FakeKong) -> Value {

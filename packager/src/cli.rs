@@ -458,11 +458,6 @@ fn kong_bundle(ws: Option<&Path>, args: &KongArgs) -> Result<()> {
     let module = read_module(&path)?;
     check::check_module(&module, &path.display().to_string())
         .context("refusing to bundle a module that fails `packager check`")?;
-    if schema::SCHEMA_IS_PLACEHOLDER {
-        progress(
-            "the PluginConfig schema is still a placeholder (engine::schema not wired in yet)",
-        );
-    }
     kong::write_bundle(&args.out, &module, schema::plugin_config_schema())?;
     say!(
         "wrote {} ({} and {})",

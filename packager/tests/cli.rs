@@ -192,6 +192,11 @@ fn kong_bundle_carries_the_module_and_the_config_schema() {
         packager::schema::plugin_config_schema()
     );
     assert_eq!(meta.as_object().unwrap().len(), 1);
+    // Kong validates config_schema against the draft-4 metaschema and refuses other dialects.
+    assert_eq!(
+        meta["config_schema"]["$schema"],
+        "http://json-schema.org/draft-04/schema#"
+    );
 
     let (bad, _) = fixture(
         tmp.path(),
