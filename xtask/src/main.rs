@@ -4,6 +4,7 @@
 //! target, Debian packages the tests need) and stops at the first failing step with its exit status.
 
 mod bench;
+mod demo;
 mod steps;
 
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    Demo(demo::DemoArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs) from the current code.
     Bless,
 }
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Test { quick } => steps::test(quick),
         Command::Conformance { args } => steps::conformance(&args),
         Command::Bench { quick } => steps::bench(quick),
+        Command::Demo(args) => demo::run(&args),
         Command::Bless => steps::bless(),
     };
     match result {
