@@ -132,6 +132,10 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         ],
     )?;
     cargo("tests", &["test", "--workspace", "--all-features"])?;
+    cargo(
+        "demo (examples/quickstart in a real Envoy, every check)",
+        &["xtask", "demo", "--no-color"],
+    )?;
     let conformance = ["run", "-q", "-p", "conformance", "--", "--vectors", VECTORS];
     cargo(
         "conformance: request cases (native)",
