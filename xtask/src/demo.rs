@@ -1670,12 +1670,12 @@ fn print_keep_instructions(
     );
     let url = format!("http://127.0.0.1:{LISTEN_PORT}");
     for line in [
-        format!("curl -H 'Host: store.example.com' {url}/cart"),
-        format!("curl -H 'Host: store.example.com' -H 'env: canary' {url}/cart"),
-        format!("curl -H 'Host: www.example.com' {url}/home"),
-        format!("curl -H 'Host: www.example.com' {url}/store/cart?item=42"),
-        format!("curl -i -H 'Host: www.example.com' {url}/old-blog/2024/hello"),
-        format!("curl -i -H 'Host: shop.example.com' {url}/"),
+        format!("curl -H 'Host: store.example.com' '{url}/cart'"),
+        format!("curl -H 'Host: store.example.com' -H 'env: canary' '{url}/cart'"),
+        format!("curl -H 'Host: www.example.com' '{url}/home'"),
+        format!("curl -H 'Host: www.example.com' '{url}/store/cart?item=42'"),
+        format!("curl -i -H 'Host: www.example.com' '{url}/old-blog/2024/hello'"),
+        format!("curl -i -H 'Host: shop.example.com' '{url}/'"),
     ] {
         println!("  {}", s.cyan(&line));
     }
