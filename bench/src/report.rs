@@ -21,8 +21,14 @@ pub struct RunResult {
     pub rss_after_load_kib: u64,
     /// Envoy's CPU time during the load run, as a fraction of one CPU.
     pub envoy_cpu: f64,
+    /// Envoy's CPU time (all threads) per request completed during the load run, in µs.
+    #[serde(default)]
+    pub envoy_cpu_us_per_request: f64,
     /// Busy fraction of each CPU during the load run.
     pub cpu_busy: Vec<f64>,
+    /// Steal fraction of each CPU during the load run (the hypervisor ran someone else).
+    #[serde(default)]
+    pub cpu_steal: Vec<f64>,
     /// From start to the first request routed.
     pub startup_ms: f64,
     /// From the rename of the pushed file to the first response that shows the change, per push.
@@ -49,6 +55,9 @@ pub struct Context {
     pub rounds: usize,
     pub load_before: f64,
     pub load_after: f64,
+    /// Runs repeated because other processes took Envoy's CPU.
+    #[serde(default)]
+    pub repeated_runs: u32,
     pub plugin_wasm_bytes: u64,
     pub floor_wasm_bytes: u64,
     pub mix: Vec<String>,
@@ -72,6 +81,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub rps: Option<f64>,
+    pub cpu_us: Option<f64>,
     pub rps_min: Option<f64>,
     pub rps_max: Option<f64>,
     pub p50_ms: Option<f64>,
@@ -80,6 +90,7 @@ pub struct Summary {
     pub push_ms: Option<f64>,
     pub push_max_ms: Option<f64>,
     pub envoy_cpu: Option<f64>,
+    pub envoy_steal: Option<f64>,
     pub other_cpu: Option<f64>,
     pub startup_ms: Option<f64>,
     pub on_configure_ms: Option<f64>,
@@ -114,6 +125,7 @@ pub fn summarize(runs: &[&RunResult], envoy_cpu_index: usize) -> Summary {
         .collect();
     Summary {
         rps: median(&rps),
+        cpu_us: median(&pick(&|r| r.envoy_cpu_us_per_request)),
         rps_min: rps.iter().copied().reduce(f64::min),
         rps_max: rps.iter().copied().reduce(f64::max),
         p50_ms: median(&pick(&|r| r.load.p50_us / 1000.0)),
@@ -122,6 +134,9 @@ pub fn summarize(runs: &[&RunResult], envoy_cpu_index: usize) -> Summary {
         push_ms: median(&pushes),
         push_max_ms: pushes.iter().copied().reduce(f64::max),
         envoy_cpu: median(&pick(&|r| r.envoy_cpu)),
+        envoy_steal: median(&pick(&|r| {
+            r.cpu_steal.get(envoy_cpu_index).copied().unwrap_or(0.0)
+        })),
         other_cpu: median(&other),
         startup_ms: median(&pick(&|r| r.startup_ms)),
         on_configure_ms: median(&compile),
@@ -183,7 +198,7 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
         out,
         "Machine: {} ({} cores), Linux {}, {}, {}. {}. Load: {} connections, {} s measured after {} s of \
          warm-up, {} round(s), setups alternating native → plugin → floor in every round. Load average \
-         (1 min) {:.2} before, {:.2} after.\n",
+         (1 min) {:.2} before, {:.2} after; {} run(s) repeated because other processes took Envoy's CPU.\n",
         context.cpu_model,
         context.cores,
         context.kernel,
@@ -196,6 +211,7 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
         context.rounds,
         context.load_before,
         context.load_after,
+        context.repeated_runs,
     );
     let _ = writeln!(
         out,
@@ -204,11 +220,11 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
     );
     let _ = writeln!(
         out,
-        "| routes | setup | req/s (median) | req/s (min–max) | p50 ms | p99 ms | RSS MiB | push → effect ms (median / max) | start → routed ms | Envoy CPU | load-gen CPU |"
+        "| routes | setup | req/s (median) | req/s (min–max) | Envoy CPU µs/request | p50 ms | p99 ms | RSS MiB | push → effect ms (median / max) | start → routed ms | Envoy CPU (steal) | load-gen CPU |"
     );
     let _ = writeln!(
         out,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for &size in &sizes {
         for variant in ["native", "plugin", "floor"] {
@@ -222,16 +238,18 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
             };
             let _ = writeln!(
                 out,
-                "| {} | {variant} | {} | {}–{} | {} | {} | {} | {push} | {} | {} | {} |",
+                "| {} | {variant} | {} | {}–{} | {} | {} | {} | {} | {push} | {} | {} ({}) | {} |",
                 thousands(Some(size as f64)),
                 thousands(s.rps),
                 thousands(s.rps_min),
                 thousands(s.rps_max),
+                num(s.cpu_us, 1),
                 num(s.p50_ms, 2),
                 num(s.p99_ms, 2),
                 num(s.rss_mib, 1),
                 num(s.startup_ms, 0),
                 percent(s.envoy_cpu),
+                percent(s.envoy_steal),
                 percent(s.other_cpu),
             );
         }
@@ -239,9 +257,9 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| routes | plugin/native req/s | plugin/floor req/s | floor/native req/s | plugin/native p50 | plugin/native p99 | plugin − native RSS MiB | plugin on_configure ms per VM (initial / push) |"
+        "| routes | plugin/native req/s | plugin/floor req/s | floor/native req/s | native/plugin CPU per request | floor/plugin CPU per request | plugin/native p50 | plugin/native p99 | plugin − native RSS MiB | plugin on_configure ms per VM (initial / push) |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &size in &sizes {
         let native = summary(size, "native").unwrap_or_default();
         let plugin = summary(size, "plugin").unwrap_or_default();
@@ -252,11 +270,13 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
             thousands(Some(size as f64)),
             num(ratio(plugin.rps, native.rps), 2),
             num(ratio(plugin.rps, floor.rps), 2),
             num(ratio(floor.rps, native.rps), 2),
+            num(ratio(native.cpu_us, plugin.cpu_us), 2),
+            num(ratio(floor.cpu_us, plugin.cpu_us), 2),
             num(ratio(plugin.p50_ms, native.p50_ms), 2),
             num(ratio(plugin.p99_ms, native.p99_ms), 2),
             num(rss, 1),
@@ -348,7 +368,9 @@ mod tests {
             rss_kib: 40 * 1024,
             rss_after_load_kib: 41 * 1024,
             envoy_cpu: 0.99,
+            envoy_cpu_us_per_request: 100.0,
             cpu_busy: vec![1.0, 0.5],
+            cpu_steal: vec![0.0, 0.0],
             startup_ms: 300.0,
             push_ms: vec![50.0],
             on_configure_us: vec![1500],
@@ -368,6 +390,7 @@ mod tests {
             rounds: 1,
             load_before: 0.1,
             load_after: 0.2,
+            repeated_runs: 0,
             plugin_wasm_bytes: 600_000,
             floor_wasm_bytes: 30_000,
             mix: vec!["early".into()],
@@ -382,7 +405,10 @@ mod tests {
             0,
         );
         assert!(text.contains("| 10 | native | 10,000 |"), "{text}");
-        assert!(text.contains("| 10 | 0.90 | 0.95 | 0.95 |"), "{text}");
+        assert!(
+            text.contains("| 10 | 0.90 | 0.95 | 0.95 | 1.00 | 1.00 |"),
+            "{text}"
+        );
         assert!(text.contains("600,000 bytes"), "{text}");
     }
 }

@@ -59,8 +59,18 @@ pub fn process_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// Per-CPU (busy, total) clock ticks from `/proc/stat`, indexed by CPU number.
-pub fn cpu_ticks() -> Vec<(u64, u64)> {
+/// One CPU's clock ticks from `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    /// Everything but idle and iowait (steal included).
+    pub busy: u64,
+    /// Time the hypervisor gave to someone else while this CPU wanted to run.
+    pub steal: u64,
+    pub total: u64,
+}
+
+/// Per-CPU clock ticks, indexed by CPU number.
+pub fn cpu_ticks() -> Vec<CpuTicks> {
     let Ok(text) = std::fs::read_to_string("/proc/stat") else {
         return Vec::new();
     };
@@ -73,27 +83,44 @@ pub fn cpu_ticks() -> Vec<(u64, u64)> {
                 .filter_map(|v| v.parse().ok())
                 .collect();
             let total: u64 = values.iter().sum();
-            // idle and iowait are the 4th and 5th values.
+            // user nice system idle iowait irq softirq steal …
             let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-            (total.saturating_sub(idle), total)
+            CpuTicks {
+                busy: total.saturating_sub(idle),
+                steal: values.get(7).copied().unwrap_or(0),
+                total,
+            }
+        })
+        .collect()
+}
+
+fn fraction_between(
+    before: &[CpuTicks],
+    after: &[CpuTicks],
+    part: impl Fn(&CpuTicks) -> u64,
+) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let total = a.total.saturating_sub(b.total);
+            if total == 0 {
+                0.0
+            } else {
+                part(a).saturating_sub(part(b)) as f64 / total as f64
+            }
         })
         .collect()
 }
 
 /// Busy fraction of each CPU between two [`cpu_ticks`] readings.
-pub fn busy_between(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
-    before
-        .iter()
-        .zip(after)
-        .map(|((b0, t0), (b1, t1))| {
-            let total = t1.saturating_sub(*t0);
-            if total == 0 {
-                0.0
-            } else {
-                b1.saturating_sub(*b0) as f64 / total as f64
-            }
-        })
-        .collect()
+pub fn busy_between(before: &[CpuTicks], after: &[CpuTicks]) -> Vec<f64> {
+    fraction_between(before, after, |t| t.busy)
+}
+
+/// Steal fraction of each CPU between two [`cpu_ticks`] readings.
+pub fn steal_between(before: &[CpuTicks], after: &[CpuTicks]) -> Vec<f64> {
+    fraction_between(before, after, |t| t.steal)
 }
 
 /// Whether `program` is on `PATH`.
