@@ -121,7 +121,7 @@ impl RouteTable {
     /// Validates and compiles an already parsed config.
     pub fn compile(config: &PluginConfig) -> Result<RouteTable, ConfigError> {
         validate(config)?;
-        let root = JsonPath::default();
+        let root = JsonPath::ROOT;
 
         let mut backend_ids = HashMap::with_capacity(config.backends.len());
         let mut backends = Vec::with_capacity(config.backends.len());
@@ -170,9 +170,11 @@ impl RouteTable {
                 name: route.name.clone(),
                 created,
             });
-            let route_path = root.field("routes").index(route_index);
+            let route_path_parent = root.field("routes");
+            let route_path = route_path_parent.index(route_index);
             for (rule_index, rule) in route.rules.iter().enumerate() {
-                let rule_path = route_path.field("rules").index(rule_index);
+                let rule_path_parent = route_path.field("rules");
+                let rule_path = rule_path_parent.index(rule_index);
                 let rule_id = rules.len() as u32;
                 rules.push(compile_rule(
                     route_index as u32,
@@ -187,7 +189,8 @@ impl RouteTable {
                     &rule.matches[..]
                 };
                 for (match_index, m) in matches.iter().enumerate() {
-                    let match_path = rule_path.field("matches").index(match_index);
+                    let match_path_parent = rule_path.field("matches");
+                    let match_path = match_path_parent.index(match_index);
                     let candidate_id = candidates.len() as u32;
                     let candidate = compile_match(rule_id, match_index as u32, m, &match_path)?;
                     let path_regex = match candidate.path.kind {
@@ -300,7 +303,7 @@ fn compile_match(
     rule: u32,
     match_index: u32,
     m: &Match,
-    path: &JsonPath,
+    path: &JsonPath<'_>,
 ) -> Result<Candidate, ConfigError> {
     let mut headers: Vec<HeaderCondition> = Vec::with_capacity(m.headers.len());
     for (i, h) in m.headers.iter().enumerate() {
