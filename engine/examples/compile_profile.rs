@@ -3,6 +3,7 @@
 //! `valgrind --tool=callgrind` for instruction counts that do not depend on machine load.
 
 #[path = "../benches/tables.rs"]
+#[allow(dead_code)] // the request mix is for the benchmark, not this profile
 mod tables;
 
 fn main() -> Result<(), engine::ConfigError> {
