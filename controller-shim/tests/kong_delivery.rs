@@ -1,5 +1,7 @@
 //! Kong delivery against a fixture of Kong's Admin API (`support/fake_kong.rs`), with the pushed
-//! filter config validated against the `config_schema` Kong's `gateway_wasm.meta.json` carries.
+//! filter config validated against the `config_schema` Kong's `gateway_wasm.meta.json` carries:
+//! first Kong with a database (entities upserted by name), then DB-less Kong (the whole
+//! declarative configuration through `POST /config`), then how the mode is chosen.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,7 +18,10 @@ mod json_schema;
 use std::path::Path;
 use std::sync::Arc;
 
-use controller_shim::deliver::kong::{KongOptions, KongTarget, entity_name};
+use controller_shim::deliver::kong::dbless::{CONFIG_PATH, EMPTY_CONFIG_HASH, config_hash};
+use controller_shim::deliver::kong::{
+    KongMode, KongOptions, KongTarget, declarative_config, entity_name,
+};
 use controller_shim::deliver::{DeliverError, Target};
 use controller_shim::manifests::{self, Loaded};
 use controller_shim::metrics::Metrics;
@@ -24,7 +29,7 @@ use controller_shim::resolution::GatewayResult;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink};
 use controller_shim::source::{Filter, Index, Kind, Object, Shared};
 use controller_shim::{Settings, resolve};
-use fake_kong::FakeKong;
+use fake_kong::{FakeKong, Settings as KongSettings};
 use serde_json::Value;
 
 const MANIFESTS: &str = r#"
@@ -124,28 +129,9 @@ fn chain_config(kong: &FakeKong) -> Value {
     chain["filters"][0]["config"].clone()
 }
 
-#[tokio::test]
-async fn pushes_a_catch_all_route_with_a_filter_chain_kong_accepts() {
-    let kong = FakeKong::start(Some(schema())).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
-    let delivered = target.deliver(&gateway("gw")).await.unwrap();
-    assert!(delivered.changed);
-
-    let service = kong.entity("services", "gateway-wasm.infra.gw").unwrap();
-    assert_eq!(
-        (service["host"].as_str(), service["port"].as_u64()),
-        (Some("127.0.0.1"), Some(9))
-    );
-    let route = kong.entity("routes", "gateway-wasm.infra.gw").unwrap();
-    assert_eq!(route["paths"], serde_json::json!(["/"]));
-    assert_eq!(route["service"]["id"], service["id"]);
-    let chain = kong
-        .entity("filter-chains", "gateway-wasm.infra.gw")
-        .unwrap();
-    assert_eq!(chain["route"]["id"], route["id"]);
-
-    let config = chain_config(&kong);
-    let errors = json_schema::validate(&schema(), &config);
+/// Checks the filter config Kong holds: the meta.json schema, Kong targets, the engine.
+fn check_pushed_config(config: &Value) {
+    let errors = json_schema::validate(&schema(), config);
     assert!(
         errors.is_empty(),
         "the pushed config violates meta.json's schema: {errors:?}"
@@ -177,8 +163,110 @@ async fn pushes_a_catch_all_route_with_a_filter_chain_kong_accepts() {
     engine::RouteTable::compile(&parsed).unwrap();
 }
 
+/// The service, route and filter chain exist and point at each other.
+fn check_entities(kong: &FakeKong) {
+    let service = kong.entity("services", "gateway-wasm.infra.gw").unwrap();
+    assert_eq!(
+        (service["host"].as_str(), service["port"].as_u64()),
+        (Some("127.0.0.1"), Some(9))
+    );
+    let route = kong.entity("routes", "gateway-wasm.infra.gw").unwrap();
+    assert_eq!(route["paths"], serde_json::json!(["/"]));
+    assert_eq!(route["preserve_host"], true);
+    assert_eq!(route["service"]["id"], service["id"]);
+    let chain = kong
+        .entity("filter-chains", "gateway-wasm.infra.gw")
+        .unwrap();
+    assert_eq!(chain["route"]["id"], route["id"]);
+}
+
+/// The runtime with the test's objects and one Kong target serving infra/gw.
+fn kong_runtime(options: KongOptions, metrics: &Arc<Metrics>) -> Runtime {
+    let shared = Arc::new(Shared::new(Index::new(Filter::default(), Kind::ALL)));
+    let objects = Object::all_of(&loaded().snapshot);
+    shared.update(|index| {
+        for object in objects {
+            index.apply(object);
+        }
+        for kind in Kind::ALL {
+            index.mark_synced(kind);
+        }
+    });
+    let mut config = RuntimeConfig::new("gateway-wasm.dev/controller-shim");
+    config.gateways = vec![gateway("gw").gateway];
+    Runtime::new(
+        shared,
+        vec![Target::Kong(Box::new(KongTarget::new(options)))],
+        StatusSink::None,
+        metrics.clone(),
+        config,
+    )
+}
+
+// ---- Kong with a database -------------------------------------------------------------------
+
 #[tokio::test]
-async fn unchanged_configs_are_not_rewritten_and_a_restarted_kong_is_repaired() {
+async fn pushes_a_catch_all_route_with_a_filter_chain_kong_accepts() {
+    let kong = FakeKong::start(Some(schema())).await;
+    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let delivered = target.deliver(&gateway("gw")).await.unwrap();
+    assert!(delivered.changed);
+    assert_eq!(target.mode(), Some(KongMode::Db), "GET / said postgres");
+    check_entities(&kong);
+    check_pushed_config(&chain_config(&kong));
+    let requests = kong.requests();
+    assert_eq!(requests[0], ("GET".to_owned(), "/".to_owned()));
+    assert!(
+        requests
+            .iter()
+            .all(|(_, path)| !path.starts_with("/config")),
+        "{requests:?}"
+    );
+    target.deliver(&gateway("gw")).await.unwrap();
+    assert_eq!(kong.count("GET", "/"), 1, "the mode is asked once");
+}
+
+#[tokio::test]
+async fn the_entities_match_what_a_dbless_kong_would_get() {
+    let kong = FakeKong::start(Some(schema())).await;
+    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    target.deliver(&gateway("gw")).await.unwrap();
+    let declared = declarative_config(&gateway("gw"), &KongOptions::new(&kong.url())).unwrap();
+    let service = &declared["services"][0];
+    let route = &service["routes"][0];
+    let chain = &route["filter_chains"][0];
+    let strip = |mut entity: Value, keys: &[&str]| {
+        for key in keys {
+            entity.as_object_mut().unwrap().remove(*key);
+        }
+        entity
+    };
+    assert_eq!(
+        strip(
+            kong.entity("services", "gateway-wasm.infra.gw").unwrap(),
+            &["id"]
+        ),
+        strip(service.clone(), &["routes"])
+    );
+    assert_eq!(
+        strip(
+            kong.entity("routes", "gateway-wasm.infra.gw").unwrap(),
+            &["id", "service"]
+        ),
+        strip(route.clone(), &["filter_chains"])
+    );
+    assert_eq!(
+        strip(
+            kong.entity("filter-chains", "gateway-wasm.infra.gw")
+                .unwrap(),
+            &["id", "route"]
+        ),
+        *chain
+    );
+}
+
+#[tokio::test]
+async fn unchanged_configs_are_not_rewritten_and_deleted_entities_are_recreated() {
     let kong = FakeKong::start(Some(schema())).await;
     let mut target = KongTarget::new(KongOptions::new(&kong.url()));
     target.deliver(&gateway("gw")).await.unwrap();
@@ -187,6 +275,7 @@ async fn unchanged_configs_are_not_rewritten_and_a_restarted_kong_is_repaired() 
     let again = target.deliver(&gateway("gw")).await.unwrap();
     assert!(!again.changed, "read back, found equal, nothing written");
     assert_eq!(kong.writes(), writes);
+    // Someone deleted the entities (a Kong with a database keeps them across restarts).
     kong.restart();
     let repaired = target.deliver(&gateway("gw")).await.unwrap();
     assert!(repaired.changed);
@@ -253,28 +342,8 @@ async fn one_kong_serves_one_gateway() {
 #[tokio::test]
 async fn the_runtime_pushes_to_kong_once_per_change_and_counts_it() {
     let kong = FakeKong::start(Some(schema())).await;
-    let shared = Arc::new(Shared::new(Index::new(Filter::default(), Kind::ALL)));
-    let objects = Object::all_of(&loaded().snapshot);
-    shared.update(|index| {
-        for object in objects {
-            index.apply(object);
-        }
-        for kind in Kind::ALL {
-            index.mark_synced(kind);
-        }
-    });
     let metrics = Arc::new(Metrics::default());
-    let mut config = RuntimeConfig::new("gateway-wasm.dev/controller-shim");
-    config.gateways = vec![gateway("gw").gateway];
-    let mut runtime = Runtime::new(
-        shared,
-        vec![Target::Kong(Box::new(KongTarget::new(KongOptions::new(
-            &kong.url(),
-        ))))],
-        StatusSink::None,
-        metrics.clone(),
-        config,
-    );
+    let mut runtime = kong_runtime(KongOptions::new(&kong.url()), &metrics);
     let first = runtime.round(false).await;
     assert_eq!(first.pushed.len(), 1, "{first:?}");
     let second = runtime.round(false).await;
@@ -290,6 +359,288 @@ async fn the_runtime_pushes_to_kong_once_per_change_and_counts_it() {
     assert_eq!(
         repaired.pushed.len(),
         1,
-        "the periodic re-delivery repairs a restarted Kong"
+        "the periodic re-delivery recreates deleted entities"
     );
+}
+
+// ---- DB-less Kong ---------------------------------------------------------------------------
+
+/// What the fixture would report for a foreign configuration: a DB-less Kong started from an
+/// operator's own declarative file.
+const FOREIGN_FILE: &str = r#"
+_format_version: "3.0"
+services:
+- name: billing
+  host: billing.internal
+  port: 8080
+  routes:
+  - name: billing
+    paths: [/billing]
+plugins:
+- name: prometheus
+"#;
+
+#[tokio::test]
+async fn dbless_kong_gets_the_whole_declarative_config_in_one_post() {
+    let kong = FakeKong::start_dbless(Some(schema())).await;
+    let options = KongOptions::new(&kong.url());
+    let mut target = KongTarget::new(options.clone());
+    let delivered = target.deliver(&gateway("gw")).await.unwrap();
+    assert!(delivered.changed);
+    assert_eq!(target.mode(), Some(KongMode::Dbless), "GET / said off");
+    let requests = kong.requests();
+    let expected: Vec<(String, String)> = [("GET", "/"), ("GET", "/status"), ("POST", CONFIG_PATH)]
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        requests, expected,
+        "an empty Kong is not read before it is filled; no PUT"
+    );
+    assert_eq!(CONFIG_PATH, "/config?check_hash=1&flatten_errors=1");
+    assert_eq!(kong.writes(), 0);
+    assert_eq!(kong.reloads(), 1);
+    // Kong holds exactly the declarative configuration, fingerprinted as the MD5 of its text.
+    let declared = declarative_config(&gateway("gw"), &options).unwrap();
+    assert_eq!(kong.loaded().unwrap(), declared);
+    assert_eq!(declared["_format_version"], "3.0");
+    assert_eq!(kong.hash(), config_hash(&declared.to_string()));
+    check_entities(&kong);
+    check_pushed_config(&chain_config(&kong));
+    // Nothing but ours.
+    let kinds: Vec<String> = kong.entities().keys().cloned().collect();
+    assert_eq!(kinds, ["filter-chains", "routes", "services"]);
+    assert!(kong.entities().values().all(|m| m.len() == 1));
+}
+
+#[tokio::test]
+async fn dbless_no_op_pushes_are_skipped() {
+    let kong = FakeKong::start_dbless(Some(schema())).await;
+    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    target.deliver(&gateway("gw")).await.unwrap();
+    let posts = kong.count("POST", CONFIG_PATH);
+    let again = target.deliver(&gateway("gw")).await.unwrap();
+    assert!(!again.changed, "Kong's hash equals ours: nothing posted");
+    assert_eq!(kong.count("POST", CONFIG_PATH), posts);
+    assert_eq!(kong.count("GET", "/config"), 0);
+    // A restarted shim finds the same hash and posts nothing either.
+    let mut fresh = KongTarget::new(KongOptions::new(&kong.url()));
+    assert!(!fresh.deliver(&gateway("gw")).await.unwrap().changed);
+    assert_eq!(kong.count("POST", CONFIG_PATH), posts);
+    // A different config is posted (Kong holds our previous one: no ownership check needed).
+    let mut options = KongOptions::new(&kong.url());
+    options.cluster_domain = "example.internal".to_owned();
+    let mut other_domain = KongTarget::new(options);
+    assert!(other_domain.deliver(&gateway("gw")).await.unwrap().changed);
+    assert_eq!(kong.reloads(), 2);
+    assert_eq!(
+        chain_config(&kong)["backends"]["app/many:80"]["upstream"],
+        "many.app.svc.example.internal:80"
+    );
+}
+
+#[tokio::test]
+async fn dbless_kong_skips_the_reload_itself_when_its_hash_cannot_be_predicted() {
+    // Should Kong's reported fingerprint ever differ from our MD5, nothing reloads needlessly:
+    // the shim checks the configuration is ours and Kong's check_hash answers 304.
+    let mut settings = KongSettings::dbless(Some(schema()));
+    settings.unpredictable_hash = true;
+    let kong = FakeKong::start_with(settings).await;
+    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    assert!(target.deliver(&gateway("gw")).await.unwrap().changed);
+    let again = target.deliver(&gateway("gw")).await.unwrap();
+    assert!(!again.changed, "304 counts as unchanged");
+    assert_eq!(kong.count("GET", "/config"), 1, "ownership read");
+    assert_eq!(kong.count("POST", CONFIG_PATH), 2);
+    assert_eq!(kong.reloads(), 1, "Kong did not reload");
+}
+
+#[tokio::test]
+async fn a_restarted_dbless_kong_is_repaired_by_the_periodic_resync() {
+    let kong = FakeKong::start_dbless(Some(schema())).await;
+    let metrics = Arc::new(Metrics::default());
+    let mut runtime = kong_runtime(KongOptions::new(&kong.url()), &metrics);
+    let first = runtime.round(false).await;
+    assert_eq!(first.pushed.len(), 1, "{first:?}");
+    let forced = runtime.round(true).await;
+    assert!(
+        forced.pushed.is_empty() && forced.failed.is_empty(),
+        "{forced:?}"
+    );
+    assert_eq!(
+        kong.reloads(),
+        1,
+        "the resync compared hashes and posted nothing"
+    );
+    // Kong restarts without a declarative_config file: it comes back empty.
+    kong.restart();
+    assert_eq!(kong.hash(), EMPTY_CONFIG_HASH);
+    assert!(
+        kong.entity("filter-chains", "gateway-wasm.infra.gw")
+            .is_none()
+    );
+    let unforced = runtime.round(false).await;
+    assert!(
+        unforced.pushed.is_empty(),
+        "nothing changed on our side: the change-driven round does not ask"
+    );
+    let repaired = runtime.round(true).await;
+    assert_eq!(repaired.pushed.len(), 1, "{repaired:?}");
+    assert_eq!(kong.reloads(), 2);
+    check_entities(&kong);
+    check_pushed_config(&chain_config(&kong));
+    assert_eq!(metrics.pushes("kong", "ok"), 3);
+}
+
+#[tokio::test]
+async fn dbless_kong_holding_configuration_the_shim_did_not_write_is_not_replaced() {
+    let kong = FakeKong::start_dbless(Some(schema())).await;
+    kong.boot_with(FOREIGN_FILE);
+    let before = kong.hash();
+    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let err = target.deliver(&gateway("gw")).await.unwrap_err();
+    assert_eq!(err.metric_label(), "foreign");
+    let text = err.to_string();
+    assert!(
+        text.contains("plugin prometheus")
+            && text.contains("route billing")
+            && text.contains("service billing"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was sent"), "{text}");
+    assert_eq!(kong.count("POST", CONFIG_PATH), 0);
+    assert_eq!(kong.hash(), before);
+    assert!(kong.entity("services", "billing").is_some());
+
+    // A Kong restarted from a file holding only our entities (examples/kong/kong.yaml's case)
+    // is taken over.
+    let ours = serde_norway::to_string(
+        &declarative_config(&gateway("gw"), &KongOptions::new(&kong.url())).unwrap(),
+    )
+    .unwrap();
+    kong.boot_with(&ours);
+    assert!(target.deliver(&gateway("gw")).await.unwrap().changed);
+    assert_eq!(kong.count("GET", "/config"), 2);
+
+    // Another Gateway's shim pointed at the same Kong refuses rather than erase this one.
+    let mut intruder = KongTarget::new(KongOptions::new(&kong.url()));
+    let err = intruder.deliver(&gateway("other")).await.unwrap_err();
+    assert_eq!(err.metric_label(), "foreign");
+    assert!(
+        err.to_string().contains("service gateway-wasm.infra.gw"),
+        "{err}"
+    );
+    assert!(
+        kong.entity("filter-chains", "gateway-wasm.infra.gw")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn dbless_validation_errors_name_the_entity_and_the_field() {
+    // Kong 3.4, or no meta.json: a filter config must be a string.
+    let kong = FakeKong::start_dbless(None).await;
+    let mut object = KongTarget::new(KongOptions::new(&kong.url()));
+    let err = object.deliver(&gateway("gw")).await.unwrap_err();
+    assert_eq!(err.metric_label(), "invalid");
+    let text = err.to_string();
+    assert!(
+        text.contains("POST /config?check_hash=1&flatten_errors=1 answered 400"),
+        "{text}"
+    );
+    assert!(
+        text.contains("filter_chain gateway-wasm.infra.gw: filters.1.config: expected a string"),
+        "{text}"
+    );
+    assert_eq!(kong.reloads(), 0, "a refused configuration changes nothing");
+    assert_eq!(kong.hash(), EMPTY_CONFIG_HASH);
+    // --kong-config-string sends the same document serialized, and Kong takes it.
+    let mut options = KongOptions::new(&kong.url());
+    options.config_as_string = true;
+    let mut string = KongTarget::new(options);
+    assert!(string.deliver(&gateway("gw")).await.unwrap().changed);
+    let config = chain_config(&kong);
+    let parsed: Value = serde_json::from_str(config.as_str().unwrap()).unwrap();
+    check_pushed_config(&parsed);
+    assert!(!string.deliver(&gateway("gw")).await.unwrap().changed);
+
+    // The runtime counts a refused push under its label.
+    let fresh = FakeKong::start_dbless(None).await;
+    let metrics = Arc::new(Metrics::default());
+    let mut runtime = kong_runtime(KongOptions::new(&fresh.url()), &metrics);
+    let round = runtime.round(false).await;
+    assert_eq!(round.failed.len(), 1, "{round:?}");
+    assert!(round.retry);
+    assert_eq!(metrics.pushes("kong", "invalid"), 1);
+}
+
+// ---- choosing the mode ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn explicit_db_mode_against_a_dbless_kong_fails_with_kongs_405() {
+    let kong = FakeKong::start_dbless(Some(schema())).await;
+    let mut options = KongOptions::new(&kong.url());
+    options.mode = KongMode::Db;
+    let mut target = KongTarget::new(options);
+    let err = target.deliver(&gateway("gw")).await.unwrap_err();
+    assert!(
+        matches!(err, DeliverError::KongStatus { status: 405, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "cannot create or update 'services' entities by 'name' when not using a database"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--kong-mode"), "{text}");
+    assert_eq!(kong.count("GET", "/"), 0, "an explicit mode is not asked");
+    assert_eq!(target.mode(), Some(KongMode::Db), "and not second-guessed");
+}
+
+#[tokio::test]
+async fn explicit_dbless_mode_posts_without_asking() {
+    let kong = FakeKong::start_dbless(Some(schema())).await;
+    let mut options = KongOptions::new(&kong.url());
+    options.mode = KongMode::Dbless;
+    let mut target = KongTarget::new(options);
+    assert!(target.deliver(&gateway("gw")).await.unwrap().changed);
+    assert_eq!(kong.count("GET", "/"), 0);
+    check_entities(&kong);
+    // Against a Kong with a database: its GET /status has no configuration hash.
+    let db = FakeKong::start(Some(schema())).await;
+    let mut options = KongOptions::new(&db.url());
+    options.mode = KongMode::Dbless;
+    let err = KongTarget::new(options)
+        .deliver(&gateway("gw"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.metric_label(), "config");
+    assert!(err.to_string().contains("has a database"), "{err}");
+    assert!(err.to_string().contains("--kong-mode"), "{err}");
+    assert_eq!(db.count("POST", CONFIG_PATH), 0);
+}
+
+#[tokio::test]
+async fn detection_refuses_data_planes_and_kong_without_wasm() {
+    let mut data_plane = KongSettings::dbless(Some(schema()));
+    data_plane.role = "data_plane";
+    let kong = FakeKong::start_with(data_plane).await;
+    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let err = target.deliver(&gateway("gw")).await.unwrap_err();
+    assert_eq!(err.metric_label(), "config");
+    assert!(err.to_string().contains("data plane"), "{err}");
+    assert_eq!(target.mode(), None, "asked again on the next attempt");
+    assert_eq!(kong.count("POST", CONFIG_PATH), 0);
+
+    let mut no_wasm = KongSettings::db(Some(schema()));
+    no_wasm.wasm = false;
+    let kong = FakeKong::start_with(no_wasm).await;
+    let err = KongTarget::new(KongOptions::new(&kong.url()))
+        .deliver(&gateway("gw"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wasm = off"), "{err}");
+    assert_eq!(kong.writes(), 0);
 }

@@ -12,7 +12,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 use controller_shim::Settings;
 use controller_shim::deliver::Target;
 use controller_shim::deliver::envoy::EnvoyTarget;
-use controller_shim::deliver::kong::{KongOptions, KongTarget};
+use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
 use controller_shim::envoy::{EnvoyOptions, FailurePolicy};
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health};
@@ -35,12 +35,15 @@ use super::explain::parse_key;
 /// Targets (at least one):
 ///   --envoy-dir OUT   Envoy files under OUT/<namespace>/<gateway>/ (start Envoy with its
 ///                     bootstrap.yaml; routes and clusters then reload without a restart)
-///   --kong-admin URL  Kong 3.4–3.9's Admin API (one Gateway per Kong)
+///   --kong-admin URL  Kong 3.4–3.9's Admin API (one Gateway per Kong). With a database the
+///                     shim upserts its own service, route and filter chain; DB-less Kong
+///                     (database = off) gets the whole declarative configuration with
+///                     POST /config, so there the shim owns everything that Kong runs
 ///
 /// A change reaches the proxies within about a second: 200 ms directory poll (or the watch
 /// event), 100 ms debounce, then the push. Every --resync seconds everything is delivered again
-/// (idempotent: unchanged files are not rewritten, Kong's filter chain is read back first), which
-/// repairs proxies that restarted or were edited by hand.
+/// (idempotent: unchanged files are not rewritten, Kong's filter chain or DB-less configuration
+/// hash is read back first), which repairs proxies that restarted or were edited by hand.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 #[command(group(ArgGroup::new("source").required(true).args(["manifests", "kube"])))]
@@ -84,6 +87,10 @@ pub struct RunArgs {
     /// its gateway_wasm.meta.json) instead of a JSON object validated against meta.json's schema.
     #[arg(long)]
     kong_config_string: bool,
+    /// How to write to Kong: ask it (GET / reports configuration.database), upsert entities (Kong
+    /// with a database), or post the whole declarative configuration (DB-less Kong).
+    #[arg(long, value_enum, default_value_t = Mode::Auto, requires = "kong_admin")]
+    kong_mode: Mode,
     /// The `spec.controllerName` of the GatewayClasses this controller serves.
     #[arg(long, value_name = "NAME", env = "GATEWAY_WASM_CONTROLLER_NAME")]
     controller_name: Option<String>,
@@ -129,6 +136,16 @@ enum Policy {
     FailClosed,
     /// Requests fail with 503 and Envoy reloads the VM (with backoff).
     FailReload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Ask Kong on the first delivery (and again after a failed one).
+    Auto,
+    /// Kong with a database: PUT the shim's entities by name.
+    Db,
+    /// DB-less Kong: POST /config with the whole declarative configuration.
+    Dbless,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,6 +208,11 @@ fn targets(args: &RunArgs) -> Vec<Target> {
     if let Some(url) = &args.kong_admin {
         let mut options = KongOptions::new(url);
         options.config_as_string = args.kong_config_string;
+        options.mode = match args.kong_mode {
+            Mode::Auto => KongMode::Auto,
+            Mode::Db => KongMode::Db,
+            Mode::Dbless => KongMode::Dbless,
+        };
         targets.push(Target::Kong(Box::new(KongTarget::new(options))));
     }
     targets

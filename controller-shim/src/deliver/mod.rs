@@ -3,11 +3,13 @@
 //! - [`envoy::EnvoyTarget`]: the Envoy files (bootstrap, ECDS, CDS, certificates) under
 //!   `<dir>/<namespace>/<gateway>/`, written atomically and only when their content changed;
 //! - [`kong::KongTarget`]: Kong 3.4–3.9's Admin API (a catch-all service and route carrying a
-//!   filter chain with the `gateway_wasm` filter).
+//!   filter chain with the `gateway_wasm` filter), upserted by name when Kong has a database,
+//!   posted as the whole declarative configuration when it is DB-less.
 //!
-//! Both are idempotent: delivering the same Gateway twice changes nothing the second time (Envoy
-//! compares file contents, Kong compares the filter chain it reads back), which is what makes the
-//! runtime's periodic re-delivery a cheap drift and restart repair.
+//! All are idempotent: delivering the same Gateway twice changes nothing the second time (Envoy
+//! compares file contents, Kong with a database compares the filter chain it reads back, DB-less
+//! Kong compares the configuration hash it reports), which is what makes the runtime's periodic
+//! re-delivery a cheap drift and restart repair.
 
 pub mod envoy;
 pub mod kong;
@@ -64,6 +66,20 @@ pub enum DeliverError {
         status: u16,
         body: String,
     },
+    /// Kong validated the configuration and refused it (DB-less `POST /config` answered 400); one
+    /// problem per entity and field, e.g. `filter_chain gateway-wasm.infra.gw: filters.1.config: …`.
+    #[error("Kong refused the configuration ({method} {path} answered 400): {}", .problems.join("; "))]
+    KongInvalid {
+        method: &'static str,
+        path: String,
+        problems: Vec<String>,
+    },
+    /// A DB-less Kong holds entities the shim did not write; posting would erase them.
+    #[error(
+        "DB-less Kong holds configuration the shim did not write ({}); POST /config would erase it, so nothing was sent: give this Gateway a Kong of its own, or empty this one",
+        summary(.entities)
+    )]
+    KongForeign { entities: Vec<String> },
     #[error("{0}")]
     Config(String),
     #[error("the delivery task stopped: {0}")]
@@ -76,8 +92,19 @@ impl DeliverError {
             DeliverError::Render(_) => "render",
             DeliverError::KongHttp { .. } => "http",
             DeliverError::KongStatus { .. } => "status",
+            DeliverError::KongInvalid { .. } => "invalid",
+            DeliverError::KongForeign { .. } => "foreign",
             DeliverError::Config(_) => "config",
             DeliverError::Task(_) => "task",
         }
+    }
+}
+
+/// At most five items, then how many more.
+fn summary(items: &[String]) -> String {
+    let shown: Vec<&str> = items.iter().take(5).map(String::as_str).collect();
+    match items.len().saturating_sub(shown.len()) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
     }
 }

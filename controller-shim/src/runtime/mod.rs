@@ -13,12 +13,12 @@
 //! from half the objects (routes before their Services would read as `BackendNotFound`).
 //!
 //! Proxy restarts: every [`RuntimeConfig::resync`] (30 s by default) every Gateway is delivered
-//! again regardless of the hash. This beats watching the proxy's uptime: both targets are
-//! idempotent (Envoy's files are compared byte for byte, Kong's filter chain is read back and only
-//! written when it differs), so the same pass repairs a restarted Kong (DB-less Kong forgets its
-//! Admin API config), a deleted file, or a manual edit, with no proxy-specific restart detection.
-//! Envoy itself re-reads the files from disk when it restarts. A failed push is retried after
-//! [`RuntimeConfig::retry`] (2 s).
+//! again regardless of the hash. This beats watching the proxy's uptime: every target compares
+//! before writing (Envoy's files byte for byte, a database Kong's filter chain read back, a DB-less
+//! Kong's configuration hash from `GET /status`), so the same pass repairs a DB-less Kong that
+//! restarted empty, entities deleted from a database Kong, a deleted file, or a manual edit, with
+//! no proxy-specific restart detection. Envoy itself re-reads the files from disk when it
+//! restarts. A failed push is retried after [`RuntimeConfig::retry`] (2 s).
 
 mod health;
 
