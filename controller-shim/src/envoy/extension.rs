@@ -34,7 +34,7 @@ pub(super) fn discovery_file(
     })?;
     let wasm = Node::map([
         ("name", Node::from(FILTER_NAME)),
-        ("root_id", Node::from(FILTER_NAME)),
+        ("root_id", Node::from(super::ROOT_ID)),
         (
             "failure_policy",
             Node::from(options.failure_policy.as_envoy()),

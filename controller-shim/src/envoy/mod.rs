@@ -31,6 +31,9 @@ use crate::resolution::GatewayResult;
 
 /// The filter's name in the HTTP connection manager and in the extension-config file.
 pub const FILTER_NAME: &str = "gateway-wasm";
+/// The module's root context id, as the OCI artifacts (`packager`), Istio's `WasmPlugin` and the
+/// Kong filter name spell it. The filter accepts any root id; one spelling keeps configs greppable.
+pub const ROOT_ID: &str = "gateway_wasm";
 /// The request header the filter sets and the catch-all route's `cluster_header` reads.
 pub const UPSTREAM_HEADER: &str = "x-gateway-wasm-upstream";
 /// Filter chains are named `gateway-wasm:<gateway port>:<listener>`; the filter reads the Gateway
