@@ -142,13 +142,15 @@ async fn watchers_list_then_follow_changes() {
         "{:?}",
         server.seen()
     );
-    // Watches ask for bookmarks and resume from the list's version.
-    assert!(
+    // Watches ask for bookmarks and resume from the list's version. "Listed" does not mean the
+    // watch request has gone out yet (on a loaded machine it may lag), so wait for it.
+    wait_for("a watch with bookmarks", || {
         server
             .seen()
             .iter()
             .any(|s| s.query.contains("watch=true") && s.query.contains("allowWatchBookmarks=true"))
-    );
+    })
+    .await;
 
     server.apply(
         "httproutes",
