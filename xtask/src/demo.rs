@@ -68,6 +68,10 @@ pub struct DemoArgs {
     /// No colours (also off when stdout is not a terminal or NO_COLOR is set); for CI logs.
     #[arg(long)]
     no_color: bool,
+    /// Use the controller-shim and echo-backend binaries already in target/debug (as `cargo xtask
+    /// test` leaves them) instead of building them; fails if they are missing.
+    #[arg(long)]
+    prebuilt: bool,
     /// How many requests the weighted-split step sends.
     #[arg(long, value_name = "N", default_value_t = 200)]
     split_requests: u32,
@@ -1409,26 +1413,39 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             "wasm",
         ],
     )?;
-    cargo_build(
-        &root,
-        "build controller-shim and echo-backend",
-        &[
-            "build",
-            "-p",
-            "controller-shim",
-            "--bin",
-            "controller-shim",
-            "-p",
-            "testkit",
-            "--bin",
-            "echo-backend",
-        ],
-    )?;
+    if args.prebuilt {
+        step_line("controller-shim and echo-backend");
+        println!("prebuilt (--prebuilt)");
+    } else {
+        cargo_build(
+            &root,
+            "build controller-shim and echo-backend",
+            &[
+                "build",
+                "-p",
+                "controller-shim",
+                "--bin",
+                "controller-shim",
+                "-p",
+                "testkit",
+                "--bin",
+                "echo-backend",
+            ],
+        )?;
+    }
     let build_took = build_started.elapsed();
     let target = target_dir(&root);
     let wasm = target.join("wasm32-wasip1/wasm/gateway_wasm.wasm");
     let shim = target.join("debug/controller-shim");
     let echo = target.join("debug/echo-backend");
+    for binary in [&shim, &echo] {
+        if !binary.exists() {
+            bail!(
+                "{} is missing; run the demo without --prebuilt to build it",
+                shown(&root, binary)
+            );
+        }
+    }
     let wasm_size = std::fs::metadata(&wasm)
         .with_context(|| format!("the filter {} was not built", wasm.display()))?
         .len();
