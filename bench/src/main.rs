@@ -210,16 +210,25 @@ fn run(mut args: RunArgs) -> Result<()> {
             );
         }
     }
-    let wasm = WasmFiles {
-        plugin: std::fs::canonicalize(&wasm.plugin)?,
-        floor: std::fs::canonicalize(&wasm.floor)?,
-        floor_config: args.floor_config.clone(),
-    };
     let out_dir = args
         .out
         .clone()
         .unwrap_or_else(|| root.join("target/bench"));
     std::fs::create_dir_all(&out_dir)?;
+    // Private copies: a rebuild of the workspace's wasm files during the benchmark must not mix
+    // two builds in one report.
+    let copies = out_dir.join("wasm");
+    std::fs::create_dir_all(&copies)?;
+    let copy = |from: &Path, name: &str| -> Result<PathBuf> {
+        let to = copies.join(name);
+        std::fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+        Ok(std::fs::canonicalize(&to)?)
+    };
+    let wasm = WasmFiles {
+        plugin: copy(&wasm.plugin, "gateway_wasm.wasm")?,
+        floor: copy(&wasm.floor, "floor.wasm")?,
+        floor_config: args.floor_config.clone(),
+    };
     sys::ensure_wrk()?;
     let envoy_bin = testkit::ensure_envoy()?;
     let pin = !args.no_pin && sys::can_pin();
