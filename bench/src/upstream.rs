@@ -18,8 +18,17 @@ use hyper_util::rt::TokioIo;
 
 use crate::sys;
 
-/// Serves until killed (the `upstream` subcommand).
+/// Serves until killed (the `upstream` subcommand), or until the harness that started it is gone.
 pub fn serve(port: u16) -> Result<()> {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
