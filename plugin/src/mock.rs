@@ -32,6 +32,9 @@ pub struct MockHost {
     pub logs: std::cell::RefCell<Vec<(LogLevel, String)>>,
     /// Host calls with these names fail.
     pub failing: Vec<&'static str>,
+    /// Every property path read, joined with `.` (host calls cost microseconds; tests pin which
+    /// ones a request makes).
+    pub property_reads: std::cell::RefCell<Vec<String>>,
 }
 
 impl MockHost {
@@ -190,6 +193,7 @@ impl Host for MockHost {
 
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         self.check("get_property")?;
+        self.property_reads.borrow_mut().push(path.join("."));
         let key: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
         Ok(self.properties.get(&key).cloned())
     }

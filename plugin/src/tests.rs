@@ -335,6 +335,37 @@ fn gateway_port_comes_from_the_filter_chain_name_then_single_port_then_destinati
 }
 
 #[test]
+fn a_single_port_http_config_reads_no_properties_per_request() {
+    let single = compiled(
+        r#"{"schemaVersion": 1, "gateway": {"namespace": "a", "name": "b"},
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+            "routes": [{"namespace": "a", "name": "r", "parents": [{"listener": "http"}],
+                        "rules": [{"backendRefs": [{"backend": "a/svc:80"}]}]}],
+            "backends": {"a/svc:80": {"upstream": "a/svc:80"}}}"#,
+    );
+    let mut host = MockHost::request("GET", "example.com", "/", &[]);
+    run(&mut host, &single, true);
+    assert_eq!(host.header(UPSTREAM_HEADER), Some("a/svc:80"));
+    assert_eq!(
+        host.property_reads.borrow().as_slice(),
+        &[] as &[String],
+        "neither the filter chain name nor the TLS server name is needed"
+    );
+    // With an HTTPS listener the TLS server name decides the listener, so it is read.
+    let tls = compiled(CONFIG);
+    let mut host = MockHost::request("GET", "example.com", "/", &[]);
+    run(&mut host, &tls, true);
+    assert!(
+        host.property_reads
+            .borrow()
+            .iter()
+            .any(|p| p == "connection.requested_server_name"),
+        "{:?}",
+        host.property_reads.borrow()
+    );
+}
+
+#[test]
 fn cors_preflights_are_answered_and_cors_headers_kept_for_the_response() {
     let table = compiled(CONFIG);
     let mut host = MockHost::request(
