@@ -174,12 +174,35 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &[&vectors[..], &["--status"]].concat(),
     )?;
     if quick {
-        eprintln!("--quick: skipped the real-Envoy conformance run");
+        eprintln!("--quick: skipped the real-Envoy conformance run and the benchmark harnesses");
     } else {
         run_binary(
             "conformance: request cases (real Envoy + wasm filter)",
             &conformance,
             &[&vectors[..], &["--target", "envoy"]].concat(),
+        )?;
+        // The benchmarks run here only to prove their harnesses work; their numbers come from
+        // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
+        cargo(
+            "benchmark harness: engine (each benchmark once, as a test)",
+            &["test", "--workspace", "--benches"],
+        )?;
+        cargo(
+            "benchmark harness: floor filter",
+            &[
+                "build",
+                "-p",
+                "floor-filter",
+                "--target",
+                "wasm32-wasip1",
+                "--profile",
+                "wasm",
+            ],
+        )?;
+        run_binary(
+            "benchmark harness: Envoy side by side (--quick)",
+            &debug_binary("gateway-bench")?,
+            &["--quick"],
         )?;
     }
     eprintln!(
