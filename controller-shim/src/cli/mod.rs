@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod envoy_flags;
 mod explain;
 mod render;
 mod run;

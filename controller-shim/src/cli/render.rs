@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{Value, json};
 
-use controller_shim::envoy::{self, EnvoyOptions, FailurePolicy};
+use controller_shim::envoy::{self, EnvoyOptions};
+
+use super::envoy_flags::EnvoyFlags;
 use controller_shim::manifests;
 use controller_shim::resolution::{GatewayResult, Resolution};
 use controller_shim::{Settings, resolve};
@@ -37,47 +39,11 @@ pub struct RenderArgs {
     /// Output directory (created if missing).
     #[arg(long, value_name = "OUTDIR")]
     out: PathBuf,
-    /// Bind every listener at Gateway port + N (to run without privileges, or several side by side).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    port_offset: u16,
-    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
-    #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
-    port_map: Vec<(u16, u16)>,
-    /// Address the listeners bind to.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
-    bind_address: String,
-    /// Admin port on 127.0.0.1 (the Nth Gateway gets PORT+N).
-    #[arg(long, value_name = "PORT", default_value_t = 19000)]
-    admin_port: u16,
-    /// The filter Envoy loads [default: OUTDIR/gateway_wasm.wasm].
-    #[arg(long, value_name = "FILE")]
-    wasm: Option<PathBuf>,
-    /// What Envoy does when the filter's VM fails. Either way no request reaches a backend unrouted.
-    #[arg(long, value_enum, default_value_t = Policy::FailClosed)]
-    failure_policy: Policy,
+    #[command(flatten)]
+    envoy: EnvoyFlags,
     /// The `spec.controllerName` of the GatewayClasses this controller serves.
     #[arg(long, value_name = "NAME")]
     controller_name: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Policy {
-    /// Requests fail with 503 until the next configuration push creates a new VM.
-    FailClosed,
-    /// Requests fail with 503 and Envoy reloads the VM (with backoff).
-    FailReload,
-}
-
-fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
-    let (gateway, bind) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;
-    let port = |s: &str| {
-        s.trim()
-            .parse::<u16>()
-            .map_err(|e| format!("{s:?} in {text:?} is not a port: {e}"))
-    };
-    Ok((port(gateway)?, port(bind)?))
 }
 
 /// What was written for one Gateway.
@@ -112,7 +78,7 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
         .out
         .canonicalize()
         .with_context(|| format!("resolving {}", args.out.display()))?;
-    let wasm = match &args.wasm {
+    let wasm = match &args.envoy.wasm {
         Some(path) => {
             std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?
         }
@@ -131,15 +97,9 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
         let dir = out
             .join(&gateway.gateway.namespace)
             .join(&gateway.gateway.name);
-        let mut options = EnvoyOptions::new(&dir, &wasm);
-        options.port_offset = args.port_offset;
-        options.port_map = args.port_map.iter().copied().collect();
-        options.bind_address.clone_from(&args.bind_address);
-        options.admin_port = admin_port(args.admin_port, index)?;
-        options.failure_policy = match args.failure_policy {
-            Policy::FailClosed => FailurePolicy::FailClosed,
-            Policy::FailReload => FailurePolicy::FailReload,
-        };
+        let options = args
+            .envoy
+            .options(&dir, &wasm, admin_port(args.envoy.admin_port, index)?);
         written.push(write_gateway(gateway, &options, &dir)?);
     }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::envoy_flags::EnvoyFlags;
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args, ValueEnum};
 
@@ -13,7 +14,6 @@ use controller_shim::Settings;
 use controller_shim::deliver::Target;
 use controller_shim::deliver::envoy::EnvoyTarget;
 use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
-use controller_shim::envoy::{EnvoyOptions, FailurePolicy};
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health};
 use controller_shim::source::dir::DirSource;
@@ -62,24 +62,8 @@ pub struct RunArgs {
     /// Write Envoy files under OUT/<namespace>/<gateway>/.
     #[arg(long, value_name = "OUT")]
     envoy_dir: Option<PathBuf>,
-    /// The filter Envoy loads [default: OUT/gateway_wasm.wasm].
-    #[arg(long, value_name = "FILE")]
-    wasm: Option<PathBuf>,
-    /// Bind every Envoy listener at Gateway port + N.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    port_offset: u16,
-    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
-    #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
-    port_map: Vec<(u16, u16)>,
-    /// Address the Envoy listeners bind to.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
-    bind_address: String,
-    /// Envoy's admin port on 127.0.0.1.
-    #[arg(long, value_name = "PORT", default_value_t = 19000)]
-    admin_port: u16,
-    /// What Envoy does when the filter's VM fails (no request reaches a backend unrouted either way).
-    #[arg(long, value_enum, default_value_t = Policy::FailClosed)]
-    failure_policy: Policy,
+    #[command(flatten)]
+    envoy: EnvoyFlags,
     /// Kong's Admin API base URL (plain http, e.g. http://127.0.0.1:8001).
     #[arg(long, value_name = "URL")]
     kong_admin: Option<String>,
@@ -131,14 +115,6 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Policy {
-    /// Requests fail with 503 until the next configuration push creates a new VM.
-    FailClosed,
-    /// Requests fail with 503 and Envoy reloads the VM (with backoff).
-    FailReload,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Ask Kong on the first delivery (and again after a failed one).
     Auto,
@@ -152,18 +128,6 @@ enum Mode {
 enum LogFormat {
     Text,
     Json,
-}
-
-fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
-    let (gateway, bind) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;
-    let port = |s: &str| {
-        s.trim()
-            .parse::<u16>()
-            .map_err(|e| format!("{s:?} in {text:?} is not a port: {e}"))
-    };
-    Ok((port(gateway)?, port(bind)?))
 }
 
 fn init_logs(format: LogFormat) {
@@ -191,18 +155,11 @@ fn targets(args: &RunArgs) -> Vec<Target> {
     let mut targets = Vec::new();
     if let Some(dir) = &args.envoy_dir {
         let wasm = args
+            .envoy
             .wasm
             .clone()
             .unwrap_or_else(|| dir.join("gateway_wasm.wasm"));
-        let mut options = EnvoyOptions::new(dir, wasm);
-        options.port_offset = args.port_offset;
-        options.port_map = args.port_map.iter().copied().collect();
-        options.bind_address = args.bind_address.clone();
-        options.admin_port = args.admin_port;
-        options.failure_policy = match args.failure_policy {
-            Policy::FailClosed => FailurePolicy::FailClosed,
-            Policy::FailReload => FailurePolicy::FailReload,
-        };
+        let options = args.envoy.options(dir, &wasm, args.envoy.admin_port);
         targets.push(Target::Envoy(EnvoyTarget::new(options)));
     }
     if let Some(url) = &args.kong_admin {

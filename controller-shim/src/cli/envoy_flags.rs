@@ -1,0 +1,65 @@
+//! The Envoy rendering flags `render` and `run` share.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use controller_shim::envoy::{EnvoyOptions, FailurePolicy};
+
+#[derive(Debug, Args)]
+pub struct EnvoyFlags {
+    /// The filter Envoy loads [default: gateway_wasm.wasm in the output directory].
+    #[arg(long, value_name = "FILE")]
+    pub wasm: Option<PathBuf>,
+    /// Bind every listener at Gateway port + N (to run without privileges, or several side by side).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port_offset: u16,
+    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
+    #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
+    pub port_map: Vec<(u16, u16)>,
+    /// Address the listeners bind to.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind_address: String,
+    /// Envoy's admin port on 127.0.0.1 (`render` gives the Nth Gateway PORT+N).
+    #[arg(long, value_name = "PORT", default_value_t = 19000)]
+    pub admin_port: u16,
+    /// What Envoy does when the filter's VM fails. Either way no request reaches a backend unrouted.
+    #[arg(long, value_enum, default_value_t = Policy::FailClosed)]
+    pub failure_policy: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Policy {
+    /// Requests fail with 503 until the next configuration push creates a new VM.
+    FailClosed,
+    /// Requests fail with 503 and Envoy reloads the VM (with backoff).
+    FailReload,
+}
+
+impl EnvoyFlags {
+    /// Rendering options for one Gateway's directory.
+    pub fn options(&self, dir: &Path, wasm: &Path, admin_port: u16) -> EnvoyOptions {
+        let mut options = EnvoyOptions::new(dir, wasm);
+        options.port_offset = self.port_offset;
+        options.port_map = self.port_map.iter().copied().collect();
+        options.bind_address.clone_from(&self.bind_address);
+        options.admin_port = admin_port;
+        options.failure_policy = match self.failure_policy {
+            Policy::FailClosed => FailurePolicy::FailClosed,
+            Policy::FailReload => FailurePolicy::FailReload,
+        };
+        options
+    }
+}
+
+fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
+    let (gateway, bind) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;
+    let port = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .map_err(|e| format!("{s:?} in {text:?} is not a port: {e}"))
+    };
+    Ok((port(gateway)?, port(bind)?))
+}
