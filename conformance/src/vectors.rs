@@ -119,23 +119,30 @@ pub struct Case {
     pub note: Option<String>,
 }
 
-impl Scenario for Case {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn gateway(&self) -> &GatewaySpec {
-        &self.gateway
-    }
-    fn routes(&self) -> &[RouteSpec] {
-        &self.routes
-    }
-    fn reference_grants(&self) -> &[ReferenceGrantSpec] {
-        &self.reference_grants
-    }
-    fn extra_services(&self) -> &[ServiceSpec] {
-        &self.extra_services
-    }
+/// Request and status cases set up their scenario from fields of the same names.
+macro_rules! scenario_from_fields {
+    ($($case:ty),*) => {$(
+        impl Scenario for $case {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn gateway(&self) -> &GatewaySpec {
+                &self.gateway
+            }
+            fn routes(&self) -> &[RouteSpec] {
+                &self.routes
+            }
+            fn reference_grants(&self) -> &[ReferenceGrantSpec] {
+                &self.reference_grants
+            }
+            fn extra_services(&self) -> &[ServiceSpec] {
+                &self.extra_services
+            }
+        }
+    )*};
 }
+
+scenario_from_fields!(Case, StatusCase);
 
 /// Paths inside kubernetes-sigs/gateway-api of the Go test and its manifest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -521,24 +528,6 @@ pub struct StatusCase {
     pub extra_services: Vec<ServiceSpec>,
     pub expect: StatusExpect,
     pub note: Option<String>,
-}
-
-impl Scenario for StatusCase {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn gateway(&self) -> &GatewaySpec {
-        &self.gateway
-    }
-    fn routes(&self) -> &[RouteSpec] {
-        &self.routes
-    }
-    fn reference_grants(&self) -> &[ReferenceGrantSpec] {
-        &self.reference_grants
-    }
-    fn extra_services(&self) -> &[ServiceSpec] {
-        &self.extra_services
-    }
 }
 
 /// What a status case expects. Prose fields (`listeners`, `exactParents`, `observedGeneration`,
