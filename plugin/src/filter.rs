@@ -116,10 +116,14 @@ impl RandomSource for SharedRng<'_> {
 /// rejected (the host then keeps the previous configuration).
 pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
     let started = host.now_nanos();
+    let decoded = crate::payload::decode(bytes);
+    let json: &[u8] = decoded.as_deref().unwrap_or_default();
     let result = if bytes.is_empty() {
         Err("the plugin configuration is empty".to_owned())
+    } else if let Err(error) = &decoded {
+        Err(error.clone())
     } else {
-        engine::parse(bytes)
+        engine::parse(json)
             .and_then(|config| {
                 let table = RouteTable::compile(&config)?;
                 let mut ports: Vec<u16> = config.listeners.iter().map(|l| l.port).collect();
@@ -137,6 +141,12 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
             })
             .map_err(|e| e.to_string())
     };
+    // "6569960 bytes" or "6569960 bytes (gzip: 357300)": what the table came from.
+    let size = if json.len() == bytes.len() {
+        format!("{} bytes", bytes.len())
+    } else {
+        format!("{} bytes (gzip: {})", json.len(), bytes.len())
+    };
     match result {
         Ok(compiled) => {
             let micros = host.now_nanos().saturating_sub(started) / 1_000;
@@ -147,12 +157,11 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
                 LogLevel::Info,
                 &format!(
                     "accepted config revision {:?} for gateway {}/{}: {listeners} listeners, \
-                     {routes} routes, {rules} rules, {matches} matches, {} upstreams, {} bytes, compiled in {micros} µs",
+                     {routes} routes, {rules} rules, {matches} matches, {} upstreams, {size}, compiled in {micros} µs",
                     revision,
                     gateway.namespace,
                     gateway.name,
                     compiled.table.upstreams().count(),
-                    bytes.len(),
                 ),
             );
             host.increment(Metric::ConfigAccepted);
@@ -161,7 +170,7 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
         Err(error) => {
             host.log(
                 LogLevel::Error,
-                &format!("rejected config ({} bytes): {error}", bytes.len()),
+                &format!("rejected config ({size}): {error}"),
             );
             host.increment(Metric::ConfigRejected);
             None

@@ -8,6 +8,7 @@
 //!
 //! - [`host`]: the operations the filter needs from its proxy, as a trait;
 //! - [`filter`]: the adapter logic over that trait (unit-tested natively with a mock host);
+//! - [`payload`]: the configuration bytes, plain or gzip-compressed;
 //! - `glue` (wasm32 only): root and HTTP contexts over `proxy_wasm::hostcalls`.
 //!
 //! Build: `cargo build -p plugin --target wasm32-wasip1 --profile wasm` → `gateway_wasm.wasm`.
@@ -15,6 +16,7 @@
 
 pub mod filter;
 pub mod host;
+pub mod payload;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

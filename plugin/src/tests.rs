@@ -589,6 +589,41 @@ fn configure_rejects_with_the_json_path_and_keeps_nothing() {
 }
 
 #[test]
+fn a_gzip_compressed_configuration_routes_like_the_plain_one() {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(CONFIG.as_bytes()).unwrap();
+    let compressed = encoder.finish().unwrap();
+
+    let mut host = MockHost::default();
+    let compiled = configure(&mut host, &compressed).expect("the compressed config compiles");
+    let log = host.log_text();
+    assert!(
+        log.contains(&format!(
+            "{} bytes (gzip: {})",
+            CONFIG.len(),
+            compressed.len()
+        )),
+        "{log}"
+    );
+    let mut request = MockHost::request("GET", "example.com", "/api/users", &[]);
+    let (verdict, _) = run(&mut request, &compiled, true);
+    assert_eq!(verdict, Verdict::Continue);
+    assert_eq!(request.header(UPSTREAM_HEADER), Some("app/api:8080"));
+
+    // A corrupt compressed payload is rejected with the reason, like any bad config.
+    let mut host = MockHost::default();
+    assert!(configure(&mut host, &compressed[..compressed.len() / 2]).is_none());
+    let log = host.log_text();
+    assert!(log.contains("rejected config"), "{log}");
+    assert!(
+        log.contains("gzip-compressed but does not inflate"),
+        "{log}"
+    );
+    assert_eq!(host.metric(Metric::ConfigRejected), 1);
+}
+
+#[test]
 fn without_a_configuration_nothing_is_forwarded() {
     let shared = Shared::new(1);
     let mut stream = Stream::default();
