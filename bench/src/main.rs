@@ -115,11 +115,6 @@ struct RunArgs {
     /// Also replace the generated section of this Markdown file (e.g. docs/benchmarks.md).
     #[arg(long)]
     write_doc: Option<PathBuf>,
-    /// Experiment: deliver the filter's extension config as JSON instead of the shim's YAML (the
-    /// same document; Envoy parses JSON much faster). Off by default: the plugin setup is what the
-    /// shim renders.
-    #[arg(long)]
-    ecds_json: bool,
     /// Envoy's `--log-level` (its logs are kept in `<out>/logs/`). The filter's on_configure times
     /// are read from `info` lines.
     #[arg(long, default_value = "info")]
@@ -451,7 +446,6 @@ impl Bench<'_> {
             self.wasm,
             listen_port,
             self.upstream.addr.port(),
-            self.args.ecds_json,
         )?;
         let addr = SocketAddr::from(([127, 0, 0, 1], setup.listen_port));
         let started = Instant::now();

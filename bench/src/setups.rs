@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use controller_shim::envoy::{
     CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyOptions, render, write_files,
 };
@@ -64,18 +64,6 @@ pub struct Setup {
     pub dir: PathBuf,
     pub bootstrap: PathBuf,
     pub listen_port: u16,
-    /// Plugin only: the extension config is delivered as JSON instead of the shim's YAML.
-    pub ecds_json: bool,
-}
-
-/// The JSON twin of the shim's extension-config file, next to it.
-pub const EXTENSION_CONFIG_JSON: &str = "ecds/extension-config.json";
-
-/// The shim's YAML extension config as JSON (same document).
-fn ecds_as_json(yaml: &str) -> Result<String> {
-    let value: Value =
-        serde_norway::from_str(yaml).context("reading the shim's extension config")?;
-    Ok(serde_json::to_string(&value)?)
 }
 
 /// Paths of the two wasm files.
@@ -210,7 +198,6 @@ fn write_file(path: &Path, content: &[u8]) -> Result<()> {
 }
 
 /// Writes every file of one setup into `dir` (fresh for each run) and returns how to start it.
-/// `ecds_json` (plugin only, an experiment): deliver the extension config as a JSON file.
 pub fn write_setup(
     variant: Variant,
     table: &Table,
@@ -218,32 +205,13 @@ pub fn write_setup(
     wasm: &WasmFiles,
     listen_port: u16,
     upstream_port: u16,
-    ecds_json: bool,
 ) -> Result<Setup> {
     // The shim renders the clusters for every setup (and everything for the plugin).
     let files = render_plugin(table, dir, &wasm.plugin, listen_port, upstream_port)?;
     let bootstrap_path = match variant {
         Variant::Plugin => {
             write_files(dir, &files).context("writing the shim's files")?;
-            let bootstrap = dir.join(controller_shim::envoy::BOOTSTRAP_FILE);
-            if ecds_json {
-                let yaml = files
-                    .get(EXTENSION_CONFIG_FILE)
-                    .ok_or_else(|| anyhow!("the shim rendered no extension config"))?;
-                write_file(
-                    &dir.join(EXTENSION_CONFIG_JSON),
-                    ecds_as_json(yaml)?.as_bytes(),
-                )?;
-                std::fs::remove_file(dir.join(EXTENSION_CONFIG_FILE))?;
-                let text = std::fs::read_to_string(&bootstrap)?;
-                let yaml_path = dir.join(EXTENSION_CONFIG_FILE).display().to_string();
-                let json_path = dir.join(EXTENSION_CONFIG_JSON).display().to_string();
-                if !text.contains(&yaml_path) {
-                    bail!("the shim's bootstrap does not name {yaml_path}");
-                }
-                std::fs::write(&bootstrap, text.replace(&yaml_path, &json_path))?;
-            }
-            bootstrap
+            dir.join(controller_shim::envoy::BOOTSTRAP_FILE)
         }
         Variant::Native | Variant::Floor => {
             let clusters = files
@@ -288,7 +256,6 @@ pub fn write_setup(
         dir: dir.to_path_buf(),
         bootstrap: bootstrap_path,
         listen_port,
-        ecds_json: ecds_json && variant == Variant::Plugin,
     })
 }
 
@@ -330,14 +297,7 @@ pub fn push_file(
             let content = files
                 .get(EXTENSION_CONFIG_FILE)
                 .ok_or_else(|| anyhow!("the shim rendered no extension config"))?;
-            if setup.ecds_json {
-                Ok((
-                    setup.dir.join(EXTENSION_CONFIG_JSON),
-                    ecds_as_json(content)?,
-                ))
-            } else {
-                Ok((setup.dir.join(EXTENSION_CONFIG_FILE), content.to_owned()))
-            }
+            Ok((setup.dir.join(EXTENSION_CONFIG_FILE), content.to_owned()))
         }
         Variant::Floor => Err(anyhow!("the floor setup has no routes to push")),
     }

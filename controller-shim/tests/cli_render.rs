@@ -228,7 +228,7 @@ fn rendered_files_route_in_envoy_and_rendering_again_hot_reloads() {
     serving("api");
 
     // Rendering the same manifests again changes nothing on disk.
-    let ecds = gateway_dir.join("ecds/extension-config.yaml");
+    let ecds = gateway_dir.join("ecds/extension-config.json");
     let before = std::fs::metadata(&ecds).unwrap().modified().unwrap();
     let stdout = render("api");
     assert!(stdout.contains("0 files written"), "{stdout}");

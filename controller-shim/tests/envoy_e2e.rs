@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use controller_shim::envoy::{self, EnvoyOptions};
+use controller_shim::envoy::{self, ConfigCompression, EnvoyOptions};
 use controller_shim::resolution::{
     BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
 };
@@ -230,6 +230,10 @@ impl Fixture {
 
     /// Renders and writes a new configuration (clusters first, then the extension config).
     fn push(&self, config: &str) -> envoy::WriteReport {
+        self.push_with(config, &self.options)
+    }
+
+    fn push_with(&self, config: &str, options: &EnvoyOptions) -> envoy::WriteReport {
         let next = result(
             config,
             &[
@@ -239,7 +243,7 @@ impl Fixture {
             ],
             &self.tls,
         );
-        let files = envoy::render(&next, &self.options).unwrap();
+        let files = envoy::render(&next, options).unwrap();
         envoy::write_files(self.dir.path(), &files).unwrap()
     }
 
@@ -587,4 +591,36 @@ fn an_invalid_push_is_rejected_and_routing_keeps_the_previous_config() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_gzip_compressed_push_is_inflated_by_the_filter_and_routes() {
+    let fx = Fixture::start();
+    let updates = fx.counter(UPDATED);
+    let mut options = fx.options.clone();
+    options.config_compression = ConfigCompression::Always;
+    fx.push_with(&config("app/api-v2:8080"), &options);
+    let ecds = std::fs::read_to_string(fx.dir.path().join(envoy::EXTENSION_CONFIG_FILE)).unwrap();
+    assert!(
+        ecds.contains("type.googleapis.com/google.protobuf.BytesValue"),
+        "{ecds}"
+    );
+    assert!(
+        !ecds.contains("api-v2"),
+        "the routes are compressed: {ecds}"
+    );
+
+    fx.envoy
+        .wait_for_counter(UPDATED, |v| v > updates, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", fx.envoy.log_tail(30)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while service(&fx.get("/switch").unwrap()) != "api-v2" {
+        assert!(
+            Instant::now() < deadline,
+            "the compressed push never took effect:\n{}",
+            fx.envoy.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fx.counter(WASM_REJECTED), 0);
 }

@@ -282,6 +282,70 @@ fn the_plugin_config_in_the_extension_config_still_compiles() {
     );
 }
 
+/// The `configuration` of the rendered extension config: its type URL and value.
+fn configuration(files: &EnvoyFiles) -> (String, String) {
+    let ecds: serde_json::Value =
+        serde_norway::from_str(files.get(envoy::EXTENSION_CONFIG_FILE).unwrap()).unwrap();
+    let any = &ecds["resources"][0]["typed_config"]["config"]["configuration"];
+    (
+        any["@type"].as_str().unwrap().to_owned(),
+        any["value"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn large_configs_travel_gzip_compressed_and_deterministically() {
+    use base64::prelude::{BASE64_STANDARD, Engine as _};
+    use std::io::Read as _;
+
+    // ~300 copies of the route: well over the 64 KiB threshold.
+    let mut large = http_case();
+    let route = large.config.routes[0].clone();
+    for i in 0..300 {
+        let mut copy = route.clone();
+        copy.name = format!("web-{i}");
+        large.config.routes.push(copy);
+    }
+    let plain = serde_json::to_string(&large.config).unwrap();
+    assert!(plain.len() > envoy::COMPRESS_ABOVE_BYTES, "{}", plain.len());
+
+    let files = envoy::render(&large, &options()).unwrap();
+    let (type_url, value) = configuration(&files);
+    assert_eq!(type_url, "type.googleapis.com/google.protobuf.BytesValue");
+    let compressed = BASE64_STANDARD.decode(&value).unwrap();
+    assert!(
+        compressed.len() * 10 < plain.len(),
+        "{} of {}",
+        compressed.len(),
+        plain.len()
+    );
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(compressed.as_slice())
+        .read_to_end(&mut json)
+        .unwrap();
+    let table = engine::RouteTable::from_json(&json).unwrap();
+    assert_eq!(table.stats().1, 301);
+    assert_eq!(
+        envoy::render(&large, &options()).unwrap(),
+        files,
+        "the same config renders the same bytes (no needless reload)"
+    );
+
+    let mut never = options();
+    never.config_compression = envoy::ConfigCompression::Never;
+    let (type_url, value) = configuration(&envoy::render(&large, &never).unwrap());
+    assert_eq!(type_url, "type.googleapis.com/google.protobuf.StringValue");
+    assert_eq!(value, plain);
+
+    // Small configs stay readable unless asked.
+    let (type_url, _) = configuration(&envoy::render(&http_case(), &options()).unwrap());
+    assert_eq!(type_url, "type.googleapis.com/google.protobuf.StringValue");
+    let mut always = options();
+    always.config_compression = envoy::ConfigCompression::Always;
+    let (type_url, _) = configuration(&envoy::render(&http_case(), &always).unwrap());
+    assert_eq!(type_url, "type.googleapis.com/google.protobuf.BytesValue");
+}
+
 #[test]
 fn a_missing_revision_becomes_a_content_hash() {
     let files = envoy::render(&https_case(), &options()).unwrap();

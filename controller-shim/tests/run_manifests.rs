@@ -390,7 +390,7 @@ fn broken_and_dangling_manifests_are_reported_and_disturb_nothing_else() {
         report["gateways"]["infra/gw"]["listeners"][0]["attachedRoutes"], 2,
         "{report}"
     );
-    let ecds = std::fs::read_to_string(out.join("infra/gw/ecds/extension-config.yaml")).unwrap();
+    let ecds = std::fs::read_to_string(out.join("infra/gw/ecds/extension-config.json")).unwrap();
     assert!(
         ecds.contains("example.com") && ecds.contains("nosvc.example.com"),
         "{ecds}"

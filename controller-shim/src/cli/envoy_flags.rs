@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use controller_shim::envoy::{EnvoyOptions, FailurePolicy};
+use controller_shim::envoy::{ConfigCompression, EnvoyOptions, FailurePolicy};
 
 #[derive(Debug, Args)]
 pub struct EnvoyFlags {
@@ -26,6 +26,22 @@ pub struct EnvoyFlags {
     /// What Envoy does when the filter's VM fails. Either way no request reaches a backend unrouted.
     #[arg(long, value_enum, default_value_t = Policy::FailClosed)]
     pub failure_policy: Policy,
+    /// gzip the route configuration inside Envoy's extension-config file. Envoy parses that file
+    /// slowly (~1 s per 6 MB); `auto` compresses above 64 KiB (about 100 routes) and leaves small
+    /// configurations readable. To read a compressed one, base64-decode its `value` and gunzip it
+    /// (docs/envoy.md shows the command).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Compress::Auto)]
+    pub compress_config: Compress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compress {
+    /// Above 64 KiB of JSON.
+    Auto,
+    /// Every configuration, however small.
+    Always,
+    /// No configuration, however large (readable files, slower pushes).
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,6 +63,11 @@ impl EnvoyFlags {
         options.failure_policy = match self.failure_policy {
             Policy::FailClosed => FailurePolicy::FailClosed,
             Policy::FailReload => FailurePolicy::FailReload,
+        };
+        options.config_compression = match self.compress_config {
+            Compress::Auto => ConfigCompression::Auto,
+            Compress::Always => ConfigCompression::Always,
+            Compress::Never => ConfigCompression::Never,
         };
         options
     }

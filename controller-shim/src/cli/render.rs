@@ -23,7 +23,7 @@ use controller_shim::{Settings, resolve};
 /// Gateway, under OUTDIR/<namespace>/<name>/:
 ///
 ///   bootstrap.yaml               run it with `envoy -c bootstrap.yaml`
-///   ecds/extension-config.yaml   the wasm filter and its route table (hot-reloaded by Envoy)
+///   ecds/extension-config.json   the wasm filter and its route table (hot-reloaded by Envoy)
 ///   cds/clusters.yaml            one cluster per backend (hot-reloaded by Envoy)
 ///   tls/<listener>-<n>.crt|key   HTTPS listener certificates
 ///

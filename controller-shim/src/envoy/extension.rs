@@ -3,16 +3,23 @@
 //! Everything but `configuration` stays byte-for-byte the same across pushes (same `vm_id`, code and
 //! `vm_config`), so Envoy keeps its VMs and only runs `on_configure` in new root contexts.
 
+use std::io::Write as _;
+
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use engine::PluginConfig;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 
 use super::node::Node;
-use super::{EnvoyOptions, FILTER_NAME, RenderError};
+use super::{COMPRESS_ABOVE_BYTES, ConfigCompression, EnvoyOptions, FILTER_NAME, RenderError};
 
 const TYPED_EXTENSION_CONFIG: &str =
     "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 pub(super) const WASM_FILTER_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+/// Envoy hands a `BytesValue` configuration to the filter as raw bytes (base64 only in the file).
+const BYTES_VALUE: &str = "type.googleapis.com/google.protobuf.BytesValue";
 
 pub(super) fn discovery_file(
     config: &PluginConfig,
@@ -58,7 +65,7 @@ pub(super) fn discovery_file(
         ),
         (
             "configuration",
-            Node::typed(STRING_VALUE, [("value", Node::from(json))]),
+            configuration(json, options.config_compression)?,
         ),
     ]);
     Ok(Node::map([(
@@ -74,6 +81,33 @@ pub(super) fn discovery_file(
             ],
         )]),
     )]))
+}
+
+/// The wasm `configuration`: the JSON as a string, or gzip-compressed as bytes (the filter tells
+/// them apart by gzip's magic bytes).
+fn configuration(json: String, compression: ConfigCompression) -> Result<Node, RenderError> {
+    let compress = match compression {
+        ConfigCompression::Auto => json.len() > COMPRESS_ABOVE_BYTES,
+        ConfigCompression::Always => true,
+        ConfigCompression::Never => false,
+    };
+    if !compress {
+        return Ok(Node::typed(STRING_VALUE, [("value", Node::from(json))]));
+    }
+    // Deterministic output (gzip's mtime field is 0): the same config renders the same file, so an
+    // unchanged Gateway is not rewritten and Envoy does not reload it.
+    let mut encoder = GzEncoder::new(Vec::with_capacity(json.len() / 8), Compression::default());
+    let compressed = encoder
+        .write_all(json.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_err(|e| RenderError::Serialize {
+            what: "gzip-compressed plugin config",
+            message: e.to_string(),
+        })?;
+    Ok(Node::typed(
+        BYTES_VALUE,
+        [("value", Node::from(BASE64_STANDARD.encode(compressed)))],
+    ))
 }
 
 /// 64-bit FNV-1a: a stable content hash with no dependency.
