@@ -8,6 +8,7 @@
 //! 3. answer locally (redirects, 404/421/500, CORS preflights), or apply the header edits and
 //!    rewrites, hand the chosen upstream to the host, set timeouts and retries, send mirrors.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -142,10 +143,9 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
             .map_err(|e| e.to_string())
     };
     // "6569960 bytes" or "6569960 bytes (gzip: 357300)": what the table came from.
-    let size = if json.len() == bytes.len() {
-        format!("{} bytes", bytes.len())
-    } else {
-        format!("{} bytes (gzip: {})", json.len(), bytes.len())
+    let size = match &decoded {
+        Ok(Cow::Owned(json)) => format!("{} bytes (gzip: {})", json.len(), bytes.len()),
+        _ => format!("{} bytes", bytes.len()),
     };
     match result {
         Ok(compiled) => {

@@ -71,9 +71,9 @@ impl FailurePolicy {
 /// How the PluginConfig travels inside the extension-config file.
 ///
 /// Envoy reads that file at a few MB per second (the 10,000-route document of ~6 MB takes it about
-/// half a second as JSON, over a second as YAML, before the filter runs), so large documents go gzip-compressed, as a
-/// `google.protobuf.BytesValue` (base64 in the file); the filter inflates them. Small ones stay
-/// plain JSON, readable in the file and in Envoy's config dump.
+/// half a second as JSON, over a second as YAML, before the filter runs), so large documents go
+/// gzip-compressed, as a `google.protobuf.BytesValue` (base64 in the file); the filter inflates
+/// them. Small ones stay plain JSON, readable in the file and in Envoy's config dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConfigCompression {
     /// gzip when the JSON is larger than [`COMPRESS_ABOVE_BYTES`].
