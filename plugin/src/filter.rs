@@ -118,6 +118,7 @@ impl RandomSource for SharedRng<'_> {
 pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
     let started = host.now_nanos();
     let decoded = crate::payload::decode(bytes);
+    let inflate_micros = host.now_nanos().saturating_sub(started) / 1_000;
     let json: &[u8] = decoded.as_deref().unwrap_or_default();
     let result = if bytes.is_empty() {
         Err("the plugin configuration is empty".to_owned())
@@ -142,9 +143,14 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
             })
             .map_err(|e| e.to_string())
     };
-    // "6569960 bytes" or "6569960 bytes (gzip: 357300)": what the table came from.
+    // "6569960 bytes" or "6569960 bytes (gzip: 357300, inflated in 41000 µs)": what the table
+    // came from, and what inflating it cost (part of the "compiled in" time).
     let size = match &decoded {
-        Ok(Cow::Owned(json)) => format!("{} bytes (gzip: {})", json.len(), bytes.len()),
+        Ok(Cow::Owned(json)) => format!(
+            "{} bytes (gzip: {}, inflated in {inflate_micros} µs)",
+            json.len(),
+            bytes.len()
+        ),
         _ => format!("{} bytes", bytes.len()),
     };
     match result {

@@ -600,7 +600,7 @@ fn a_gzip_compressed_configuration_routes_like_the_plain_one() {
     let log = host.log_text();
     assert!(
         log.contains(&format!(
-            "{} bytes (gzip: {})",
+            "{} bytes (gzip: {}, inflated in ",
             CONFIG.len(),
             compressed.len()
         )),
