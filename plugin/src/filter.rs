@@ -1,5 +1,5 @@
-//! The host-independent adapter: what the filter does at configure time and for each request, written
-//! against [`Host`] so it runs natively under test.
+//! The host-independent adapter: what the filter does for each request, written against [`Host`] so
+//! it runs natively under test. Configure time is [`crate::configure`] (re-exported here).
 //!
 //! Request flow (`on_request_headers`):
 //! 1. remove every client-supplied internal header (`x-gateway-wasm-*`, and in Envoy the `x-envoy-*`
@@ -8,17 +8,16 @@
 //! 3. answer locally (redirects, 404/421/500, CORS preflights), or apply the header edits and
 //!    rewrites, hand the chosen upstream to the host, set timeouts and retries, send mirrors.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 use engine::config::UpstreamSelector;
 use engine::{
     Action, Forward, HeaderEdit, LocalReason, LocalResponse, RandomSource, Redirect, Request,
-    RouteTable, SplitMix64,
+    SplitMix64,
 };
 
+pub use crate::configure::{Compiled, configure};
 use crate::host::{Host, HostError, LogLevel, Metric};
 
 /// The request header the filter sets for Envoy's catch-all route (`cluster_header`).
@@ -60,18 +59,6 @@ pub const MIRROR_BODY_LIMIT: usize = 64 * 1024;
 /// Request text quoted in local-reply bodies is cut to this many bytes.
 const QUOTE_LIMIT: usize = 200;
 
-/// A compiled configuration, shared by the root context and its HTTP contexts.
-#[derive(Debug)]
-pub struct Compiled {
-    pub table: RouteTable,
-    pub selector: UpstreamSelector,
-    /// The distinct Gateway listener ports, sorted.
-    pub ports: Vec<u16>,
-    /// Whether any listener terminates TLS: only then is the TLS server name worth a host call
-    /// (for HTTP listeners TLS, if any, is not the Gateway's and the name must not steer routing).
-    pub has_https: bool,
-}
-
 /// Per-VM state shared by a root context and its HTTP contexts: the random generator for weighted
 /// picks and the in-flight mirror deadlines.
 #[derive(Debug, Default)]
@@ -110,77 +97,6 @@ impl RandomSource for SharedRng<'_> {
         let value = generator.next_u64();
         self.0.set(generator.0);
         value
-    }
-}
-
-/// Parses, validates and compiles a configuration. Logs the outcome and counts it; `None` means
-/// rejected (the host then keeps the previous configuration).
-pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
-    let started = host.now_nanos();
-    let decoded = crate::payload::decode(bytes);
-    let inflate_micros = host.now_nanos().saturating_sub(started) / 1_000;
-    let json: &[u8] = decoded.as_deref().unwrap_or_default();
-    let result = if bytes.is_empty() {
-        Err("the plugin configuration is empty".to_owned())
-    } else if let Err(error) = &decoded {
-        Err(error.clone())
-    } else {
-        engine::parse(json)
-            .and_then(|config| {
-                let table = RouteTable::compile(&config)?;
-                let mut ports: Vec<u16> = config.listeners.iter().map(|l| l.port).collect();
-                ports.sort_unstable();
-                ports.dedup();
-                Ok(Compiled {
-                    table,
-                    selector: config.upstream_selector,
-                    ports,
-                    has_https: config
-                        .listeners
-                        .iter()
-                        .any(|l| l.protocol == engine::config::Protocol::Https),
-                })
-            })
-            .map_err(|e| e.to_string())
-    };
-    // "6569960 bytes" or "6569960 bytes (gzip: 357300, inflated in 41000 µs)": what the table
-    // came from, and what inflating it cost (part of the "compiled in" time).
-    let size = match &decoded {
-        Ok(Cow::Owned(json)) => format!(
-            "{} bytes (gzip: {}, inflated in {inflate_micros} µs)",
-            json.len(),
-            bytes.len()
-        ),
-        _ => format!("{} bytes", bytes.len()),
-    };
-    match result {
-        Ok(compiled) => {
-            let micros = host.now_nanos().saturating_sub(started) / 1_000;
-            let (listeners, routes, rules, matches) = compiled.table.stats();
-            let gateway = compiled.table.gateway();
-            let revision = compiled.table.revision();
-            host.log(
-                LogLevel::Info,
-                &format!(
-                    "accepted config revision {:?} for gateway {}/{}: {listeners} listeners, \
-                     {routes} routes, {rules} rules, {matches} matches, {} upstreams, {size}, compiled in {micros} µs",
-                    revision,
-                    gateway.namespace,
-                    gateway.name,
-                    compiled.table.upstreams().count(),
-                ),
-            );
-            host.increment(Metric::ConfigAccepted);
-            Some(Rc::new(compiled))
-        }
-        Err(error) => {
-            host.log(
-                LogLevel::Error,
-                &format!("rejected config ({size}): {error}"),
-            );
-            host.increment(Metric::ConfigRejected);
-            None
-        }
     }
 }
 

@@ -7,13 +7,15 @@
 //! local answer (redirects, 404/421/500, CORS preflights).
 //!
 //! - [`host`]: the operations the filter needs from its proxy, as a trait;
-//! - [`filter`]: the adapter logic over that trait (unit-tested natively with a mock host);
+//! - [`configure`]: configuration bytes to the compiled table (logged, counted);
+//! - [`filter`]: the request adapter over that trait (unit-tested natively with a mock host);
 //! - [`payload`]: the configuration bytes, plain or gzip-compressed;
 //! - `glue` (wasm32 only): root and HTTP contexts over `proxy_wasm::hostcalls`.
 //!
 //! Build: `cargo build -p plugin --target wasm32-wasip1 --profile wasm` → `gateway_wasm.wasm`.
 //! Behaviour in Envoy (bootstrap, port discovery, failure policy, stats): `docs/envoy.md`.
 
+pub mod configure;
 pub mod filter;
 pub mod host;
 pub mod payload;
