@@ -40,7 +40,7 @@ impl EnvoyTarget {
             let mut warnings = files.warnings;
             if had_bootstrap && report.written.contains(&bootstrap_path) {
                 warnings.push(format!(
-                    "{} changed (listeners); Envoy reads it only at start: restart Envoy to apply",
+                    "{} changed (listeners, certificates or file layout); Envoy reads it only at start: restart Envoy to apply it",
                     bootstrap_path.display()
                 ));
             }
