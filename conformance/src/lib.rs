@@ -9,6 +9,7 @@ pub mod status;
 pub mod vectors;
 
 // Request cases: shared checks, the native target and the pass/fail bookkeeping.
+pub mod distribution;
 pub mod envoy;
 pub mod exchange;
 pub mod native;

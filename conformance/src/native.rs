@@ -191,47 +191,24 @@ fn distribution(
     request: &Request<'_, String>,
     random: &mut SplitMix64,
 ) -> Outcome {
-    let samples = case.expect.samples.unwrap_or(1000).max(1);
+    let samples = case.expect.samples.unwrap_or(1000);
     let tolerance = case.expect.distribution_tolerance.unwrap_or(0.05);
-    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-    for _ in 0..samples {
-        let exchange = simulate(case, &table.evaluate(request, random), request);
-        if let Err(e) = check(case, &exchange) {
-            return Outcome::Fail(e);
-        }
-        if let Some(echo) = exchange.echo {
-            *counts.entry(echo.backend).or_default() += 1;
-        }
+    let outcome = crate::distribution::sample(
+        &case.id,
+        &case.expect.distribution,
+        samples,
+        tolerance,
+        || {
+            let exchange = simulate(case, &table.evaluate(request, random), request);
+            Ok::<_, std::convert::Infallible>(
+                check(case, &exchange).map(|()| exchange.echo.map(|echo| echo.backend)),
+            )
+        },
+    );
+    match outcome {
+        Ok(outcome) => outcome,
+        Err(never) => match never {},
     }
-    match compare_distribution(&case.expect.distribution, &counts, samples, tolerance) {
-        Ok(()) => Outcome::Pass,
-        Err(e) => Outcome::Fail(e),
-    }
-}
-
-/// Observed fractions against the expected ones, within an absolute tolerance.
-pub fn compare_distribution(
-    expected: &BTreeMap<String, f64>,
-    counts: &BTreeMap<String, u32>,
-    samples: u32,
-    tolerance: f64,
-) -> Result<(), String> {
-    for backend in counts.keys() {
-        if !expected.contains_key(backend) {
-            return Err(format!(
-                "distribution: unexpected backend {backend} ({counts:?})"
-            ));
-        }
-    }
-    for (backend, fraction) in expected {
-        let got = f64::from(counts.get(backend).copied().unwrap_or(0)) / f64::from(samples);
-        if (got - fraction).abs() > tolerance {
-            return Err(format!(
-                "distribution: {backend} expected {fraction:.3}±{tolerance}, got {got:.3} over {samples} requests ({counts:?})"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Mirrors: the decision must name each expected mirror backend (sampled when a percentage applies).

@@ -21,7 +21,6 @@ use testkit::certs::CertificateAuthority;
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 
 use crate::exchange::check;
-use crate::native::compare_distribution;
 use crate::outcome::Outcome;
 use crate::snapshot::{PLACEHOLDER_TLS_SECRET, snapshot_for};
 use crate::vectors::{Case, ServiceSpec, VectorFile};
@@ -102,22 +101,14 @@ impl EnvoyTarget {
             });
         }
         if !case.expect.distribution.is_empty() {
-            let samples = case.expect.samples.unwrap_or(500).max(1);
-            let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-            for _ in 0..samples {
-                let exchange = sender.send()?;
-                if let Err(e) = check(case, &exchange) {
-                    return Ok(Outcome::Fail(e));
-                }
-                if let Some(echo) = exchange.echo {
-                    *counts.entry(echo.backend).or_default() += 1;
-                }
-            }
-            let tolerance = case.expect.distribution_tolerance.unwrap_or(0.05);
-            return Ok(
-                match compare_distribution(&case.expect.distribution, &counts, samples, tolerance) {
-                    Ok(()) => Outcome::Pass,
-                    Err(e) => Outcome::Fail(e),
+            return crate::distribution::sample(
+                &case.id,
+                &case.expect.distribution,
+                case.expect.samples.unwrap_or(500),
+                case.expect.distribution_tolerance.unwrap_or(0.05),
+                || {
+                    let exchange = sender.send()?;
+                    anyhow::Ok(check(case, &exchange).map(|()| exchange.echo.map(|e| e.backend)))
                 },
             );
         }
