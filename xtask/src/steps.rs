@@ -6,6 +6,18 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+/// `cargo` arguments that build the filter as Envoy and Kong load it:
+/// `target/wasm32-wasip1/wasm/gateway_wasm.wasm` (the demo builds it the same way).
+pub const BUILD_PLUGIN_WASM: [&str; 7] = [
+    "build",
+    "-p",
+    "plugin",
+    "--target",
+    "wasm32-wasip1",
+    "--profile",
+    "wasm",
+];
+
 /// The vendored copy of the shared conformance vectors (kept identical by a test in `conformance`).
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
 
@@ -143,18 +155,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         "engine for wasm32",
         &["build", "-p", "engine", "--target", "wasm32-wasip1"],
     )?;
-    cargo(
-        "plugin .wasm (release profile)",
-        &[
-            "build",
-            "-p",
-            "plugin",
-            "--target",
-            "wasm32-wasip1",
-            "--profile",
-            "wasm",
-        ],
-    )?;
+    cargo("plugin .wasm (wasm profile)", &BUILD_PLUGIN_WASM)?;
     // One feature resolution for everything below: `cargo test --workspace` also builds the binaries
     // of packages with integration tests (controller-shim, echo-backend, conformance), and the
     // steps after it run those binaries directly. A `cargo run -p X` would resolve features for X

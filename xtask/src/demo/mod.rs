@@ -161,19 +161,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let envoy_bin = ensure_envoy(&root)?;
     let setup_took = setup_started.elapsed();
     let build_started = Instant::now();
-    cargo_build(
-        &root,
-        "build the filter",
-        &[
-            "build",
-            "-p",
-            "plugin",
-            "--target",
-            "wasm32-wasip1",
-            "--profile",
-            "wasm",
-        ],
-    )?;
+    cargo_build(&root, "build the filter", &crate::steps::BUILD_PLUGIN_WASM)?;
     if args.prebuilt {
         step_line("controller-shim and echo-backend");
         println!("prebuilt (--prebuilt)");
