@@ -9,6 +9,7 @@
 //! - [`ports`]: free loopback ports and waiting for listeners.
 //! - [`websocket`]: the small WebSocket frame codec the echo server and the client share.
 //! - [`rt`]: running async code from the blocking API.
+//! - [`wasm`]: the real filter, built once per test binary.
 //!
 //! # Example
 //!
@@ -32,6 +33,7 @@ pub mod echo;
 pub mod envoy;
 pub mod ports;
 pub mod rt;
+pub mod wasm;
 pub mod websocket;
 
 pub use client::{HttpClient, Protocol, Request, Response, TlsConfig};

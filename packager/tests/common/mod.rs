@@ -310,41 +310,7 @@ pub fn fixture(dir: &Path, name: &str, wat_text: &str) -> (PathBuf, Vec<u8>) {
 /// Builds the real plugin (`cargo build -p plugin --target wasm32-wasip1 --profile wasm`) once
 /// per test binary and returns the module path.
 pub fn real_plugin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = workspace_root();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let added = Command::new("rustup")
-                .args(["target", "add", "wasm32-wasip1"])
-                .status();
-            eprintln!("test setup: rustup target add wasm32-wasip1: {added:?}");
-            let status = Command::new(&cargo)
-                .current_dir(&root)
-                .args([
-                    "build",
-                    "-p",
-                    "plugin",
-                    "--target",
-                    "wasm32-wasip1",
-                    "--profile",
-                    "wasm",
-                ])
-                .status()
-                .expect("running cargo build for the plugin");
-            assert!(status.success(), "building the plugin failed ({status})");
-            let meta = Command::new(&cargo)
-                .current_dir(&root)
-                .args(["metadata", "--no-deps", "--format-version", "1"])
-                .output()
-                .unwrap();
-            let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
-            let target = PathBuf::from(meta["target_directory"].as_str().unwrap());
-            let path = target.join("wasm32-wasip1/wasm/gateway_wasm.wasm");
-            assert!(path.is_file(), "{} missing after the build", path.display());
-            path
-        })
-        .clone()
+    testkit::wasm::plugin_wasm().expect("building the real plugin")
 }
 
 /// Extracts `manifest: sha256:…` from `packager package` output.
