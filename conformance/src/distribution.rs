@@ -36,13 +36,13 @@ pub fn sample<E>(
                 Err(failure) => return Ok(Outcome::Fail(failure)),
             }
         }
-        match compare(expected, &counts, batch * batches, tolerance) {
+        match compare(expected, &counts, batch.saturating_mul(batches), tolerance) {
             Ok(()) => {
                 if let Some(miss) = first_miss {
                     eprintln!(
                         "note: {case_id}: within tolerance over {} requests ({batches} batches); \
                          the first batch alone was not: {miss}",
-                        batch * batches
+                        batch.saturating_mul(batches)
                     );
                 }
                 return Ok(Outcome::Pass);
@@ -56,7 +56,7 @@ pub fn sample<E>(
             }
         }
     }
-    let total = batch * MAX_BATCHES;
+    let total = batch.saturating_mul(MAX_BATCHES);
     Ok(Outcome::Fail(
         compare(expected, &counts, total, tolerance)
             .err()
