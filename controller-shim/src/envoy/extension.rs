@@ -25,20 +25,20 @@ pub(super) fn discovery_file(
     config: &PluginConfig,
     options: &EnvoyOptions,
 ) -> Result<Node, RenderError> {
-    let mut config = config.clone();
-    let json = serde_json::to_string(&config).map_err(|e| RenderError::Serialize {
-        what: "plugin config",
-        message: e.to_string(),
-    })?;
+    let serialize = |config: &PluginConfig| {
+        serde_json::to_string(config).map_err(|e| RenderError::Serialize {
+            what: "plugin config",
+            message: e.to_string(),
+        })
+    };
+    let mut json = serialize(config)?;
     if config.revision.is_empty() {
         // The filter logs the revision it accepts; make one from the content when the producer
         // did not choose one.
-        config.revision = format!("fnv1a-{:016x}", fnv1a(json.as_bytes()));
+        let mut with_revision = config.clone();
+        with_revision.revision = format!("fnv1a-{:016x}", fnv1a(json.as_bytes()));
+        json = serialize(&with_revision)?;
     }
-    let json = serde_json::to_string(&config).map_err(|e| RenderError::Serialize {
-        what: "plugin config",
-        message: e.to_string(),
-    })?;
     let wasm = Node::map([
         ("name", Node::from(FILTER_NAME)),
         ("root_id", Node::from(super::ROOT_ID)),
