@@ -3,7 +3,7 @@
 //! then runs the `bench` crate's `gateway-bench` binary in release mode, which does the rest
 //! (installing wrk when missing, Envoy, the upstream, the runs, the report in `target/bench/`).
 
-use crate::steps::{cargo, ensure_wasm_target};
+use crate::steps::{cargo, ensure_wasm_target, wasm_build_args};
 
 /// Builds the filter and the floor filter, then runs the Envoy benchmark (`--quick`: one size,
 /// short runs, to prove the harness works).
@@ -11,17 +11,7 @@ pub fn envoy(quick: bool) -> anyhow::Result<()> {
     ensure_wasm_target()?;
     cargo(
         "wasm filters (plugin, floor-filter; wasm profile)",
-        &[
-            "build",
-            "-p",
-            "plugin",
-            "-p",
-            "floor-filter",
-            "--target",
-            "wasm32-wasip1",
-            "--profile",
-            "wasm",
-        ],
+        &wasm_build_args(&["plugin", "floor-filter"]),
     )?;
     let mut args = vec![
         "run",

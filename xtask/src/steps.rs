@@ -6,17 +6,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-/// `cargo` arguments that build the filter as Envoy and Kong load it:
-/// `target/wasm32-wasip1/wasm/gateway_wasm.wasm` (the demo builds it the same way).
-pub const BUILD_PLUGIN_WASM: [&str; 7] = [
-    "build",
-    "-p",
-    "plugin",
-    "--target",
-    "wasm32-wasip1",
-    "--profile",
-    "wasm",
-];
+/// `cargo` arguments that build `packages` as Envoy and Kong load them: for wasm32-wasip1 with the
+/// size-tuned `wasm` profile (the filter lands in `target/wasm32-wasip1/wasm/gateway_wasm.wasm`).
+pub fn wasm_build_args<'a>(packages: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["build"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
+    args.extend(["--target", "wasm32-wasip1", "--profile", "wasm"]);
+    args
+}
 
 /// The vendored copy of the shared conformance vectors (kept identical by a test in `conformance`).
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
@@ -155,7 +154,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         "engine for wasm32",
         &["build", "-p", "engine", "--target", "wasm32-wasip1"],
     )?;
-    cargo("plugin .wasm (wasm profile)", &BUILD_PLUGIN_WASM)?;
+    cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
     // One feature resolution for everything below: `cargo test --workspace` also builds the binaries
     // of packages with integration tests (controller-shim, echo-backend, conformance), and the
     // steps after it run those binaries directly. A `cargo run -p X` would resolve features for X
@@ -195,15 +194,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         )?;
         cargo(
             "benchmark harness: floor filter",
-            &[
-                "build",
-                "-p",
-                "floor-filter",
-                "--target",
-                "wasm32-wasip1",
-                "--profile",
-                "wasm",
-            ],
+            &wasm_build_args(&["floor-filter"]),
         )?;
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
@@ -252,4 +243,17 @@ pub fn bless() -> anyhow::Result<()> {
         &["test", "--workspace", "golden"],
         &[("BLESS", "1")],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasm_builds_name_every_package_with_the_wasm_profile() {
+        assert_eq!(
+            wasm_build_args(&["plugin", "floor-filter"]).join(" "),
+            "build -p plugin -p floor-filter --target wasm32-wasip1 --profile wasm"
+        );
+    }
 }

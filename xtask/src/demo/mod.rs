@@ -161,7 +161,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let envoy_bin = ensure_envoy(&root)?;
     let setup_took = setup_started.elapsed();
     let build_started = Instant::now();
-    cargo_build(&root, "build the filter", &crate::steps::BUILD_PLUGIN_WASM)?;
+    cargo_build(
+        &root,
+        "build the filter",
+        &crate::steps::wasm_build_args(&["plugin"]),
+    )?;
     if args.prebuilt {
         step_line("controller-shim and echo-backend");
         println!("prebuilt (--prebuilt)");
