@@ -36,6 +36,7 @@ pub mod envoy;
 pub mod grpc;
 pub mod ports;
 pub mod rt;
+mod serve;
 pub mod wasm;
 pub mod websocket;
 

@@ -455,7 +455,8 @@ fn ended_by(e: h2::Error, addr: SocketAddr) -> Result<StreamEnd, ExchangeError> 
     }
 }
 
-fn header_list(headers: &http::HeaderMap) -> Vec<(String, String)> {
+/// Every header as `(name, value)` in order, values decoded lossily (names are lower-case in HTTP/2).
+pub(super) fn header_list(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(n, v)| {

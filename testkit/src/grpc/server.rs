@@ -21,12 +21,9 @@
 //! are kept with all their headers ([`GrpcEchoServer::recent_requests`]), for mirror and metadata
 //! checks.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use base64::Engine as _;
@@ -35,14 +32,16 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
+use super::client::header_list;
 use super::proto::{self, Assertions, EchoMethod, EchoRequest, EchoResponse, TlsAssertions};
 use super::status::is_grpc_content_type;
 use crate::certs::IssuedCert;
-use crate::echo::{EchoIdentity, HISTORY_CAPACITY, RecordedRequest};
+use crate::echo::{EchoIdentity, RecordedRequest};
+use crate::serve::{self, RequestLog};
 
 /// Headers grpc-go's server keeps out of the metadata (`isReservedHeader` minus the whitelisted
 /// `user-agent`; `content-type` is kept when valid, `host` is folded into `:authority`).
@@ -58,12 +57,7 @@ const NOT_METADATA: [&str; 7] = [
 
 struct Shared {
     identity: EchoIdentity,
-    request_count: AtomicU64,
-    history: Mutex<VecDeque<RecordedRequest>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    log: RequestLog,
 }
 
 /// A running gRPC echo server. Stops when dropped.
@@ -115,12 +109,7 @@ impl GrpcEchoServer {
         bind: SocketAddr,
         cert: Option<&IssuedCert>,
     ) -> Result<GrpcEchoServer> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("grpc-echo-server")
-            .enable_all()
-            .build()
-            .context("building the gRPC echo server's tokio runtime")?;
+        let runtime = serve::own_runtime("grpc-echo-server")?;
         let mut server = {
             let _entered = runtime.enter();
             Self::spawn(identity, bind, cert)?
@@ -136,23 +125,16 @@ impl GrpcEchoServer {
         cert: Option<&IssuedCert>,
     ) -> Result<GrpcEchoServer> {
         let acceptor = cert.map(tls_acceptor).transpose()?;
-        let std_listener = std::net::TcpListener::bind(bind)
-            .with_context(|| format!("gRPC echo server: binding {bind}"))?;
-        std_listener.set_nonblocking(true).with_context(|| {
-            format!("gRPC echo server: making the listener on {bind} non-blocking")
-        })?;
-        let addr = std_listener
-            .local_addr()
-            .with_context(|| format!("gRPC echo server: reading the bound address of {bind}"))?;
-        let listener = tokio::net::TcpListener::from_std(std_listener)
-            .with_context(|| format!("gRPC echo server: registering the listener on {addr}"))?;
+        let (listener, addr) = serve::bind(bind, "gRPC echo server")?;
         let shared = Arc::new(Shared {
             identity,
-            request_count: AtomicU64::new(0),
-            history: Mutex::new(VecDeque::with_capacity(64)),
+            log: RequestLog::new(),
         });
         let tls = acceptor.is_some();
-        let accept_task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
+        let connections = shared.clone();
+        let accept_task = tokio::spawn(serve::accept_loop(listener, move |stream| {
+            serve_connection(stream, acceptor.clone(), connections.clone())
+        }));
         Ok(GrpcEchoServer {
             addr,
             tls,
@@ -179,15 +161,13 @@ impl GrpcEchoServer {
 
     /// HTTP/2 requests received so far (answered or refused).
     pub fn request_count(&self) -> u64 {
-        self.shared.request_count.load(Ordering::SeqCst)
+        self.shared.log.count()
     }
 
-    /// The last `n` requests received (at most [`HISTORY_CAPACITY`]), oldest first, with every
+    /// The last `n` requests received (at most [`crate::echo::HISTORY_CAPACITY`]), oldest first, with every
     /// header as it arrived (`grpc-timeout` and `te` included).
     pub fn recent_requests(&self, n: usize) -> Vec<RecordedRequest> {
-        let history = lock(&self.shared.history);
-        let skip = history.len().saturating_sub(n);
-        history.iter().skip(skip).cloned().collect()
+        self.shared.log.recent(n)
     }
 
     /// Stops the server: closes the listener and every connection.
@@ -198,14 +178,7 @@ impl GrpcEchoServer {
 
 impl Drop for GrpcEchoServer {
     fn drop(&mut self) {
-        self.accept_task.abort();
-        if let Some(runtime) = self.runtime.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(Duration::from_secs(2));
-            }
-        }
+        serve::stop(&self.accept_task, self.runtime.take());
     }
 }
 
@@ -224,29 +197,6 @@ fn tls_acceptor(cert: &IssuedCert) -> Result<tokio_rustls::TlsAcceptor> {
         .context("gRPC echo server: certificate and key do not fit")?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
-) {
-    // Dropping this set (when the task is aborted) aborts every connection task.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                match accepted {
-                    Ok((stream, _peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        connections.spawn(serve_connection(stream, acceptor.clone(), shared.clone()));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
 }
 
 async fn serve_connection(
@@ -401,22 +351,8 @@ fn header_text(req: &Request<Incoming>, name: &str) -> Option<String> {
 }
 
 fn record(shared: &Shared, req: &Request<Incoming>, authority: &str) {
-    let seq = shared.request_count.fetch_add(1, Ordering::SeqCst) + 1;
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let mut history = lock(&shared.history);
-    if history.len() >= HISTORY_CAPACITY {
-        history.pop_front();
-    }
-    history.push_back(RecordedRequest {
+    let headers = header_list(req.headers());
+    shared.log.record(|seq| RecordedRequest {
         seq,
         method: req.method().as_str().to_owned(),
         path: req
