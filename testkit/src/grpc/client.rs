@@ -29,9 +29,7 @@ use super::status::{
     GrpcAnswer, GrpcCode, GrpcGoRules, GrpcReading, HttpToGrpc, StreamEnd, frame_message,
     read_unary, split_messages,
 };
-use crate::client::{
-    ClientError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HttpClient, Protocol, TlsConfig,
-};
+use crate::client::{ClientError, HttpClient, Protocol, TlsConfig};
 
 /// The `user-agent` the client sends (grpc-go sends `grpc-go/<version>`; only its presence matters).
 pub const USER_AGENT: &str = concat!("grpc-testkit/", env!("CARGO_PKG_VERSION"));
@@ -126,15 +124,14 @@ pub struct GrpcClient {
 }
 
 impl GrpcClient {
+    /// A client for `addr` with the HTTP client's default connect timeout and timeout.
     pub fn new(addr: SocketAddr, transport: GrpcTransport) -> GrpcClient {
         let (protocol, tls) = match transport {
             GrpcTransport::H2c => (Protocol::H2c, None),
             GrpcTransport::Tls(tls) => (Protocol::Http2Tls(tls.clone()), Some(tls)),
         };
         GrpcClient {
-            http: HttpClient::new(addr, protocol)
-                .with_connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-                .with_timeout(DEFAULT_TIMEOUT),
+            http: HttpClient::new(addr, protocol),
             tls,
         }
     }
