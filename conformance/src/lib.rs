@@ -3,7 +3,11 @@
 //! Consumes the neutral vector files in `../shared/conformance/` and produces what the test runners
 //! need: [`vectors`] (the file model and [`vectors::load`]), [`snapshot`] (a case → the resolver's
 //! input), and [`status`] (checks a `statusCases` entry against the resolver's output).
+//! [`coverage`] says which cases the runners cannot check (skipped with the reason, never passed) and
+//! [`grpc_status`] checks a case's gRPC outcome against a gateway's HTTP/2 answer.
 
+pub mod coverage;
+pub mod grpc_status;
 pub mod snapshot;
 pub mod status;
 pub mod vectors;

@@ -20,6 +20,9 @@ pub const GATEWAY_IP: &str = "192.0.2.10";
 
 /// Runs one request case through resolver and engine.
 pub fn run(case: &Case, file: &VectorFile) -> Outcome {
+    if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+        return Outcome::Skip(reason);
+    }
     if let Some(reason) = needs_live_proxy(case) {
         return Outcome::Skip(reason);
     }

@@ -2,6 +2,8 @@
 //!
 //! - [`echo`]: an echo backend modelled on the Gateway API conformance suite's echo server (HTTP/1.1, h2c,
 //!   WebSocket, retry simulator, request counters); also the `echo-backend` binary.
+//! - [`grpc`]: the conformance suite's gRPC echo server (also `echo-backend --grpc`) and a gRPC client
+//!   that reports the raw HTTP/2 answer and the status a grpc-go client reads from it.
 //! - [`envoy`]: find or install the real Envoy 1.40, run it, read its admin endpoint.
 //! - [`client`]: an HTTP/1.1, HTTPS, HTTP/2 (TLS and h2c) and WebSocket test client that sends requests
 //!   verbatim and never follows redirects.
@@ -31,8 +33,10 @@ pub mod certs;
 pub mod client;
 pub mod echo;
 pub mod envoy;
+pub mod grpc;
 pub mod ports;
 pub mod rt;
+mod serve;
 pub mod wasm;
 pub mod websocket;
 

@@ -79,6 +79,9 @@ impl EnvoyTarget {
 
     /// Runs one case; infrastructure errors become failures that say what broke.
     pub fn run(&mut self, case: &Case, file: &VectorFile) -> Outcome {
+        if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+            return Outcome::Skip(reason);
+        }
         match self.try_run(case, file) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Fail(format!("{e:#}")),

@@ -49,12 +49,8 @@ pub fn check_with(
     settings: &Settings,
 ) -> Result<Outcome, String> {
     let expect = &case.expect;
-    if !expect.extra.is_empty() {
-        let fields: Vec<&str> = expect.extra.keys().map(String::as_str).collect();
-        return Ok(Outcome::Skipped(format!(
-            "unknown expectation fields: {}",
-            fields.join(", ")
-        )));
+    if let Some(reason) = crate::coverage::unchecked_status_case(case) {
+        return Ok(Outcome::Skipped(reason));
     }
     if let Some(text) = &expect.listeners
         && listener_conditions(text).is_none()
