@@ -238,7 +238,7 @@ impl RouteSpec {
     /// The spec as the gateway-api crate's type (the experimental channel, a superset of standard).
     pub fn http_route_spec(
         &self,
-    ) -> Result<gateway_api::experimental::httproutes::HttpRouteSpec, String> {
+    ) -> Result<controller_shim::api::httproutes::HttpRouteSpec, String> {
         serde_json::from_value(Value::Object(self.spec.clone()))
             .map_err(|e| format!("route {}/{}: {e}", self.namespace, self.name))
     }

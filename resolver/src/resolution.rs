@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 
 use engine::PluginConfig;
-use gateway_api::experimental::gatewayclasses::GatewayClassStatus;
-use gateway_api::experimental::gateways::GatewayStatus;
-use gateway_api::experimental::httproutes::HttpRouteStatus;
-use gateway_api::experimental::listenersets::ListenerSetStatus;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    GatewayClassStatus, GatewayStatus, HttpRouteStatus, ListenerSetStatus, ObjectMeta, Time,
+};
 
 /// How this controller identifies itself, and the clock the resolver stamps conditions with.
 #[derive(Debug, Clone)]
@@ -24,7 +23,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             controller_name: "gateway-wasm.dev/controller-shim".to_owned(),
-            now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            now: Time(crate::api::jiff::Timestamp::UNIX_EPOCH),
         }
     }
 }
@@ -34,6 +33,16 @@ impl Default for Settings {
 pub struct ObjectKey {
     pub namespace: String,
     pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of an object (missing namespace or name read as empty).
+    pub fn of(meta: &ObjectMeta) -> ObjectKey {
+        ObjectKey {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl std::fmt::Display for ObjectKey {

@@ -5,7 +5,6 @@
 
 pub mod dir;
 pub mod index;
-pub mod kinds;
 pub mod kube;
 
 use std::collections::BTreeMap;
@@ -13,10 +12,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-pub use index::{Filter, Index, Object};
-pub use kinds::Kind;
+pub use gateway_resolver::kinds::{Kind, Object};
+pub use index::{Index, IndexFilter};
 
-use crate::snapshot::Snapshot;
+use crate::Snapshot;
 
 /// The index plus change notification and the problems sources want reported (a manifest that
 /// does not parse, a watch that keeps failing).
