@@ -7,7 +7,7 @@
 //! files the controller-shim delivers (Envoy reloads on the rename into its watched directory), the
 //! shim's status report, the packager's outputs, the benchmark's and the demo's config pushes.
 //!
-//! - [`write`] replaces a file; [`write_if_changed`] leaves a file that already holds exactly the
+//! - [`write()`] replaces a file; [`write_if_changed`] leaves a file that already holds exactly the
 //!   content alone (an unchanged ECDS file rewritten would make Envoy rebuild the filter for
 //!   nothing);
 //! - [`stage`] + [`Staged::commit`] split the two steps, for callers that time the rename itself.

@@ -8,7 +8,7 @@
 //!   directory of [`manifests`]);
 //! - [`resolution`]: the output types — one PluginConfig per Gateway, the backends and TLS material
 //!   the proxy needs, and the status every object should get;
-//! - [`resolve`]: the pure function between the two.
+//! - [`resolve()`]: the pure function between the two.
 //!
 //! This crate adds the I/O around it: [`source`] (Kubernetes watchers, manifest directory poller,
 //! the index they feed), [`runtime`] (the loop), [`envoy`] (rendering Envoy's files), [`deliver`]

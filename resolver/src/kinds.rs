@@ -1,11 +1,11 @@
 //! The table of kinds: every Kubernetes object kind the shim reads, declared once.
 //!
-//! **To add a kind, add one row to the [`kinds!`] invocation below** (and re-export its type in
+//! **To add a kind, add one row to the `kinds!` invocation below** (and re-export its type in
 //! [`crate::api`] if it is new there). Everything else is derived from the rows:
 //! - [`Kind`], with [`Kind::ALL`], its `kind` string, and its group, version, plural and scope taken
 //!   from the Rust type's `kube_core::Resource` implementation ([`Kind::api_resource`],
 //!   [`Kind::namespaced`]);
-//! - [`Object`], one variant per kind, and the [`Snapshot`](crate::Snapshot) the resolver reads,
+//! - [`Object`], one variant per kind, and the [`Snapshot`] the resolver reads,
 //!   one list per kind;
 //! - the manifest loader ([`Kind::from_manifest`]: the canonical group and kind plus the row's
 //!   aliases);

@@ -7,7 +7,7 @@
 //! - [`manifests`]: YAML/JSON manifests (text, or a directory) into a [`Snapshot`];
 //! - [`resolution`]: the output types — one PluginConfig per Gateway, the backends and TLS material
 //!   the proxy needs, and the status every object should get;
-//! - [`resolve`]: the pure function between the two (attachment, hostnames, ReferenceGrants,
+//! - [`resolve()`]: the pure function between the two (attachment, hostnames, ReferenceGrants,
 //!   backend resolution, conditions).
 //!
 //! The controller-shim runs this crate against the Kubernetes API or a directory; the playground

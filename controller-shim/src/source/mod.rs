@@ -1,7 +1,7 @@
 //! Where objects come from: the Kubernetes API ([`kube`]) or a directory of manifests ([`dir`]).
 //!
 //! Both feed one [`Shared`] index and signal changes on a `tokio::sync::watch` channel carrying the
-//! index revision; the runtime takes [`Snapshot`](crate::Snapshot)s from it.
+//! index revision; the runtime takes [`Snapshot`]s from it.
 
 pub mod dir;
 pub mod index;
