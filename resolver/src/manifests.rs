@@ -1,9 +1,11 @@
-//! Loading a directory of Kubernetes manifests into a [`Snapshot`].
+//! Loading Kubernetes manifests (a directory, or one file's text) into a [`Snapshot`].
 //!
 //! Consumes every `*.yaml`, `*.yml` and `*.json` file under a directory (recursively, in path order,
-//! hidden entries skipped); each file may hold several YAML documents separated by `---`, and a
-//! document may be a `kind: List` whose `items` are loaded in turn. Produces the [`Snapshot`] the
-//! resolver reads, plus the objects of kinds it does not use (reported, not fatal). A document that
+//! hidden entries skipped), or text given to [`load_str`] (what the browser does); each file may hold
+//! several YAML documents separated by `---`, and a document may be a `kind: List` whose `items` are
+//! loaded in turn. Which documents are read, and as which type, comes from the table of kinds
+//! ([`Kind::from_manifest`]: the `apiVersion` group and `kind`, or an alias of the row). Produces the
+//! [`Snapshot`] the resolver reads, plus the objects of kinds it does not use (reported, not fatal). A document that
 //! cannot be read as its kind is an error naming the file, the document (1-based) and the field path
 //! (`spec.listeners[0].port`).
 //!

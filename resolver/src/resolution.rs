@@ -14,8 +14,10 @@ pub struct Settings {
     /// GatewayClasses with this `spec.controllerName` are ours; written into route status parents.
     pub controller_name: String,
     /// `lastTransitionTime` for conditions whose status changes (or that are new). Passed in, not
-    /// read from the system clock, so `resolve` stays pure; conditions whose status did not change
-    /// keep the time already recorded on the object. Defaults to the Unix epoch.
+    /// read from the system clock, so `resolve` stays pure (and runs in a browser, where
+    /// `jiff::Timestamp::now()` would panic: the page passes JavaScript's time); conditions whose
+    /// status did not change keep the time already recorded on the object. Defaults to the Unix
+    /// epoch.
     pub now: Time,
 }
 
