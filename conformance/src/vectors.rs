@@ -288,7 +288,7 @@ impl RouteSpec {
     /// ignore the fields it does not know and accept it).
     pub fn http_route_spec(
         &self,
-    ) -> Result<gateway_api::experimental::httproutes::HttpRouteSpec, String> {
+    ) -> Result<controller_shim::api::httproutes::HttpRouteSpec, String> {
         if self.kind() != DEFAULT_ROUTE_KIND {
             return Err(format!(
                 "route {}/{} is a {}, not an HTTPRoute",

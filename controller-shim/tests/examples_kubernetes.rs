@@ -1,5 +1,5 @@
 //! `examples/kubernetes/`: every manifest parses as its kind, the RBAC grants exactly what the code
-//! uses (the code's own table, `source::kinds::required_rbac()`), and the Deployment's pieces agree
+//! uses (the code's own table, `rbac::required_rbac()`), and the Deployment's pieces agree
 //! with each other (paths, ServiceAccount, lease namespace, controllerName).
 
 #![allow(
@@ -12,10 +12,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use controller_shim::source::kinds::required_rbac;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use controller_shim::api::apps::Deployment;
+use controller_shim::api::core::{Namespace, Service, ServiceAccount};
+use controller_shim::api::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use controller_shim::rbac::required_rbac;
 use serde::Deserialize as _;
 use serde_json::Value;
 

@@ -27,7 +27,7 @@ use controller_shim::manifests::{self, Loaded};
 use controller_shim::metrics::Metrics;
 use controller_shim::resolution::GatewayResult;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink};
-use controller_shim::source::{Filter, Index, Kind, Object, Shared};
+use controller_shim::source::{Index, IndexFilter, Kind, Object, Shared};
 use controller_shim::{Settings, resolve};
 use fake_kong::{FakeKong, Settings as KongSettings};
 use serde_json::Value;
@@ -182,7 +182,7 @@ fn check_entities(kong: &FakeKong) {
 
 /// The runtime with the test's objects and one Kong target serving infra/gw.
 fn kong_runtime(options: KongOptions, metrics: &Arc<Metrics>) -> Runtime {
-    let shared = Arc::new(Shared::new(Index::new(Filter::default(), Kind::ALL)));
+    let shared = Arc::new(Shared::new(Index::new(IndexFilter::default(), Kind::ALL)));
     let objects = Object::all_of(&loaded().snapshot);
     shared.update(|index| {
         for object in objects {

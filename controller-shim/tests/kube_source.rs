@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink};
-use controller_shim::source::{Filter, Index, Kind, Shared};
+use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
 use controller_shim::status::lease::{Elector, LeaseConfig};
 use fake_apiserver::FakeApiServer;
@@ -98,7 +98,7 @@ impl Drop for Running {
 
 async fn start(server: &FakeApiServer) -> Running {
     let shared = Arc::new(Shared::new(Index::new(
-        Filter {
+        IndexFilter {
             controller_name: Some(OURS.into()),
         },
         Kind::ALL,
@@ -496,7 +496,7 @@ async fn status_and_lease_need_nothing_beyond_the_rbac_table() {
     );
     runtime.round(false).await;
     elector(&server, "x").round().await.unwrap();
-    let rules = controller_shim::source::kinds::required_rbac();
+    let rules = controller_shim::rbac::required_rbac();
     for seen in server.seen() {
         let target = fake_apiserver::parse_path(&seen.path).unwrap();
         let sub = if target.status { "/status" } else { "" };

@@ -34,6 +34,7 @@ pub mod decision;
 mod error;
 mod eval;
 mod hash;
+pub mod hostname;
 mod index;
 mod json_path;
 mod matchers;
@@ -51,6 +52,7 @@ pub use decision::{
     RouteIdentity,
 };
 pub use error::ConfigError;
+pub use hostname::{HostnameError, check_hostname, check_precise_hostname, is_valid_hostname};
 pub use matchers::{REGEX_NEST_LIMIT, REGEX_SIZE_LIMIT};
 pub use request::{RandomSource, Request, SplitMix64};
 pub use table::RouteTable;

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use crate::config::*;
 use crate::error::{ConfigError, JsonPath, quoted};
+use crate::hostname::{check_hostname, check_precise_hostname};
 use crate::time::{parse_duration_ms, parse_rfc3339};
 
 /// Longest accepted path, hostname-free string values (paths, header values, regexes).
@@ -498,38 +499,24 @@ pub(crate) fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// An exact hostname (redirect and rewrite targets): RFC 1123, no wildcard.
+/// A redirect or rewrite hostname: a Gateway API `PreciseHostname` ([`crate::hostname`]).
 fn exact_hostname(path: &JsonPath<'_>, hostname: &str) -> Result<(), ConfigError> {
-    if !is_dns_name(hostname) {
-        return Err(path.error(format!("{} is not a valid hostname", quoted(hostname))));
-    }
-    Ok(())
-}
-
-/// A listener or route hostname: an RFC 1123 name, optionally prefixed by `*.`; lowercase.
-fn hostname_pattern(path: &JsonPath<'_>, hostname: &str) -> Result<(), ConfigError> {
-    let name = hostname.strip_prefix("*.").unwrap_or(hostname);
-    if !is_dns_name(name) || hostname.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(path.error(format!(
-            "{} is not a valid hostname (lowercase RFC 1123, optionally starting with *.)",
+    check_precise_hostname(hostname).map_err(|why| {
+        path.error(format!(
+            "{} is not a valid hostname: {why}",
             quoted(hostname)
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
-fn is_dns_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+/// A listener or route hostname: a Gateway API `Hostname` ([`crate::hostname`]).
+fn hostname_pattern(path: &JsonPath<'_>, hostname: &str) -> Result<(), ConfigError> {
+    check_hostname(hostname).map_err(|why| {
+        path.error(format!(
+            "{} is not a valid hostname: {why}",
+            quoted(hostname)
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::layout;
 use crate::registry::{Connect, Registry, Target, progress};
 use crate::schema;
 use crate::snippets::{self, SnippetInput};
-use crate::util::{rfc3339_utc, write_file_atomic};
+use crate::util::rfc3339_utc;
 
 /// Writes a line to standard output, ignoring a closed pipe (`packager check f | head`).
 macro_rules! say {
@@ -439,7 +439,7 @@ async fn pull(args: &PullArgs) -> Result<()> {
             "the pulled module fails `packager check` (pass --no-check to write it anyway)",
         )?;
     }
-    write_file_atomic(&args.out, &pulled.module)?;
+    atomic_file::write(&args.out, &pulled.module, atomic_file::Access::Public)?;
     say!(
         "wrote {} ({} bytes) from {}/{}@{} ({} format)",
         args.out.display(),

@@ -1,7 +1,6 @@
-//! Small helpers shared by the commands: hashing, atomic writes, timestamps, base64.
+//! Small helpers shared by the commands: hashing, atomic directory replacement, timestamps, base64.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -26,24 +25,6 @@ fn parent_dir(path: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&parent)
         .with_context(|| format!("creating directory {}", parent.display()))?;
     Ok(parent)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader sees the old file or the new one, never half of one.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = parent_dir(path)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".packager-")
-        .suffix(".tmp")
-        .tempfile_in(&parent)
-        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming the temporary file onto {}", path.display()))?;
-    Ok(())
 }
 
 /// Builds a directory atomically: `fill` writes into a fresh temporary directory next to `dir`,

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use controller_shim::api::ByteString;
 use controller_shim::envoy::{self as render, EnvoyOptions, FILTER_NAME};
 use controller_shim::resolution::GatewayResult;
 use controller_shim::{Settings, Snapshot, resolve};
-use k8s_openapi::ByteString;
 use testkit::certs::CertificateAuthority;
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 

@@ -10,18 +10,17 @@
 //! same-namespace route), the implementation's controllerName, and conditions whose
 //! observedGeneration equals metadata.generation."
 
+use controller_shim::api::GATEWAY_GROUP;
+use controller_shim::api::httproutes::HttpRouteStatusParents;
+use controller_shim::api::meta::Condition;
 use controller_shim::resolution::{GatewayResult, RouteStatusUpdate};
 use controller_shim::{Resolution, Settings, Snapshot, resolve};
-use gateway_api::experimental::httproutes::HttpRouteStatusParents;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::snapshot::{SnapshotOptions, try_snapshot_for};
 use crate::vectors::{ExpectedCondition, RouteParentConditions, StatusCase, VectorFile};
 
 mod listeners;
 mod mutation;
-
-pub(super) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// The one `listeners` phrasing the vectors use; the conditions are parsed out of it.
 const LISTENERS_PREFIX: &str = "every listener of the parent has ";
@@ -137,7 +136,7 @@ pub fn check_with(
     }
 }
 
-fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn key(meta: &controller_shim::api::meta::ObjectMeta) -> String {
     format!(
         "{}/{}",
         meta.namespace.as_deref().unwrap_or_default(),

@@ -12,12 +12,12 @@ use clap::{ArgGroup, Args, ValueEnum};
 
 use controller_shim::Settings;
 use controller_shim::deliver::Target;
-use controller_shim::deliver::envoy::EnvoyTarget;
+use controller_shim::deliver::envoy_files::EnvoyFilesTarget;
 use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health};
 use controller_shim::source::dir::DirSource;
-use controller_shim::source::{Filter, Index, Kind, Shared};
+use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
 use controller_shim::status::lease::{self, Elector, LeaseConfig};
 use controller_shim::status::report::Report;
@@ -160,7 +160,7 @@ fn targets(args: &RunArgs) -> Vec<Target> {
             .clone()
             .unwrap_or_else(|| dir.join("gateway_wasm.wasm"));
         let options = args.envoy.options(dir, &wasm, args.envoy.admin_port);
-        targets.push(Target::Envoy(EnvoyTarget::new(options)));
+        targets.push(Target::Envoy(EnvoyFilesTarget::new(options)));
     }
     if let Some(url) = &args.kong_admin {
         let mut options = KongOptions::new(url);
@@ -210,7 +210,7 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
     tracing::info!(%health_addr, "serving /healthz, /readyz, /metrics");
-    let filter = Filter {
+    let filter = IndexFilter {
         controller_name: Some(controller_name.clone()),
     };
     let shared = Arc::new(Shared::new(Index::new(filter, Kind::ALL)));

@@ -7,25 +7,25 @@
 //! cannot be resolved, the filter MUST NOT be skipped. Instead, requests that would have been
 //! processed by that filter MUST receive a HTTP error response."
 
-use engine::config::{
-    Cors, Filter, Fraction, HeaderModifier, HeaderValue, PathModifier, RequestMirror,
-    RequestRedirect, UrlRewrite,
-};
-use gateway_api::experimental::httproutes::{
+use crate::api::httproutes::{
     HttpRouteRulesBackendRefsFilters, HttpRouteRulesBackendRefsFiltersRequestRedirectPathType,
     HttpRouteRulesBackendRefsFiltersRequestRedirectScheme, HttpRouteRulesBackendRefsFiltersType,
     HttpRouteRulesBackendRefsFiltersUrlRewritePathType, HttpRouteRulesFilters,
     HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
     HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
 };
+use engine::config::{
+    Cors, Filter, Fraction, HeaderModifier, HeaderValue, PathModifier, RequestMirror,
+    RequestRedirect, UrlRewrite,
+};
 
-use super::Index;
+use super::Lookup;
 use super::backends::{self, Backends};
 use super::conditions::{Problem, route as reason};
 
 /// What converting a rule's filters needs and records.
 pub struct Context<'a, 'b> {
-    pub index: &'b Index<'a>,
+    pub lookup: &'b Lookup<'a>,
     pub route_namespace: &'b str,
     /// Mirror targets are added here; an unresolvable ExtensionRef sets its ResolvedRefs problem.
     pub backends: &'b mut Backends,
@@ -232,7 +232,7 @@ macro_rules! convert_filter {
                 // Route status is set to `status: False`". The invalid backend stays in the config
                 // so the filter's trace says why nothing is mirrored; the engine never sends to it.
                 let backend = cx.backends.add(
-                    cx.index,
+                    cx.lookup,
                     cx.route_namespace,
                     backends::Ref {
                         group: b.group.as_deref(),

@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 
 use engine::PluginConfig;
-use gateway_api::experimental::gatewayclasses::GatewayClassStatus;
-use gateway_api::experimental::gateways::GatewayStatus;
-use gateway_api::experimental::httproutes::HttpRouteStatus;
-use gateway_api::experimental::listenersets::ListenerSetStatus;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    GatewayClassStatus, GatewayStatus, HttpRouteStatus, ListenerSetStatus, ObjectMeta, Time,
+};
 
 /// How this controller identifies itself, and the clock the resolver stamps conditions with.
 #[derive(Debug, Clone)]
@@ -15,8 +14,10 @@ pub struct Settings {
     /// GatewayClasses with this `spec.controllerName` are ours; written into route status parents.
     pub controller_name: String,
     /// `lastTransitionTime` for conditions whose status changes (or that are new). Passed in, not
-    /// read from the system clock, so `resolve` stays pure; conditions whose status did not change
-    /// keep the time already recorded on the object. Defaults to the Unix epoch.
+    /// read from the system clock, so `resolve` stays pure (and runs in a browser, where
+    /// `jiff::Timestamp::now()` would panic: the page passes JavaScript's time); conditions whose
+    /// status did not change keep the time already recorded on the object. Defaults to the Unix
+    /// epoch.
     pub now: Time,
 }
 
@@ -24,7 +25,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             controller_name: "gateway-wasm.dev/controller-shim".to_owned(),
-            now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            now: Time(crate::api::jiff::Timestamp::UNIX_EPOCH),
         }
     }
 }
@@ -34,6 +35,16 @@ impl Default for Settings {
 pub struct ObjectKey {
     pub namespace: String,
     pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of an object (missing namespace or name read as empty).
+    pub fn of(meta: &ObjectMeta) -> ObjectKey {
+        ObjectKey {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl std::fmt::Display for ObjectKey {

@@ -13,7 +13,9 @@
 //! 4. [`rules`] + [`filters`] + [`backends`]: the route's rules converted to the engine's shape,
 //!    backendRefs resolved to Service ports and EndpointSlices (ReferenceGrants again), rules the
 //!    engine would reject dropped;
-//! 5. [`status`]: conditions for routes, listeners, Gateways and ListenerSets ([`conditions`]);
+//! 5. [`desired_status`]: the status routes, listeners, Gateways and ListenerSets should carry
+//!    ([`conditions`]), and the assembly of the [`Resolution`] (writing it is the controller-shim's
+//!    `status` module);
 //! 6. [`config`]: the PluginConfig of each Gateway.
 //!
 //! `resolve` never panics and is deterministic: every output list is sorted, maps are ordered.
@@ -23,42 +25,37 @@ mod backends;
 mod classes;
 mod conditions;
 mod config;
+mod desired_status;
 mod filters;
 mod grants;
 mod hostnames;
 mod listeners;
 mod rules;
 mod selectors;
-mod status;
 #[cfg(test)]
 mod tests;
 mod tls;
 
 use std::collections::BTreeMap;
 
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
+use crate::api::{
+    EndpointSlice, HttpRoute, NAMESPACE_NAME_LABEL, ObjectMeta, ReferenceGrant, SERVICE_NAME_LABEL,
+    Secret, Service,
+};
+use crate::kinds::Snapshot;
 use crate::resolution::{ObjectKey, Resolution, Settings};
-use crate::snapshot::Snapshot;
-
-/// The Gateway API group.
-pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// Resolves a snapshot into per-Gateway configs and statuses.
 pub fn resolve(snapshot: &Snapshot, settings: &Settings) -> Resolution {
-    let index = Index::new(snapshot, settings);
-    let classes = classes::ours(&index);
-    let mut gateways = listeners::gateways(&index, &classes);
-    let routes = attach::routes(&index, &mut gateways);
+    let lookup = Lookup::new(snapshot, settings);
+    let classes = classes::ours(&lookup);
+    let mut gateways = listeners::gateways(&lookup, &classes);
+    let routes = attach::routes(&lookup, &mut gateways);
     let mut resolution = Resolution {
-        gateway_classes: classes::status(&index, &classes),
+        gateway_classes: classes::status(&lookup, &classes),
         ..Resolution::default()
     };
-    status::finish(&index, &mut gateways, &routes, &mut resolution);
+    desired_status::finish(&lookup, &mut gateways, &routes, &mut resolution);
     resolution
         .gateways
         .sort_by(|a, b| a.gateway.cmp(&b.gateway));
@@ -73,7 +70,7 @@ pub fn resolve(snapshot: &Snapshot, settings: &Settings) -> Resolution {
 }
 
 /// Lookups over the snapshot, built once.
-pub(crate) struct Index<'a> {
+pub(crate) struct Lookup<'a> {
     pub snapshot: &'a Snapshot,
     pub settings: &'a Settings,
     services: BTreeMap<(&'a str, &'a str), &'a Service>,
@@ -83,11 +80,8 @@ pub(crate) struct Index<'a> {
     slices: BTreeMap<(String, String), Vec<&'a EndpointSlice>>,
 }
 
-/// "EndpointSlices ... are associated with a Service by the `kubernetes.io/service-name` label."
-pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-impl<'a> Index<'a> {
-    fn new(snapshot: &'a Snapshot, settings: &'a Settings) -> Index<'a> {
+impl<'a> Lookup<'a> {
+    fn new(snapshot: &'a Snapshot, settings: &'a Settings) -> Lookup<'a> {
         let mut slices: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
         for slice in &snapshot.endpoint_slices {
             if let Some(service) = slice
@@ -105,7 +99,7 @@ impl<'a> Index<'a> {
         for list in slices.values_mut() {
             list.sort_by(|a, b| name(&a.metadata).cmp(name(&b.metadata)));
         }
-        Index {
+        Lookup {
             snapshot,
             settings,
             services: snapshot
@@ -153,10 +147,7 @@ impl<'a> Index<'a> {
             .get(namespace)
             .map(|l| (*l).clone())
             .unwrap_or_default();
-        labels.insert(
-            "kubernetes.io/metadata.name".to_owned(),
-            namespace.to_owned(),
-        );
+        labels.insert(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned());
         labels
     }
 
@@ -185,10 +176,7 @@ pub(crate) fn namespace(meta: &ObjectMeta) -> &str {
 }
 
 pub(crate) fn key(meta: &ObjectMeta) -> ObjectKey {
-    ObjectKey {
-        namespace: namespace(meta).to_owned(),
-        name: name(meta).to_owned(),
-    }
+    ObjectKey::of(meta)
 }
 
 /// RFC 3339 form of `metadata.creationTimestamp` (left out if the engine could not read it back,

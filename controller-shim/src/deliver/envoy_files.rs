@@ -1,4 +1,5 @@
-//! Envoy files for each Gateway, through the [`crate::envoy`] renderer and atomic writer.
+//! Delivery to a file-configured Envoy: each Gateway's files, rendered by [`crate::envoy`], written
+//! into a directory Envoy watches.
 //!
 //! Layout: `<dir>/<namespace>/<gateway>/{bootstrap.yaml, ecds/…, cds/…, tls/…}`. Envoy must be
 //! started with that bootstrap; later pushes change only `ecds/` and `cds/` (and certificates),
@@ -13,14 +14,14 @@ use crate::envoy::{self, BOOTSTRAP_FILE, EnvoyOptions};
 use crate::resolution::{GatewayResult, ObjectKey};
 
 #[derive(Debug, Clone)]
-pub struct EnvoyTarget {
+pub struct EnvoyFilesTarget {
     /// Rendering options; `config_dir` is the base directory (a per-Gateway directory is appended).
     pub options: EnvoyOptions,
 }
 
-impl EnvoyTarget {
-    pub fn new(options: EnvoyOptions) -> EnvoyTarget {
-        EnvoyTarget { options }
+impl EnvoyFilesTarget {
+    pub fn new(options: EnvoyOptions) -> EnvoyFilesTarget {
+        EnvoyFilesTarget { options }
     }
 
     /// The directory a Gateway's files go to.

@@ -9,7 +9,8 @@
 
 use super::conditions::{Problem, gateway as reason};
 use super::listeners::CertRef;
-use super::{GATEWAY_GROUP, Index, grants};
+use super::{Lookup, grants};
+use crate::api::GATEWAY_GROUP;
 use crate::resolution::{ObjectKey, TlsCertificate};
 
 /// Who holds the reference (a Gateway or a ListenerSet), for ReferenceGrant `from`.
@@ -23,7 +24,7 @@ pub struct Referrer<'a> {
 /// the listener off the data plane: serving with a subset of its certificates would answer some
 /// SNI names with the wrong one).
 pub fn resolve(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     default_namespace: &str,
     refs: &[CertRef],
     referrer: Referrer<'_>,
@@ -40,7 +41,7 @@ pub fn resolve(
     let mut certificates = Vec::new();
     let mut problem = None;
     for r in refs {
-        match certificate(index, default_namespace, r, referrer) {
+        match certificate(lookup, default_namespace, r, referrer) {
             Ok(c) => certificates.push(c),
             Err(p) => {
                 problem.get_or_insert(p);
@@ -51,7 +52,7 @@ pub fn resolve(
 }
 
 fn certificate(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     default_namespace: &str,
     r: &CertRef,
     referrer: Referrer<'_>,
@@ -83,7 +84,7 @@ fn certificate(
         namespace,
         name: &r.name,
     };
-    if !grants::permitted(index.grants(), from, to) {
+    if !grants::permitted(lookup.grants(), from, to) {
         return Err(Problem::new(
             reason::REF_NOT_PERMITTED,
             format!(
@@ -92,7 +93,7 @@ fn certificate(
             ),
         ));
     }
-    let secret = index.secret(namespace, &r.name).ok_or_else(|| {
+    let secret = lookup.secret(namespace, &r.name).ok_or_else(|| {
         Problem::new(
             reason::INVALID_CERTIFICATE_REF,
             format!("Secret {namespace}/{} does not exist", r.name),

@@ -6,7 +6,7 @@
 //! using OR." — the same for `to`. A `to` entry without a name "refers to all resources of the
 //! specified Group and Kind in the local namespace".
 
-use gateway_api::experimental::referencegrants::ReferenceGrant;
+use crate::api::referencegrants::ReferenceGrant;
 
 /// One side of a reference: `(group, kind, namespace)` of the referrer, or `(group, kind, name)` of
 /// the target in the grant's namespace. Groups are `""` for the core API group.
@@ -50,10 +50,8 @@ pub fn permitted(grants: &[ReferenceGrant], from: From<'_>, to: To<'_>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_api::experimental::referencegrants::{
-        ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use crate::api::meta::ObjectMeta;
+    use crate::api::referencegrants::{ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo};
 
     fn grant(ns: &str, from: (&str, &str, &str), to: (&str, &str, Option<&str>)) -> ReferenceGrant {
         ReferenceGrant {

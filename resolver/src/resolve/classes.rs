@@ -6,21 +6,21 @@
 
 use std::collections::BTreeMap;
 
-use gateway_api::experimental::gatewayclasses::GatewayClassStatus;
+use crate::api::gatewayclasses::GatewayClassStatus;
 
-use super::Index;
+use super::Lookup;
 use super::conditions::{self, Problem, Stamp, carry_transition_times, gateway as reason};
 use crate::resolution::ClassStatusUpdate;
 
 /// Our classes by name, each accepted or with the reason it is not.
 pub type Classes = BTreeMap<String, Result<(), Problem>>;
 
-pub fn ours(index: &Index<'_>) -> Classes {
-    index
+pub fn ours(lookup: &Lookup<'_>) -> Classes {
+    lookup
         .snapshot
         .gateway_classes
         .iter()
-        .filter(|c| c.spec.controller_name == index.settings.controller_name)
+        .filter(|c| c.spec.controller_name == lookup.settings.controller_name)
         .map(|c| (super::name(&c.metadata).to_owned(), accepted(c)))
         .collect()
 }
@@ -29,9 +29,7 @@ pub fn ours(index: &Index<'_>) -> Classes {
 /// resource is malformed, the GatewayClass SHOULD be rejected with the "Accepted" status condition
 /// set to "False" and an "InvalidParameters" reason." This controller takes no parameters, so any
 /// parametersRef refers to an unsupported kind.
-fn accepted(
-    class: &gateway_api::experimental::gatewayclasses::GatewayClass,
-) -> Result<(), Problem> {
+fn accepted(class: &crate::api::gatewayclasses::GatewayClass) -> Result<(), Problem> {
     match &class.spec.parameters_ref {
         None => Ok(()),
         Some(p) => Err(Problem::new(
@@ -44,8 +42,8 @@ fn accepted(
     }
 }
 
-pub fn status(index: &Index<'_>, classes: &Classes) -> Vec<ClassStatusUpdate> {
-    index
+pub fn status(lookup: &Lookup<'_>, classes: &Classes) -> Vec<ClassStatusUpdate> {
+    lookup
         .snapshot
         .gateway_classes
         .iter()
@@ -54,7 +52,7 @@ pub fn status(index: &Index<'_>, classes: &Classes) -> Vec<ClassStatusUpdate> {
             let result = classes.get(name)?;
             let stamp = Stamp {
                 generation: class.metadata.generation,
-                now: &index.settings.now,
+                now: &lookup.settings.now,
             };
             let mut conditions = vec![stamp.result(
                 conditions::ACCEPTED,

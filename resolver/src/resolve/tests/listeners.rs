@@ -15,7 +15,7 @@ fn https(name: &str, hostname: Option<&str>, refs: serde_json::Value) -> serde_j
     l
 }
 
-fn gateway_status(r: &Resolution, gw: &str) -> gateway_api::experimental::gateways::GatewayStatus {
+fn gateway_status(r: &Resolution, gw: &str) -> crate::api::gateways::GatewayStatus {
     r.gateways
         .iter()
         .find(|g| g.gateway.to_string() == gw)
@@ -371,4 +371,30 @@ fn odd_inputs_do_not_panic() {
         "False",
         "PortUnavailable",
     );
+}
+
+/// Listener hostnames: "IPs are not allowed" — the same answer the engine gives (one validator).
+#[test]
+fn a_listener_hostname_that_is_an_ip_address_is_invalid() {
+    let mut s = base("infra");
+    s.gateways.push(gateway(
+        "infra",
+        "gw",
+        json!([
+            http_host("ip", 80, "192.168.1.1"),
+            http_host("dns", 81, "a.example.com")
+        ]),
+    ));
+    let r = run(&s);
+    let ip = &listener(&r, GW, "ip").conditions;
+    assert_condition(ip, "Accepted", "False", "Invalid");
+    let message = &condition(ip, "Accepted").message;
+    assert!(message.contains("IP address"), "{message}");
+    assert_condition(
+        &listener(&r, GW, "dns").conditions,
+        "Accepted",
+        "True",
+        "Accepted",
+    );
+    assert!(engine::check_hostname("192.168.1.1").is_err());
 }

@@ -1,7 +1,7 @@
 //! Status conditions: small named constructors, so every place that decides a status says which
 //! spec reason it uses, and the `lastTransitionTime` rule in one place.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::api::meta::{Condition, Time};
 
 /// Condition types.
 pub const ACCEPTED: &str = "Accepted";
@@ -116,7 +116,7 @@ pub fn carry_transition_times(new: &mut [Condition], old: Option<&[Condition]>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::jiff::Timestamp;
+    use crate::api::jiff::Timestamp;
 
     #[test]
     fn unchanged_status_keeps_its_transition_time() {

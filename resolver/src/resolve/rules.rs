@@ -11,20 +11,20 @@
 //! a non-`PathPrefix` match, whose own field doc asks for Accepted=False: we reject the rule, and
 //! the route only when no valid rule is left, so one bad rule cannot take down a route's others.
 
-use engine::config::{
-    BackendRef, HeaderMatch, Match, PathMatch, PathMatchType, QueryParamMatch, Retry, Rule,
-    Timeouts, ValueMatchType,
-};
-use gateway_api::experimental::httproutes::{
+use crate::api::httproutes::{
     HttpRoute, HttpRouteRules, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
     HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
     HttpRouteRulesMatchesQueryParamsType,
+};
+use engine::config::{
+    BackendRef, HeaderMatch, Match, PathMatch, PathMatchType, QueryParamMatch, Retry, Rule,
+    Timeouts, ValueMatchType,
 };
 
 use super::backends::{self, Backends};
 use super::conditions::{Problem, route as reason};
 use super::filters::{self, Context};
-use super::{Index, namespace};
+use super::{Lookup, namespace};
 
 /// A route's rules as the data plane gets them.
 #[derive(Debug, Default)]
@@ -40,7 +40,7 @@ pub struct Converted {
 }
 
 /// Converts every rule of a route.
-pub fn convert(index: &Index<'_>, route: &HttpRoute) -> Converted {
+pub fn convert(lookup: &Lookup<'_>, route: &HttpRoute) -> Converted {
     let route_namespace = namespace(&route.metadata);
     let mut out = Converted::default();
     // "+kubebuilder:default={{matches: {{path: {type: "PathPrefix", value: "/"}}}}}": a route
@@ -50,7 +50,7 @@ pub fn convert(index: &Index<'_>, route: &HttpRoute) -> Converted {
     for (i, rule) in rules.iter().enumerate() {
         let mut backends = Backends::default();
         let mut notes = Vec::new();
-        let converted = convert_rule(index, route_namespace, i, rule, &mut backends, &mut notes)
+        let converted = convert_rule(lookup, route_namespace, i, rule, &mut backends, &mut notes)
             .and_then(|r| engine_check(i, r, &backends.entries));
         if let Some(problem) = backends.problem.take() {
             out.backends.problem.get_or_insert(problem);
@@ -69,7 +69,7 @@ pub fn convert(index: &Index<'_>, route: &HttpRoute) -> Converted {
 }
 
 fn convert_rule(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     route_namespace: &str,
     i: usize,
     rule: &HttpRouteRules,
@@ -84,7 +84,7 @@ fn convert_rule(
     let mut filters = Vec::new();
     for (j, f) in rule.filters.iter().flatten().enumerate() {
         let mut cx = Context {
-            index,
+            lookup,
             route_namespace,
             backends,
             notes,
@@ -103,7 +103,7 @@ fn convert_rule(
             )
         })?;
         let backend = backends.add(
-            index,
+            lookup,
             route_namespace,
             backends::Ref {
                 group: b.group.as_deref(),
@@ -116,7 +116,7 @@ fn convert_rule(
         let mut backend_filters = Vec::new();
         for (k, f) in b.filters.iter().flatten().enumerate() {
             let mut cx = Context {
-                index,
+                lookup,
                 route_namespace,
                 backends,
                 notes,
@@ -156,7 +156,7 @@ fn convert_rule(
 
 fn convert_retry(
     i: usize,
-    r: &gateway_api::experimental::httproutes::HttpRouteRulesRetry,
+    r: &crate::api::httproutes::HttpRouteRulesRetry,
 ) -> Result<Retry, Problem> {
     let bad = |what: String| {
         Problem::new(

@@ -1,24 +1,24 @@
 //! Status for routes, listeners, Gateways and ListenerSets, and the assembly of the Resolution.
 
-use gateway_api::experimental::gateways::{
+use crate::api::gateways::{
     GatewayStatus, GatewayStatusListeners, GatewayStatusListenersSupportedKinds,
 };
-use gateway_api::experimental::httproutes::{HttpRouteStatus, HttpRouteStatusParents};
-use gateway_api::experimental::listenersets::{
+use crate::api::httproutes::{HttpRouteStatus, HttpRouteStatusParents};
+use crate::api::listenersets::{
     ListenerSetStatus, ListenerSetStatusListeners, ListenerSetStatusListenersSupportedKinds,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use crate::api::meta::Condition;
 
 use super::attach::RouteResult;
 use super::conditions::{
     self, Problem, Stamp, carry_transition_times, gateway as gw_reason, route as route_reason,
 };
 use super::listeners::{GatewayModel, ListenerModel, Owner};
-use super::{Index, config, key};
+use super::{Lookup, config, key};
 use crate::resolution::{GatewayResult, ListenerSetStatusUpdate, Resolution, RouteStatusUpdate};
 
 pub fn finish<'a>(
-    index: &Index<'a>,
+    lookup: &Lookup<'a>,
     gateways: &mut [GatewayModel<'a>],
     routes: &[RouteResult<'a>],
     resolution: &mut Resolution,
@@ -31,22 +31,22 @@ pub fn finish<'a>(
             config: built.config,
             backends: built.backends,
             tls: built.tls,
-            status: gateway_status(index, gw),
+            status: gateway_status(lookup, gw),
         });
         resolution
             .listener_sets
-            .extend(listener_set_statuses(index, gw));
+            .extend(listener_set_statuses(lookup, gw));
     }
     for route in routes {
-        resolution.routes.push(route_status(index, route));
+        resolution.routes.push(route_status(lookup, route));
     }
-    resolution.routes.extend(stale_routes(index, routes));
+    resolution.routes.extend(stale_routes(lookup, routes));
 }
 
-fn route_status(index: &Index<'_>, route: &RouteResult<'_>) -> RouteStatusUpdate {
+fn route_status(lookup: &Lookup<'_>, route: &RouteResult<'_>) -> RouteStatusUpdate {
     let stamp = Stamp {
         generation: route.object.metadata.generation,
-        now: &index.settings.now,
+        now: &lookup.settings.now,
     };
     let old = route.object.status.as_ref().map(|s| &s.parents);
     let parents = route
@@ -91,14 +91,14 @@ fn route_status(index: &Index<'_>, route: &RouteResult<'_>) -> RouteStatusUpdate
             }
             let previous = old.and_then(|parents| {
                 parents.iter().find(|p| {
-                    p.controller_name == index.settings.controller_name
+                    p.controller_name == lookup.settings.controller_name
                         && p.parent_ref == parent.parent_ref
                 })
             });
             carry_transition_times(&mut conditions, previous.map(|p| p.conditions.as_slice()));
             HttpRouteStatusParents {
                 conditions,
-                controller_name: index.settings.controller_name.clone(),
+                controller_name: lookup.settings.controller_name.clone(),
                 parent_ref: parent.parent_ref.clone(),
             }
         })
@@ -114,16 +114,16 @@ fn route_status(index: &Index<'_>, route: &RouteResult<'_>) -> RouteStatusUpdate
 /// update removes them ("Controllers should ensure that entries to status populated with their
 /// ControllerName are cleaned up when they are no longer necessary.").
 fn stale_routes<'a>(
-    index: &'a Index<'_>,
+    lookup: &'a Lookup<'_>,
     routes: &'a [RouteResult<'_>],
 ) -> impl Iterator<Item = RouteStatusUpdate> + 'a {
-    index.snapshot.http_routes.iter().filter_map(move |r| {
+    lookup.snapshot.http_routes.iter().filter_map(move |r| {
         let ours = r
             .status
             .as_ref()?
             .parents
             .iter()
-            .any(|p| p.controller_name == index.settings.controller_name);
+            .any(|p| p.controller_name == lookup.settings.controller_name);
         let route_key = key(&r.metadata);
         (ours && !routes.iter().any(|x| x.key == route_key)).then(|| RouteStatusUpdate {
             route: route_key,
@@ -185,10 +185,10 @@ fn listener_conditions(stamp: &Stamp<'_>, l: &ListenerModel, parent_ok: bool) ->
     ]
 }
 
-fn gateway_status(index: &Index<'_>, gw: &GatewayModel<'_>) -> GatewayStatus {
+fn gateway_status(lookup: &Lookup<'_>, gw: &GatewayModel<'_>) -> GatewayStatus {
     let stamp = Stamp {
         generation: gw.object.metadata.generation,
-        now: &index.settings.now,
+        now: &lookup.settings.now,
     };
     let old = gw.object.status.as_ref();
     let own: Vec<&ListenerModel> = gw.listeners_of(Owner::Gateway).map(|(_, l)| l).collect();
@@ -314,12 +314,15 @@ fn objects_conditions(
     (accepted, any_programmed)
 }
 
-fn listener_set_statuses(index: &Index<'_>, gw: &GatewayModel<'_>) -> Vec<ListenerSetStatusUpdate> {
+fn listener_set_statuses(
+    lookup: &Lookup<'_>,
+    gw: &GatewayModel<'_>,
+) -> Vec<ListenerSetStatusUpdate> {
     let mut out = Vec::new();
     for (i, set) in gw.listener_sets.iter().enumerate() {
         let stamp = Stamp {
             generation: set.object.metadata.generation,
-            now: &index.settings.now,
+            now: &lookup.settings.now,
         };
         let own: Vec<&ListenerModel> = gw
             .listeners_of(Owner::ListenerSet(i))

@@ -10,14 +10,13 @@
 
 use std::collections::BTreeSet;
 
-use gateway_api::experimental::httproutes::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteStatusParentsParentRef,
-};
+use crate::api::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteStatusParentsParentRef};
 
 use super::conditions::{Problem, route as reason};
 use super::listeners::{FromNamespaces, GatewayModel, HTTP_ROUTE, ListenerModel, Owner};
 use super::rules::{self, Converted};
-use super::{GATEWAY_GROUP, Index, hostnames, key, namespace};
+use super::{Lookup, hostnames, key, namespace};
+use crate::api::GATEWAY_GROUP;
 use crate::resolution::ObjectKey;
 
 /// One HTTPRoute that references at least one Gateway or ListenerSet of ours.
@@ -42,9 +41,9 @@ pub struct ParentResult {
 }
 
 /// Matches every route's parentRefs and counts attached routes on the listeners.
-pub fn routes<'a>(index: &Index<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<RouteResult<'a>> {
+pub fn routes<'a>(lookup: &Lookup<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<RouteResult<'a>> {
     let mut out = Vec::new();
-    for route in index.routes() {
+    for route in lookup.routes() {
         let route_ns = namespace(&route.metadata);
         let mut parents = Vec::new();
         let mut seen = BTreeSet::new();
@@ -59,7 +58,7 @@ pub fn routes<'a>(index: &Index<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<R
                 continue;
             }
             let accepted = gateways.get(gw).map_or(Err(no_parent("the Gateway")), |g| {
-                listeners(index, g, owner, route, p)
+                listeners(lookup, g, owner, route, p)
             });
             parents.push(ParentResult {
                 gateway: gw,
@@ -70,7 +69,7 @@ pub fn routes<'a>(index: &Index<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<R
         if parents.is_empty() {
             continue;
         }
-        let rules = rules::convert(index, route);
+        let rules = rules::convert(lookup, route);
         // "A Route MUST be considered "Accepted" if at least one of the Route's rules is
         // implemented by the Gateway."
         if rules.rules.is_empty() {
@@ -162,7 +161,7 @@ fn no_parent(what: &str) -> Problem {
 /// The listeners of `owner` that accept the route through parentRef `p`, each with the route's
 /// effective hostnames; the reason names the last stage some listener got through.
 fn listeners(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     gw: &GatewayModel<'_>,
     owner: Owner,
     route: &HttpRoute,
@@ -206,7 +205,7 @@ fn listeners(
     let allowed: Vec<(usize, &ListenerModel)> = selected
         .into_iter()
         .filter(|(_, l)| {
-            l.allows_kind(GATEWAY_GROUP, HTTP_ROUTE) && namespace_allowed(index, l, route_ns)
+            l.allows_kind(GATEWAY_GROUP, HTTP_ROUTE) && namespace_allowed(lookup, l, route_ns)
         })
         .collect();
     if allowed.is_empty() {
@@ -217,15 +216,13 @@ fn listeners(
     }
 
     let route_hostnames = route.spec.hostnames.as_deref().unwrap_or_default();
-    if let Some(bad) = route_hostnames
+    if let Some((bad, why)) = route_hostnames
         .iter()
-        .find(|h| !hostnames::is_valid_pattern(h))
+        .find_map(|h| Some((h, engine::check_hostname(h).err()?)))
     {
         return Err(Problem::new(
             reason::UNSUPPORTED_VALUE,
-            format!(
-                "hostname {bad:?} is not a lowercase RFC 1123 name (optionally starting with *.)"
-            ),
+            format!("hostname {bad:?} is not valid: {why}"),
         ));
     }
     let attached: Vec<(usize, Vec<String>)> = allowed
@@ -253,13 +250,13 @@ fn listeners(
 /// Selector: Routes in namespaces selected by the selector may be used by this Gateway. Same: Only
 /// Routes in the same namespace may be used by this Gateway." (For a ListenerSet listener, "Same"
 /// is the ListenerSet's namespace.)
-fn namespace_allowed(index: &Index<'_>, l: &ListenerModel, route_ns: &str) -> bool {
+fn namespace_allowed(lookup: &Lookup<'_>, l: &ListenerModel, route_ns: &str) -> bool {
     match &l.from {
         FromNamespaces::Same => l.namespace == route_ns,
         FromNamespaces::All => true,
         FromNamespaces::Selector(selector) => selector
             .as_ref()
-            .is_some_and(|s| s.matches(&index.namespace_labels(route_ns))),
+            .is_some_and(|s| s.matches(&lookup.namespace_labels(route_ns))),
     }
 }
 

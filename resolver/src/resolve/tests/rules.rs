@@ -188,7 +188,7 @@ fn rule_fields_are_carried() {
         "retry": {"attempts": 3, "codes": [500, 503], "backoff": "100ms"},
         "backendRefs": [{"name": "svc", "port": 8080}]}]}),
     );
-    r.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+    r.metadata.creation_timestamp = Some(crate::api::meta::Time(
         "2020-09-08T01:02:03Z".parse().unwrap(),
     ));
     s.http_routes.push(r);
@@ -225,6 +225,28 @@ fn rule_fields_are_carried() {
 fn invalid_route_hostnames() {
     let r = one_route(json!({"hostnames": ["10.1.2.3"], "rules": [{}]}));
     assert_eq!(accepted(&r), ("False".into(), "UnsupportedValue".into()));
+    let c = condition(&parents(&r, "infra/r")[0].conditions, "Accepted");
+    assert!(c.message.contains("IP address"), "{}", c.message);
+}
+
+/// The resolver and the engine use one hostname validator (`engine::hostname`): a redirect to an
+/// IP address ("PreciseHostname ... numeric IP addresses are not allowed") drops that rule with
+/// the engine's own reason, and the rest of the route is served.
+#[test]
+fn redirect_to_an_ip_address_drops_the_rule() {
+    let r = one_route(json!({"rules": [
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/ip"}}],
+         "filters": [{"type": "RequestRedirect", "requestRedirect": {"hostname": "10.0.0.1"}}]},
+        {"backendRefs": [{"name": "svc", "port": 8080}]}]}));
+    let c = condition(&parents(&r, "infra/r")[0].conditions, "PartiallyInvalid");
+    assert!(
+        c.message
+            .contains("rules[0].filters[0].requestRedirect.hostname")
+            && c.message.contains("IP address"),
+        "{}",
+        c.message
+    );
+    assert_eq!(config(&r, GW).routes[0].rules.len(), 1);
 }
 
 /// A filter type the data plane does not implement fails closed (500) and says so.

@@ -1,9 +1,11 @@
-//! Loading a directory of Kubernetes manifests into a [`Snapshot`].
+//! Loading Kubernetes manifests (a directory, or one file's text) into a [`Snapshot`].
 //!
 //! Consumes every `*.yaml`, `*.yml` and `*.json` file under a directory (recursively, in path order,
-//! hidden entries skipped); each file may hold several YAML documents separated by `---`, and a
-//! document may be a `kind: List` whose `items` are loaded in turn. Produces the [`Snapshot`] the
-//! resolver reads, plus the objects of kinds it does not use (reported, not fatal). A document that
+//! hidden entries skipped), or text given to [`load_str`] (what the browser does); each file may hold
+//! several YAML documents separated by `---`, and a document may be a `kind: List` whose `items` are
+//! loaded in turn. Which documents are read, and as which type, comes from the table of kinds
+//! ([`Kind::from_manifest`]: the `apiVersion` group and `kind`, or an alias of the row). Produces the
+//! [`Snapshot`] the resolver reads, plus the objects of kinds it does not use (reported, not fatal). A document that
 //! cannot be read as its kind is an error naming the file, the document (1-based) and the field path
 //! (`spec.listeners[0].port`).
 //!
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_norway::Value;
 
-use crate::snapshot::Snapshot;
+use crate::kinds::{Kind, KindType, KindVisitor, Object, Snapshot};
 
 /// The namespace of namespaced objects that do not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -188,100 +190,72 @@ fn load_value(value: Value, origin: Origin, loaded: &mut Loaded) -> Result<(), M
         .rsplit_once('/')
         .map_or("", |(group, _)| group)
         .to_owned();
-    let snapshot = &mut loaded.snapshot;
-    match (group.as_str(), kind.as_str()) {
-        ("", "List") => {
-            let items = match value.get("items") {
-                Some(Value::Sequence(items)) => items.clone(),
-                None | Some(Value::Null) => Vec::new(),
-                Some(_) => return Err(malformed(&kind, "items", "is not a list".to_owned())),
+    if group.is_empty() && kind == "List" {
+        let items = match value.get("items") {
+            Some(Value::Sequence(items)) => items.clone(),
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(malformed(&kind, "items", "is not a list".to_owned())),
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            let origin = Origin {
+                item: Some(i),
+                ..origin.clone()
             };
-            for (i, item) in items.into_iter().enumerate() {
-                let origin = Origin {
-                    item: Some(i),
-                    ..origin.clone()
-                };
-                load_value(item, origin, loaded)?;
-            }
-            return Ok(());
+            load_value(item, origin, loaded)?;
         }
-        (GATEWAY_GROUP | GATEWAY_X_GROUP, "GatewayClass") => {
-            snapshot.gateway_classes.push(typed(value, &origin, &kind)?);
-        }
-        (GATEWAY_GROUP, "Gateway") => {
-            let mut gateway: gateway_api::experimental::gateways::Gateway =
-                typed(value, &origin, &kind)?;
-            default_namespace(&mut gateway.metadata.namespace);
-            snapshot.gateways.push(gateway);
-        }
-        (GATEWAY_GROUP | GATEWAY_X_GROUP, "ListenerSet" | "XListenerSet") => {
-            let mut value = value;
-            if let Value::Mapping(map) = &mut value {
-                // The experimental `XListenerSet` (gateway.networking.x-k8s.io) has the same shape.
-                map.insert("kind".into(), "ListenerSet".into());
-            }
-            let mut set: gateway_api::experimental::listenersets::ListenerSet =
-                typed(value, &origin, &kind)?;
-            default_namespace(&mut set.metadata.namespace);
-            snapshot.listener_sets.push(set);
-        }
-        (GATEWAY_GROUP, "HTTPRoute") => {
-            let mut route: gateway_api::experimental::httproutes::HttpRoute =
-                typed(value, &origin, &kind)?;
-            default_namespace(&mut route.metadata.namespace);
-            snapshot.http_routes.push(route);
-        }
-        (GATEWAY_GROUP, "ReferenceGrant") => {
-            let mut grant: gateway_api::experimental::referencegrants::ReferenceGrant =
-                typed(value, &origin, &kind)?;
-            default_namespace(&mut grant.metadata.namespace);
-            snapshot.reference_grants.push(grant);
-        }
-        ("", "Service") => {
-            let mut service: k8s_openapi::api::core::v1::Service = typed(value, &origin, &kind)?;
-            default_namespace(&mut service.metadata.namespace);
-            snapshot.services.push(service);
-        }
-        ("discovery.k8s.io", "EndpointSlice") => {
-            let mut slice: k8s_openapi::api::discovery::v1::EndpointSlice =
-                typed(value, &origin, &kind)?;
-            default_namespace(&mut slice.metadata.namespace);
-            snapshot.endpoint_slices.push(slice);
-        }
-        ("", "Namespace") => {
-            snapshot.namespaces.push(typed(value, &origin, &kind)?);
-        }
-        ("", "Secret") => {
-            let mut secret: k8s_openapi::api::core::v1::Secret = typed(value, &origin, &kind)?;
-            default_namespace(&mut secret.metadata.namespace);
-            snapshot.secrets.push(secret);
-        }
-        _ => {
-            let name = value
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("<unnamed>")
-                .to_owned();
-            loaded.unknown.push(UnknownObject {
-                origin,
-                api_version,
-                kind,
-                name,
-            });
-            return Ok(());
-        }
+        return Ok(());
     }
+    let Some(known) = Kind::from_manifest(&group, &kind) else {
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>")
+            .to_owned();
+        loaded.unknown.push(UnknownObject {
+            origin,
+            api_version,
+            kind,
+            name,
+        });
+        return Ok(());
+    };
+    let mut value = value;
+    if let Value::Mapping(map) = &mut value {
+        // An alias (`XListenerSet`) is read as the kind it stands for.
+        map.insert("kind".into(), known.as_str().into());
+    }
+    let mut object = known.visit(Typed {
+        value,
+        origin: &origin,
+        kind: &kind,
+    })?;
+    if known.namespaced() {
+        default_namespace(&mut object.metadata_mut().namespace);
+    }
+    loaded.snapshot.push(object);
     loaded.objects += 1;
     Ok(())
 }
 
-const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
-const GATEWAY_X_GROUP: &str = "gateway.networking.x-k8s.io";
-
 fn default_namespace(namespace: &mut Option<String>) {
     if namespace.as_deref().is_none_or(str::is_empty) {
         *namespace = Some(DEFAULT_NAMESPACE.to_owned());
+    }
+}
+
+/// Deserializes a document into the Rust type of its kind.
+struct Typed<'a> {
+    value: Value,
+    origin: &'a Origin,
+    /// The `kind` as the document spells it (for messages).
+    kind: &'a str,
+}
+
+impl KindVisitor for Typed<'_> {
+    type Output = Result<Object, ManifestError>;
+    fn visit<K: KindType>(self) -> Self::Output {
+        typed::<K>(self.value, self.origin, self.kind).map(K::into_object)
     }
 }
 

@@ -550,14 +550,14 @@ fn stale_route_status_is_cleared() {
 /// lastTransitionTime: "the last time the condition transitioned from one status to another".
 #[test]
 fn transition_times_survive_unchanged_status() {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use crate::api::meta::Time;
     let mut s = base("infra");
     s.gateways
         .push(gateway("infra", "gw", json!([http("web", 80)])));
     s.http_routes.push(simple_route("infra", "r", "gw"));
     let first = run(&s);
-    let then = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).unwrap());
-    let later = Time(k8s_openapi::jiff::Timestamp::from_second(2_000).unwrap());
+    let then = Time(crate::api::jiff::Timestamp::from_second(1_000).unwrap());
+    let later = Time(crate::api::jiff::Timestamp::from_second(2_000).unwrap());
 
     let mut status = first.routes[0].status.clone();
     for c in status

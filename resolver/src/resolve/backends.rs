@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::core::ServicePort;
 use engine::config::{Backend, InvalidBackend};
-use k8s_openapi::api::core::v1::ServicePort;
 
 use super::conditions::{Problem, route as reason};
-use super::{GATEWAY_GROUP, Index, grants};
+use super::{Lookup, grants};
+use crate::api::GATEWAY_GROUP;
 use crate::resolution::{BackendTarget, Endpoint};
 
 /// A backend reference as written, defaults not applied.
@@ -43,9 +44,9 @@ pub struct Backends {
 
 impl Backends {
     /// Resolves a reference from a route in `route_namespace`; returns the `backends` key.
-    pub fn add(&mut self, index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> String {
+    pub fn add(&mut self, lookup: &Lookup<'_>, route_namespace: &str, r: Ref<'_>) -> String {
         let base = base_key(route_namespace, r);
-        match target(index, route_namespace, r) {
+        match target(lookup, route_namespace, r) {
             Ok(target) => {
                 self.entries.insert(
                     base.clone(),
@@ -94,7 +95,11 @@ fn base_key(route_namespace: &str, r: Ref<'_>) -> String {
     key
 }
 
-fn target(index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> Result<BackendTarget, Problem> {
+fn target(
+    lookup: &Lookup<'_>,
+    route_namespace: &str,
+    r: Ref<'_>,
+) -> Result<BackendTarget, Problem> {
     let group = r.group.unwrap_or_default();
     let kind = r.kind.unwrap_or("Service");
     if !group.is_empty() || kind != "Service" {
@@ -129,7 +134,7 @@ fn target(index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> Result<Backen
         namespace,
         name: r.name,
     };
-    if !grants::permitted(index.grants(), from, to) {
+    if !grants::permitted(lookup.grants(), from, to) {
         return Err(Problem::new(
             reason::REF_NOT_PERMITTED,
             format!(
@@ -138,7 +143,7 @@ fn target(index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> Result<Backen
             ),
         ));
     }
-    let service = index.service(namespace, r.name).ok_or_else(|| {
+    let service = lookup.service(namespace, r.name).ok_or_else(|| {
         Problem::new(
             reason::BACKEND_NOT_FOUND,
             format!("Service {namespace}/{} does not exist", r.name),
@@ -207,7 +212,7 @@ fn target(index: &Index<'_>, route_namespace: &str, r: Ref<'_>) -> Result<Backen
         service: r.name.to_owned(),
         port: port_u16,
         app_protocol: port.app_protocol.clone(),
-        endpoints: endpoints(index, namespace, r.name, port),
+        endpoints: endpoints(lookup, namespace, r.name, port),
     })
 }
 
@@ -221,14 +226,14 @@ fn is_object_name(name: &str) -> bool {
 /// port belongs to the Service port with the same name (both unnamed for single-port Services).
 /// "ready ... nil should be interpreted as "true"" (EndpointConditions).
 fn endpoints(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     namespace: &str,
     service: &str,
     port: &ServicePort,
 ) -> Vec<Endpoint> {
     let wanted = port.name.as_deref().unwrap_or_default();
     let mut out = Vec::new();
-    for slice in index.endpoint_slices(namespace, service) {
+    for slice in lookup.endpoint_slices(namespace, service) {
         let Some(target_port) = slice
             .ports
             .iter()

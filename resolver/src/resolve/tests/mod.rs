@@ -8,19 +8,19 @@ mod backends;
 mod listeners;
 mod rules;
 
+use crate::api::core::{Namespace, Secret, Service};
+use crate::api::discovery::EndpointSlice;
+use crate::api::gatewayclasses::GatewayClass;
+use crate::api::gateways::{Gateway, GatewayStatusListeners};
+use crate::api::httproutes::{HttpRoute, HttpRouteStatusParents};
+use crate::api::listenersets::ListenerSet;
+use crate::api::meta::Condition;
+use crate::api::referencegrants::ReferenceGrant;
 use engine::config::PluginConfig;
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::{Gateway, GatewayStatusListeners};
-use gateway_api::experimental::httproutes::{HttpRoute, HttpRouteStatusParents};
-use gateway_api::experimental::listenersets::ListenerSet;
-use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde_json::{Value, json};
 
+use crate::kinds::Snapshot;
 use crate::resolution::{Resolution, Settings};
-use crate::snapshot::Snapshot;
 
 pub const CONTROLLER: &str = "example.com/gateway-wasm-test";
 pub const CLASS: &str = "ours";
@@ -110,7 +110,7 @@ pub fn grant(ns: &str, from: Value, to: Value) -> ReferenceGrant {
 }
 
 pub fn tls_secret(ns: &str, name: &str) -> Secret {
-    use k8s_openapi::ByteString;
+    use crate::api::ByteString;
     Secret {
         metadata: object(json!({"namespace": ns, "name": name})),
         type_: Some("kubernetes.io/tls".to_owned()),

@@ -92,24 +92,6 @@ fn dedup(hosts: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// A listener or route hostname the data plane accepts: lowercase RFC 1123, optionally `*.`-prefixed,
-/// not an IP address ("IPs are not allowed").
-pub fn is_valid_pattern(hostname: &str) -> bool {
-    let name = hostname.strip_prefix("*.").unwrap_or(hostname);
-    let dns = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    dns && name.parse::<std::net::IpAddr>().is_err()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,16 +208,5 @@ mod tests {
                 proptest::prop_assert!(!both, "{host} is matched by {listener} and {route:?}");
             }
         }
-    }
-
-    #[test]
-    fn valid_patterns() {
-        assert!(is_valid_pattern("a.example.com"));
-        assert!(is_valid_pattern("*.example.com"));
-        assert!(!is_valid_pattern("A.example.com"));
-        assert!(!is_valid_pattern("*"));
-        assert!(!is_valid_pattern("a.*.com"));
-        assert!(!is_valid_pattern("10.0.0.1"));
-        assert!(!is_valid_pattern("-a.com"));
     }
 }

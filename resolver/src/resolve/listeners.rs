@@ -6,11 +6,11 @@
 //! precedence: 1. "parent" Gateway 2. ListenerSet ordered by creation time (oldest first)
 //! 3. ListenerSet ordered alphabetically by "{namespace}/{name}"."
 
-use gateway_api::experimental::gateways::{
+use crate::api::gateways::{
     Gateway, GatewayAllowedListenersNamespacesFrom, GatewayListeners,
     GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
 };
-use gateway_api::experimental::listenersets::{
+use crate::api::listenersets::{
     ListenerSet, ListenerSetListeners, ListenerSetListenersAllowedRoutesNamespacesFrom,
     ListenerSetListenersTlsMode,
 };
@@ -18,7 +18,8 @@ use gateway_api::experimental::listenersets::{
 use super::classes::Classes;
 use super::conditions::{Problem, gateway as reason};
 use super::selectors::{Selector, selector_from};
-use super::{GATEWAY_GROUP, Index, hostnames, key, name, namespace, tls};
+use super::{Lookup, key, name, namespace, tls};
+use crate::api::GATEWAY_GROUP;
 use crate::resolution::{ObjectKey, TlsCertificate};
 
 /// Route kinds this controller serves on HTTP and HTTPS listeners.
@@ -138,8 +139,8 @@ impl GatewayModel<'_> {
 }
 
 /// Every Gateway whose class is ours, sorted by `namespace/name`.
-pub fn gateways<'a>(index: &Index<'a>, classes: &Classes) -> Vec<GatewayModel<'a>> {
-    let mut out: Vec<GatewayModel<'a>> = index
+pub fn gateways<'a>(lookup: &Lookup<'a>, classes: &Classes) -> Vec<GatewayModel<'a>> {
+    let mut out: Vec<GatewayModel<'a>> = lookup
         .snapshot
         .gateways
         .iter()
@@ -147,7 +148,7 @@ pub fn gateways<'a>(index: &Index<'a>, classes: &Classes) -> Vec<GatewayModel<'a
         .filter(|g| !name(&g.metadata).is_empty() && !namespace(&g.metadata).is_empty())
         .filter_map(|g| {
             let class = classes.get(&g.spec.gateway_class_name)?;
-            Some(gateway(index, g, class))
+            Some(gateway(lookup, g, class))
         })
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -155,7 +156,7 @@ pub fn gateways<'a>(index: &Index<'a>, classes: &Classes) -> Vec<GatewayModel<'a
 }
 
 fn gateway<'a>(
-    index: &Index<'a>,
+    lookup: &Lookup<'a>,
     object: &'a Gateway,
     class: &Result<(), Problem>,
 ) -> GatewayModel<'a> {
@@ -179,10 +180,10 @@ fn gateway<'a>(
         .spec
         .listeners
         .iter()
-        .map(|l| from_gateway_listener(index, &gw_key, l))
+        .map(|l| from_gateway_listener(lookup, &gw_key, l))
         .collect();
 
-    let mut listener_sets: Vec<ListenerSetModel<'a>> = index
+    let mut listener_sets: Vec<ListenerSetModel<'a>> = lookup
         .snapshot
         .listener_sets
         .iter()
@@ -190,7 +191,7 @@ fn gateway<'a>(
         .map(|s| ListenerSetModel {
             object: s,
             key: key(&s.metadata),
-            allowed: allowed_listener_set(index, object, s),
+            allowed: allowed_listener_set(lookup, object, s),
         })
         .collect();
     // "ListenerSet ordered by creation time (oldest first)", then "alphabetically by
@@ -205,7 +206,7 @@ fn gateway<'a>(
             continue;
         }
         for l in &set.object.spec.listeners {
-            listeners.push(from_listener_set_listener(index, i, &set.key, l));
+            listeners.push(from_listener_set_listener(lookup, i, &set.key, l));
         }
     }
 
@@ -231,7 +232,11 @@ fn targets(set: &ListenerSet, gateway: &ObjectKey) -> bool {
 }
 
 /// Gateway `allowedListeners`: "The default value is to allow no ListenerSets."
-fn allowed_listener_set(index: &Index<'_>, gw: &Gateway, set: &ListenerSet) -> Result<(), Problem> {
+fn allowed_listener_set(
+    lookup: &Lookup<'_>,
+    gw: &Gateway,
+    set: &ListenerSet,
+) -> Result<(), Problem> {
     let namespaces = gw
         .spec
         .allowed_listeners
@@ -244,7 +249,7 @@ fn allowed_listener_set(index: &Index<'_>, gw: &Gateway, set: &ListenerSet) -> R
         Some(GatewayAllowedListenersNamespacesFrom::Same) => set_ns == namespace(&gw.metadata),
         Some(GatewayAllowedListenersNamespacesFrom::Selector) => namespaces
             .and_then(|n| n.selector.as_ref())
-            .is_some_and(|s| selector_from!(s).matches(&index.namespace_labels(set_ns))),
+            .is_some_and(|s| selector_from!(s).matches(&lookup.namespace_labels(set_ns))),
     };
     if allowed {
         Ok(())
@@ -326,7 +331,11 @@ macro_rules! raw_listener {
     }};
 }
 
-fn from_gateway_listener(index: &Index<'_>, gw: &ObjectKey, l: &GatewayListeners) -> ListenerModel {
+fn from_gateway_listener(
+    lookup: &Lookup<'_>,
+    gw: &ObjectKey,
+    l: &GatewayListeners,
+) -> ListenerModel {
     let raw = raw_listener!(
         l,
         GatewayListenersAllowedRoutesNamespacesFrom,
@@ -337,7 +346,7 @@ fn from_gateway_listener(index: &Index<'_>, gw: &ObjectKey, l: &GatewayListeners
         namespace: &gw.namespace,
     };
     build(
-        index,
+        lookup,
         Owner::Gateway,
         &gw.namespace,
         l.name.clone(),
@@ -347,7 +356,7 @@ fn from_gateway_listener(index: &Index<'_>, gw: &ObjectKey, l: &GatewayListeners
 }
 
 fn from_listener_set_listener(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     set_index: usize,
     set: &ObjectKey,
     l: &ListenerSetListeners,
@@ -363,7 +372,7 @@ fn from_listener_set_listener(
     };
     let config_name = format!("{}/{}/{}", set.namespace, set.name, l.name);
     build(
-        index,
+        lookup,
         Owner::ListenerSet(set_index),
         &set.namespace,
         config_name,
@@ -374,7 +383,7 @@ fn from_listener_set_listener(
 
 /// Validates one listener (everything but conflicts, which need all of them).
 fn build(
-    index: &Index<'_>,
+    lookup: &Lookup<'_>,
     owner: Owner,
     owner_namespace: &str,
     config_name: String,
@@ -437,15 +446,13 @@ fn build(
             reason::PORT_UNAVAILABLE,
             format!("port {} is not a valid port number", raw.port),
         ))
-    } else if let Some(h) = hostname
+    } else if let Some((h, why)) = hostname
         .as_deref()
-        .filter(|h| !hostnames::is_valid_pattern(h))
+        .and_then(|h| Some((h, engine::check_hostname(h).err()?)))
     {
         Err(Problem::new(
             reason::INVALID,
-            format!(
-                "hostname {h:?} is not a lowercase RFC 1123 name (optionally starting with *.)"
-            ),
+            format!("hostname {h:?} is not valid: {why}"),
         ))
     } else if raw.protocol == "HTTPS" && raw.tls.as_ref().is_some_and(|t| t.passthrough) {
         Err(Problem::new(
@@ -458,7 +465,7 @@ fn build(
 
     let (certificates, tls_problem) = if raw.protocol == "HTTPS" && accepted.is_ok() {
         let refs = raw.tls.map(|t| t.certificate_refs).unwrap_or_default();
-        tls::resolve(index, owner_namespace, &refs, referrer)
+        tls::resolve(lookup, owner_namespace, &refs, referrer)
     } else {
         (Vec::new(), None)
     };
