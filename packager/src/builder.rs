@@ -130,11 +130,11 @@ impl Workspace {
     }
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("starting {what} ({cmd:?})"))?;
@@ -144,22 +144,22 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Adds the wasm32-wasip1 target with rustup when it is not installed.
-pub fn ensure_target() -> Result<()> {
+/// Adds the Rust `target` (wasm32-wasip1, a musl target) with rustup when it is not installed.
+pub fn ensure_target(target: &str) -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output();
     match out {
         Ok(out) if out.status.success() => {
             let installed = String::from_utf8_lossy(&out.stdout);
-            if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+            if installed.lines().any(|l| l.trim() == target) {
                 return Ok(());
             }
             progress(&format!(
-                "adding the {WASM_TARGET} target (rustup target add {WASM_TARGET})"
+                "adding the {target} target (rustup target add {target})"
             ));
             run(
-                Command::new("rustup").args(["target", "add", WASM_TARGET]),
+                Command::new("rustup").args(["target", "add", target]),
                 "rustup target add",
             )
         }
@@ -170,7 +170,7 @@ pub fn ensure_target() -> Result<()> {
 
 /// Builds the plugin and returns the path of the module.
 pub fn build_plugin(ws: &Workspace, release: bool) -> Result<PathBuf> {
-    ensure_target()?;
+    ensure_target(WASM_TARGET)?;
     let profile = if release { RELEASE_PROFILE } else { "dev" };
     progress(&format!(
         "building {PLUGIN_PACKAGE} for {WASM_TARGET} (profile {profile})"
