@@ -33,6 +33,8 @@ pub struct Workspace {
     pub target_dir: PathBuf,
     /// The workspace version (from the plugin package).
     pub version: String,
+    /// The directory of every workspace member.
+    pub member_dirs: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +48,7 @@ struct Metadata {
 struct Package {
     name: String,
     version: String,
+    manifest_path: PathBuf,
 }
 
 impl Workspace {
@@ -79,7 +82,13 @@ impl Workspace {
                     meta.workspace_root.display()
                 )
             })?;
+        let member_dirs = meta
+            .packages
+            .iter()
+            .filter_map(|p| p.manifest_path.parent().map(Path::to_path_buf))
+            .collect();
         Ok(Workspace {
+            member_dirs,
             version: plugin.version.clone(),
             root: meta.workspace_root,
             target_dir: meta.target_directory,

@@ -1,13 +1,16 @@
 //! The image's SBOM: a CycloneDX JSON document of the crates compiled into the controller-shim
 //! for one target, generated from `Cargo.lock` by `cargo-cyclonedx` (the CycloneDX project's own
-//! Cargo plugin), pinned to one version and installed into `<workspace>/.tools/cargo` when
-//! missing.
+//! Cargo plugin), pinned to one version and installed with `cargo install` when missing.
 //!
 //! Why a tool and not our own writer: the SBOM must be what a standard generator says, so a
 //! reader can trust it was not hand-assembled; and why not the `cyclonedx-bom` library inside the
 //! packager: it would add its dependency tree to every workspace build, while the tool is built
-//! once per machine. The tool stamps a random `serialNumber` and the current time on each run; we
-//! drop the first and set the second to the image's `created`, so the SBOM is reproducible too.
+//! once per machine (into Cargo's own bin directory, so fresh clones reuse it).
+//!
+//! The tool stamps a random `serialNumber`, the current time and the checkout's absolute path
+//! (in the `bom-ref` of workspace crates) on each run; we drop the first, set the second to the
+//! image's `created` and rewrite the third to `/build` (as the binary's `--remap-path-prefix`
+//! does), so the SBOM is reproducible too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,11 +27,6 @@ pub const CYCLONEDX_VERSION: &str = "0.5.9";
 /// The CycloneDX specification version we ask for.
 pub const SPEC_VERSION: &str = "1.5";
 
-/// `<workspace>/.tools/cargo`, the `cargo install --root` of the pinned tool.
-fn tools_root(ws: &Workspace) -> PathBuf {
-    ws.root.join(".tools").join("cargo")
-}
-
 fn tool_version(binary: &Path) -> Option<String> {
     let out = Command::new(binary)
         .args(["cyclonedx", "--version"])
@@ -39,49 +37,58 @@ fn tool_version(binary: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The pinned cargo-cyclonedx: in `.tools/cargo/bin`, else on PATH when it is the same version,
-/// else installed now (`cargo install --locked`, a few minutes once per machine).
-pub fn find_or_install(ws: &Workspace) -> Result<PathBuf> {
-    let local = tools_root(ws).join("bin").join(CYCLONEDX_CRATE);
+/// Cargo's bin directory (`$CARGO_HOME/bin`, else `~/.cargo/bin`), where `cargo install` puts tools.
+fn cargo_bin_dir() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin"))
+}
+
+/// The pinned cargo-cyclonedx, from PATH or Cargo's bin directory, else installed now
+/// (`cargo install --locked`: several minutes, once per machine).
+pub fn find_or_install() -> Result<PathBuf> {
     let pinned = |path: &Path| {
-        tool_version(path).is_some_and(|v| v.ends_with(&format!(" {CYCLONEDX_VERSION}")))
+        path.is_file()
+            && tool_version(path).is_some_and(|v| v.ends_with(&format!(" {CYCLONEDX_VERSION}")))
     };
-    if local.is_file() && pinned(&local) {
-        return Ok(local);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(CYCLONEDX_CRATE))
-            .find(|p| p.is_file())
-    });
-    if let Some(path) = on_path.filter(|p| pinned(p)) {
-        return Ok(path);
+    let candidates = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(cargo_bin_dir())
+        .map(|dir| dir.join(CYCLONEDX_CRATE));
+    for candidate in candidates {
+        if pinned(&candidate) {
+            return Ok(candidate);
+        }
     }
     progress(&format!(
-        "installing {CYCLONEDX_CRATE} {CYCLONEDX_VERSION} into {} (cargo install --locked; once per machine, a few minutes)",
-        tools_root(ws).display()
+        "installing {CYCLONEDX_CRATE} {CYCLONEDX_VERSION} (cargo install --locked {CYCLONEDX_CRATE}@{CYCLONEDX_VERSION}; once per machine, several minutes)"
     ));
     let mut cmd = Command::new(cargo());
-    cmd.args(["install", "--locked", "--quiet", "--root"])
-        .arg(tools_root(ws))
+    cmd.args(["install", "--locked", "--quiet"])
         .arg(format!("{CYCLONEDX_CRATE}@{CYCLONEDX_VERSION}"));
     run(&mut cmd, "cargo install cargo-cyclonedx")?;
-    if !pinned(&local) {
-        bail!(
-            "cargo install finished but {} does not report version {CYCLONEDX_VERSION}",
-            local.display()
-        );
-    }
-    Ok(local)
+    let installed = cargo_bin_dir()
+        .map(|dir| dir.join(CYCLONEDX_CRATE))
+        .filter(|p| pinned(p))
+        .ok_or_else(|| {
+            anyhow!(
+                "cargo install finished but no {CYCLONEDX_CRATE} {CYCLONEDX_VERSION} is in Cargo's bin directory"
+            )
+        })?;
+    Ok(installed)
 }
 
 /// Generates the SBOM of the controller-shim binary for `arch`, with `created` as its timestamp.
 pub fn generate(ws: &Workspace, arch: Arch, created: &str) -> Result<Vec<u8>> {
-    let tool = find_or_install(ws)?;
+    let tool = find_or_install()?;
     let manifest = ws.root.join(SHIM_PACKAGE).join("Cargo.toml");
-    // cargo-cyclonedx writes next to the package's Cargo.toml; a name of our own, removed after.
+    // cargo-cyclonedx writes `<name>.json` next to every workspace member's Cargo.toml; a name of
+    // our own, all removed after (`.gitignore` has the pattern, should a run be killed midway).
     let stem = format!(".packager-sbom-{}-{}", arch.name(), std::process::id());
-    let written = ws.root.join(SHIM_PACKAGE).join(format!("{stem}.cdx.json"));
+    let file_name = format!("{stem}.json");
     progress(&format!(
         "generating the SBOM for {} with {CYCLONEDX_CRATE} {CYCLONEDX_VERSION}",
         arch.rust_target()
@@ -92,12 +99,16 @@ pub fn generate(ws: &Workspace, arch: Arch, created: &str) -> Result<Vec<u8>> {
         .arg(&manifest)
         .args(["--format", "json", "--spec-version", SPEC_VERSION])
         .args(["--target", arch.rust_target()])
+        // Build scripts' dependencies are not in the binary.
+        .arg("--no-build-deps")
         .args(["--override-filename", &stem])
-        .args(["--quiet"])
+        .arg("--quiet")
         .output()
         .with_context(|| format!("running {}", tool.display()))?;
-    let text = std::fs::read(&written);
-    let _ = std::fs::remove_file(&written);
+    let text = std::fs::read(ws.root.join(SHIM_PACKAGE).join(&file_name));
+    for dir in &ws.member_dirs {
+        let _ = std::fs::remove_file(dir.join(&file_name));
+    }
     if !out.status.success() {
         bail!(
             "{CYCLONEDX_CRATE} failed ({}): {}",
@@ -106,12 +117,11 @@ pub fn generate(ws: &Workspace, arch: Arch, created: &str) -> Result<Vec<u8>> {
         );
     }
     let text = text.with_context(|| {
-        format!(
-            "{CYCLONEDX_CRATE} succeeded but wrote no {}",
-            written.display()
-        )
+        format!("{CYCLONEDX_CRATE} succeeded but wrote no {SHIM_PACKAGE}/{file_name}")
     })?;
-    normalize(&text, created)
+    let text = String::from_utf8(text).context("the SBOM is not UTF-8")?;
+    let portable = text.replace(&format!("file://{}", ws.root.display()), "file:///build");
+    normalize(portable.as_bytes(), created)
 }
 
 /// Drops the random `serialNumber`, sets `metadata.timestamp`, and checks the document is a
