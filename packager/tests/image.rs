@@ -388,7 +388,22 @@ fn podman_runs_the_image_as_65532_with_a_read_only_root() {
     // Only the image's user may write the output; the container must not run as root.
     std::os::unix::fs::chown(&out, Some(65532), Some(65532)).unwrap();
     let quickstart = workspace_root().join("examples/quickstart");
-    let image = format!("oci:{}:{TAG}", built.layout.display());
+    // podman names an image pulled from a layout after its path, and image names must be lower
+    // case: a copy of the layout under a lower-case name.
+    let lower = tempfile::Builder::new()
+        .prefix(&format!("gateway-wasm-podman-{}", std::process::id()))
+        .rand_bytes(0)
+        .tempdir()
+        .unwrap();
+    let layout = lower.path().join("layout");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&built.layout)
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let image = format!("oci:{}:{TAG}", layout.display());
     let mount_in = format!("{}:/manifests:ro", quickstart.display());
     let mount_out = format!("{}:/out", out.display());
     let run = |command: &[&str]| {
