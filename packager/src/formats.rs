@@ -220,7 +220,7 @@ pub enum FormatError {
     },
 }
 
-fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
+pub(crate) fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
     serde_json::to_vec(value).map_err(|source| FormatError::Json { what, source })
 }
 
@@ -233,11 +233,12 @@ struct ImageConfig<'a> {
     rootfs: RootFs,
 }
 
+/// The `rootfs` of an image config: the digests of the uncompressed layers.
 #[derive(Serialize)]
-struct RootFs {
+pub(crate) struct RootFs {
     #[serde(rename = "type")]
-    kind: &'static str,
-    diff_ids: Vec<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) diff_ids: Vec<String>,
 }
 
 #[derive(Serialize)]

@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::formats::{
     ANN_CREATED, ANN_DESCRIPTION, ANN_LICENSES, ANN_REF_NAME, ANN_REVISION, ANN_SOURCE, ANN_TITLE,
     ANN_VERSION, Descriptor, FormatError, Index, Manifest, OCI_IMAGE_CONFIG, OCI_INDEX,
-    OCI_LAYER_TAR_GZIP, OCI_MANIFEST, gzip_fixed,
+    OCI_LAYER_TAR_GZIP, OCI_MANIFEST, RootFs, gzip_fixed, to_json,
 };
 use crate::layout::Content;
 use crate::util::sha256_digest;
@@ -110,20 +110,9 @@ struct RunConfig {
 }
 
 #[derive(Serialize)]
-struct RootFs {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    diff_ids: Vec<String>,
-}
-
-#[derive(Serialize)]
 struct History<'a> {
     created: &'a str,
     created_by: String,
-}
-
-fn json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
-    serde_json::to_vec(value).map_err(|source| FormatError::Json { what, source })
 }
 
 /// Builds the image (and SBOM referrers) for `inputs` into an OCI layout's content, with the
@@ -142,7 +131,7 @@ pub fn assemble(
         let tar =
             rootfs::layer_tar(&input.binary, ca_bundle, meta.epoch).map_err(FormatError::Layer)?;
         let layer = content.add(OCI_LAYER_TAR_GZIP, gzip_fixed(&tar)?);
-        let config = json(
+        let config = to_json(
             &ImageConfig {
                 created: &meta.created,
                 architecture: &platform.architecture,
@@ -183,7 +172,8 @@ pub fn assemble(
             subject: None,
             annotations: meta.labels(),
         };
-        let mut manifest_desc = content.add(OCI_MANIFEST, json(&manifest, "the image manifest")?);
+        let mut manifest_desc =
+            content.add(OCI_MANIFEST, to_json(&manifest, "the image manifest")?);
         manifest_desc.platform = Some(platform);
         let sbom_desc = match &input.sbom {
             Some(sbom) => Some(attach_sbom(&mut content, &manifest_desc, sbom, meta)?),
@@ -197,7 +187,7 @@ pub fn assemble(
         _ => {
             let mut index = Index::new(manifests);
             index.annotations = meta.labels();
-            content.add(OCI_INDEX, json(&index, "the image index")?)
+            content.add(OCI_INDEX, to_json(&index, "the image index")?)
         }
     };
     top.annotations
@@ -242,7 +232,7 @@ fn attach_sbom(
         }),
         annotations,
     };
-    let mut desc = content.add(OCI_MANIFEST, json(&manifest, "the SBOM manifest")?);
+    let mut desc = content.add(OCI_MANIFEST, to_json(&manifest, "the SBOM manifest")?);
     desc.artifact_type = Some(CYCLONEDX_JSON.to_string());
     content.entries.push(desc.clone());
     Ok(desc)
