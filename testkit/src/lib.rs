@@ -12,6 +12,7 @@
 //! - [`websocket`]: the small WebSocket frame codec the echo server and the client share.
 //! - [`rt`]: running async code from the blocking API.
 //! - [`wasm`]: the real filter, built once per test binary.
+//! - [`debian`]: installing the Debian packages a test needs when they are missing.
 //!
 //! # Example
 //!
@@ -31,6 +32,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod debian;
 pub mod echo;
 pub mod envoy;
 pub mod grpc;

@@ -21,11 +21,17 @@ pub fn wasm_build_args<'a>(packages: &[&'a str]) -> Vec<&'a str> {
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
 
 /// Debian packages the test suite needs, with a file proving each is installed: a real OCI
-/// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test.
+/// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test,
+/// musl-gcc for the controller-shim image's static build, podman and runc to run that image,
+/// kubectl (with kustomize) to render examples/kubernetes.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("docker-registry", "/usr/bin/docker-registry"),
     ("skopeo", "/usr/bin/skopeo"),
     ("apache2-utils", "/usr/bin/htpasswd"),
+    ("musl-tools", "/usr/bin/musl-gcc"),
+    ("podman", "/usr/bin/podman"),
+    ("runc", "/usr/sbin/runc"),
+    ("kubernetes-client", "/usr/bin/kubectl"),
 ];
 
 /// The workspace root (xtask lives one level below it).
