@@ -254,6 +254,15 @@ fn load_value(value: Value, origin: Origin, loaded: &mut Loaded) -> Result<(), M
         ("", "Secret") => {
             let mut secret: k8s_openapi::api::core::v1::Secret = typed(value, &origin, &kind)?;
             default_namespace(&mut secret.metadata.namespace);
+            // Secret.stringData: "All keys and values are merged into the data field on write,
+            // overwriting any existing values." The API server does that for `kubectl apply`;
+            // the resolver reads `data` only.
+            if let Some(strings) = secret.string_data.take() {
+                let data = secret.data.get_or_insert_with(Default::default);
+                for (key, value) in strings {
+                    data.insert(key, k8s_openapi::ByteString(value.into_bytes()));
+                }
+            }
             snapshot.secrets.push(secret);
         }
         _ => {
