@@ -12,11 +12,11 @@
 
 mod examples_common;
 
-use examples_common::{documents, examples, kustomize, kustomize_overlays};
 use controller_shim::api::apps::Deployment;
 use controller_shim::api::core::{ConfigMap, Namespace, Service, ServiceAccount};
 use controller_shim::api::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use controller_shim::api::{Gateway, GatewayClass, HttpRoute};
+use examples_common::{documents, examples, kustomize, kustomize_overlays};
 use kube::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

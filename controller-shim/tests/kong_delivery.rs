@@ -12,6 +12,8 @@
 
 #[path = "support/fake_kong.rs"]
 mod fake_kong;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/json_schema.rs"]
 mod json_schema;
 
@@ -30,78 +32,22 @@ use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink};
 use controller_shim::source::{Index, IndexFilter, Kind, Object, Shared};
 use controller_shim::{Settings, resolve};
 use fake_kong::{FakeKong, Settings as KongSettings};
+use fixtures::fixture;
 use serde_json::Value;
 
-const MANIFESTS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: wasm}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: other, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 8080, protocol: HTTP}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: app}
-spec:
-  parentRefs: [{name: gw, namespace: infra}]
-  hostnames: [example.com]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /one}}]
-    backendRefs: [{name: one, port: 8080}]
-  - matches: [{path: {type: PathPrefix, value: /many}}]
-    backendRefs: [{name: many, port: 80}]
-  - matches: [{path: {type: PathPrefix, value: /none}}]
-    backendRefs: [{name: none, port: 80}]
-  - backendRefs: [{name: missing, port: 80}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: one, namespace: app}
-spec: {ports: [{name: http, port: 8080, targetPort: 9000}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: one-1, namespace: app, labels: {kubernetes.io/service-name: one}}
-addressType: IPv4
-endpoints: [{addresses: [10.1.0.7], conditions: {ready: true}}]
-ports: [{name: http, port: 9000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: many, namespace: app}
-spec: {ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: many-1, namespace: app, labels: {kubernetes.io/service-name: many}}
-addressType: IPv4
-endpoints: [{addresses: [10.1.0.8], conditions: {ready: true}}, {addresses: [10.1.0.9], conditions: {ready: true}}]
-ports: [{name: http, port: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: none, namespace: app}
-spec: {ports: [{name: http, port: 80}]}
-"#;
+/// Gateways infra/gw and infra/other, and a route whose backends have one endpoint, two, none and
+/// no Service.
+fn kong_manifests() -> String {
+    format!(
+        "{}---\n{}",
+        fixture!("gateway.yaml"),
+        fixture!("kong-routes.yaml")
+    )
+}
 
 fn loaded() -> Loaded {
     let mut loaded = Loaded::default();
-    manifests::load_str(MANIFESTS, Path::new("test.yaml"), &mut loaded).unwrap();
+    manifests::load_str(&kong_manifests(), Path::new("test.yaml"), &mut loaded).unwrap();
     loaded
 }
 
@@ -367,18 +313,7 @@ async fn the_runtime_pushes_to_kong_once_per_change_and_counts_it() {
 
 /// What the fixture would report for a foreign configuration: a DB-less Kong started from an
 /// operator's own declarative file.
-const FOREIGN_FILE: &str = r#"
-_format_version: "3.0"
-services:
-- name: billing
-  host: billing.internal
-  port: 8080
-  routes:
-  - name: billing
-    paths: [/billing]
-plugins:
-- name: prometheus
-"#;
+const FOREIGN_FILE: &str = fixture!("kong-foreign-declarative.yaml");
 
 #[tokio::test]
 async fn dbless_kong_gets_the_whole_declarative_config_in_one_post() {

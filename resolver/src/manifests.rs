@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_norway::Value;
 
+use crate::api;
 use crate::kinds::{Kind, KindType, KindVisitor, Object, Snapshot};
 
 /// The namespace of namespaced objects that do not name one.
@@ -233,6 +234,9 @@ fn load_value(value: Value, origin: Origin, loaded: &mut Loaded) -> Result<(), M
     if known.namespaced() {
         default_namespace(&mut object.metadata_mut().namespace);
     }
+    if let Object::Secret(secret) = &mut object {
+        merge_string_data(secret);
+    }
     loaded.snapshot.push(object);
     loaded.objects += 1;
     Ok(())
@@ -274,4 +278,15 @@ fn typed<T: DeserializeOwned>(
             message: e.into_inner().to_string(),
         }
     })
+}
+
+/// Secret.stringData: "All keys and values are merged into the data field on write, overwriting any
+/// existing values." The API server does that for `kubectl apply`; the resolver reads `data` only.
+fn merge_string_data(secret: &mut api::Secret) {
+    if let Some(strings) = secret.string_data.take() {
+        let data = secret.data.get_or_insert_with(Default::default);
+        for (key, value) in strings {
+            data.insert(key, api::ByteString(value.into_bytes()));
+        }
+    }
 }

@@ -39,7 +39,8 @@ enum Command {
         quick: bool,
     },
     Demo(demo::DemoArgs),
-    /// Regenerate golden files (JSON Schema, rendered Envoy configs) from the current code.
+    /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
+    /// controller-shim/tests/golden/resolve/) from the current code. Review the diff before committing.
     Bless,
 }
 
