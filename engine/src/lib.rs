@@ -36,6 +36,7 @@ mod eval;
 mod hash;
 mod index;
 mod json_path;
+mod lenient;
 mod matchers;
 pub mod request;
 #[cfg(feature = "schema")]
