@@ -10,6 +10,7 @@
 //! - [`websocket`]: the small WebSocket frame codec the echo server and the client share.
 //! - [`rt`]: running async code from the blocking API.
 //! - [`wasm`]: the real filter, built once per test binary.
+//! - [`lua_cjson`]: a JSON document as Kong re-encodes a filter config through Lua tables.
 //!
 //! # Example
 //!
@@ -31,6 +32,7 @@ pub mod certs;
 pub mod client;
 pub mod echo;
 pub mod envoy;
+pub mod lua_cjson;
 pub mod ports;
 pub mod rt;
 pub mod wasm;
