@@ -2,7 +2,9 @@
 //!
 //! Consumes the neutral vector files in `../shared/conformance/` and produces what the test runners
 //! need: [`vectors`] (the file model and [`vectors::load`]), [`snapshot`] (a case → the resolver's
-//! input), and [`status`] (checks a `statusCases` entry against the resolver's output).
+//! input), and [`status`] (checks a `statusCases` entry against the resolver's output). Request
+//! cases run natively ([`native`]), through a real Envoy ([`envoy`]) or through the controller-shim's
+//! Kong rendering in an emulation of Kong ([`kong`]).
 
 pub mod snapshot;
 pub mod status;
@@ -12,5 +14,6 @@ pub mod vectors;
 pub mod distribution;
 pub mod envoy;
 pub mod exchange;
+pub mod kong;
 pub mod native;
 pub mod outcome;

@@ -104,12 +104,33 @@ pub fn echo(upstream: &Upstream) -> (u16, Vec<(String, String)>) {
     (200, headers)
 }
 
-/// An emulated Kong with the filter loaded in one worker.
-pub struct KongEmulator {
-    version: KongVersion,
+/// The filter module, compiled once and shared by any number of emulated Kongs.
+#[derive(Clone)]
+pub struct Filter {
     engine: Engine,
     module: Module,
     linker: Linker<HostState>,
+}
+
+impl Filter {
+    /// Compiles `wasm` (the `gateway_wasm.wasm` Kong finds in `wasm_filters_path`).
+    pub fn load(wasm: &[u8]) -> Result<Filter, String> {
+        let engine = Engine::default();
+        let module =
+            Module::new(&engine, wasm).map_err(|e| format!("the module does not load: {e}"))?;
+        let linker = abi::linker(&engine, &module).map_err(|e| format!("linking the host: {e}"))?;
+        Ok(Filter {
+            engine,
+            module,
+            linker,
+        })
+    }
+}
+
+/// An emulated Kong with the filter loaded in one worker.
+pub struct KongEmulator {
+    version: KongVersion,
+    filter: Filter,
     entities: Entities,
     vm: Option<Vm>,
     error_log: Vec<String>,
@@ -125,15 +146,14 @@ impl KongEmulator {
     /// An empty Kong `version` whose `wasm_filters_path` holds `wasm` as `gateway_wasm`, listening
     /// on 127.0.0.1:8000.
     pub fn new(version: KongVersion, wasm: &[u8]) -> Result<KongEmulator, String> {
-        let engine = Engine::default();
-        let module =
-            Module::new(&engine, wasm).map_err(|e| format!("the module does not load: {e}"))?;
-        let linker = abi::linker(&engine, &module).map_err(|e| format!("linking the host: {e}"))?;
-        Ok(KongEmulator {
+        Ok(KongEmulator::with_filter(version, &Filter::load(wasm)?))
+    }
+
+    /// Like [`KongEmulator::new`] with an already compiled filter.
+    pub fn with_filter(version: KongVersion, filter: &Filter) -> KongEmulator {
+        KongEmulator {
             version,
-            engine,
-            module,
-            linker,
+            filter: filter.clone(),
             entities: Entities::default(),
             vm: None,
             error_log: Vec::new(),
@@ -142,7 +162,7 @@ impl KongEmulator {
             answer: echo,
             proxy_port: 8000,
             mirrored: Vec::new(),
-        })
+        }
     }
 
     pub fn version(&self) -> KongVersion {
@@ -176,9 +196,9 @@ impl KongEmulator {
         let entities = kong::parse_declarative(declarative, self.version)?;
         let vm = match &entities.chain {
             Some((_, config)) => match Vm::start(
-                &self.engine,
-                &self.module,
-                &self.linker,
+                &self.filter.engine,
+                &self.filter.module,
+                &self.filter.linker,
                 self.version,
                 config.clone(),
             ) {

@@ -37,5 +37,5 @@ pub mod stream;
 pub mod version;
 mod vm;
 
-pub use emulator::{Answer, ClientRequest, KongEmulator, Response, Upstream, echo};
+pub use emulator::{Answer, ClientRequest, Filter, KongEmulator, Response, Upstream, echo};
 pub use version::KongVersion;
