@@ -194,4 +194,9 @@ fn kong_conf_turns_wasm_on() {
     assert!(get("wasm_filters_path").is_some());
     assert_eq!(get("database"), Some("off"));
     assert_eq!(get("declarative_config"), Some("/etc/kong/kong.yaml"));
+    assert_eq!(
+        get("trusted_ips"),
+        Some("127.0.0.1"),
+        "the second pass through Kong keeps the first pass's X-Forwarded-*"
+    );
 }
