@@ -108,6 +108,27 @@ pub fn check(case: &Case, exchange: &Exchange) -> Result<(), String> {
     Ok(())
 }
 
+/// Backend-level filters: the backend that answered must see its own request headers
+/// (`perBackendRequestHeaders`); a backend without expectations passes.
+pub fn check_backend_headers(case: &Case, exchange: &Exchange) -> Result<(), String> {
+    let Some(echo) = &exchange.echo else {
+        return Ok(());
+    };
+    let Some(expected) = case.expect.per_backend_request_headers.get(&echo.backend) else {
+        return Ok(());
+    };
+    for (name, value) in expected {
+        let got = joined(&echo.headers, name);
+        if got.as_deref() != Some(value.as_str()) {
+            return Err(format!(
+                "{} must see {name}: {value:?}, got {got:?}",
+                echo.backend
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn wants_backend(expect: &Expect) -> bool {
     expect.backend.is_some()
         || expect.backend_namespace.is_some()
