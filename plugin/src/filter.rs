@@ -572,8 +572,12 @@ fn start_mirrors(
     let headers: Vec<(String, String)> = host
         .request_headers()?
         .into_iter()
-        // Kong's loopback listener is plain HTTP: a mirror never asks the dispatcher for TLS.
-        .filter(|(n, _)| mirror_keeps(n) && !(kong.is_some() && n == ":scheme"))
+        // Kong's loopback listener is plain HTTP: a mirror never asks the dispatcher for TLS; and
+        // the dispatcher writes the Host from `:authority`, so the client's `host` is not copied.
+        .filter(|(n, _)| {
+            mirror_keeps(n)
+                && !(kong.is_some() && (n == ":scheme" || n.eq_ignore_ascii_case("host")))
+        })
         .map(|(n, v)| match (kong, n.as_str(), forward.authority) {
             // `:authority` is read-only in Kong: the rewritten host goes into the mirror itself.
             (Some(_), ":authority", Some(authority)) => (n, authority.to_owned()),

@@ -237,12 +237,18 @@ impl RootContext for Root {
                 return false;
             }
         };
-        match filter::configure(&mut ProxyHost, &bytes) {
+        let compiled = filter::configure(&mut ProxyHost, &bytes);
+        // Envoy implements metrics (define them now, also in a VM whose first configuration is
+        // rejected, so the rejection is counted); in Kong the first request learns the version.
+        let envoy = match &compiled {
+            Some(compiled) => compiled.selector == UpstreamSelector::EnvoyClusterHeader,
+            None => !crate::kong::is_kong_config(&bytes),
+        };
+        if envoy {
+            define_metrics();
+        }
+        match compiled {
             Some(compiled) => {
-                // Envoy implements metrics; in Kong the first request learns the version first.
-                if compiled.selector == UpstreamSelector::EnvoyClusterHeader {
-                    define_metrics();
-                }
                 self.compiled = Some(compiled);
                 true
             }

@@ -80,6 +80,15 @@ impl KongVersion {
     }
 }
 
+/// Whether configuration bytes are meant for Kong, also when they do not parse: the shim's Kong
+/// configs always carry `"upstreamSelector":"kongRoute"` (and Kong never gets the gzip form). Used
+/// to decide, in `on_configure`, whether metrics may be defined right away (Envoy) or only once
+/// the first request told Kong's version.
+pub fn is_kong_config(bytes: &[u8]) -> bool {
+    const MARK: &[u8] = b"\"kongRoute\"";
+    bytes.windows(MARK.len()).any(|w| w == MARK)
+}
+
 /// Per-VM Kong knowledge, learned on the first request.
 #[derive(Debug, Default)]
 pub struct KongState {

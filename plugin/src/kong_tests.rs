@@ -202,6 +202,12 @@ fn a_bodyless_request_sends_its_mirror_at_once() {
         Some("/.gateway-wasm/k3y/shadow/mirror/a?b=c")
     );
     assert_eq!(header(":scheme"), None);
+    assert_eq!(
+        header("host"),
+        None,
+        "the dispatcher writes Host from :authority"
+    );
+    assert_eq!(header(":authority"), Some("shop.example.com"));
     assert_eq!(header(":method"), Some("GET"));
     assert_eq!(host.metric(Metric::MirrorsSent), 1);
 }
@@ -258,4 +264,14 @@ fn several_gateway_ports_map_from_kongs_listen_ports() {
             "no listener for host shop.example.com on port 0\n".to_owned()
         ))
     );
+}
+
+#[test]
+fn kong_configs_are_recognized_even_when_they_do_not_parse() {
+    assert!(kong::is_kong_config(config("").as_bytes()));
+    assert!(kong::is_kong_config(br#"{"upstreamSelector":"kongRoute","#));
+    assert!(!kong::is_kong_config(
+        br#"{"upstreamSelector":"envoyClusterHeader"}"#
+    ));
+    assert!(!kong::is_kong_config(b"\x1f\x8b gzip"));
 }
