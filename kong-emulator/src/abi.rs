@@ -13,6 +13,7 @@ use wasmi::{Caller, Error, Extern, Linker, Memory, Module};
 
 use crate::stream::{Dispatch, LocalResponse, Prop, Status, Step, Stream};
 use crate::version::KongVersion;
+use crate::wire::{decode_map, encode_map};
 
 const MAP_REQUEST_HEADERS: i32 = 0;
 const MAP_RESPONSE_HEADERS: i32 = 2;
@@ -53,9 +54,9 @@ impl HostState {
     }
 }
 
-type Ctx<'a> = Caller<'a, HostState>;
+pub(crate) type Ctx<'a> = Caller<'a, HostState>;
 
-fn trap(message: impl Into<String>) -> Error {
+pub(crate) fn trap(message: impl Into<String>) -> Error {
     Error::new(message.into())
 }
 
@@ -66,11 +67,11 @@ fn memory(caller: &Ctx<'_>) -> Result<Memory, Error> {
         .ok_or_else(|| trap("the module exports no memory"))
 }
 
-fn offset(value: i32) -> Result<usize, Error> {
+pub(crate) fn offset(value: i32) -> Result<usize, Error> {
     usize::try_from(value).map_err(|_| trap("negative pointer or length"))
 }
 
-fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Error> {
+pub(crate) fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Error> {
     let memory = memory(caller)?;
     let mut buffer = vec![0u8; offset(len)?];
     memory
@@ -79,18 +80,18 @@ fn read(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<Vec<u8>, Error> {
     Ok(buffer)
 }
 
-fn read_string(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<String, Error> {
+pub(crate) fn read_string(caller: &Ctx<'_>, ptr: i32, len: i32) -> Result<String, Error> {
     Ok(String::from_utf8_lossy(&read(caller, ptr, len)?).into_owned())
 }
 
-fn write(caller: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write(caller: &mut Ctx<'_>, ptr: i32, bytes: &[u8]) -> Result<(), Error> {
     let memory = memory(caller)?;
     memory
         .write(caller, offset(ptr)?, bytes)
         .map_err(|e| trap(format!("invalid memory access: {e}")))
 }
 
-fn write_u32(caller: &mut Ctx<'_>, ptr: i32, value: u32) -> Result<(), Error> {
+pub(crate) fn write_u32(caller: &mut Ctx<'_>, ptr: i32, value: u32) -> Result<(), Error> {
     write(caller, ptr, &value.to_le_bytes())
 }
 
@@ -107,53 +108,6 @@ fn give(caller: &mut Ctx<'_>, bytes: &[u8], ret_ptr: i32, ret_len: i32) -> Resul
     write(caller, ptr, bytes)?;
     write_u32(caller, ret_ptr, u32::try_from(ptr).unwrap_or(0))?;
     write_u32(caller, ret_len, u32::try_from(size).unwrap_or(0))
-}
-
-/// proxy-wasm's serialized map: count, (key length, value length) pairs, then each key and value
-/// followed by a NUL byte.
-pub fn encode_map(pairs: &[(String, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let count = u32::try_from(pairs.len()).unwrap_or(0);
-    out.extend_from_slice(&count.to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&u32::try_from(k.len()).unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&u32::try_from(v.len()).unwrap_or(0).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
-}
-
-pub fn decode_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    let word = |at: usize| -> Option<usize> {
-        let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(raw)).ok()
-    };
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let count = word(0)?;
-    let mut sizes = Vec::with_capacity(count.min(1024));
-    for i in 0..count {
-        sizes.push((word(4 + i * 8)?, word(8 + i * 8)?));
-    }
-    let mut at = 4 + count * 8;
-    let mut pairs = Vec::with_capacity(sizes.len());
-    for (klen, vlen) in sizes {
-        let key = bytes.get(at..at + klen)?;
-        at += klen + 1;
-        let value = bytes.get(at..at + vlen)?;
-        at += vlen + 1;
-        pairs.push((
-            String::from_utf8_lossy(key).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
-    }
-    Some(pairs)
 }
 
 fn status(status: Status) -> i32 {
@@ -623,80 +577,7 @@ fn define(linker: &mut Linker<HostState>) -> Result<BTreeSet<&'static str>, Erro
         }
     });
 
-    // WASI (wasm32-wasip1): what the Rust standard library calls.
-    host!("wasi_snapshot_preview1", "random_get", |mut c: Ctx<'_>,
-                                                   ptr: i32,
-                                                   len: i32|
-     -> Result<
-        i32,
-        Error,
-    > {
-        let mut bytes = vec![0u8; offset(len)?];
-        for byte in &mut bytes {
-            let state = &mut c.data_mut().rng;
-            *state ^= *state << 13;
-            *state ^= *state >> 7;
-            *state ^= *state << 17;
-            *byte = state.to_le_bytes()[0];
-        }
-        write(&mut c, ptr, &bytes)?;
-        Ok(0)
-    });
-    host!(
-        "wasi_snapshot_preview1",
-        "environ_sizes_get",
-        |mut c: Ctx<'_>, count: i32, size: i32| -> Result<i32, Error> {
-            write_u32(&mut c, count, 0)?;
-            write_u32(&mut c, size, 0)?;
-            Ok(0)
-        }
-    );
-    host!("wasi_snapshot_preview1", "environ_get", |_c: Ctx<'_>,
-                                                    _env: i32,
-                                                    _buf: i32|
-     -> Result<
-        i32,
-        Error,
-    > { Ok(0) });
-    host!("wasi_snapshot_preview1", "fd_write", |mut c: Ctx<'_>,
-                                                 fd: i32,
-                                                 iovs: i32,
-                                                 count: i32,
-                                                 written: i32|
-     -> Result<
-        i32,
-        Error,
-    > {
-        let mut text = Vec::new();
-        for i in 0..count {
-            let iov = read(&c, iovs + i * 8, 8)?;
-            let word = |at: usize| {
-                iov.get(at..at + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, u32::from_le_bytes)
-            };
-            let (ptr, len) = (word(0), word(4));
-            text.extend(read(
-                &c,
-                i32::try_from(ptr).unwrap_or(0),
-                i32::try_from(len).unwrap_or(0),
-            )?);
-        }
-        let total = u32::try_from(text.len()).unwrap_or(0);
-        c.data_mut()
-            .logs
-            .push(format!("[fd {fd}] {}", String::from_utf8_lossy(&text)));
-        write_u32(&mut c, written, total)?;
-        Ok(0)
-    });
-    host!("wasi_snapshot_preview1", "proc_exit", |_c: Ctx<'_>,
-                                                  code: i32|
-     -> Result<
-        (),
-        Error,
-    > {
-        Err(trap(format!("proc_exit({code})")))
-    });
+    crate::wasi::define(linker, &mut defined)?;
     Ok(defined)
 }
 
@@ -719,22 +600,4 @@ pub fn linker(engine: &wasmi::Engine, module: &Module) -> Result<Linker<HostStat
         }
     }
     Ok(linker)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_round_trip_in_the_proxy_wasm_encoding() {
-        let pairs = vec![
-            (":path".to_owned(), "/a".to_owned()),
-            ("x".to_owned(), String::new()),
-        ];
-        let bytes = encode_map(&pairs);
-        assert_eq!(bytes.get(..4), Some(&2u32.to_le_bytes()[..]));
-        assert_eq!(decode_map(&bytes), Some(pairs));
-        assert_eq!(decode_map(&[1, 0, 0, 0]), None);
-        assert_eq!(decode_map(&[]), Some(Vec::new()));
-    }
 }

@@ -32,10 +32,14 @@
 
 mod abi;
 mod emulator;
+mod http;
 pub mod kong;
 pub mod stream;
 pub mod version;
 mod vm;
+mod wasi;
+mod wire;
 
-pub use emulator::{Answer, ClientRequest, Filter, KongEmulator, Response, Upstream, echo};
+pub use emulator::{Filter, KongEmulator};
+pub use http::{Answer, ClientRequest, Response, Upstream, echo};
 pub use version::KongVersion;
