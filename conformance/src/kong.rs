@@ -278,19 +278,8 @@ fn check_mirrors(
             .iter()
             .filter(|m| m.backend == expected.backend)
             .count();
-        let percent = f64::from(expected.percent.unwrap_or(100));
-        let got = count as f64 * 100.0 / f64::from(requests);
-        let ok = if sampled {
-            (got - percent).abs() <= 10.0
-        } else {
-            count >= 1
-        };
-        if !ok {
-            return Err(format!(
-                "mirror to {}: expected {percent}% of {requests} requests, got {count}",
-                expected.backend
-            ));
-        }
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        crate::exchange::check_mirror_count(expected, count, u64::from(requests), sampled)?;
     }
     Ok(())
 }

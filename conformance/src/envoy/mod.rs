@@ -328,18 +328,7 @@ impl EnvoyTarget {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             };
-            let got = count as f64 * 100.0 / requests as f64;
-            let ok = if sampled {
-                (got - percent).abs() <= 10.0
-            } else {
-                count >= 1
-            };
-            if !ok {
-                return Err(format!(
-                    "mirror to {}: expected {percent}% of {requests} requests, got {count}",
-                    expected.backend
-                ));
-            }
+            crate::exchange::check_mirror_count(expected, count, requests, sampled)?;
         }
         Ok(())
     }
