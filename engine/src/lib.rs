@@ -37,6 +37,7 @@ mod hash;
 pub mod hostname;
 mod index;
 mod json_path;
+mod lenient;
 mod matchers;
 pub mod request;
 #[cfg(feature = "schema")]

@@ -62,6 +62,14 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
                         quoted(upstream)
                     )));
                 }
+                if config.upstream_selector == UpstreamSelector::KongRoute
+                    && !upstream.starts_with('/')
+                {
+                    return Err(path.field("upstream").error(format!(
+                        "{} is not a Kong route prefix (upstreamSelector kongRoute needs a path starting with /)",
+                        quoted(upstream)
+                    )));
+                }
             }
             (None, Some(_)) => {}
             (Some(_), Some(_)) => {
@@ -72,6 +80,8 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
             }
         }
     }
+
+    validate_kong(config)?;
 
     let mut route_ids = BTreeSet::new();
     for (i, route) in config.routes.iter().enumerate() {
@@ -103,6 +113,41 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
         }
         for (j, rule) in route.rules.iter().enumerate() {
             validate_rule(&path.field("rules").index(j), rule, config)?;
+        }
+    }
+    Ok(())
+}
+
+/// `kong` is required exactly when `upstreamSelector` is `kongRoute`.
+fn validate_kong(config: &PluginConfig) -> Result<(), ConfigError> {
+    let path = JsonPath::ROOT.field("kong");
+    let Some(kong) = &config.kong else {
+        return match config.upstream_selector {
+            UpstreamSelector::KongRoute => {
+                Err(path.error("is required when upstreamSelector is kongRoute"))
+            }
+            UpstreamSelector::EnvoyClusterHeader => Ok(()),
+        };
+    };
+    if config.upstream_selector != UpstreamSelector::KongRoute {
+        return Err(path.error("is only valid with upstreamSelector kongRoute"));
+    }
+    let port = kong
+        .proxy
+        .rsplit_once(':')
+        .and_then(|(host, port)| (!host.is_empty()).then_some(port))
+        .and_then(|port| port.parse::<u16>().ok());
+    if !matches!(port, Some(p) if p > 0) || !kong.proxy.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(path
+            .field("proxy")
+            .error(format!("{} is not host:port", quoted(&kong.proxy))));
+    }
+    for (kong_port, gateway_port) in &kong.ports {
+        if *kong_port == 0 || !config.listeners.iter().any(|l| l.port == *gateway_port) {
+            let key = kong_port.to_string();
+            return Err(path.field("ports").key(&key).error(format!(
+                "{gateway_port} is not the port of a listener of this config"
+            )));
         }
     }
     Ok(())

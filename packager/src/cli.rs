@@ -105,7 +105,8 @@ pub enum Cmd {
     /// A reference pinned with @sha256:… must match the manifest's digest; the module must match
     /// the sha256 recorded at package time (and --sha256 when given).
     Pull(PullArgs),
-    /// Write a Kong (WasmX) filter bundle: gateway_wasm.wasm and gateway_wasm.meta.json.
+    /// Write a Kong 3.4-3.9 (WasmX) filter bundle: gateway_wasm.wasm and gateway_wasm.meta.json
+    /// (the config schema, and the Kong versions the filter works with; docs/kong.md).
     KongBundle(KongArgs),
     /// Print Istio WasmPlugin, Envoy Gateway EnvoyExtensionPolicy and Envoy remote-source
     /// snippets for a published artifact, with digest and sha256 filled in.
@@ -568,6 +569,9 @@ fn kong_bundle(ws: Option<&Path>, args: &KongArgs) -> Result<()> {
         args.out.display(),
         kong::module_file(),
         kong::meta_file()
+    );
+    say!(
+        "for Kong 3.4-3.9 (every feature from 3.8; 3.4 takes the config as a string); see docs/kong.md"
     );
     Ok(())
 }

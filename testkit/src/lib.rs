@@ -13,6 +13,7 @@
 //! - [`rt`]: running async code from the blocking API.
 //! - [`wasm`]: the real filter, built once per test binary.
 //! - [`debian`]: installing the Debian packages a test needs when they are missing.
+//! - [`lua_cjson`]: a JSON document as Kong re-encodes a filter config through Lua tables.
 //!
 //! # Example
 //!
@@ -36,6 +37,7 @@ pub mod debian;
 pub mod echo;
 pub mod envoy;
 pub mod grpc;
+pub mod lua_cjson;
 pub mod ports;
 pub mod rt;
 mod serve;

@@ -98,6 +98,7 @@ pub fn build(gw_index: usize, gw: &GatewayModel<'_>, routes: &[RouteResult<'_>])
         routes: config_routes,
         backends,
         upstream_selector: UpstreamSelector::default(),
+        kong: None,
     };
     config.revision = revision(&config);
     Built {

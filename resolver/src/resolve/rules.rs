@@ -288,6 +288,7 @@ fn engine_check(
         }],
         backends: backends.clone(),
         upstream_selector: UpstreamSelector::default(),
+        kong: None,
     };
     let config = only(rule);
     match engine::RouteTable::compile(&config) {
