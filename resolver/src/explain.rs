@@ -123,7 +123,13 @@ pub fn parse_header(text: &str) -> Result<(String, String), ExplainError> {
     let (name, value) = text.split_once(':').ok_or_else(|| ExplainError::Header {
         header: text.to_owned(),
     })?;
-    Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+    Ok(header(name, value))
+}
+
+/// A header as explain evaluates it, however it was given: the name lower-cased, both sides
+/// trimmed.
+pub fn header(name: &str, value: &str) -> (String, String) {
+    (name.trim().to_ascii_lowercase(), value.trim().to_owned())
 }
 
 /// `namespace/name`.
