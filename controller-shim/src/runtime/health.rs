@@ -1,7 +1,8 @@
-//! `/healthz`, `/readyz` and `/metrics` on a small HTTP/1.1 server.
+//! `/healthz`, `/readyz`, `/metrics` and `/ui` on a small HTTP/1.1 server.
 //!
 //! `/healthz` answers 200 while the process serves; `/readyz` answers 200 once the first delivery
-//! round completed without a failed push, 503 before; `/metrics` is the Prometheus exposition.
+//! round completed without a failed push, 503 before; `/metrics` is the Prometheus exposition;
+//! `/ui/` the playground page with the live configuration ([`super::ui`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,8 +19,14 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
-fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+use super::ui::Ui;
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert("content-type", value);
@@ -27,21 +34,36 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
     response
 }
 
-fn route(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    match request.uri().path() {
-        "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" if metrics.ready() => respond(StatusCode::OK, "text/plain", "ready\n".into()),
+fn route(request: &Request<Incoming>, metrics: &Metrics, ui: Option<&Ui>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if let Some(ui) = ui {
+        if path == "/ui" {
+            let mut response = respond(StatusCode::PERMANENT_REDIRECT, "text/plain", "/ui/\n");
+            response
+                .headers_mut()
+                .insert("location", hyper::header::HeaderValue::from_static("/ui/"));
+            return response;
+        }
+        if let Some(name) = path.strip_prefix("/ui/") {
+            let (status, content_type, body) = ui.answer(name);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return respond(status, content_type, body);
+        }
+    }
+    match path {
+        "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
+        "/readyz" if metrics.ready() => respond(StatusCode::OK, "text/plain", "ready\n"),
         "/readyz" => respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
-            "not ready: the first delivery has not completed\n".into(),
+            "not ready: the first delivery has not completed\n",
         ),
         "/metrics" => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             metrics.encode(),
         ),
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
 
@@ -50,6 +72,16 @@ pub async fn serve_health(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_health_and_ui(addr, metrics, None).await
+}
+
+/// [`serve_health`], plus `/ui` when `ui` is given.
+pub async fn serve_health_and_ui(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ui: Option<Ui>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let ui = ui.map(Arc::new);
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -58,9 +90,10 @@ pub async fn serve_health(
                 continue;
             };
             let metrics = metrics.clone();
+            let ui = ui.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
-                    let response = route(&request, &metrics);
+                    let response = route(&request, &metrics, ui.as_deref());
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let _ = http1::Builder::new()

@@ -21,8 +21,11 @@
 //! restarts. A failed push is retried after [`RuntimeConfig::retry`] (2 s).
 
 mod health;
+pub mod live;
+pub mod ui;
 
-pub use health::serve_health;
+pub use health::{serve_health, serve_health_and_ui};
+pub use live::LiveView;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -104,6 +107,8 @@ pub struct Runtime {
     /// Diagnostics already logged (so each is logged once).
     logged: BTreeSet<String>,
     ready: watch::Sender<bool>,
+    /// What the proxies run now, for `/ui` (none when the page is off).
+    live: Option<Arc<LiveView>>,
 }
 
 /// The content hash of what a Gateway delivers.
@@ -132,7 +137,14 @@ impl Runtime {
             delivered: BTreeMap::new(),
             logged: BTreeSet::new(),
             ready,
+            live: None,
         }
+    }
+
+    /// Records every round and delivery in `live` (the `/ui` page reads it).
+    pub fn with_live(mut self, live: Option<Arc<LiveView>>) -> Runtime {
+        self.live = live;
+        self
     }
 
     /// Becomes true after the first complete round.
@@ -218,6 +230,14 @@ impl Runtime {
         }
         self.forget_gone(&resolution);
         self.write_status(&snapshot, &resolution, &mut report).await;
+        if let Some(live) = &self.live {
+            let present: Vec<ObjectKey> = resolution
+                .gateways
+                .iter()
+                .map(|g| g.gateway.clone())
+                .collect();
+            live.resolved(snapshot, &present);
+        }
         if report.failed.is_empty() && !*self.ready.borrow() {
             self.ready.send_replace(true);
             self.metrics.set_ready();
@@ -233,6 +253,9 @@ impl Runtime {
             tracing::error!(gateway = %gateway.gateway, revision = %gateway.config.revision, %error,
                 "the engine rejects this config; the proxies keep the last one delivered");
             report.rejected.push(gateway.gateway.clone());
+            if let Some(live) = &self.live {
+                live.not_running(gateway, &format!("the engine rejects it: {error}"));
+            }
             return;
         }
         let hash = content_hash(gateway);
@@ -249,6 +272,9 @@ impl Runtime {
                 Ok(delivered) => {
                     self.metrics.push(name, "ok", elapsed);
                     self.delivered.insert(id, hash.clone());
+                    if let Some(live) = &self.live {
+                        live.delivered(gateway, name, delivered.changed, elapsed);
+                    }
                     for warning in &delivered.warnings {
                         tracing::warn!(target = name, gateway = %gateway.gateway, "{warning}");
                     }
@@ -275,6 +301,9 @@ impl Runtime {
                         %error,
                         "push failed; retrying"
                     );
+                    if let Some(live) = &self.live {
+                        live.not_running(gateway, &format!("the push to {name} failed: {error}"));
+                    }
                     report.failed.push((
                         name.to_owned(),
                         gateway.gateway.clone(),
