@@ -27,12 +27,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 
 mod http;
+mod probes;
 mod procs;
 mod scenario;
 mod setup;
 mod start;
 
 use http::*;
+use probes::*;
 use procs::*;
 use scenario::*;
 use setup::*;
@@ -52,10 +54,6 @@ const BACKENDS: [(&str, &str, u16); 4] = [
     ("site", "site-v2", 18084),
 ];
 use envoy_install::ENVOY_VERSION;
-/// The file the hot-reload step edits (in the copy), and the edit.
-const EDITED_FILE: &str = "site/route.yaml";
-const EDIT_FROM: &str = "- {name: site-v1, port: 8080}\n";
-const EDIT_TO: &str = "- {name: site-v2, port: 8080}\n";
 const RELOAD_LIMIT: Duration = Duration::from_secs(5);
 
 /// The five-minute tour: run examples/quickstart in a real Envoy and check every answer
@@ -90,14 +88,14 @@ pub struct DemoArgs {
     split_requests: u32,
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"))
 }
 
 /// A path as the user should read it: relative to the workspace root when inside it.
-fn shown(root: &Path, path: &Path) -> String {
+pub(crate) fn shown(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()
