@@ -1,10 +1,12 @@
-//! `cargo xtask …`: the project's own commands (tests, conformance, benchmarks, golden files).
+//! `cargo xtask …`: the project's own commands (tests, conformance, benchmarks, golden files, the
+//! playground page).
 //!
 //! Each command prints what it runs and how long it took, installs what is missing (the wasm
 //! target, Debian packages the tests need) and stops at the first failing step with its exit status.
 
 mod bench;
 mod demo;
+mod playground;
 mod steps;
 
 use std::process::ExitCode;
@@ -40,6 +42,7 @@ enum Command {
         quick: bool,
     },
     Demo(demo::DemoArgs),
+    Playground(playground::PlaygroundArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
     /// controller-shim/tests/golden/resolve/) from the current code. Review the diff before committing.
     Bless,
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Conformance { args } => steps::conformance(&args),
         Command::Bench { quick } => steps::bench(quick),
         Command::Demo(args) => demo::run(&args),
+        Command::Playground(args) => playground::run(&args),
         Command::Bless => steps::bless(),
     };
     match result {

@@ -86,7 +86,7 @@ pub(crate) fn cargo(label: &str, args: &[&str]) -> anyhow::Result<()> {
 /// The target the filter is built for (Envoy's and Kong's Wasm runtimes).
 const WASI_TARGET: &str = "wasm32-wasip1";
 /// The browser's target: the resolver crate must build for it (the playground runs it there).
-const BROWSER_TARGET: &str = "wasm32-unknown-unknown";
+pub(crate) const BROWSER_TARGET: &str = "wasm32-unknown-unknown";
 
 /// The resolver, which must stay free of tokio, the Kubernetes client, TLS, randomness and the
 /// clock so that it runs in a browser.
@@ -109,7 +109,7 @@ pub(crate) fn wasm_target_installed() -> anyhow::Result<bool> {
 }
 
 /// Installs `target`'s standard library with rustup when it is missing.
-fn ensure_target(target: &str) -> anyhow::Result<()> {
+pub(crate) fn ensure_target(target: &str) -> anyhow::Result<()> {
     if target_installed(target)? {
         return Ok(());
     }
