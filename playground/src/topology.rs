@@ -146,7 +146,7 @@ fn match_text(m: &Match) -> String {
     match &m.path {
         Some(path) => parts.push(match path.kind {
             PathMatchType::Exact => format!("= {}", path.value),
-            PathMatchType::PathPrefix => format!("{}*", path.value.trim_end_matches('/')),
+            PathMatchType::PathPrefix => format!("{}/*", path.value.trim_end_matches('/')),
             PathMatchType::RegularExpression => format!("~ {}", path.value),
         }),
         None => parts.push("/*".to_owned()),
@@ -506,7 +506,7 @@ spec: {ports: [{port: 8080}]}
             ["HTTP :80 *.example.com"]
         );
         assert_eq!(node(&t, "Rule:app/shop/0").label, "rules[0] main");
-        assert_eq!(node(&t, "Rule:app/shop/0").detail, ["/cart*"]);
+        assert_eq!(node(&t, "Rule:app/shop/0").detail, ["/cart/*"]);
         let edge = t
             .edges
             .iter()

@@ -81,7 +81,7 @@ function renderDecision(explanation, error) {
   }
   const d = explanation.decision;
   const head = document.createElement("div");
-  head.append(text("span", d.kind, `kind ${d.kind}`));
+  head.append(text("span", d.kind, `kind ${d.kind}`), " ");
   let summary;
   if (d.kind === "forward") summary = `to ${d.backend}`;
   else if (d.kind === "redirect") summary = `${d.status} to ${d.location}`;

@@ -113,7 +113,8 @@ export function draw(container, topology, hits = new Set()) {
     if (e.problem) path.append(el("title", {}, e.problem));
     edges.append(path);
     if (e.label) {
-      const t = el("text", { x: mid, y: (y1 + y2) / 2 - 3, class: `edge-label${e.ok ? "" : " bad"}` }, clip(e.label, 28));
+      // Just before the target, where labels of edges fanning out of one node do not overlap.
+      const t = el("text", { x: x2 - 6, y: y2 - 4, class: `edge-label${e.ok ? "" : " bad"}` }, clip(e.label, 28));
       t.append(el("title", {}, e.problem || e.label));
       edges.append(t);
     }

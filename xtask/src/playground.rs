@@ -202,13 +202,15 @@ fn optimize(input: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
     }
     let tool = wasm_opt()?;
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    // Older entries are of modules that no longer exist.
+    // Older entries are of modules that no longer exist (another build's work in progress stays).
     if let Ok(entries) = std::fs::read_dir(cache) {
         for entry in entries.flatten() {
-            let _ = std::fs::remove_file(entry.path());
+            if !entry.file_name().to_string_lossy().contains(".partial") {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
-    let partial = cache.join(format!("{LIB}.partial.wasm"));
+    let partial = cache.join(format!("{LIB}.{}.partial.wasm", std::process::id()));
     eprintln!("==> wasm-opt {}", WASM_OPT_FLAGS.join(" "));
     run_tool(
         "wasm-opt",
