@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod envoy;
 pub mod manifests;
 pub mod metrics;
+pub mod request_text;
 pub mod resolution;
 pub mod resolve;
 pub mod runtime;
