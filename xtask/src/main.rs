@@ -5,6 +5,8 @@
 
 mod bench;
 mod demo;
+mod fuzz;
+mod soak;
 mod steps;
 
 use std::process::ExitCode;
@@ -39,6 +41,8 @@ enum Command {
         quick: bool,
     },
     Demo(demo::DemoArgs),
+    Fuzz(fuzz::FuzzArgs),
+    Soak(soak::SoakArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs) from the current code.
     Bless,
 }
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Conformance { args } => steps::conformance(&args),
         Command::Bench { quick } => steps::bench(quick),
         Command::Demo(args) => demo::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::Bless => steps::bless(),
     };
     match result {

