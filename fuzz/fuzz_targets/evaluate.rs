@@ -33,8 +33,14 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let mut lines = text.split('\n');
     let mut head = lines.next().unwrap_or_default().split(' ');
-    let table_index = head.next().and_then(|t| t.parse::<usize>().ok()).unwrap_or(0);
-    let port = head.next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(80);
+    let table_index = head
+        .next()
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    let port = head
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(80);
     let sni = head.next();
     let method = lines.next().unwrap_or("GET");
     let authority = lines.next().unwrap_or_default();

@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     if load_str(&text, Path::new("fuzz.yaml"), &mut loaded).is_err() {
         return;
     }
-    let resolution = controller_shim::resolve(&loaded.snapshot, &controller_shim::Settings::default());
+    let resolution =
+        controller_shim::resolve(&loaded.snapshot, &controller_shim::Settings::default());
     for gateway in &resolution.gateways {
         let _ = engine::RouteTable::compile(&gateway.config);
     }
