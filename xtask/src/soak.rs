@@ -19,18 +19,22 @@
 //! take effect. Results: target/soak/report.json; logs in target/soak/logs/.
 
 mod load;
+mod report;
+mod topology;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::demo::http::{Echo, http_get};
+use crate::demo::http::http_get;
 use crate::demo::procs::{Processes, copy_dir, wait_for};
 use crate::demo::setup::{cargo_build, ensure_envoy, ensure_wasm_target};
 use load::{Expect, Load, Target};
+use report::{Report, RssSpan, print_report};
+use topology::{Topology, free_port, rss_kb};
 
 const PUSHES: &str = "extension_config_discovery.http_filter.gateway-wasm.update_success";
 const REJECTED: &str = "gateway_wasm_rejected_configs_total{reason=\"manifest\"}";
@@ -117,204 +121,6 @@ fn replace(path: &Path, content: &str) -> anyhow::Result<()> {
     let temp = path.with_file_name(".soak-edit.tmp");
     std::fs::write(&temp, content).with_context(|| format!("writing {}", temp.display()))?;
     std::fs::rename(&temp, path).with_context(|| format!("renaming onto {}", path.display()))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// A counter from a Prometheus text or Envoy `name: value` listing.
-fn counter(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?;
-        let value = rest.strip_prefix(':').unwrap_or(rest).trim();
-        value.parse::<f64>().ok().map(|v| v as u64)
-    })
-}
-
-struct Topology {
-    root: PathBuf,
-    work: PathBuf,
-    logs: PathBuf,
-    shim_bin: PathBuf,
-    envoy_bin: PathBuf,
-    manifests: PathBuf,
-    envoy_dir: PathBuf,
-    wasm: PathBuf,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    metrics: SocketAddr,
-    processes: Processes,
-    shim_pid: u32,
-    shim_starts: u32,
-    envoy_pid: u32,
-    envoy_epoch: u32,
-}
-
-impl Topology {
-    fn start_shim(&mut self) -> anyhow::Result<()> {
-        let log = self
-            .logs
-            .join(format!("controller-shim-{}.log", self.shim_starts));
-        let mut command = Command::new(&self.shim_bin);
-        command
-            .arg("run")
-            .arg("--manifests")
-            .arg(&self.manifests)
-            .arg("--envoy-dir")
-            .arg(&self.envoy_dir)
-            .arg("--wasm")
-            .arg(&self.wasm)
-            .arg("--port-map")
-            .arg(format!("80={}", self.listen.port()))
-            .args(["--bind-address", "127.0.0.1"])
-            .arg("--admin-port")
-            .arg(self.admin.port().to_string())
-            .arg("--metrics-addr")
-            .arg(self.metrics.to_string())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1");
-        self.shim_pid = self.processes.spawn("controller-shim", command, &log)?;
-        self.shim_starts += 1;
-        let metrics = self.metrics;
-        wait_for(
-            "controller-shim",
-            Duration::from_secs(30),
-            &mut self.processes,
-            || http_get(metrics, "localhost", "/readyz", &[]).is_ok_and(|r| r.status == 200),
-        )?;
-        Ok(())
-    }
-
-    /// Starts Envoy (epoch 0), or hot-restarts it: the new process takes the listening sockets
-    /// over and the old one drains and exits, so no connection is refused.
-    fn start_envoy(&mut self) -> anyhow::Result<()> {
-        let base_id_file = self.work.join("envoy-base-id");
-        let mut command = Command::new(&self.envoy_bin);
-        command
-            .arg("-c")
-            .arg(self.envoy_dir.join("infra/quickstart/bootstrap.yaml"))
-            .args([
-                "--concurrency",
-                "2",
-                "--drain-time-s",
-                "2",
-                "--parent-shutdown-time-s",
-                "4",
-            ])
-            .arg("--restart-epoch")
-            .arg(self.envoy_epoch.to_string())
-            .arg("--log-path")
-            .arg(self.logs.join(format!("envoy-{}.log", self.envoy_epoch)));
-        if self.envoy_epoch == 0 {
-            command
-                .arg("--use-dynamic-base-id")
-                .arg("--base-id-path")
-                .arg(&base_id_file);
-        } else {
-            let base_id = std::fs::read_to_string(&base_id_file)
-                .with_context(|| format!("reading {}", base_id_file.display()))?;
-            command.arg("--base-id").arg(base_id.trim());
-        }
-        let old = (self.envoy_epoch > 0).then_some(self.envoy_pid);
-        let stdout = self
-            .logs
-            .join(format!("envoy-{}.stdout.log", self.envoy_epoch));
-        self.envoy_pid = self.processes.spawn("envoy", command, &stdout)?;
-        let (admin, epoch) = (self.admin, self.envoy_epoch);
-        wait_for(
-            "Envoy",
-            Duration::from_secs(60),
-            &mut self.processes,
-            || {
-                http_get(admin, "localhost", "/server_info", &[]).is_ok_and(|r| {
-                    let info = r.text();
-                    info.contains("\"state\": \"LIVE\"")
-                        && info.contains(&format!("\"restart_epoch\": {epoch}"))
-                })
-            },
-        )?;
-        if let Some(old) = old {
-            // The old process drains (--drain-time-s) and is told to exit (--parent-shutdown-time-s).
-            let status = self.processes.retire(old, Duration::from_secs(15));
-            if !status.is_some_and(|s| s.success()) {
-                bail!("the previous Envoy ended with {status:?} after the hot restart");
-            }
-        }
-        self.envoy_epoch += 1;
-        Ok(())
-    }
-
-    fn envoy_pushes(&self) -> Option<u64> {
-        let reply = http_get(
-            self.admin,
-            "localhost",
-            &format!("/stats?filter={PUSHES}"),
-            &[],
-        )
-        .ok()?;
-        counter(&reply.text(), PUSHES)
-    }
-
-    fn rejected(&self) -> Option<u64> {
-        let reply = http_get(self.metrics, "localhost", "/metrics", &[]).ok()?;
-        Some(counter(&reply.text(), REJECTED).unwrap_or(0))
-    }
-
-    /// Who answers `soak.example.com/soak`: `Ok(backend)` or `Err(status)`.
-    fn soak_answer(&self) -> Result<String, u16> {
-        match http_get(self.listen, "soak.example.com", "/soak", &[]) {
-            Ok(reply) => match Echo::parse(&reply.body) {
-                Some(echo) if reply.status == 200 => Ok(echo.service),
-                _ => Err(reply.status),
-            },
-            Err(_) => Err(0),
-        }
-    }
-}
-
-/// Memory of one process over a stretch of the run, in KiB.
-#[derive(Debug, Clone, serde::Serialize)]
-struct RssSpan {
-    process: String,
-    from_edit: u32,
-    to_edit: u32,
-    start_kb: u64,
-    end_kb: u64,
-}
-
-#[derive(Debug, Default, serde::Serialize)]
-struct Report {
-    edits: u32,
-    valid_edits: u32,
-    syntax_errors: u32,
-    invalid_rules: u32,
-    pushes: u32,
-    rejected_configs: u64,
-    edits_not_applied: Vec<String>,
-    requests: u64,
-    ok: u64,
-    intended_404: u64,
-    unintended: u64,
-    unintended_examples: Vec<String>,
-    socket_errors: u64,
-    socket_error_examples: Vec<String>,
-    stale_keepalive_retries: u64,
-    envoy_restarted_at_edit: u32,
-    shim_restarted_at_edit: u32,
-    rss: Vec<RssSpan>,
-    seconds: f64,
 }
 
 pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
@@ -702,64 +508,11 @@ fn close_span(
     }
 }
 
-fn print_report(report: &Report, root: &Path, work: &Path) {
-    println!();
-    println!("soak results ({:.0} s)", report.seconds);
-    println!(
-        "  edits          {} ({} valid, {} YAML syntax errors, {} invalid rules)",
-        report.edits, report.valid_edits, report.syntax_errors, report.invalid_rules
-    );
-    println!(
-        "  pushes         {} (each confirmed serving in Envoy)",
-        report.pushes
-    );
-    println!(
-        "  rejected       {} configs (the syntax errors)",
-        report.rejected_configs
-    );
-    println!(
-        "  requests       {} ({} as configured, {} intended 404s while the rule was dropped)",
-        report.requests, report.ok, report.intended_404
-    );
-    println!("  unintended     {}", report.unintended);
-    for example in &report.unintended_examples {
-        println!("                 {example}");
-    }
-    println!(
-        "  socket errors  {} (and {} stale keep-alive connections retried)",
-        report.socket_errors, report.stale_keepalive_retries
-    );
-    for example in &report.socket_error_examples {
-        println!("                 {example}");
-    }
-    for problem in &report.edits_not_applied {
-        println!("  NOT APPLIED    {problem}");
-    }
-    println!(
-        "  restarts       Envoy (hot) after edit {}, controller-shim after edit {}",
-        report.envoy_restarted_at_edit, report.shim_restarted_at_edit
-    );
-    for span in &report.rss {
-        println!(
-            "  RSS {:<16} edits {:>4}-{:<4} {:>7} KiB -> {:>7} KiB ({:+.1}%)",
-            span.process,
-            span.from_edit,
-            span.to_edit,
-            span.start_kb,
-            span.end_kb,
-            (span.end_kb as f64 - span.start_kb as f64) * 100.0 / (span.start_kb.max(1) as f64)
-        );
-    }
-    println!(
-        "  report         {}",
-        crate::demo::shown(root, &work.join("report.json"))
-    );
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::topology::counter;
     use super::*;
 
     #[test]
