@@ -32,6 +32,21 @@ pub enum RequestTextError {
     Header { text: String },
 }
 
+impl RequestText {
+    /// The request as the engine evaluates it: the listener port from the URL, and for https the
+    /// host as the TLS server name.
+    pub fn to_engine<'a>(&'a self, headers: &'a [(String, String)]) -> engine::Request<'a, String> {
+        engine::Request {
+            port: self.port,
+            sni: self.https.then_some(self.host.as_str()),
+            method: &self.method,
+            authority: &self.authority,
+            path: &self.path,
+            headers,
+        }
+    }
+}
+
 /// Parses `'METHOD URL'` or `'URL'` (GET).
 pub fn parse_request(text: &str) -> Result<RequestText, RequestTextError> {
     let text = text.trim();

@@ -203,53 +203,81 @@ fn follows(
     }
 }
 
+/// Echo backends `api` and `api-v2`, the shim running on a manifest directory (the Gateway, the
+/// Services, and `web.yaml` holding `web`), and Envoy on the files it wrote.
+struct Running {
+    _api: EchoServer,
+    _v2: EchoServer,
+    _dir: tempfile::TempDir,
+    manifests: PathBuf,
+    shim: Shim,
+    envoy: Envoy,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(web: &str) -> Running {
+        let api = EchoServer::start(
+            EchoIdentity::new("app", "api", "api-0"),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let v2 = EchoServer::start(
+            EchoIdentity::new("app", "api-v2", "api-v2-0"),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir_all(&manifests).unwrap();
+        std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
+        std::fs::write(
+            manifests.join("services.yaml"),
+            services(api.addr().port(), v2.addr().port()),
+        )
+        .unwrap();
+        std::fs::write(manifests.join("web.yaml"), web).unwrap();
+        let out = dir.path().join("out");
+        let ports = testkit::ports::free_ports(2).unwrap();
+        let wasm = support::plugin_wasm();
+        let mut shim = Shim::start(
+            dir.path(),
+            &manifests,
+            &out,
+            &[
+                "--port-map".into(),
+                format!("80={}", ports[0]),
+                "--admin-port".into(),
+                ports[1].to_string(),
+                "--wasm".into(),
+                wasm.display().to_string(),
+            ],
+        );
+        shim.wait_ready();
+        let envoy = Envoy::start(EnvoyOptions::new(out.join("infra/gw/bootstrap.yaml"))).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+        follows(addr, "example.com", Ok("api"), &envoy, &shim);
+        Running {
+            _api: api,
+            _v2: v2,
+            _dir: dir,
+            manifests,
+            shim,
+            envoy,
+            addr,
+        }
+    }
+}
+
 #[test]
 fn envoy_follows_manifest_edits_additions_and_deletions() {
-    let api = EchoServer::start(
-        EchoIdentity::new("app", "api", "api-0"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let v2 = EchoServer::start(
-        EchoIdentity::new("app", "api-v2", "api-v2-0"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
-    std::fs::write(
-        manifests.join("services.yaml"),
-        services(api.addr().port(), v2.addr().port()),
-    )
-    .unwrap();
-    std::fs::write(
-        manifests.join("web.yaml"),
-        route("web", "example.com", "api"),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let ports = testkit::ports::free_ports(2).unwrap();
-    let wasm = support::plugin_wasm();
-    let mut shim = Shim::start(
-        dir.path(),
-        &manifests,
-        &out,
-        &[
-            "--port-map".into(),
-            format!("80={}", ports[0]),
-            "--admin-port".into(),
-            ports[1].to_string(),
-            "--wasm".into(),
-            wasm.display().to_string(),
-        ],
-    );
-    shim.wait_ready();
-    let bootstrap = out.join("infra/gw/bootstrap.yaml");
-    let envoy = Envoy::start(EnvoyOptions::new(&bootstrap)).unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
-    follows(addr, "example.com", Ok("api"), &envoy, &shim);
+    let Running {
+        manifests,
+        shim,
+        envoy,
+        addr,
+        ..
+    } = Running::start(&route("web", "example.com", "api"));
 
     // Edit: the route now points at api-v2.
     std::fs::write(
@@ -438,47 +466,9 @@ fn edit_served(addr: SocketAddr) -> Option<usize> {
 /// pushes while the edits go on, and the last edit is served within a second of being written.
 #[test]
 fn a_file_edited_every_120_ms_is_pushed_during_the_edits_and_settles_within_a_second() {
-    let api = EchoServer::start(
-        EchoIdentity::new("app", "api", "api-0"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let v2 = EchoServer::start(
-        EchoIdentity::new("app", "api-v2", "api-v2-0"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
-    std::fs::write(
-        manifests.join("services.yaml"),
-        services(api.addr().port(), v2.addr().port()),
-    )
-    .unwrap();
-    let web = manifests.join("web.yaml");
-    std::fs::write(&web, edited_route("api", 0)).unwrap();
-    let out = dir.path().join("out");
-    let ports = testkit::ports::free_ports(2).unwrap();
-    let wasm = support::plugin_wasm();
-    let mut shim = Shim::start(
-        dir.path(),
-        &manifests,
-        &out,
-        &[
-            "--port-map".into(),
-            format!("80={}", ports[0]),
-            "--admin-port".into(),
-            ports[1].to_string(),
-            "--wasm".into(),
-            wasm.display().to_string(),
-        ],
-    );
-    shim.wait_ready();
-    let envoy = Envoy::start(EnvoyOptions::new(out.join("infra/gw/bootstrap.yaml"))).unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
-    follows(addr, "example.com", Ok("api"), &envoy, &shim);
+    let running = Running::start(&edited_route("api", 0));
+    let (shim, envoy, addr) = (&running.shim, &running.envoy, running.addr);
+    let web = running.manifests.join("web.yaml");
     const PUSHES: &str = "extension_config_discovery.http_filter.gateway-wasm.update_success";
     let pushes_before = envoy.counter(PUSHES).unwrap_or(0);
 

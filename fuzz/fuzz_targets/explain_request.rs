@@ -30,13 +30,6 @@ fuzz_target!(|data: &[u8]| {
     assert!(target.path.starts_with('/'), "{target:?}");
     assert!(target.port > 0 && !target.host.is_empty(), "{target:?}");
     let headers: Vec<(String, String)> = lines.filter_map(|l| parse_header(l).ok()).collect();
-    let request = engine::Request {
-        port: target.port,
-        sni: target.https.then_some(target.host.as_str()),
-        method: &target.method,
-        authority: &target.authority,
-        path: &target.path,
-        headers: &headers,
-    };
+    let request = target.to_engine(&headers);
     let _ = quickstart().explain(&request, &mut engine::SplitMix64(1));
 });

@@ -31,7 +31,7 @@ use anyhow::{Context, bail};
 
 use crate::demo::http::http_get;
 use crate::demo::procs::{Processes, copy_dir, wait_for};
-use crate::demo::setup::{cargo_build, ensure_envoy, ensure_wasm_target};
+use crate::demo::setup::{SHIM_AND_ECHO_BUILD, cargo_build, ensure_envoy, ensure_wasm_target};
 use load::{Expect, Load, Target};
 use report::{Report, RssSpan, print_report};
 use topology::{Topology, free_port, rss_kb};
@@ -142,17 +142,7 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
         cargo_build(
             &root,
             "build controller-shim and echo-backend",
-            &[
-                "build",
-                "-p",
-                "controller-shim",
-                "--bin",
-                "controller-shim",
-                "-p",
-                "testkit",
-                "--bin",
-                "echo-backend",
-            ],
+            &SHIM_AND_ECHO_BUILD,
         )?;
     }
     let echo_bin = target.join("debug/echo-backend");

@@ -143,14 +143,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     let gateway = pick(&resolution.gateways, args.gateway.as_deref())?;
     let table = RouteTable::compile(&gateway.config)
         .with_context(|| format!("the engine rejects the config of {}", gateway.gateway))?;
-    let request = engine::Request {
-        port: target.port,
-        sni: target.https.then_some(target.host.as_str()),
-        method: &target.method,
-        authority: &target.authority,
-        path: &target.path,
-        headers: &headers,
-    };
+    let request = target.to_engine(&headers);
     let (decision, trace) = table.explain(&request, &mut SplitMix64(1));
     println!(
         "gateway:  {} (revision {}, {} routes)\nrequest:  {} {}://{}{} (listener port {})",

@@ -173,17 +173,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         cargo_build(
             &root,
             "build controller-shim and echo-backend",
-            &[
-                "build",
-                "-p",
-                "controller-shim",
-                "--bin",
-                "controller-shim",
-                "-p",
-                "testkit",
-                "--bin",
-                "echo-backend",
-            ],
+            &SHIM_AND_ECHO_BUILD,
         )?;
     }
     let build_took = build_started.elapsed();

@@ -82,6 +82,19 @@ pub(crate) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// `cargo` arguments that build the host binaries the demo and the soak run.
+pub(crate) const SHIM_AND_ECHO_BUILD: [&str; 9] = [
+    "build",
+    "-p",
+    "controller-shim",
+    "--bin",
+    "controller-shim",
+    "-p",
+    "testkit",
+    "--bin",
+    "echo-backend",
+];
+
 pub(crate) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Result<Duration> {
     step_line(label);
     println!("cargo {}", args.join(" "));
