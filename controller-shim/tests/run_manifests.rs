@@ -271,12 +271,15 @@ impl Running {
 
 #[test]
 fn envoy_follows_manifest_edits_additions_and_deletions() {
+    // Every field bound: the backends and the directory must live to the end of the test.
     let Running {
+        _api,
+        _v2,
+        _dir,
         manifests,
         shim,
         envoy,
         addr,
-        ..
     } = Running::start(&route("web", "example.com", "api"));
 
     // Edit: the route now points at api-v2.
