@@ -43,7 +43,7 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module \
 /// earlier runs grew in target/fuzz/corpus/<target>/. Prints executions, coverage (libFuzzer's
 /// `cov` edges and `ft` features) and corpus size per target. A crash, timeout or out-of-memory
 /// leaves the input in target/fuzz/artifacts/<target>/ and fails the command; reproduce it with
-///   target/fuzz/x86_64-unknown-linux-gnu/release/<target> <artifact>
+///   target/fuzz/x86_64-unknown-linux-gnu/release/<target> <artifact>   (`fast` with --fast-build)
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct FuzzArgs {
@@ -56,6 +56,11 @@ pub struct FuzzArgs {
     /// Targets run at once (each is one libFuzzer process).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub jobs: usize,
+    /// Build dependencies without optimization (fuzz/Cargo.toml, profile `fast`): the build takes
+    /// well under half the time and the targets run several times slower. For short smoke runs
+    /// (`cargo xtask test` uses it), not for fuzzing in earnest.
+    #[arg(long)]
+    pub fast_build: bool,
 }
 
 /// What one run reported.
@@ -110,15 +115,16 @@ fn host_triple() -> anyhow::Result<String> {
 }
 
 /// Builds every target; returns the directory holding the binaries.
-pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
+pub fn build(root: &Path, fast: bool) -> anyhow::Result<PathBuf> {
     let triple = host_triple()?;
     let target_dir = root.join("target/fuzz");
-    eprintln!("==> build the fuzz targets (coverage-instrumented, {triple})");
+    let profile = if fast { "fast" } else { "release" };
+    eprintln!("==> build the fuzz targets (coverage-instrumented, {triple}, profile {profile})");
     let started = Instant::now();
     // An explicit --target keeps RUSTFLAGS off build scripts and proc macros, which must not be
     // instrumented (they run without libFuzzer).
     let status = Command::new("cargo")
-        .args(["build", "--release", "--bins", "--manifest-path"])
+        .args(["build", "--profile", profile, "--bins", "--manifest-path"])
         .arg(root.join("fuzz/Cargo.toml"))
         .arg("--target")
         .arg(&triple)
@@ -132,7 +138,7 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
         bail!("building the fuzz targets failed ({status})");
     }
     eprintln!("    built in {:.0}s", started.elapsed().as_secs_f64());
-    Ok(target_dir.join(triple).join("release"))
+    Ok(target_dir.join(triple).join(profile))
 }
 
 struct Finished {
@@ -214,7 +220,7 @@ fn run_target(
 
 pub fn run(args: &FuzzArgs) -> anyhow::Result<()> {
     let root = crate::steps::root();
-    let binaries = build(&root)?;
+    let binaries = build(&root, args.fast_build)?;
     let targets: Vec<String> = if args.targets.is_empty() {
         TARGETS.iter().map(|t| (*t).to_owned()).collect()
     } else {
