@@ -22,8 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds and the
-    /// conformance runs. Installs the wasm target and the Debian packages the tests need.
+    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds, the
+    /// conformance runs, and short soak and fuzz runs. Installs the wasm target and the Debian
+    /// packages the tests need.
     Test {
         /// Skip the slow end-to-end steps (real Envoy conformance); for quick local iterations.
         #[arg(long)]
