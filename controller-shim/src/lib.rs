@@ -18,6 +18,7 @@ pub mod deliver;
 pub mod envoy;
 pub mod metrics;
 pub mod rbac;
+pub mod request_text;
 pub mod runtime;
 pub mod source;
 pub mod status;
