@@ -18,11 +18,11 @@ pub mod deliver;
 pub mod envoy;
 pub mod metrics;
 pub mod rbac;
-pub mod request_text;
 pub mod runtime;
 pub mod source;
 pub mod status;
 
 pub use gateway_resolver::{
-    Kind, Object, Resolution, Settings, Snapshot, api, kinds, manifests, resolution, resolve,
+    Kind, Object, Resolution, Settings, Snapshot, api, kinds, manifests, request_text, resolution,
+    resolve,
 };

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use controller_shim::request_text::{parse_header, parse_request};
+use gateway_resolver::request_text::{parse_header, parse_request};
 use libfuzzer_sys::fuzz_target;
 
 fn quickstart() -> &'static engine::RouteTable {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use controller_shim::manifests::{Loaded, load_str};
+use gateway_resolver::manifests::{Loaded, load_str};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let resolution =
-        controller_shim::resolve(&loaded.snapshot, &controller_shim::Settings::default());
+        gateway_resolver::resolve(&loaded.snapshot, &gateway_resolver::Settings::default());
     for gateway in &resolution.gateways {
         let _ = engine::RouteTable::compile(&gateway.config);
     }
