@@ -23,7 +23,8 @@ pub mod view;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use gateway_resolver::explain::{self, RequestTarget};
+use gateway_resolver::explain;
+use gateway_resolver::request_text::parse_request;
 use gateway_resolver::resolution::ObjectKey;
 use gateway_resolver::{Settings, resolve as resolve_snapshot};
 
@@ -144,7 +145,7 @@ pub fn explain_text(
     } else {
         serde_json::from_str(options_json).map_err(|e| format!("options: {e}"))?
     };
-    let request = RequestTarget::parse(request_line).map_err(|e| e.to_string())?;
+    let request = parse_request(request_line).map_err(|e| e.to_string())?;
     let headers = parse_headers(headers_json)?;
     let loaded = bundle::load(text).map_err(|e| format!("loading the manifests: {e}"))?;
     // The CLI's settings: conditions are not part of the answer, so no clock is needed.
@@ -167,7 +168,7 @@ pub fn explain_config_text(
 ) -> Result<String, String> {
     let config: engine::PluginConfig = serde_json::from_str(config_json)
         .map_err(|e| format!("the PluginConfig is not valid: {e}"))?;
-    let request = RequestTarget::parse(request_line).map_err(|e| e.to_string())?;
+    let request = parse_request(request_line).map_err(|e| e.to_string())?;
     let headers = parse_headers(headers_json)?;
     let gateway = ObjectKey {
         namespace: config.gateway.namespace.clone(),

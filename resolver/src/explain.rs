@@ -2,7 +2,7 @@
 //! and the playground's `explain()` (a browser page), so both print the very same JSON.
 //!
 //! Consumes a [`Resolution`] (or one Gateway's [`PluginConfig`], as the live page does with the
-//! configuration a proxy runs now), a request in the CLI's form ([`RequestTarget::parse`]:
+//! configuration a proxy runs now), a request in the CLI's form ([`request_text`]:
 //! `'GET http://host/path'`) and its headers. Produces an [`Explanation`]: the engine's decision
 //! and trace, with fixed top-level keys `{"gateway", "listener", "decision", "trace"}`
 //! ([`Explanation::to_json`]). The fields of `decision` are documented in `docs/playground.md`.
@@ -15,6 +15,7 @@ use serde::Serialize;
 use engine::decision::{LocalReason, RouteIdentity};
 use engine::{Action, Decision, HeaderEdit, PluginConfig, RouteTable, SplitMix64};
 
+use crate::request_text::{self, RequestText};
 use crate::resolution::{GatewayResult, ObjectKey, Resolution};
 
 /// The seed of the random source used for weighted picks and mirror percentages: explaining the
@@ -24,10 +25,8 @@ pub const RANDOM_SEED: u64 = 1;
 /// Why a request could not be explained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExplainError {
-    #[error("{request:?}: {problem}")]
-    Request { request: String, problem: String },
-    #[error("{header:?} is not 'name: value'")]
-    Header { header: String },
+    #[error(transparent)]
+    Request(#[from] request_text::RequestTextError),
     #[error("{text:?} is not 'namespace/name'")]
     GatewayName { text: String },
     #[error("no Gateway {wanted} of ours (have: {have})")]
@@ -40,94 +39,8 @@ pub enum ExplainError {
     Rejected { gateway: String, error: String },
 }
 
-/// A request as `controller-shim explain --request` takes it: `'METHOD URL'`, or just the URL for
-/// a GET. The URL's port selects the Gateway listener (80 for `http://`, 443 for `https://` when
-/// it has none); for `https://` the host is also the TLS server name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestTarget {
-    pub method: String,
-    pub https: bool,
-    /// Host header / `:authority`, as written in the URL (port included when written).
-    pub authority: String,
-    /// The authority without its port.
-    pub host: String,
-    /// The Gateway listener port the request arrives on.
-    pub port: u16,
-    /// Path and query, as sent (`/` when the URL has none).
-    pub path: String,
-}
-
-impl RequestTarget {
-    /// Parses `'METHOD URL'` or `'URL'` (GET). The method is upper-cased; the URL must start with
-    /// `http://` or `https://` and name a host.
-    pub fn parse(text: &str) -> Result<RequestTarget, ExplainError> {
-        let text = text.trim();
-        let (method, url) = match text.split_once(char::is_whitespace) {
-            Some((method, url)) => (method.to_ascii_uppercase(), url.trim()),
-            None => ("GET".to_owned(), text),
-        };
-        let problem = |problem: String| ExplainError::Request {
-            request: text.to_owned(),
-            problem,
-        };
-        let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            (false, rest)
-        } else if let Some(rest) = url.strip_prefix("https://") {
-            (true, rest)
-        } else {
-            return Err(problem(format!(
-                "the URL {url:?} must start with http:// or https://"
-            )));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, "/"),
-        };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_owned()
-        };
-        if authority.is_empty() {
-            return Err(problem(format!("the URL {url:?} has no host")));
-        }
-        let host = engine::request::host_of(authority).to_owned();
-        let port = match authority
-            .strip_prefix(&host)
-            .and_then(|p| p.strip_prefix(':'))
-        {
-            Some(port) => port
-                .parse()
-                .map_err(|_| problem(format!("{port:?} in {url:?} is not a port")))?,
-            None if https => 443,
-            None => 80,
-        };
-        Ok(RequestTarget {
-            method,
-            https,
-            authority: authority.to_owned(),
-            host,
-            port,
-            path,
-        })
-    }
-
-    /// The TLS server name the request carries (the host, for `https://`).
-    pub fn sni(&self) -> Option<&str> {
-        self.https.then_some(self.host.as_str())
-    }
-}
-
-/// One `-H 'name: value'` header: the name lower-cased, both sides trimmed.
-pub fn parse_header(text: &str) -> Result<(String, String), ExplainError> {
-    let (name, value) = text.split_once(':').ok_or_else(|| ExplainError::Header {
-        header: text.to_owned(),
-    })?;
-    Ok(header(name, value))
-}
-
-/// A header as explain evaluates it, however it was given: the name lower-cased, both sides
-/// trimmed.
+/// A header given as a name and a value (JavaScript objects, the page's form) as explain
+/// evaluates it: as [`request_text::parse_header`] reads `'name: value'`.
 pub fn header(name: &str, value: &str) -> (String, String) {
     (name.trim().to_ascii_lowercase(), value.trim().to_owned())
 }
@@ -278,7 +191,7 @@ pub struct MirrorView {
 pub fn explain(
     resolution: &Resolution,
     gateway: Option<&str>,
-    request: &RequestTarget,
+    request: &RequestText,
     headers: &[(String, String)],
 ) -> Result<Explanation, ExplainError> {
     let gateway = pick_gateway(&resolution.gateways, gateway)?;
@@ -290,21 +203,14 @@ pub fn explain(
 pub fn explain_config(
     gateway: &ObjectKey,
     config: &PluginConfig,
-    request: &RequestTarget,
+    request: &RequestText,
     headers: &[(String, String)],
 ) -> Result<Explanation, ExplainError> {
     let table = RouteTable::compile(config).map_err(|e| ExplainError::Rejected {
         gateway: gateway.to_string(),
         error: e.to_string(),
     })?;
-    let engine_request = engine::Request {
-        port: request.port,
-        sni: request.sni(),
-        method: &request.method,
-        authority: &request.authority,
-        path: &request.path,
-        headers,
-    };
+    let engine_request = request.to_engine(headers);
     let (decision, trace) = table.explain(&engine_request, &mut SplitMix64(RANDOM_SEED));
     Ok(Explanation {
         gateway: gateway.to_string(),

@@ -8,6 +8,8 @@
 //!   snapshot back into manifests text;
 //! - [`resolution`]: the output types — one PluginConfig per Gateway, the backends and TLS material
 //!   the proxy needs, and the status every object should get;
+//! - [`request_text`]: a request written as text (`'GET http://host/path'`, `name: value` headers),
+//!   as `explain` and the playground take it;
 //! - [`resolve()`]: the pure function between the two (attachment, hostnames, ReferenceGrants,
 //!   backend resolution, conditions);
 //! - [`explain`]: where a request would go and why, as `controller-shim explain --json` and the
@@ -22,6 +24,7 @@ pub mod api;
 pub mod explain;
 pub mod kinds;
 pub mod manifests;
+pub mod request_text;
 pub mod resolution;
 pub mod resolve;
 

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use controller_shim::explain::{self, RequestTarget};
+use controller_shim::explain;
 use controller_shim::manifests;
+use controller_shim::request_text::{parse_header, parse_request};
 use controller_shim::resolution::ObjectKey;
 use controller_shim::{Settings, resolve};
 use engine::{Action, Decision, HeaderEdit, RouteTable, SplitMix64};
@@ -101,11 +102,11 @@ fn describe(decision: &Decision<'_>) -> String {
 }
 
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
-    let target = RequestTarget::parse(&args.request)?;
+    let target = parse_request(&args.request)?;
     let headers: Vec<(String, String)> = args
         .headers
         .iter()
-        .map(|h| explain::parse_header(h))
+        .map(|h| parse_header(h))
         .collect::<Result<_, _>>()?;
     let loaded = manifests::load_dir(&args.manifests)
         .with_context(|| format!("loading {}", args.manifests.display()))?;
@@ -123,14 +124,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     let gateway = explain::pick_gateway(&resolution.gateways, args.gateway.as_deref())?;
     let table = RouteTable::compile(&gateway.config)
         .with_context(|| format!("the engine rejects the config of {}", gateway.gateway))?;
-    let request = engine::Request {
-        port: target.port,
-        sni: target.sni(),
-        method: &target.method,
-        authority: &target.authority,
-        path: &target.path,
-        headers: &headers,
-    };
+    let request = target.to_engine(&headers);
     let (decision, trace) = table.explain(&request, &mut SplitMix64(explain::RANDOM_SEED));
     println!(
         "gateway:  {} (revision {}, {} routes)\nrequest:  {} {}://{}{} (listener port {})",

@@ -7,44 +7,11 @@ use crate::manifests::{Loaded, load_str};
 use crate::{Settings, resolve};
 
 #[test]
-fn requests_parse() {
-    let t = RequestTarget::parse("post https://Example.com:8443/a?b=1").unwrap();
+fn headers_given_apart_read_like_the_cli_header() {
     assert_eq!(
-        (
-            t.method.as_str(),
-            t.https,
-            t.host.as_str(),
-            t.port,
-            t.path.as_str(),
-            t.sni()
-        ),
-        (
-            "POST",
-            true,
-            "Example.com",
-            8443,
-            "/a?b=1",
-            Some("Example.com")
-        )
+        header(" X-A ", "  b "),
+        request_text::parse_header("X-A:  b ").unwrap()
     );
-    let t = RequestTarget::parse("http://example.com").unwrap();
-    assert_eq!(
-        (t.method.as_str(), t.port, t.path.as_str(), t.sni()),
-        ("GET", 80, "/", None)
-    );
-    let t = RequestTarget::parse("GET http://[::1]?q").unwrap();
-    assert_eq!((t.host.as_str(), t.path.as_str()), ("[::1]", "/?q"));
-    assert_eq!(RequestTarget::parse("https://h").unwrap().port, 443);
-    let err = RequestTarget::parse("GET example.com/").unwrap_err();
-    assert!(err.to_string().contains("must start with http://"), "{err}");
-    let err = RequestTarget::parse("GET http://h:99999/").unwrap_err();
-    assert!(err.to_string().contains("\"99999\""), "{err}");
-    assert!(RequestTarget::parse("GET http:///x").is_err());
-    assert_eq!(
-        parse_header("X-A:  b ").unwrap(),
-        ("x-a".to_owned(), "b".to_owned())
-    );
-    assert!(parse_header("no colon").is_err());
 }
 
 const MANIFESTS: &str = r#"
@@ -100,7 +67,7 @@ fn explained(line: &str, headers: &[(&str, &str)]) -> Explanation {
     explain(
         &resolution(),
         None,
-        &RequestTarget::parse(line).unwrap(),
+        &request_text::parse_request(line).unwrap(),
         &headers,
     )
     .unwrap()
@@ -196,7 +163,7 @@ fn the_json_has_the_fixed_top_level_keys_in_order_and_every_decision_key() {
 #[test]
 fn gateways_are_picked_by_name_or_alone() {
     let resolution = resolution();
-    let request = RequestTarget::parse("http://www.example.com/").unwrap();
+    let request = request_text::parse_request("http://www.example.com/").unwrap();
     assert!(explain(&resolution, Some("infra/edge"), &request, &[]).is_ok());
     let err = explain(&resolution, Some("infra/nope"), &request, &[]).unwrap_err();
     assert_eq!(

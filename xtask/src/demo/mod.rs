@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 
-mod http;
-mod probes;
-mod procs;
+pub(crate) mod http;
+pub(crate) mod probes;
+pub(crate) mod procs;
 mod scenario;
-mod setup;
+pub(crate) mod setup;
 mod start;
 
 use http::*;
