@@ -228,7 +228,10 @@ fn optimize(input: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
 /// Size with gzip -9 (what a server sending `Content-Encoding: gzip` transfers).
 fn gzipped_size(path: &Path) -> Option<u64> {
     let output = Command::new("gzip").arg("-9c").arg(path).output().ok()?;
-    output.status.success().then_some(output.stdout.len() as u64)
+    output
+        .status
+        .success()
+        .then_some(output.stdout.len() as u64)
 }
 
 /// Every manifest file under `dir`, in the order `controller-shim --manifests DIR` reads them
