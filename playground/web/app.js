@@ -353,7 +353,10 @@ async function main() {
   state.api = await ready;
   $("mode").textContent = MODE === "live" ? "live" : `playground · module ${state.api.version}`;
   $("mode").classList.toggle("live", MODE === "live");
-  for (const id of ["method", "url", "headers", "gateway"]) $(id).addEventListener("input", schedule);
+  for (const id of ["method", "url", "headers", "gateway"]) {
+    $(id).addEventListener("input", schedule);
+    $(id).addEventListener("change", schedule); // also a field emptied without typing
+  }
   $("request").addEventListener("submit", (e) => { e.preventDefault(); evaluate(); });
   if (MODE === "live") {
     $("editor").readOnly = true;
