@@ -168,17 +168,23 @@ impl HostIndex {
     /// Sorts the candidates of every bucket with `order`, which is told how the bucket's hostname
     /// matches the hosts it serves.
     pub(crate) fn sort(&mut self, order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering) {
-        for (name, index) in &mut self.exact {
-            let hostname = HostnameMatch::Exact { chars: name.len() };
+        // One closure type for every bucket: each closure type would be another copy of the
+        // sorting code in the wasm module.
+        fn sort_bucket(
+            index: &mut PathIndex,
+            hostname: HostnameMatch,
+            order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering,
+        ) {
             index.sort(&|a, b| order(hostname, a, b));
+        }
+        for (name, index) in &mut self.exact {
+            sort_bucket(index, HostnameMatch::Exact { chars: name.len() }, order);
         }
         for (suffix, index) in &mut self.wildcard {
-            let hostname = HostnameMatch::Wildcard {
-                suffix_chars: suffix.len(),
-            };
-            index.sort(&|a, b| order(hostname, a, b));
+            let suffix_chars = suffix.len();
+            sort_bucket(index, HostnameMatch::Wildcard { suffix_chars }, order);
         }
-        self.any.sort(&|a, b| order(HostnameMatch::Any, a, b));
+        sort_bucket(&mut self.any, HostnameMatch::Any, order);
     }
 
     /// Visits candidates bucket by bucket in hostname-specificity order; `host` must be lowercase.
