@@ -10,6 +10,7 @@
 //! - [`configure`]: configuration bytes to the compiled table (logged, counted);
 //! - [`filter`]: the request adapter over that trait (unit-tested natively with a mock host);
 //! - [`payload`]: the configuration bytes, plain or gzip-compressed;
+//! - `mock` (tests, and the `mock-host` feature): a recording [`host::Host`];
 //! - `glue` (wasm32 only): root and HTTP contexts over `proxy_wasm::hostcalls`.
 //!
 //! Build: `cargo build -p plugin --target wasm32-wasip1 --profile wasm` → `gateway_wasm.wasm`.
@@ -23,7 +24,9 @@ pub mod payload;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 
-#[cfg(test)]
-mod mock;
+/// The recording host of the unit tests; with the `mock-host` feature also for host-side tools
+/// (the native conformance target runs every request through [`filter`] over it).
+#[cfg(any(test, feature = "mock-host"))]
+pub mod mock;
 #[cfg(test)]
 mod tests;
