@@ -13,9 +13,10 @@ use conformance::vectors::{self, Case, VectorFile};
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Run Gateway API conformance vectors through the resolver and the engine (native) or a real Envoy",
+    about = "Run Gateway API conformance vectors through the resolver and the filter's own code (native) or a real Envoy",
     long_about = "Runs every case of a vector file in the shared schema.\n\n\
-        native: resolver + engine, with the proxy simulated; cases that need a live proxy (timeouts, \
+        native: the resolver, then the filter's configure and request adapter over its mock host \
+        (the same code as in Envoy, without the proxy); cases that need a live proxy (timeouts, \
         retries, upstream protocols) are skipped with the reason.\n\
         envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\n\
         Output: one line per failure (case id, expected, got) and per skip (reason); last line \
