@@ -96,6 +96,7 @@ impl<'c> Compiler<'c> {
             }
             None => None,
         };
+        let parents = self.listeners_of(route, path)?;
         let route_id = self.table.routes.len() as u32;
         self.table.routes.push(RouteMeta {
             namespace: route.namespace.clone(),
@@ -104,13 +105,7 @@ impl<'c> Compiler<'c> {
         });
         let rules = path.field("rules");
         for (index, rule) in route.rules.iter().enumerate() {
-            self.add_rule(
-                route_id,
-                index as u32,
-                rule,
-                &route.parents,
-                &rules.index(index),
-            )?;
+            self.add_rule(route_id, index as u32, rule, &parents, &rules.index(index))?;
         }
         Ok(())
     }
@@ -123,7 +118,7 @@ impl<'c> Compiler<'c> {
         route: u32,
         index: u32,
         rule: &Rule,
-        parents: &[Attachment],
+        parents: &[Parent<'_>],
         path: &JsonPath<'_>,
     ) -> Result<(), ConfigError> {
         let compiled = self.compile_rule(route, index, rule, path)?;
@@ -154,7 +149,7 @@ impl<'c> Compiler<'c> {
         rule: u32,
         index: u32,
         m: &Match,
-        parents: &[Attachment],
+        parents: &[Parent<'_>],
         path: &JsonPath<'_>,
     ) -> Result<(), ConfigError> {
         let candidate = compile_match(rule, index, m, path)?;
@@ -175,17 +170,13 @@ impl<'c> Compiler<'c> {
     /// bucket) of each attached listener, by path kind.
     fn index_match(
         &mut self,
-        parents: &[Attachment],
+        parents: &[Parent<'_>],
         id: u32,
         path: &PathMatch,
         regex: Option<&Regex>,
     ) {
         for parent in parents {
-            let Some(listener) = self
-                .listener_ids
-                .get(parent.listener.as_str())
-                .and_then(|&i| self.table.listeners.get_mut(i))
-            else {
+            let Some(listener) = self.table.listeners.get_mut(parent.listener) else {
                 continue;
             };
             let insert = |bucket: &mut PathIndex| match (regex, path.kind) {
@@ -196,7 +187,7 @@ impl<'c> Compiler<'c> {
             if parent.hostnames.is_empty() {
                 insert(listener.hosts.bucket(None));
             }
-            for hostname in &parent.hostnames {
+            for hostname in parent.hostnames {
                 insert(listener.hosts.bucket(Some(hostname)));
             }
         }
@@ -217,6 +208,31 @@ impl<'c> Compiler<'c> {
         }
         self.table.listeners = listeners;
         self.table
+    }
+
+    /// The listeners a route is attached to, by index, with its hostnames there. Validation
+    /// guarantees every listener exists; a missing one is an error naming the reference.
+    fn listeners_of<'r>(
+        &self,
+        route: &'r Route,
+        path: &JsonPath<'_>,
+    ) -> Result<Vec<Parent<'r>>, ConfigError> {
+        let parents_path = path.field("parents");
+        let mut parents = Vec::with_capacity(route.parents.len());
+        for (i, parent) in route.parents.iter().enumerate() {
+            let listener = self.listener_ids.get(parent.listener.as_str()).copied();
+            let listener = listener.ok_or_else(|| {
+                parents_path.index(i).field("listener").error(format!(
+                    "{} is not a listener of this config",
+                    quoted(&parent.listener)
+                ))
+            })?;
+            parents.push(Parent {
+                listener,
+                hostnames: &parent.hostnames,
+            });
+        }
+        Ok(parents)
     }
 
     /// The id of a `backends` key. Validation guarantees the key exists; a missing one is an error
@@ -316,6 +332,12 @@ impl<'c> Compiler<'c> {
     }
 }
 
+/// One attachment of a route: the listener's index and the route's effective hostnames there.
+struct Parent<'r> {
+    listener: usize,
+    hostnames: &'r [String],
+}
+
 /// A GEP-2257 duration in milliseconds, when present.
 fn duration(text: Option<&str>, path: &JsonPath<'_>) -> Result<Option<u64>, ConfigError> {
     text.map(|d| parse_duration_ms(d).map_err(|e| path.error(e)))
@@ -405,6 +427,21 @@ mod tests {
             ))
         );
         assert!(compile_validated(&config("app/b:80", "app/b:80")).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_listener_is_an_error_not_a_route_left_out() {
+        let mut bad = config("app/b:80", "app/b:80");
+        if let Some(parent) = bad.routes.first_mut().and_then(|r| r.parents.first_mut()) {
+            parent.listener = "https".to_owned();
+        }
+        assert_eq!(
+            compile_validated(&bad).err(),
+            Some(ConfigError::new(
+                "routes[0].parents[0].listener",
+                "\"https\" is not a listener of this config"
+            ))
+        );
     }
 
     #[test]
