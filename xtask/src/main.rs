@@ -37,6 +37,10 @@ enum Command {
     Bench {
         #[arg(long)]
         quick: bool,
+        /// Instead of the engine and Envoy benchmarks, price single proxy-wasm host calls in Envoy
+        /// with bench/probe-filter (docs/benchmarks.md, "Probing host-call costs").
+        #[arg(long)]
+        probe: bool,
     },
     Demo(demo::DemoArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs) from the current code.
@@ -48,7 +52,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test { quick } => steps::test(quick),
         Command::Conformance { args } => steps::conformance(&args),
-        Command::Bench { quick } => steps::bench(quick),
+        Command::Bench {
+            quick,
+            probe: false,
+        } => steps::bench(quick),
+        Command::Bench { quick, probe: true } => bench::probe(quick),
         Command::Demo(args) => demo::run(&args),
         Command::Bless => steps::bless(),
     };
