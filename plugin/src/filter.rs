@@ -350,10 +350,8 @@ fn property_text(host: &impl Host, path: &[&str]) -> Option<String> {
     String::from_utf8(raw).ok()
 }
 
-/// Applies edits to a header list as Envoy applies them to its header maps: `Set` replaces every
-/// value (names compare case-insensitively), `Add` appends one more, `Remove` deletes every value.
-/// For the headers of local replies (and the mock host's header maps).
-pub fn edit_list(list: &mut Vec<(String, String)>, edits: &[HeaderEdit<'_>]) {
+/// Applies edits to a list of headers that will be sent as a local reply.
+fn edit_list(list: &mut Vec<(String, String)>, edits: &[HeaderEdit<'_>]) {
     for edit in edits {
         match edit {
             HeaderEdit::Set(name, value) => {

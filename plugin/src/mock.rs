@@ -1,14 +1,11 @@
 //! A recording [`Host`]: the unit tests' proxy, and (with the `mock-host` feature) the native
 //! conformance target's. Headers behave as in Envoy's header maps: names compare
 //! case-insensitively, a set replaces every value, an add appends one, a remove deletes every one.
+//! This is the host's behaviour, written here independently of the filter's code it checks.
 //! Properties are whatever the caller put in; a call named in `failing` fails.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use engine::HeaderEdit;
-
-use crate::filter::edit_list;
 use crate::host::{Host, HostError, LogLevel, Metric};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,16 +114,9 @@ impl MockHost {
     }
 }
 
-fn edit(list: &mut Vec<(String, String)>, edit: HeaderEdit<'_>) {
-    edit_list(list, &[edit]);
-}
-
-fn set<'a>(name: &'a str, value: &'a str) -> HeaderEdit<'a> {
-    HeaderEdit::Set(name, Cow::Borrowed(value))
-}
-
-fn add<'a>(name: &'a str, value: &'a str) -> HeaderEdit<'a> {
-    HeaderEdit::Add(name, Cow::Borrowed(value))
+fn set(list: &mut Vec<(String, String)>, name: &str, value: &str) {
+    list.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    list.push((name.to_owned(), value.to_owned()));
 }
 
 impl Host for MockHost {
@@ -145,37 +135,41 @@ impl Host for MockHost {
 
     fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         self.check("set_header")?;
-        edit(&mut self.request_headers, set(name, value));
+        set(&mut self.request_headers, name, value);
         Ok(())
     }
 
     fn add_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         self.check("add_header")?;
-        edit(&mut self.request_headers, add(name, value));
+        self.request_headers
+            .push((name.to_owned(), value.to_owned()));
         Ok(())
     }
 
     fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
         self.check("remove_header")?;
-        edit(&mut self.request_headers, HeaderEdit::Remove(name));
+        self.request_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         Ok(())
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         self.check("set_header")?;
-        edit(&mut self.response_headers, set(name, value));
+        set(&mut self.response_headers, name, value);
         Ok(())
     }
 
     fn add_response_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
         self.check("add_header")?;
-        edit(&mut self.response_headers, add(name, value));
+        self.response_headers
+            .push((name.to_owned(), value.to_owned()));
         Ok(())
     }
 
     fn remove_response_header(&mut self, name: &str) -> Result<(), HostError> {
         self.check("remove_header")?;
-        edit(&mut self.response_headers, HeaderEdit::Remove(name));
+        self.response_headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         Ok(())
     }
 
