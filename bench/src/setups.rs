@@ -12,7 +12,6 @@
 //! `use_remote_address`, WebSocket upgrades); clusters are the shim's CDS file in all three.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
@@ -301,19 +300,4 @@ pub fn push_file(
         }
         Variant::Floor => Err(anyhow!("the floor setup has no routes to push")),
     }
-}
-
-/// Writes `content` to a temporary file next to `path` (synced), then calls `before_rename` and
-/// renames it onto `path`: the push is the rename, as the shim does it.
-pub fn atomic_replace(path: &Path, content: &[u8], before_rename: impl FnOnce()) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(".bench-push.tmp");
-    let mut file =
-        std::fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-    file.write_all(content)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", temp.display()))?;
-    drop(file);
-    before_rename();
-    std::fs::rename(&temp, path).with_context(|| format!("renaming onto {}", path.display()))
 }

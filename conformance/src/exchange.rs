@@ -108,6 +108,52 @@ pub fn check(case: &Case, exchange: &Exchange) -> Result<(), String> {
     Ok(())
 }
 
+/// Backend-level filters: the backend that answered must see its own request headers
+/// (`perBackendRequestHeaders`); a backend without expectations passes.
+pub fn check_backend_headers(case: &Case, exchange: &Exchange) -> Result<(), String> {
+    let Some(echo) = &exchange.echo else {
+        return Ok(());
+    };
+    let Some(expected) = case.expect.per_backend_request_headers.get(&echo.backend) else {
+        return Ok(());
+    };
+    for (name, value) in expected {
+        let got = joined(&echo.headers, name);
+        if got.as_deref() != Some(value.as_str()) {
+            return Err(format!(
+                "{} must see {name}: {value:?}, got {got:?}",
+                echo.backend
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Judges the copies a mirror backend received for `requests` requests: at least one, or (when
+/// the case mirrors a share) within 10 points of the expected percentage.
+pub fn check_mirror_count(
+    expected: &crate::vectors::MirrorExpect,
+    count: u64,
+    requests: u64,
+    sampled: bool,
+) -> Result<(), String> {
+    let percent = f64::from(expected.percent.unwrap_or(100));
+    let got = count as f64 * 100.0 / requests.max(1) as f64;
+    let ok = if sampled {
+        (got - percent).abs() <= 10.0
+    } else {
+        count >= 1
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "mirror to {}: expected {percent}% of {requests} requests, got {count}",
+            expected.backend
+        ))
+    }
+}
+
 fn wants_backend(expect: &Expect) -> bool {
     expect.backend.is_some()
         || expect.backend_namespace.is_some()

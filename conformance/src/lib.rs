@@ -2,8 +2,14 @@
 //!
 //! Consumes the neutral vector files in `../shared/conformance/` and produces what the test runners
 //! need: [`vectors`] (the file model and [`vectors::load`]), [`snapshot`] (a case → the resolver's
-//! input), and [`status`] (checks a `statusCases` entry against the resolver's output).
+//! input), and [`status`] (checks a `statusCases` entry against the resolver's output). Request
+//! cases run natively ([`native`]), through a real Envoy ([`envoy`]) or through the controller-shim's
+//! Kong rendering in an emulation of Kong ([`kong`]). [`coverage`] says which cases the runners cannot
+//! check (skipped with the reason, never passed) and [`grpc_status`] checks a case's gRPC outcome
+//! against a gateway's HTTP/2 answer.
 
+pub mod coverage;
+pub mod grpc_status;
 pub mod snapshot;
 pub mod status;
 pub mod vectors;
@@ -12,5 +18,6 @@ pub mod vectors;
 pub mod distribution;
 pub mod envoy;
 pub mod exchange;
+pub mod kong;
 pub mod native;
 pub mod outcome;

@@ -13,12 +13,16 @@ use conformance::vectors::{self, Case, VectorFile};
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Run Gateway API conformance vectors through the resolver and the filter's own code (native) or a real Envoy",
+    about = "Run Gateway API conformance vectors through the resolver and the filter's own code (native), a real Envoy, or an emulation of Kong",
     long_about = "Runs every case of a vector file in the shared schema.\n\n\
         native: the resolver, then the filter's configure and request adapter over its mock host \
         (the same code as in Envoy, without the proxy); cases that need a live proxy (timeouts, \
         retries, upstream protocols) are skipped with the reason.\n\
-        envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\n\
+        envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\
+        kong-emulated: the controller-shim's Kong configuration loaded into kong-emulator, an \
+        emulation of Kong 3.4-3.9 and ngx_wasm_module derived from their source (not Kong) running \
+        the real wasm filter; once per Kong release (--kong-version). Cases Kong cannot support are \
+        skipped with the reason.\n\n\
         Output: one line per failure (case id, expected, got) and per skip (reason); last line \
         `N passed, N failed, N skipped`. Exit status 1 when anything failed."
 )]
@@ -38,7 +42,10 @@ struct Args {
     /// Leave out `unreleasedCases` (tests only on the suite's main branch).
     #[arg(long)]
     released_only: bool,
-    /// The filter module for `--target envoy`.
+    /// Kong releases for `--target kong-emulated` (repeatable: 3.4 … 3.9) [default: all six].
+    #[arg(long = "kong-version", value_name = "3.N", value_parser = parse_kong_version)]
+    kong_versions: Vec<kong_emulator::KongVersion>,
+    /// The filter module for `--target envoy` and `--target kong-emulated`.
     #[arg(long, default_value = "target/wasm32-wasip1/wasm/gateway_wasm.wasm")]
     wasm: PathBuf,
     /// Also print a line for every passed case.
@@ -50,6 +57,12 @@ struct Args {
 enum Target {
     Native,
     Envoy,
+    KongEmulated,
+}
+
+fn parse_kong_version(text: &str) -> Result<kong_emulator::KongVersion, String> {
+    kong_emulator::KongVersion::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a Kong release with Wasm (3.4 … 3.9)"))
 }
 
 fn main() -> ExitCode {
@@ -95,6 +108,14 @@ fn run(args: Args) -> anyhow::Result<Summary> {
         match args.target {
             Target::Native => run_native(&cases, &file, args.verbose),
             Target::Envoy => run_envoy(&cases, &file, &args.wasm, args.verbose)?,
+            Target::KongEmulated => {
+                let versions = if args.kong_versions.is_empty() {
+                    kong_emulator::KongVersion::ALL.to_vec()
+                } else {
+                    args.kong_versions.clone()
+                };
+                run_kong(&cases, &file, &args.wasm, &versions, args.verbose)?
+            }
         }
     };
     println!("{summary}");
@@ -135,6 +156,36 @@ fn run_envoy(
     }
     eprintln!("{}", target.summary());
     Ok(summary)
+}
+
+fn run_kong(
+    cases: &[&Case],
+    file: &VectorFile,
+    wasm: &std::path::Path,
+    versions: &[kong_emulator::KongVersion],
+    verbose: bool,
+) -> anyhow::Result<Summary> {
+    let mut total = Summary::default();
+    for version in versions {
+        let target = conformance::kong::KongEmulatedTarget::new(wasm, *version)?;
+        let started = std::time::Instant::now();
+        let mut summary = Summary::default();
+        for case in cases {
+            let outcome = target.run(case, file);
+            report(
+                &format!("{} [Kong {version} emulated]", case.id),
+                &outcome,
+                verbose,
+            );
+            summary.record(&outcome);
+        }
+        eprintln!(
+            "[kong-emulated {version}] {summary} in {:.0}s",
+            started.elapsed().as_secs_f64()
+        );
+        total.add(summary);
+    }
+    Ok(total)
 }
 
 fn report(id: &str, outcome: &Outcome, verbose: bool) {

@@ -16,8 +16,8 @@ use controller_shim::{Settings, resolve};
 use engine::PluginConfig;
 use engine::config::UpstreamSelector;
 use gateway_wasm::filter::{
-    Compiled, FILTER_CHAIN_PREFIX, KONG_TARGET_PROPERTY, MIRROR_TIMEOUT_MS, Shared, Stream,
-    UPSTREAM_HEADER, Verdict, configure, on_request_headers, on_response_headers,
+    Compiled, FILTER_CHAIN_PREFIX, MIRROR_TIMEOUT_MS, Shared, Stream, UPSTREAM_HEADER, Verdict,
+    configure, on_request_headers, on_response_headers,
 };
 use gateway_wasm::mock::MockHost;
 
@@ -31,6 +31,9 @@ pub const GATEWAY_IP: &str = "192.0.2.10";
 
 /// Runs one request case through the resolver and the filter.
 pub fn run(case: &Case, file: &VectorFile) -> Outcome {
+    if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+        return Outcome::Skip(reason);
+    }
     if let Some(reason) = needs_live_proxy(case) {
         return Outcome::Skip(reason);
     }
@@ -148,6 +151,14 @@ impl Proxy {
 
     /// Configures the filter with `config`; `seed` starts its random generator.
     pub fn new(config: &PluginConfig, seed: u64) -> Result<Proxy, String> {
+        // The mock host plays Envoy; Kong's routing is the kong-emulated target's.
+        if config.upstream_selector != UpstreamSelector::EnvoyClusterHeader {
+            return Err(format!(
+                "the native target runs the filter as Envoy does; upstreamSelector {:?} is run by \
+                 --target kong-emulated",
+                config.upstream_selector
+            ));
+        }
         let json = serde_json::to_vec(config)
             .map_err(|e| format!("the resolved config does not serialize: {e}"))?;
         let mut host = MockHost::default();
@@ -263,14 +274,10 @@ impl Proxy {
         host: &mut MockHost,
         stream: &mut Stream,
     ) -> Result<Exchange, String> {
-        let upstream = match self.compiled.selector {
-            UpstreamSelector::EnvoyClusterHeader => host.header(UPSTREAM_HEADER).map(str::to_owned),
-            UpstreamSelector::KongServiceTarget => host
-                .properties
-                .get(KONG_TARGET_PROPERTY.map(str::to_owned).as_slice())
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
-        }
-        .ok_or("the filter let the request through without choosing an upstream")?;
+        let upstream = host
+            .header(UPSTREAM_HEADER)
+            .map(str::to_owned)
+            .ok_or("the filter let the request through without choosing an upstream")?;
         let pseudo = |name: &str| host.header(name).unwrap_or_default().to_owned();
         let echo = EchoView {
             backend: self.service(&upstream)?,

@@ -12,16 +12,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use controller_shim::Snapshot;
-use gateway_api::experimental::gatewayclasses::{GatewayClass, GatewayClassSpec};
-use gateway_api::experimental::gateways::{Gateway, GatewaySpec};
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::{ListenerSet, ListenerSetSpec};
-use gateway_api::experimental::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServicePort};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use controller_shim::api::ByteString;
+use controller_shim::api::IntOrString;
+use controller_shim::api::core::{Namespace, Secret, Service, ServicePort};
+use controller_shim::api::discovery::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use controller_shim::api::gatewayclasses::{GatewayClass, GatewayClassSpec};
+use controller_shim::api::gateways::{Gateway, GatewaySpec};
+use controller_shim::api::httproutes::HttpRoute;
+use controller_shim::api::listenersets::{ListenerSet, ListenerSetSpec};
+use controller_shim::api::meta::{ObjectMeta, Time};
+use controller_shim::api::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
 use serde_json::{Value, json};
 
 use crate::vectors::{self, ListenerSpec, Scenario, ServiceSpec, VectorFile};
@@ -250,7 +250,7 @@ fn http_route(route: &vectors::RouteSpec) -> Result<HttpRoute, String> {
     metadata.generation = Some(route.generation.unwrap_or(1));
     metadata.labels = route.labels.clone();
     if let Some(ts) = &route.creation_timestamp {
-        let parsed: k8s_openapi::jiff::Timestamp = ts.parse().map_err(|e| {
+        let parsed: controller_shim::api::jiff::Timestamp = ts.parse().map_err(|e| {
             format!(
                 "route {}: creationTimestamp {ts:?} is not RFC 3339: {e}",
                 route.key()
@@ -304,12 +304,12 @@ fn service(spec: &ServiceSpec) -> Service {
     };
     Service {
         metadata: meta(Some(&spec.namespace), &spec.name),
-        spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+        spec: Some(controller_shim::api::core::ServiceSpec {
             ports: Some(ports),
             selector,
             cluster_ip: spec.headless.then(|| "None".to_owned()),
             type_: Some("ClusterIP".to_owned()),
-            ..k8s_openapi::api::core::v1::ServiceSpec::default()
+            ..controller_shim::api::core::ServiceSpec::default()
         }),
         status: None,
     }

@@ -5,6 +5,11 @@
 //! are ignored (or kept in an `extra` map where a checker must notice them), and fields whose shape
 //! varies between files (redirect ports written as strings, retry-simulator failure modes that are a
 //! status code or a word) keep a raw [`serde_json::Value`] or accept both spellings.
+//!
+//! The same model reads the GRPCRoute file (`grpcroute-vectors.json`), whose schema adds
+//! `routes[].kind`, `request.grpc`, `expect.grpcStatus` / `grpcStatusName` / `httpStatusOneOf`,
+//! `services[].grpcEcho`, `needsTLS`, `headersAssertedBySuite` and the top-level
+//! `grpcStatusFromHttp` table. [`crate::coverage`] decides which cases the runners can check.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +31,10 @@ pub struct VectorFile {
     pub validation: Option<String>,
     /// Field-by-field explanation of the format (kept raw: it is prose).
     pub schema: Value,
+    /// GRPC addition: "non-200 :status -> gRPC code a grpc-go client reports (any other non-200
+    /// status -> 2 UNKNOWN; 200 without content-type application/grpc -> 2 UNKNOWN)". Keys are
+    /// status codes written as strings; see [`crate::grpc_status::http_table`].
+    pub grpc_status_from_http: BTreeMap<String, Value>,
     /// Namespace name → labels. Every namespace the suite creates.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Services shared by every case.
@@ -34,6 +43,7 @@ pub struct VectorFile {
     pub test_counts: Value,
     pub status_feature_counts: Value,
     pub unreleased_feature_counts: Value,
+    pub unreleased_test_counts: Value,
     pub not_included: Value,
     /// Request cases (`scope`: routing, filter, proxy).
     pub cases: Vec<Case>,
@@ -43,19 +53,43 @@ pub struct VectorFile {
     pub unreleased_cases: Vec<Case>,
 }
 
+/// File name of the HTTPRoute vectors.
+pub const HTTPROUTE_VECTORS: &str = "httproute-vectors.json";
+/// File name of the GRPCRoute vectors.
+pub const GRPCROUTE_VECTORS: &str = "grpcroute-vectors.json";
+
 /// The HTTPRoute vector file: `$CONFORMANCE_VECTORS` when set, else the copy vendored in
 /// `conformance/vectors/` (a clean clone and CI need no file outside the repository; a test keeps the
 /// copy identical to `../shared/conformance/` wherever that directory exists).
 pub fn httproute_vectors_path() -> std::path::PathBuf {
     match std::env::var_os("CONFORMANCE_VECTORS") {
         Some(path) => path.into(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/httproute-vectors.json"),
+        None => vendored_vectors_path(HTTPROUTE_VECTORS),
     }
 }
 
-/// Where the shared (upstream) copy of the vectors lives relative to the workspace.
+/// The GRPCRoute vector file vendored in `conformance/vectors/`.
+pub fn grpcroute_vectors_path() -> std::path::PathBuf {
+    vendored_vectors_path(GRPCROUTE_VECTORS)
+}
+
+/// A vector file vendored in `conformance/vectors/`.
+pub fn vendored_vectors_path(file_name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors")
+        .join(file_name)
+}
+
+/// Where the shared (upstream) copy of the HTTPRoute vectors lives relative to the workspace.
 pub fn shared_vectors_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/httproute-vectors.json")
+    shared_copy_path(HTTPROUTE_VECTORS)
+}
+
+/// Where the shared (upstream) copy of a vector file lives relative to the workspace.
+pub fn shared_copy_path(file_name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance")
+        .join(file_name)
 }
 
 /// Reads and parses a vector file. Type errors name the JSON path of the offending value.
@@ -105,6 +139,9 @@ pub struct Case {
     pub since: Option<String>,
     pub since_note: Option<String>,
     pub provisional: bool,
+    /// GRPC addition: the request enters through an HTTPS listener (TLS termination with ALPN h2).
+    #[serde(rename = "needsTLS", skip_serializing_if = "Option::is_none")]
+    pub needs_tls: Option<bool>,
     pub source: Option<SourceRef>,
     pub gateway: GatewaySpec,
     /// The listener the request should enter through (derived by the generator, not asserted by
@@ -213,11 +250,14 @@ pub struct ListenerRef {
     pub protocol: String,
 }
 
-/// An HTTPRoute exactly as in the YAML (not defaulted): `parentRefs`, `hostnames`, `rules` and any
+/// A route exactly as in the YAML (not defaulted): `parentRefs`, `hostnames`, `rules` and any
 /// other spec field live in `spec`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RouteSpec {
+    /// `HTTPRoute` (also when absent, as in the HTTPRoute file) or `GRPCRoute`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub namespace: String,
     pub name: String,
     /// RFC 3339 `metadata.creationTimestamp`, when the case cares about route age.
@@ -229,16 +269,34 @@ pub struct RouteSpec {
     /// `metadata.labels`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    /// Everything else: the HTTPRoute `spec`.
+    /// Everything else: the route's `spec`.
     #[serde(flatten)]
     pub spec: Map<String, Value>,
 }
 
+/// The route kind a vector means when `routes[].kind` is absent.
+pub const DEFAULT_ROUTE_KIND: &str = "HTTPRoute";
+
 impl RouteSpec {
+    /// The route's kind: `routes[].kind`, [`DEFAULT_ROUTE_KIND`] when absent.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(DEFAULT_ROUTE_KIND)
+    }
+
     /// The spec as the gateway-api crate's type (the experimental channel, a superset of standard).
+    /// A route of another kind is refused rather than read as an HTTPRoute (whose type would
+    /// ignore the fields it does not know and accept it).
     pub fn http_route_spec(
         &self,
-    ) -> Result<gateway_api::experimental::httproutes::HttpRouteSpec, String> {
+    ) -> Result<controller_shim::api::httproutes::HttpRouteSpec, String> {
+        if self.kind() != DEFAULT_ROUTE_KIND {
+            return Err(format!(
+                "route {}/{} is a {}, not an HTTPRoute",
+                self.namespace,
+                self.name,
+                self.kind()
+            ));
+        }
         serde_json::from_value(Value::Object(self.spec.clone()))
             .map_err(|e| format!("route {}/{}: {e}", self.namespace, self.name))
     }
@@ -273,6 +331,10 @@ pub struct ServiceSpec {
     pub replicas: Option<u32>,
     /// `clusterIP: None`.
     pub headless: bool,
+    /// GRPC addition: the Service's pods run the suite's gRPC echo server (`GrpcEcho/Echo` and
+    /// `/EchoTwo`) instead of the HTTP one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub grpc_echo: bool,
     /// The Service selector. Present as `null` for selector-less Services whose EndpointSlices
     /// the manifest creates by hand; absent means the usual `app: <name>` selector.
     #[serde(
@@ -336,6 +398,10 @@ pub struct RequestSpec {
     /// Absent = HTTP/1.1 (over TLS when https); `h2`, `h2c-prior-knowledge`, `websocket`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// GRPC addition: the RPC (`request.path` split at its last `/`); the message is an empty
+    /// `EchoRequest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMethodSpec>,
     /// Headers the echo backend will put on its response.
     pub backend_response_headers: BTreeMap<String, String>,
     /// How the echo backend misbehaves for this request (retry simulator).
@@ -343,6 +409,25 @@ pub struct RequestSpec {
     pub backend_behavior: Option<BackendBehavior>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `request.grpc`: the service and method of a gRPC call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GrpcMethodSpec {
+    /// Fully-qualified service (`gateway_api_conformance.echo_basic.grpcecho.GrpcEcho`).
+    pub service: String,
+    /// Method (`Echo`).
+    pub method: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl GrpcMethodSpec {
+    /// The `:path` this RPC is sent to: `/<service>/<method>`.
+    pub fn path(&self) -> String {
+        format!("/{}/{}", self.service, self.method)
+    }
 }
 
 /// Retry-simulator behaviour, decoded from the query string.
@@ -453,12 +538,36 @@ pub struct Expect {
     /// Frames that must be echoed over the upgraded connection.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub websocket_echo: Vec<String>,
+    /// GRPC addition, replaces `status`: the gRPC code the client must end up with, "as a grpc-go
+    /// client computes it" (checked by [`crate::grpc_status::check`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u32>,
+    /// GRPC addition: the canonical name of `grpcStatus` (`UNIMPLEMENTED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status_name: Option<String>,
+    /// GRPC addition: the `:status` values the gateway may answer with so that the client sees
+    /// `grpcStatus` (200 only with `content-type: application/grpc` and that `grpc-status`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http_status_one_of: Vec<u16>,
+    /// GRPC addition: false when `requestHeaders`/`absentRequestHeaders` are derived from the spec
+    /// because the suite states header literals it never checks. A qualifier, not a check: the
+    /// header expectations are checked either way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers_asserted_by_suite: Option<bool>,
     /// Expectations this model does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl Expect {
+    /// True when the case expects a gRPC outcome (`grpcStatus`, `grpcStatusName` or
+    /// `httpStatusOneOf`), which only a gRPC-aware check can decide.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc_status.is_some()
+            || self.grpc_status_name.is_some()
+            || !self.http_status_one_of.is_empty()
+    }
+
     /// Every acceptable status code (`statusOneOf`, else `status`).
     pub fn acceptable_statuses(&self) -> Vec<u16> {
         if !self.status_one_of.is_empty() {
@@ -509,6 +618,13 @@ pub struct MirrorExpect {
     pub percent: Option<u32>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Case {
+    /// True when the request is a gRPC call (`request.grpc`) or the case expects a gRPC outcome.
+    pub fn is_grpc(&self) -> bool {
+        self.request.grpc.is_some() || self.expect.is_grpc()
+    }
 }
 
 /// One control-plane case: objects in, statuses expected.

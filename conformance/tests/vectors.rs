@@ -53,18 +53,20 @@ impl<T: Scenario> ScenarioDyn for T {
 /// The vendored vectors must be the shared ones, byte for byte, so results here mean results there.
 #[test]
 fn vendored_vectors_match_the_shared_copy() {
-    let shared = conformance::vectors::shared_vectors_path();
-    let Ok(shared_bytes) = std::fs::read(&shared) else {
-        eprintln!(
-            "skipped: no shared vectors at {} to compare with (a clone outside the workspace)",
+    for name in [vectors::HTTPROUTE_VECTORS, vectors::GRPCROUTE_VECTORS] {
+        let shared = vectors::shared_copy_path(name);
+        let Ok(shared_bytes) = std::fs::read(&shared) else {
+            eprintln!(
+                "skipped: no shared vectors at {} to compare with (a clone outside the workspace)",
+                shared.display()
+            );
+            continue;
+        };
+        let vendored = std::fs::read(vectors::vendored_vectors_path(name)).unwrap();
+        assert!(
+            shared_bytes == vendored,
+            "conformance/vectors/{name} differs from {}: copy the shared file over it",
             shared.display()
         );
-        return;
-    };
-    let vendored = std::fs::read(conformance::vectors::httproute_vectors_path()).unwrap();
-    assert!(
-        shared_bytes == vendored,
-        "conformance/vectors/httproute-vectors.json differs from {}: copy the shared file over it",
-        shared.display()
-    );
+    }
 }

@@ -4,37 +4,19 @@
 
 use std::process::{Command, Output};
 
-const MANIFESTS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: wasm}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: app}
-spec:
-  parentRefs: [{name: gw, namespace: infra}]
-  hostnames: [example.com]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /api}, headers: [{name: x-version, value: "2"}]}]
-    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-routed, value: v2}]}}]
-    backendRefs: [{name: api, port: 8080}]
-  - matches: [{path: {type: PathPrefix, value: /old}}]
-    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: app}
-spec: {ports: [{name: http, port: 8080}]}
-"#;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use fixtures::fixture;
+
+/// Gateway infra/gw, and app/web with a header-matched rule and a redirect.
+fn manifests() -> String {
+    format!(
+        "{}---\n{}",
+        fixture!("gateway.yaml"),
+        fixture!("explain-route.yaml")
+    )
+}
 
 fn explain(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_controller-shim"))
@@ -57,7 +39,7 @@ fn text(output: &Output) -> String {
 #[test]
 fn explain_prints_the_decision_and_the_trace() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("all.yaml"), MANIFESTS).unwrap();
+    std::fs::write(dir.path().join("all.yaml"), manifests()).unwrap();
 
     let out = explain(
         dir.path(),

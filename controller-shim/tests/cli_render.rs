@@ -8,6 +8,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 mod support;
 
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use fixtures::{fill, fixture};
 use testkit::client::{HttpClient, Request};
 use testkit::echo::{EchoIdentity, EchoServer};
 use testkit::envoy::{Envoy, EnvoyOptions};
@@ -33,57 +36,19 @@ fn text(bytes: &[u8]) -> String {
 /// A Gateway with one HTTP listener and a route for example.com; `/` goes to `service`, whose
 /// EndpointSlices point at the echo servers.
 fn manifests(service: &str, api_port: u16, v2_port: u16) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: wasm}}
-spec: {{controllerName: gateway-wasm.dev/controller-shim}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: infra}}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - name: http
-    port: 80
-    protocol: HTTP
-    allowedRoutes: {{namespaces: {{from: All}}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: web, namespace: app}}
-spec:
-  parentRefs: [{{name: gw, namespace: infra}}]
-  hostnames: [example.com]
-  rules:
-  - backendRefs: [{{name: {service}, port: 8080}}]
----
-apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Service
-  metadata: {{name: api, namespace: app}}
-  spec: {{ports: [{{name: http, port: 8080, targetPort: {api_port}}}]}}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {{name: api-1, namespace: app, labels: {{kubernetes.io/service-name: api}}}}
-  addressType: IPv4
-  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
-  ports: [{{name: http, port: {api_port}}}]
-- apiVersion: v1
-  kind: Service
-  metadata: {{name: api-v2, namespace: app}}
-  spec: {{ports: [{{name: http, port: 8080, targetPort: {v2_port}}}]}}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {{name: api-v2-1, namespace: app, labels: {{kubernetes.io/service-name: api-v2}}}}
-  addressType: IPv4
-  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
-  ports: [{{name: http, port: {v2_port}}}]
-"#
-    )
+    let route = fill(
+        fixture!("route.yaml"),
+        &[
+            ("name", &"web"),
+            ("hostname", &"example.com"),
+            ("service", &service),
+        ],
+    );
+    let services = fill(
+        fixture!("echo-services.yaml"),
+        &[("api_port", &api_port), ("v2_port", &v2_port)],
+    );
+    format!("{}---\n{route}---\n{services}", fixture!("gateway.yaml"))
 }
 
 #[test]

@@ -21,12 +21,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 mod support;
 
 use controller_shim::envoy::{self, ConfigCompression, EnvoyOptions};
 use controller_shim::resolution::{
     BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
 };
+use fixtures::{fill, fixture};
 use testkit::certs::CertificateAuthority;
 use testkit::client::{HttpClient, Request, Response, TlsConfig};
 use testkit::echo::{EchoIdentity, EchoServer};
@@ -42,61 +45,15 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The route table every test starts from; `{switch}` is the backend of `/switch`.
+/// The route table every test starts from; `switch` is the backend of `/switch`.
 fn config(switch: &str) -> String {
-    r#"{
-  "schemaVersion": 1,
-  "revision": "REVISION",
-  "gateway": {"namespace": "infra", "name": "gw"},
-  "listeners": [
-    {"name": "http", "port": 80, "protocol": "HTTP"},
-    {"name": "unused", "port": 8080, "protocol": "HTTP"},
-    {"name": "https-a", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com"},
-    {"name": "https-b", "port": 443, "protocol": "HTTPS", "hostname": "b.example.com"}
-  ],
-  "routes": [{
-    "namespace": "app", "name": "web",
-    "parents": [{"listener": "http", "hostnames": ["example.com"]},
-                {"listener": "https-a"}, {"listener": "https-b"}],
-    "rules": [
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
-       "filters": [
-         {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-from-gateway", "value": "yes"}]}},
-         {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [{"name": "x-resp", "value": "edited"}]}}],
-       "backendRefs": [{"backend": "app/api:8080"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
-       "filters": [{"type": "RequestRedirect", "requestRedirect": {
-         "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}, "statusCode": 301}}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/rewrite"}}],
-       "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "internal.example.com",
-         "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}}],
-       "backendRefs": [{"backend": "app/api:8080"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/switch"}}],
-       "backendRefs": [{"backend": "SWITCH"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/retry"}}],
-       "retry": {"attempts": 2, "codes": [503]},
-       "backendRefs": [{"backend": "app/api:8080"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}],
-       "timeouts": {"request": "300ms"},
-       "backendRefs": [{"backend": "app/api:8080"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/pertry"}}],
-       "timeouts": {"backendRequest": "200ms"},
-       "backendRefs": [{"backend": "app/api:8080"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/mirror"}}],
-       "filters": [{"type": "RequestMirror", "requestMirror": {"backend": "app/shadow:8080"}}],
-       "backendRefs": [{"backend": "app/api:8080"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/ws"}}],
-       "backendRefs": [{"backend": "app/api:8080"}]}
-    ]
-  }],
-  "backends": {
-    "app/api:8080": {"upstream": "app/api:8080"},
-    "app/api-v2:8080": {"upstream": "app/api-v2:8080"},
-    "app/shadow:8080": {"upstream": "app/shadow:8080"}
-  }
-}"#
-    .replace("SWITCH", switch)
-    .replace("REVISION", &format!("switch-to-{switch}"))
+    fill(
+        fixture!("plugin-config-e2e.json"),
+        &[
+            ("switch", &switch),
+            ("revision", &format!("switch-to-{switch}")),
+        ],
+    )
 }
 
 struct Fixture {

@@ -10,6 +10,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,7 @@ use controller_shim::envoy::{self, EnvoyFiles, EnvoyOptions};
 use controller_shim::resolution::{
     BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
 };
+use fixtures::fixture;
 
 fn gateway(config: &str) -> GatewayResult {
     GatewayResult {
@@ -60,36 +64,7 @@ fn options() -> EnvoyOptions {
     )
 }
 
-const HTTP_CONFIG: &str = r#"{
-  "schemaVersion": 1,
-  "revision": "rev-7",
-  "gateway": {"namespace": "infra", "name": "gw"},
-  "listeners": [
-    {"name": "http", "port": 80, "protocol": "HTTP"},
-    {"name": "internal", "port": 8080, "protocol": "HTTP", "hostname": "internal.example.com"},
-    {"name": "internal-2", "port": 8080, "protocol": "HTTP", "hostname": "other.example.com"}
-  ],
-  "routes": [{
-    "namespace": "app", "name": "web",
-    "parents": [{"listener": "http"}, {"listener": "internal"}],
-    "rules": [
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/grpc"}}],
-       "backendRefs": [{"backend": "app/grpc:9000"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/dns"}}],
-       "backendRefs": [{"backend": "app/dns:80"}]},
-      {"matches": [{"path": {"type": "PathPrefix", "value": "/missing"}}],
-       "backendRefs": [{"backend": "app/missing:80"}]},
-      {"backendRefs": [{"backend": "app/api:8080", "weight": 3}, {"backend": "app/api-v2:8080"}]}
-    ]
-  }],
-  "backends": {
-    "app/api:8080": {"upstream": "app/api:8080"},
-    "app/api-v2:8080": {"upstream": "app/api-v2:8080"},
-    "app/grpc:9000": {"upstream": "app/grpc:9000"},
-    "app/dns:80": {"upstream": "app/dns:80"},
-    "app/missing:80": {"invalid": {"reason": "BackendNotFound", "message": "service app/missing not found"}}
-  }
-}"#;
+const HTTP_CONFIG: &str = fixture!("plugin-config-http-two-ports.json");
 
 fn http_case() -> GatewayResult {
     let mut result = gateway(HTTP_CONFIG);
@@ -113,25 +88,7 @@ fn http_case() -> GatewayResult {
     result
 }
 
-const HTTPS_CONFIG: &str = r#"{
-  "schemaVersion": 1,
-  "gateway": {"namespace": "infra", "name": "gw"},
-  "listeners": [
-    {"name": "http", "port": 80, "protocol": "HTTP"},
-    {"name": "https-a", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com"},
-    {"name": "https-b", "port": 443, "protocol": "HTTPS", "hostname": "*.b.example.com"},
-    {"name": "https-any", "port": 443, "protocol": "HTTPS"},
-    {"name": "https-nocert", "port": 443, "protocol": "HTTPS", "hostname": "c.example.com"},
-    {"name": "https-again", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com"},
-    {"name": "http-on-443", "port": 443, "protocol": "HTTP"}
-  ],
-  "routes": [{
-    "namespace": "app", "name": "web",
-    "parents": [{"listener": "http"}, {"listener": "https-a"}],
-    "rules": [{"backendRefs": [{"backend": "app/api:8080"}]}]
-  }],
-  "backends": {"app/api:8080": {"upstream": "app/api:8080"}}
-}"#;
+const HTTPS_CONFIG: &str = fixture!("plugin-config-https-sni.json");
 
 fn certificate(listener: &str) -> TlsCertificate {
     TlsCertificate {

@@ -1,6 +1,7 @@
-//! `examples/kubernetes/`: every manifest parses as its kind, the RBAC grants exactly what the code
-//! uses (the code's own table, `source::kinds::required_rbac()`), and the Deployment's pieces agree
-//! with each other (paths, ServiceAccount, lease namespace, controllerName).
+//! `examples/kubernetes/`, as `kubectl kustomize` renders each overlay: the RBAC grants exactly what
+//! the code uses (the code's own table, `rbac::required_rbac()`), and the Deployment's
+//! pieces agree with each other (paths, ServiceAccount, lease namespace, controllerName). That
+//! every object type-checks is `examples_kustomize.rs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,39 +10,24 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+mod examples_common;
 
-use controller_shim::source::kinds::required_rbac;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use serde::Deserialize as _;
+use std::collections::BTreeSet;
+
+use controller_shim::rbac::required_rbac;
 use serde_json::Value;
 
-fn examples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes")
-}
-
-/// Every document of every YAML file, as JSON.
+/// Every object the overlays render (`kubectl kustomize`), plus the example route.
 fn documents() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 4, "{files:?}");
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for (i, document) in serde_norway::Deserializer::from_str(&text).enumerate() {
-            let value = Value::deserialize(document)
-                .unwrap_or_else(|e| panic!("{} document {}: {e}", file.display(), i + 1));
-            if !value.is_null() {
-                out.push((format!("{} document {}", file.display(), i + 1), value));
-            }
+    for overlay in examples_common::kustomize_overlays() {
+        for (i, value) in examples_common::kustomize(&overlay).into_iter().enumerate() {
+            out.push((format!("{} object {}", overlay.display(), i + 1), value));
         }
+    }
+    let route = examples_common::examples().join("kubernetes/example-route.yaml");
+    for (i, value) in examples_common::documents(&route).into_iter().enumerate() {
+        out.push((format!("{} document {}", route.display(), i + 1), value));
     }
     out
 }
@@ -55,55 +41,18 @@ fn of_kind(kind: &str) -> Vec<Value> {
 }
 
 #[test]
-fn every_manifest_parses_as_its_kind() {
+fn gateway_api_objects_load_in_the_shim() {
     for (origin, value) in documents() {
-        assert!(value["metadata"]["name"].is_string(), "{origin}: no name");
         let kind = value["kind"].as_str().unwrap_or_default();
-        let parsed: Result<(), String> = match kind {
-            "Deployment" => serde_json::from_value::<Deployment>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "ClusterRole" => serde_json::from_value::<ClusterRole>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "Role" => serde_json::from_value::<Role>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "RoleBinding" => serde_json::from_value::<RoleBinding>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "ClusterRoleBinding" => serde_json::from_value::<ClusterRoleBinding>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "ServiceAccount" => serde_json::from_value::<ServiceAccount>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "Service" => serde_json::from_value::<Service>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "Namespace" => serde_json::from_value::<Namespace>(value.clone())
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            _ => {
-                // Gateway API kinds: the shim's own loader must read them.
-                let mut loaded = controller_shim::manifests::Loaded::default();
-                let text = serde_json::to_string(&value).unwrap();
-                controller_shim::manifests::load_str(
-                    &text,
-                    std::path::Path::new(&origin),
-                    &mut loaded,
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    if loaded.unknown.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(format!("unknown kind {kind}"))
-                    }
-                })
-            }
-        };
-        parsed.unwrap_or_else(|e| panic!("{origin} ({kind}): {e}"));
+        if !matches!(kind, "GatewayClass" | "Gateway" | "HTTPRoute") {
+            continue;
+        }
+        // Gateway API kinds: the shim's own loader must read them.
+        let mut loaded = controller_shim::manifests::Loaded::default();
+        let text = serde_json::to_string(&value).unwrap();
+        controller_shim::manifests::load_str(&text, std::path::Path::new(&origin), &mut loaded)
+            .unwrap_or_else(|e| panic!("{origin} ({kind}): {e}"));
+        assert!(loaded.unknown.is_empty(), "{origin}: {:?}", loaded.unknown);
     }
 }
 
@@ -144,13 +93,55 @@ fn shim_arg(name: &str) -> String {
         .unwrap_or_else(|| panic!("the shim has no --{name}"))
 }
 
+/// The value the shim container gets for environment variable `name`: a literal, the pod's
+/// namespace (a fieldRef), or a key of a ConfigMap it loads with `envFrom`.
+fn shim_env(name: &str) -> String {
+    let deployment = &of_kind("Deployment")[0];
+    let shim = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "controller-shim")
+        .unwrap();
+    if let Some(var) = shim["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == name)
+    {
+        if let Some(value) = var["value"].as_str() {
+            return value.to_owned();
+        }
+        assert_eq!(
+            var["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.namespace"
+        );
+        return deployment["metadata"]["namespace"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let maps = of_kind("ConfigMap");
+    shim["envFrom"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|from| from["configMapRef"]["name"].as_str())
+        .find_map(|map| {
+            let map = maps.iter().find(|m| m["metadata"]["name"] == map)?;
+            map["data"][name].as_str().map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("the shim gets no {name}"))
+}
+
 #[test]
 fn rbac_grants_exactly_what_the_code_uses() {
     let cluster: BTreeSet<_> = of_kind("ClusterRole")
         .iter()
         .flat_map(|r| grants(&r["rules"]))
         .collect();
-    let lease_namespace = shim_arg("lease-namespace");
+    // The shim's --lease-namespace defaults to $POD_NAMESPACE.
+    let lease_namespace = shim_env("POD_NAMESPACE");
     let roles = of_kind("Role");
     let namespaced: BTreeSet<_> = roles
         .iter()
@@ -212,7 +203,7 @@ fn the_pieces_agree() {
     let class = &of_kind("GatewayClass")[0];
     assert_eq!(
         class["spec"]["controllerName"].as_str().unwrap(),
-        shim_arg("controller-name")
+        shim_env("GATEWAY_WASM_CONTROLLER_NAME")
     );
     // Envoy starts from the bootstrap the shim writes for the Gateway it serves.
     let gateway = shim_arg("gateway");

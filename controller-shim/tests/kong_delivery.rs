@@ -12,6 +12,8 @@
 
 #[path = "support/fake_kong.rs"]
 mod fake_kong;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/json_schema.rs"]
 mod json_schema;
 
@@ -27,81 +29,25 @@ use controller_shim::manifests::{self, Loaded};
 use controller_shim::metrics::Metrics;
 use controller_shim::resolution::GatewayResult;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink};
-use controller_shim::source::{Filter, Index, Kind, Object, Shared};
+use controller_shim::source::{Index, IndexFilter, Kind, Object, Shared};
 use controller_shim::{Settings, resolve};
 use fake_kong::{FakeKong, Settings as KongSettings};
+use fixtures::fixture;
 use serde_json::Value;
 
-const MANIFESTS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: wasm}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: other, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 8080, protocol: HTTP}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: app}
-spec:
-  parentRefs: [{name: gw, namespace: infra}]
-  hostnames: [example.com]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /one}}]
-    backendRefs: [{name: one, port: 8080}]
-  - matches: [{path: {type: PathPrefix, value: /many}}]
-    backendRefs: [{name: many, port: 80}]
-  - matches: [{path: {type: PathPrefix, value: /none}}]
-    backendRefs: [{name: none, port: 80}]
-  - backendRefs: [{name: missing, port: 80}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: one, namespace: app}
-spec: {ports: [{name: http, port: 8080, targetPort: 9000}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: one-1, namespace: app, labels: {kubernetes.io/service-name: one}}
-addressType: IPv4
-endpoints: [{addresses: [10.1.0.7], conditions: {ready: true}}]
-ports: [{name: http, port: 9000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: many, namespace: app}
-spec: {ports: [{name: http, port: 80, targetPort: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: many-1, namespace: app, labels: {kubernetes.io/service-name: many}}
-addressType: IPv4
-endpoints: [{addresses: [10.1.0.8], conditions: {ready: true}}, {addresses: [10.1.0.9], conditions: {ready: true}}]
-ports: [{name: http, port: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: none, namespace: app}
-spec: {ports: [{name: http, port: 80}]}
-"#;
+/// Gateways infra/gw and infra/other, and a route whose backends have one endpoint, two, none and
+/// no Service.
+fn kong_manifests() -> String {
+    format!(
+        "{}---\n{}",
+        fixture!("gateway.yaml"),
+        fixture!("kong-routes.yaml")
+    )
+}
 
 fn loaded() -> Loaded {
     let mut loaded = Loaded::default();
-    manifests::load_str(MANIFESTS, Path::new("test.yaml"), &mut loaded).unwrap();
+    manifests::load_str(&kong_manifests(), Path::new("test.yaml"), &mut loaded).unwrap();
     loaded
 }
 
@@ -114,6 +60,15 @@ fn gateway(name: &str) -> GatewayResult {
         .into_iter()
         .find(|g| g.gateway.name == name)
         .unwrap()
+}
+
+/// The secret part of the backend routes' paths, pinned so that tests can compare what was posted.
+const SECRET: &str = "test-secret-0123456789";
+
+fn options(url: &str) -> KongOptions {
+    let mut options = KongOptions::new(url);
+    options.route_secret = SECRET.to_owned();
+    options
 }
 
 fn schema() -> Value {
@@ -129,27 +84,34 @@ fn chain_config(kong: &FakeKong) -> Value {
     chain["filters"][0]["config"].clone()
 }
 
-/// Checks the filter config Kong holds: the meta.json schema, Kong targets, the engine.
+/// The path prefix of a backend's Kong route.
+fn prefix(key: &str) -> String {
+    format!(
+        "/.gateway-wasm/{SECRET}/{}",
+        controller_shim::deliver::kong::entities::backend_id(key)
+    )
+}
+
+/// Checks the filter config Kong holds: the meta.json schema, Kong route prefixes, the engine.
 fn check_pushed_config(config: &Value) {
     let errors = json_schema::validate(&schema(), config);
     assert!(
         errors.is_empty(),
         "the pushed config violates meta.json's schema: {errors:?}"
     );
-    assert_eq!(config["upstreamSelector"], "kongServiceTarget");
+    assert_eq!(config["upstreamSelector"], "kongRoute");
+    assert_eq!(
+        config["kong"]["proxy"], "127.0.0.1:8000",
+        "from proxy_listeners"
+    );
+    assert!(
+        !config.to_string().contains("[]"),
+        "no empty list reaches Kong (it would turn into {{}}): {config}"
+    );
     let backends = &config["backends"];
-    assert_eq!(
-        backends["app/one:8080"]["upstream"], "10.1.0.7:9000",
-        "one endpoint: its address"
-    );
-    assert_eq!(
-        backends["app/many:80"]["upstream"], "many.app.svc.cluster.local:80",
-        "several endpoints: the Service name, balanced by kube-proxy"
-    );
-    assert_eq!(
-        backends["app/none:80"]["upstream"],
-        "none.app.svc.cluster.local:80"
-    );
+    for key in ["app/one:8080", "app/many:80", "app/none:80"] {
+        assert_eq!(backends[key]["upstream"], prefix(key).as_str());
+    }
     let invalid: Vec<&Value> = backends
         .as_object()
         .unwrap()
@@ -163,13 +125,36 @@ fn check_pushed_config(config: &Value) {
     engine::RouteTable::compile(&parsed).unwrap();
 }
 
-/// The service, route and filter chain exist and point at each other.
+/// The entry service, route and filter chain exist and point at each other, and every backend has
+/// its service and prefix route.
 fn check_entities(kong: &FakeKong) {
     let service = kong.entity("services", "gateway-wasm.infra.gw").unwrap();
     assert_eq!(
         (service["host"].as_str(), service["port"].as_u64()),
-        (Some("127.0.0.1"), Some(9))
+        (Some("127.0.0.1"), Some(8000)),
+        "the entry service is Kong's own proxy listener"
     );
+    for (key, host, port) in [
+        ("app/one:8080", "10.1.0.7", 9000),
+        ("app/many:80", "many.app.svc.cluster.local", 80),
+        ("app/none:80", "none.app.svc.cluster.local", 80),
+    ] {
+        let name = format!(
+            "gateway-wasm.infra.gw.{}",
+            controller_shim::deliver::kong::entities::backend_id(key)
+        );
+        let backend = kong.entity("services", &name).unwrap();
+        assert_eq!(
+            (backend["host"].as_str(), backend["port"].as_u64()),
+            (Some(host), Some(port)),
+            "{key}: one endpoint is addressed directly, several through the Service name"
+        );
+        let route = kong.entity("routes", &name).unwrap();
+        assert_eq!(route["paths"], serde_json::json!([prefix(key)]));
+        assert_eq!(route["strip_path"], true);
+        assert_eq!(route["preserve_host"], true);
+        assert_eq!(route["service"]["id"], backend["id"]);
+    }
     let route = kong.entity("routes", "gateway-wasm.infra.gw").unwrap();
     assert_eq!(route["paths"], serde_json::json!(["/"]));
     assert_eq!(route["preserve_host"], true);
@@ -182,7 +167,7 @@ fn check_entities(kong: &FakeKong) {
 
 /// The runtime with the test's objects and one Kong target serving infra/gw.
 fn kong_runtime(options: KongOptions, metrics: &Arc<Metrics>) -> Runtime {
-    let shared = Arc::new(Shared::new(Index::new(Filter::default(), Kind::ALL)));
+    let shared = Arc::new(Shared::new(Index::new(IndexFilter::default(), Kind::ALL)));
     let objects = Object::all_of(&loaded().snapshot);
     shared.update(|index| {
         for object in objects {
@@ -208,7 +193,7 @@ fn kong_runtime(options: KongOptions, metrics: &Arc<Metrics>) -> Runtime {
 #[tokio::test]
 async fn pushes_a_catch_all_route_with_a_filter_chain_kong_accepts() {
     let kong = FakeKong::start(Some(schema())).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     let delivered = target.deliver(&gateway("gw")).await.unwrap();
     assert!(delivered.changed);
     assert_eq!(target.mode(), Some(KongMode::Db), "GET / said postgres");
@@ -229,9 +214,14 @@ async fn pushes_a_catch_all_route_with_a_filter_chain_kong_accepts() {
 #[tokio::test]
 async fn the_entities_match_what_a_dbless_kong_would_get() {
     let kong = FakeKong::start(Some(schema())).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     target.deliver(&gateway("gw")).await.unwrap();
-    let declared = declarative_config(&gateway("gw"), &KongOptions::new(&kong.url())).unwrap();
+    let declared = declarative_config(&gateway("gw"), &options(&kong.url())).unwrap();
+    assert_eq!(
+        declared["services"].as_array().unwrap().len(),
+        4,
+        "entry + 3 backends"
+    );
     let service = &declared["services"][0];
     let route = &service["routes"][0];
     let chain = &route["filter_chains"][0];
@@ -255,23 +245,43 @@ async fn the_entities_match_what_a_dbless_kong_would_get() {
         ),
         strip(route.clone(), &["filter_chains"])
     );
-    assert_eq!(
-        strip(
-            kong.entity("filter-chains", "gateway-wasm.infra.gw")
-                .unwrap(),
-            &["id", "route"]
-        ),
-        *chain
+    let mut stored_chain = strip(
+        kong.entity("filter-chains", "gateway-wasm.infra.gw")
+            .unwrap(),
+        &["id", "route"],
     );
+    // The database mode tags the chain with a digest of everything it wrote.
+    let tags = stored_chain
+        .as_object_mut()
+        .unwrap()
+        .remove("tags")
+        .unwrap();
+    assert!(tags.to_string().contains("gateway-wasm-state:"), "{tags}");
+    assert_eq!(stored_chain, *chain);
+    for backend in &declared["services"].as_array().unwrap()[1..] {
+        let name = backend["name"].as_str().unwrap();
+        assert_eq!(
+            strip(kong.entity("services", name).unwrap(), &["id"]),
+            strip(backend.clone(), &["routes"])
+        );
+        assert_eq!(
+            strip(kong.entity("routes", name).unwrap(), &["id", "service"]),
+            backend["routes"][0]
+        );
+    }
 }
 
 #[tokio::test]
 async fn unchanged_configs_are_not_rewritten_and_deleted_entities_are_recreated() {
     let kong = FakeKong::start(Some(schema())).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     target.deliver(&gateway("gw")).await.unwrap();
     let writes = kong.writes();
-    assert_eq!(writes, 3);
+    assert_eq!(
+        writes,
+        3 + 2 * 3,
+        "entry service, route, chain; a service and route per backend"
+    );
     let again = target.deliver(&gateway("gw")).await.unwrap();
     assert!(!again.changed, "read back, found equal, nothing written");
     assert_eq!(kong.writes(), writes);
@@ -290,20 +300,20 @@ async fn unchanged_configs_are_not_rewritten_and_deleted_entities_are_recreated(
 async fn kong_without_a_schema_takes_the_config_as_a_string() {
     let kong = FakeKong::start(None).await;
     // A JSON object is refused where no meta.json schema exists (Kong 3.4 behaviour) …
-    let mut object = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut object = KongTarget::new(options(&kong.url()));
     let err = object.deliver(&gateway("gw")).await.unwrap_err();
     assert!(
         matches!(err, DeliverError::KongStatus { status: 400, .. }),
         "{err}"
     );
     // … and --kong-config-string sends the same document serialized.
-    let mut options = KongOptions::new(&kong.url());
-    options.config_as_string = true;
-    let mut string = KongTarget::new(options);
+    let mut opts = options(&kong.url());
+    opts.config_as_string = true;
+    let mut string = KongTarget::new(opts);
     string.deliver(&gateway("gw")).await.unwrap();
     let config = chain_config(&kong);
     let parsed: Value = serde_json::from_str(config.as_str().unwrap()).unwrap();
-    assert_eq!(parsed["upstreamSelector"], "kongServiceTarget");
+    assert_eq!(parsed["upstreamSelector"], "kongRoute");
     assert!(!string.deliver(&gateway("gw")).await.unwrap().changed);
 }
 
@@ -311,7 +321,7 @@ async fn kong_without_a_schema_takes_the_config_as_a_string() {
 async fn a_refused_push_names_kong_and_the_error() {
     let kong = FakeKong::start(Some(schema())).await;
     kong.fail_next_chain(400, "schema violation (filters.1.config: invalid)");
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     let err = target.deliver(&gateway("gw")).await.unwrap_err();
     assert_eq!(err.metric_label(), "status");
     let text = err.to_string();
@@ -324,7 +334,7 @@ async fn a_refused_push_names_kong_and_the_error() {
         "{text}"
     );
     // An unreachable Kong is an HTTP error, not a panic.
-    let mut nowhere = KongTarget::new(KongOptions::new("http://127.0.0.1:9"));
+    let mut nowhere = KongTarget::new(options("http://127.0.0.1:9"));
     let err = nowhere.deliver(&gateway("gw")).await.unwrap_err();
     assert_eq!(err.metric_label(), "http", "{err}");
 }
@@ -332,7 +342,7 @@ async fn a_refused_push_names_kong_and_the_error() {
 #[tokio::test]
 async fn one_kong_serves_one_gateway() {
     let kong = FakeKong::start(Some(schema())).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     target.deliver(&gateway("gw")).await.unwrap();
     let err = target.deliver(&gateway("other")).await.unwrap_err();
     assert!(err.to_string().contains("one Gateway"), "{err}");
@@ -343,7 +353,7 @@ async fn one_kong_serves_one_gateway() {
 async fn the_runtime_pushes_to_kong_once_per_change_and_counts_it() {
     let kong = FakeKong::start(Some(schema())).await;
     let metrics = Arc::new(Metrics::default());
-    let mut runtime = kong_runtime(KongOptions::new(&kong.url()), &metrics);
+    let mut runtime = kong_runtime(options(&kong.url()), &metrics);
     let first = runtime.round(false).await;
     assert_eq!(first.pushed.len(), 1, "{first:?}");
     let second = runtime.round(false).await;
@@ -367,23 +377,12 @@ async fn the_runtime_pushes_to_kong_once_per_change_and_counts_it() {
 
 /// What the fixture would report for a foreign configuration: a DB-less Kong started from an
 /// operator's own declarative file.
-const FOREIGN_FILE: &str = r#"
-_format_version: "3.0"
-services:
-- name: billing
-  host: billing.internal
-  port: 8080
-  routes:
-  - name: billing
-    paths: [/billing]
-plugins:
-- name: prometheus
-"#;
+const FOREIGN_FILE: &str = fixture!("kong-foreign-declarative.yaml");
 
 #[tokio::test]
 async fn dbless_kong_gets_the_whole_declarative_config_in_one_post() {
     let kong = FakeKong::start_dbless(Some(schema())).await;
-    let options = KongOptions::new(&kong.url());
+    let options = options(&kong.url());
     let mut target = KongTarget::new(options.clone());
     let delivered = target.deliver(&gateway("gw")).await.unwrap();
     assert!(delivered.changed);
@@ -410,13 +409,18 @@ async fn dbless_kong_gets_the_whole_declarative_config_in_one_post() {
     // Nothing but ours.
     let kinds: Vec<String> = kong.entities().keys().cloned().collect();
     assert_eq!(kinds, ["filter-chains", "routes", "services"]);
-    assert!(kong.entities().values().all(|m| m.len() == 1));
+    let counts: Vec<usize> = kong.entities().values().map(|m| m.len()).collect();
+    assert_eq!(
+        counts,
+        [1, 4, 4],
+        "one filter chain; entry + 3 backend routes and services"
+    );
 }
 
 #[tokio::test]
 async fn dbless_no_op_pushes_are_skipped() {
     let kong = FakeKong::start_dbless(Some(schema())).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     target.deliver(&gateway("gw")).await.unwrap();
     let posts = kong.count("POST", CONFIG_PATH);
     let again = target.deliver(&gateway("gw")).await.unwrap();
@@ -424,18 +428,22 @@ async fn dbless_no_op_pushes_are_skipped() {
     assert_eq!(kong.count("POST", CONFIG_PATH), posts);
     assert_eq!(kong.count("GET", "/config"), 0);
     // A restarted shim finds the same hash and posts nothing either.
-    let mut fresh = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut fresh = KongTarget::new(options(&kong.url()));
     assert!(!fresh.deliver(&gateway("gw")).await.unwrap().changed);
     assert_eq!(kong.count("POST", CONFIG_PATH), posts);
     // A different config is posted (Kong holds our previous one: no ownership check needed).
-    let mut options = KongOptions::new(&kong.url());
-    options.cluster_domain = "example.internal".to_owned();
-    let mut other_domain = KongTarget::new(options);
+    let mut opts = options(&kong.url());
+    opts.cluster_domain = "example.internal".to_owned();
+    let mut other_domain = KongTarget::new(opts);
     assert!(other_domain.deliver(&gateway("gw")).await.unwrap().changed);
     assert_eq!(kong.reloads(), 2);
+    let many = format!(
+        "gateway-wasm.infra.gw.{}",
+        controller_shim::deliver::kong::entities::backend_id("app/many:80")
+    );
     assert_eq!(
-        chain_config(&kong)["backends"]["app/many:80"]["upstream"],
-        "many.app.svc.example.internal:80"
+        kong.entity("services", &many).unwrap()["host"],
+        "many.app.svc.example.internal"
     );
 }
 
@@ -446,7 +454,7 @@ async fn dbless_kong_skips_the_reload_itself_when_its_hash_cannot_be_predicted()
     let mut settings = KongSettings::dbless(Some(schema()));
     settings.unpredictable_hash = true;
     let kong = FakeKong::start_with(settings).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     assert!(target.deliver(&gateway("gw")).await.unwrap().changed);
     let again = target.deliver(&gateway("gw")).await.unwrap();
     assert!(!again.changed, "304 counts as unchanged");
@@ -459,7 +467,7 @@ async fn dbless_kong_skips_the_reload_itself_when_its_hash_cannot_be_predicted()
 async fn a_restarted_dbless_kong_is_repaired_by_the_periodic_resync() {
     let kong = FakeKong::start_dbless(Some(schema())).await;
     let metrics = Arc::new(Metrics::default());
-    let mut runtime = kong_runtime(KongOptions::new(&kong.url()), &metrics);
+    let mut runtime = kong_runtime(options(&kong.url()), &metrics);
     let first = runtime.round(false).await;
     assert_eq!(first.pushed.len(), 1, "{first:?}");
     let forced = runtime.round(true).await;
@@ -497,7 +505,7 @@ async fn dbless_kong_holding_configuration_the_shim_did_not_write_is_not_replace
     let kong = FakeKong::start_dbless(Some(schema())).await;
     kong.boot_with(FOREIGN_FILE);
     let before = kong.hash();
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     let err = target.deliver(&gateway("gw")).await.unwrap_err();
     assert_eq!(err.metric_label(), "foreign");
     let text = err.to_string();
@@ -515,7 +523,7 @@ async fn dbless_kong_holding_configuration_the_shim_did_not_write_is_not_replace
     // A Kong restarted from a file holding only our entities (examples/kong/kong.yaml's case)
     // is taken over.
     let ours = serde_norway::to_string(
-        &declarative_config(&gateway("gw"), &KongOptions::new(&kong.url())).unwrap(),
+        &declarative_config(&gateway("gw"), &options(&kong.url())).unwrap(),
     )
     .unwrap();
     kong.boot_with(&ours);
@@ -523,11 +531,12 @@ async fn dbless_kong_holding_configuration_the_shim_did_not_write_is_not_replace
     assert_eq!(kong.count("GET", "/config"), 2);
 
     // Another Gateway's shim pointed at the same Kong refuses rather than erase this one.
-    let mut intruder = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut intruder = KongTarget::new(options(&kong.url()));
     let err = intruder.deliver(&gateway("other")).await.unwrap_err();
     assert_eq!(err.metric_label(), "foreign");
     assert!(
-        err.to_string().contains("service gateway-wasm.infra.gw"),
+        err.to_string()
+            .contains("filter_chain gateway-wasm.infra.gw"),
         "{err}"
     );
     assert!(
@@ -540,7 +549,7 @@ async fn dbless_kong_holding_configuration_the_shim_did_not_write_is_not_replace
 async fn dbless_validation_errors_name_the_entity_and_the_field() {
     // Kong 3.4, or no meta.json: a filter config must be a string.
     let kong = FakeKong::start_dbless(None).await;
-    let mut object = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut object = KongTarget::new(options(&kong.url()));
     let err = object.deliver(&gateway("gw")).await.unwrap_err();
     assert_eq!(err.metric_label(), "invalid");
     let text = err.to_string();
@@ -555,9 +564,9 @@ async fn dbless_validation_errors_name_the_entity_and_the_field() {
     assert_eq!(kong.reloads(), 0, "a refused configuration changes nothing");
     assert_eq!(kong.hash(), EMPTY_CONFIG_HASH);
     // --kong-config-string sends the same document serialized, and Kong takes it.
-    let mut options = KongOptions::new(&kong.url());
-    options.config_as_string = true;
-    let mut string = KongTarget::new(options);
+    let mut as_string = options(&kong.url());
+    as_string.config_as_string = true;
+    let mut string = KongTarget::new(as_string);
     assert!(string.deliver(&gateway("gw")).await.unwrap().changed);
     let config = chain_config(&kong);
     let parsed: Value = serde_json::from_str(config.as_str().unwrap()).unwrap();
@@ -567,7 +576,7 @@ async fn dbless_validation_errors_name_the_entity_and_the_field() {
     // The runtime counts a refused push under its label.
     let fresh = FakeKong::start_dbless(None).await;
     let metrics = Arc::new(Metrics::default());
-    let mut runtime = kong_runtime(KongOptions::new(&fresh.url()), &metrics);
+    let mut runtime = kong_runtime(options(&fresh.url()), &metrics);
     let round = runtime.round(false).await;
     assert_eq!(round.failed.len(), 1, "{round:?}");
     assert!(round.retry);
@@ -579,9 +588,10 @@ async fn dbless_validation_errors_name_the_entity_and_the_field() {
 #[tokio::test]
 async fn explicit_db_mode_against_a_dbless_kong_fails_with_kongs_405() {
     let kong = FakeKong::start_dbless(Some(schema())).await;
-    let mut options = KongOptions::new(&kong.url());
-    options.mode = KongMode::Db;
-    let mut target = KongTarget::new(options);
+    let mut opts = options(&kong.url());
+    opts.mode = KongMode::Db;
+    opts.proxy = Some("127.0.0.1:8000".to_owned());
+    let mut target = KongTarget::new(opts);
     let err = target.deliver(&gateway("gw")).await.unwrap_err();
     assert!(
         matches!(err, DeliverError::KongStatus { status: 405, .. }),
@@ -602,9 +612,11 @@ async fn explicit_db_mode_against_a_dbless_kong_fails_with_kongs_405() {
 #[tokio::test]
 async fn explicit_dbless_mode_posts_without_asking() {
     let kong = FakeKong::start_dbless(Some(schema())).await;
-    let mut options = KongOptions::new(&kong.url());
-    options.mode = KongMode::Dbless;
-    let mut target = KongTarget::new(options);
+    let mut opts = options(&kong.url());
+    opts.mode = KongMode::Dbless;
+    // With the mode and Kong's proxy listener given, nothing needs asking.
+    opts.proxy = Some("127.0.0.1:8000".to_owned());
+    let mut target = KongTarget::new(opts);
     assert!(target.deliver(&gateway("gw")).await.unwrap().changed);
     assert_eq!(kong.count("GET", "/"), 0);
     check_entities(&kong);
@@ -627,7 +639,7 @@ async fn detection_refuses_data_planes_and_kong_without_wasm() {
     let mut data_plane = KongSettings::dbless(Some(schema()));
     data_plane.role = "data_plane";
     let kong = FakeKong::start_with(data_plane).await;
-    let mut target = KongTarget::new(KongOptions::new(&kong.url()));
+    let mut target = KongTarget::new(options(&kong.url()));
     let err = target.deliver(&gateway("gw")).await.unwrap_err();
     assert_eq!(err.metric_label(), "config");
     assert!(err.to_string().contains("data plane"), "{err}");
@@ -637,7 +649,7 @@ async fn detection_refuses_data_planes_and_kong_without_wasm() {
     let mut no_wasm = KongSettings::db(Some(schema()));
     no_wasm.wasm = false;
     let kong = FakeKong::start_with(no_wasm).await;
-    let err = KongTarget::new(KongOptions::new(&kong.url()))
+    let err = KongTarget::new(options(&kong.url()))
         .deliver(&gateway("gw"))
         .await
         .unwrap_err();

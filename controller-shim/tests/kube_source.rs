@@ -11,16 +11,19 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink};
-use controller_shim::source::{Filter, Index, Kind, Shared};
+use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
 use controller_shim::status::lease::{Elector, LeaseConfig};
 use fake_apiserver::FakeApiServer;
+use fixtures::fixture;
 use serde_json::{Value, json};
 
 const OURS: &str = "gateway-wasm.dev/controller-shim";
@@ -37,49 +40,7 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 fn seed(server: &FakeApiServer) {
-    server.apply(
-        "gatewayclasses",
-        json!({"metadata": {"name": "wasm"}, "spec": {"controllerName": OURS}}),
-    );
-    server.apply(
-        "gatewayclasses",
-        json!({"metadata": {"name": "other"}, "spec": {"controllerName": "example.com/other"}}),
-    );
-    server.apply(
-        "gateways",
-        json!({"metadata": {"name": "gw", "namespace": "infra"}, "spec": {
-            "gatewayClassName": "wasm",
-            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
-                           "allowedRoutes": {"namespaces": {"from": "All"}}}]}}),
-    );
-    server.apply(
-        "httproutes",
-        json!({"metadata": {"name": "web", "namespace": "app"}, "spec": {
-            "parentRefs": [{"name": "gw", "namespace": "infra"}, {"name": "theirs", "namespace": "infra"}],
-            "hostnames": ["example.com"],
-            "rules": [{"backendRefs": [{"name": "api", "port": 8080}]}]},
-          "status": {"parents": [{
-            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "theirs", "namespace": "infra"},
-            "controllerName": "example.com/other",
-            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "theirs",
-                            "lastTransitionTime": "2020-01-01T00:00:00Z", "observedGeneration": 1}]}]}}),
-    );
-    server.apply(
-        "services",
-        json!({"metadata": {"name": "api", "namespace": "app"},
-               "spec": {"ports": [{"name": "http", "port": 8080}]}}),
-    );
-    server.apply("namespaces", json!({"metadata": {"name": "app"}}));
-    server.apply(
-        "secrets",
-        json!({"metadata": {"name": "cert", "namespace": "infra"}, "type": "kubernetes.io/tls",
-               "data": {"tls.crt": "", "tls.key": ""}}),
-    );
-    server.apply(
-        "secrets",
-        json!({"metadata": {"name": "password", "namespace": "app"}, "type": "Opaque",
-               "data": {"password": "aHVudGVyMg=="}}),
-    );
+    server.apply_manifests(fixture!("kube-cluster.yaml"));
 }
 
 struct Running {
@@ -98,7 +59,7 @@ impl Drop for Running {
 
 async fn start(server: &FakeApiServer) -> Running {
     let shared = Arc::new(Shared::new(Index::new(
-        Filter {
+        IndexFilter {
             controller_name: Some(OURS.into()),
         },
         Kind::ALL,
@@ -496,7 +457,7 @@ async fn status_and_lease_need_nothing_beyond_the_rbac_table() {
     );
     runtime.round(false).await;
     elector(&server, "x").round().await.unwrap();
-    let rules = controller_shim::source::kinds::required_rbac();
+    let rules = controller_shim::rbac::required_rbac();
     for seen in server.seen() {
         let target = fake_apiserver::parse_path(&seen.path).unwrap();
         let sub = if target.status { "/status" } else { "" };

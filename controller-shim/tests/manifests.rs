@@ -8,83 +8,20 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::path::Path;
 
 use controller_shim::manifests::{self, ManifestError};
+use fixtures::fixture;
 
-const GATEWAY: &str = r#"
-# leading comment and an empty document
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: wasm}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 80, protocol: HTTP}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web}
-spec:
-  parentRefs: [{name: gw, namespace: infra}]
-  rules:
-  - backendRefs: [{name: api, port: 8080}]
----
-"#;
-
-const BACKENDS: &str = r#"
-apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Service
-  metadata: {name: api}
-  spec:
-    ports: [{port: 8080, targetPort: 8080, appProtocol: kubernetes.io/h2c}]
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: api-1, labels: {kubernetes.io/service-name: api}}
-  addressType: IPv4
-  endpoints: [{addresses: [10.0.0.1], conditions: {ready: true}}]
-  ports: [{port: 8080}]
-- apiVersion: v1
-  kind: ConfigMap
-  metadata: {name: settings}
-  data: {a: b}
-"#;
-
-const OTHERS: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: infra, labels: {shared: "true"}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: cert, namespace: infra}
-type: kubernetes.io/tls
-data: {tls.crt: Y2VydA==, tls.key: a2V5}
----
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: allow, namespace: app}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: infra}]
-  to: [{group: "", kind: Service}]
----
-apiVersion: gateway.networking.x-k8s.io/v1alpha1
-kind: XListenerSet
-metadata: {name: extra, namespace: infra}
-spec:
-  parentRef: {name: gw}
-  listeners:
-  - {name: extra, port: 8080, protocol: HTTP}
-"#;
+/// A class, a Gateway and a route without namespace, after a comment and an empty document.
+const GATEWAY: &str = fixture!("loader-gateway.yaml");
+/// A `kind: List` of a Service, its EndpointSlice and a ConfigMap the resolver does not read.
+const BACKENDS: &str = fixture!("loader-backends.yaml");
+/// A Namespace, a TLS Secret, a ReferenceGrant and an experimental XListenerSet.
+const OTHERS: &str = fixture!("loader-others.yaml");
 
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -10,39 +10,21 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fake_apiserver::FakeApiServer;
-use serde_json::json;
+use fixtures::fixture;
 use testkit::client::{HttpClient, Request};
 
 const OURS: &str = "gateway-wasm.dev/controller-shim";
 
 fn seed(server: &FakeApiServer) {
-    server.apply(
-        "gatewayclasses",
-        json!({"metadata": {"name": "wasm"}, "spec": {"controllerName": OURS}}),
-    );
-    server.apply(
-        "gateways",
-        json!({"metadata": {"name": "gw", "namespace": "infra"}, "spec": {
-            "gatewayClassName": "wasm",
-            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
-    );
-    server.apply(
-        "httproutes",
-        json!({"metadata": {"name": "web", "namespace": "infra"}, "spec": {
-            "parentRefs": [{"name": "gw"}],
-            "rules": [{"backendRefs": [{"name": "api", "port": 8080}]}]}}),
-    );
-    server.apply(
-        "services",
-        json!({"metadata": {"name": "api", "namespace": "infra"},
-               "spec": {"ports": [{"name": "http", "port": 8080}]}}),
-    );
+    server.apply_manifests(fixture!("kube-run.yaml"));
 }
 
 async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {

@@ -9,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 mod support;
 
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fixtures::{fill, fixture};
 use testkit::client::{HttpClient, Request};
 use testkit::echo::{EchoIdentity, EchoServer};
 use testkit::envoy::{Envoy, EnvoyOptions};
@@ -110,60 +113,19 @@ impl Shim {
     }
 }
 
-const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: wasm}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: wasm
-  listeners:
-  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
-"#;
+const GATEWAY: &str = fixture!("gateway.yaml");
 
 fn services(api: u16, v2: u16) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Service
-  metadata: {{name: api, namespace: app}}
-  spec: {{ports: [{{name: http, port: 8080, targetPort: {api}}}]}}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {{name: api-1, namespace: app, labels: {{kubernetes.io/service-name: api}}}}
-  addressType: IPv4
-  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
-  ports: [{{name: http, port: {api}}}]
-- apiVersion: v1
-  kind: Service
-  metadata: {{name: api-v2, namespace: app}}
-  spec: {{ports: [{{name: http, port: 8080, targetPort: {v2}}}]}}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {{name: api-v2-1, namespace: app, labels: {{kubernetes.io/service-name: api-v2}}}}
-  addressType: IPv4
-  endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]
-  ports: [{{name: http, port: {v2}}}]
-"#
+    fill(
+        fixture!("echo-services.yaml"),
+        &[("api_port", &api), ("v2_port", &v2)],
     )
 }
 
 fn route(name: &str, host: &str, service: &str) -> String {
-    format!(
-        r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: {name}, namespace: app}}
-spec:
-  parentRefs: [{{name: gw, namespace: infra}}]
-  hostnames: [{host}]
-  rules:
-  - backendRefs: [{{name: {service}, port: 8080}}]
-"#
+    fill(
+        fixture!("route.yaml"),
+        &[("name", &name), ("hostname", &host), ("service", &service)],
     )
 }
 

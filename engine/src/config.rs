@@ -33,9 +33,10 @@ pub struct PluginConfig {
     /// The Gateway this config belongs to.
     pub gateway: ObjectRef,
     /// The Gateway's listeners (including those merged from ListenerSets).
+    #[serde(deserialize_with = "crate::lenient::list")]
     pub listeners: Vec<Listener>,
     /// Routes attached to at least one listener.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub routes: Vec<Route>,
     /// Resolved backends, keyed by the id that backendRefs and mirror filters use.
     #[serde(default)]
@@ -43,6 +44,11 @@ pub struct PluginConfig {
     /// How the filter hands the chosen upstream to its host.
     #[serde(default)]
     pub upstream_selector: UpstreamSelector,
+    /// Kong only (`upstreamSelector: kongRoute`): how the filter reaches Kong's own proxy
+    /// listener and which Kong port serves which Gateway port. The engine does not read it; the
+    /// filter's Kong adapter does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kong: Option<KongDataPlane>,
 }
 
 /// The host mechanism that forwards to the upstream the filter chose.
@@ -54,9 +60,27 @@ pub enum UpstreamSelector {
     /// `backends[].upstream` are cluster names.
     #[default]
     EnvoyClusterHeader,
-    /// Kong 3.4–3.9 (WasmX): the filter sets the `kong.service.target` property;
-    /// `backends[].upstream` are `host:port` targets.
-    KongServiceTarget,
+    /// Kong 3.4–3.9 (WasmX): `backends[].upstream` are path prefixes, each matched by a Kong
+    /// route of the shim's whose service is that backend. The filter sets Kong's `$upstream_uri`
+    /// (property `ngx.upstream_uri`) to the prefix plus the request target, Kong proxies the
+    /// request to its own proxy listener (`kong.proxy`), and there Kong's router picks the
+    /// backend's service by that prefix, before Kong's balancer runs (`docs/kong.md`).
+    KongRoute,
+}
+
+/// What the filter needs to know about the Kong it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KongDataPlane {
+    /// `host:port` of Kong's own proxy listener as seen from Kong (`127.0.0.1:8000`): where the
+    /// entry service forwards and where request mirrors are dispatched.
+    pub proxy: String,
+    /// Kong listen port → Gateway listener port, for Gateways with more than one port (the
+    /// filter reads the port a request arrived on from `ngx.server_port`). Empty when the
+    /// Gateway has one port.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<u16, u16>,
 }
 
 /// `namespace/name` of a Kubernetes object.
@@ -115,8 +139,9 @@ pub struct Route {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
     /// The listeners this route is attached to, each with the route's effective hostnames there.
+    #[serde(deserialize_with = "crate::lenient::list")]
     pub parents: Vec<Attachment>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub rules: Vec<Rule>,
 }
 
@@ -129,7 +154,7 @@ pub struct Attachment {
     pub listener: String,
     /// Effective hostnames (route hostnames intersected with the listener hostname). Empty means
     /// every host the listener accepts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub hostnames: Vec<String>,
 }
 
@@ -142,12 +167,12 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// ORed; empty means one match of `PathPrefix /`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub matches: Vec<Match>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub filters: Vec<Filter>,
     /// Empty (with no redirect filter) answers 500: there is nothing to forward to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub backend_refs: Vec<BackendRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
@@ -163,9 +188,9 @@ pub struct Match {
     /// Absent means `PathPrefix /`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathMatch>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub headers: Vec<HeaderMatch>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub query_params: Vec<QueryParamMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -267,11 +292,11 @@ pub enum Filter {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderModifier {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub set: Vec<HeaderValue>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub add: Vec<HeaderValue>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub remove: Vec<String>,
 }
 
@@ -359,15 +384,15 @@ fn default_denominator() -> u32 {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cors {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub allow_origins: Vec<String>,
     #[serde(default)]
     pub allow_credentials: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub allow_methods: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub allow_headers: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub expose_headers: Vec<String>,
     /// Seconds; the spec's default is 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,7 +410,7 @@ pub struct BackendRef {
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// Filters applied only when this backend is picked.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub filters: Vec<Filter>,
 }
 
@@ -411,7 +436,7 @@ pub struct Timeouts {
 pub struct Retry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::lenient::list")]
     pub codes: Vec<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<String>,

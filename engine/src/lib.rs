@@ -36,8 +36,10 @@ mod error;
 mod eval;
 mod filters;
 mod hash;
+pub mod hostname;
 mod index;
 mod json_path;
+mod lenient;
 mod matchers;
 mod precedence;
 pub mod request;
@@ -54,6 +56,7 @@ pub use decision::{
     RouteIdentity,
 };
 pub use error::ConfigError;
+pub use hostname::{HostnameError, check_hostname, check_precise_hostname, is_valid_hostname};
 pub use matchers::{REGEX_NEST_LIMIT, REGEX_SIZE_LIMIT};
 pub use precedence::{HostnameMatch, HttpMatch, PathMatchRank, Precedence};
 pub use request::{RandomSource, Request, SplitMix64};

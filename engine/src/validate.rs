@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use crate::config::*;
 use crate::error::{ConfigError, JsonPath, quoted};
+use crate::hostname::{check_hostname, check_precise_hostname};
 use crate::time::{parse_duration_ms, parse_rfc3339};
 
 /// Longest accepted path, hostname-free string values (paths, header values, regexes).
@@ -61,6 +62,14 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
                         quoted(upstream)
                     )));
                 }
+                if config.upstream_selector == UpstreamSelector::KongRoute
+                    && !upstream.starts_with('/')
+                {
+                    return Err(path.field("upstream").error(format!(
+                        "{} is not a Kong route prefix (upstreamSelector kongRoute needs a path starting with /)",
+                        quoted(upstream)
+                    )));
+                }
             }
             (None, Some(_)) => {}
             (Some(_), Some(_)) => {
@@ -71,6 +80,8 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
             }
         }
     }
+
+    validate_kong(config)?;
 
     let mut route_ids = BTreeSet::new();
     for (i, route) in config.routes.iter().enumerate() {
@@ -102,6 +113,41 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
         }
         for (j, rule) in route.rules.iter().enumerate() {
             validate_rule(&path.field("rules").index(j), rule, config)?;
+        }
+    }
+    Ok(())
+}
+
+/// `kong` is required exactly when `upstreamSelector` is `kongRoute`.
+fn validate_kong(config: &PluginConfig) -> Result<(), ConfigError> {
+    let path = JsonPath::ROOT.field("kong");
+    let Some(kong) = &config.kong else {
+        return match config.upstream_selector {
+            UpstreamSelector::KongRoute => {
+                Err(path.error("is required when upstreamSelector is kongRoute"))
+            }
+            UpstreamSelector::EnvoyClusterHeader => Ok(()),
+        };
+    };
+    if config.upstream_selector != UpstreamSelector::KongRoute {
+        return Err(path.error("is only valid with upstreamSelector kongRoute"));
+    }
+    let port = kong
+        .proxy
+        .rsplit_once(':')
+        .and_then(|(host, port)| (!host.is_empty()).then_some(port))
+        .and_then(|port| port.parse::<u16>().ok());
+    if !matches!(port, Some(p) if p > 0) || !kong.proxy.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(path
+            .field("proxy")
+            .error(format!("{} is not host:port", quoted(&kong.proxy))));
+    }
+    for (kong_port, gateway_port) in &kong.ports {
+        if *kong_port == 0 || !config.listeners.iter().any(|l| l.port == *gateway_port) {
+            let key = kong_port.to_string();
+            return Err(path.field("ports").key(&key).error(format!(
+                "{gateway_port} is not the port of a listener of this config"
+            )));
         }
     }
     Ok(())
@@ -498,38 +544,24 @@ pub(crate) fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// An exact hostname (redirect and rewrite targets): RFC 1123, no wildcard.
+/// A redirect or rewrite hostname: a Gateway API `PreciseHostname` ([`crate::hostname`]).
 fn exact_hostname(path: &JsonPath<'_>, hostname: &str) -> Result<(), ConfigError> {
-    if !is_dns_name(hostname) {
-        return Err(path.error(format!("{} is not a valid hostname", quoted(hostname))));
-    }
-    Ok(())
-}
-
-/// A listener or route hostname: an RFC 1123 name, optionally prefixed by `*.`; lowercase.
-fn hostname_pattern(path: &JsonPath<'_>, hostname: &str) -> Result<(), ConfigError> {
-    let name = hostname.strip_prefix("*.").unwrap_or(hostname);
-    if !is_dns_name(name) || hostname.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(path.error(format!(
-            "{} is not a valid hostname (lowercase RFC 1123, optionally starting with *.)",
+    check_precise_hostname(hostname).map_err(|why| {
+        path.error(format!(
+            "{} is not a valid hostname: {why}",
             quoted(hostname)
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
-fn is_dns_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+/// A listener or route hostname: a Gateway API `Hostname` ([`crate::hostname`]).
+fn hostname_pattern(path: &JsonPath<'_>, hostname: &str) -> Result<(), ConfigError> {
+    check_hostname(hostname).map_err(|why| {
+        path.error(format!(
+            "{} is not a valid hostname: {why}",
+            quoted(hostname)
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -88,6 +88,11 @@ fn errors_name_the_path_and_the_value() {
             r#"listeners[0].hostname: "Bad_Host" is not a valid hostname"#,
         ),
         (
+            "/listeners/0/hostname",
+            json!("10.0.0.1"),
+            r#"listeners[0].hostname: "10.0.0.1" is not a valid hostname: it is an IP address"#,
+        ),
+        (
             "/schemaVersion",
             json!(2),
             "schemaVersion: 2 is not supported",

@@ -33,6 +33,8 @@ pub struct Workspace {
     pub target_dir: PathBuf,
     /// The workspace version (from the plugin package).
     pub version: String,
+    /// The directory of every workspace member.
+    pub member_dirs: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +48,7 @@ struct Metadata {
 struct Package {
     name: String,
     version: String,
+    manifest_path: PathBuf,
 }
 
 impl Workspace {
@@ -79,7 +82,13 @@ impl Workspace {
                     meta.workspace_root.display()
                 )
             })?;
+        let member_dirs = meta
+            .packages
+            .iter()
+            .filter_map(|p| p.manifest_path.parent().map(Path::to_path_buf))
+            .collect();
         Ok(Workspace {
+            member_dirs,
             version: plugin.version.clone(),
             root: meta.workspace_root,
             target_dir: meta.target_directory,
@@ -130,11 +139,11 @@ impl Workspace {
     }
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("starting {what} ({cmd:?})"))?;
@@ -144,22 +153,22 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Adds the wasm32-wasip1 target with rustup when it is not installed.
-pub fn ensure_target() -> Result<()> {
+/// Adds the Rust `target` (wasm32-wasip1, a musl target) with rustup when it is not installed.
+pub fn ensure_target(target: &str) -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output();
     match out {
         Ok(out) if out.status.success() => {
             let installed = String::from_utf8_lossy(&out.stdout);
-            if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+            if installed.lines().any(|l| l.trim() == target) {
                 return Ok(());
             }
             progress(&format!(
-                "adding the {WASM_TARGET} target (rustup target add {WASM_TARGET})"
+                "adding the {target} target (rustup target add {target})"
             ));
             run(
-                Command::new("rustup").args(["target", "add", WASM_TARGET]),
+                Command::new("rustup").args(["target", "add", target]),
                 "rustup target add",
             )
         }
@@ -170,7 +179,7 @@ pub fn ensure_target() -> Result<()> {
 
 /// Builds the plugin and returns the path of the module.
 pub fn build_plugin(ws: &Workspace, release: bool) -> Result<PathBuf> {
-    ensure_target()?;
+    ensure_target(WASM_TARGET)?;
     let profile = if release { RELEASE_PROFILE } else { "dev" };
     progress(&format!(
         "building {PLUGIN_PACKAGE} for {WASM_TARGET} (profile {profile})"

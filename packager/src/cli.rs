@@ -10,12 +10,13 @@ use crate::auth;
 use crate::builder::{self, Workspace};
 use crate::check::{self, CheckReport, human_size};
 use crate::formats::{self, Format, Metadata};
+use crate::image::{self, Arch};
 use crate::kong;
 use crate::layout;
 use crate::registry::{Connect, Registry, Target, progress};
 use crate::schema;
 use crate::snippets::{self, SnippetInput};
-use crate::util::{rfc3339_utc, write_file_atomic};
+use crate::util::rfc3339_utc;
 
 /// Writes a line to standard output, ignoring a closed pipe (`packager check f | head`).
 macro_rules! say {
@@ -78,14 +79,34 @@ pub enum Cmd {
     /// Output is deterministic: the same module and metadata give the same digests. The layout is
     /// built next to DIR and renamed into place, so a failure leaves nothing half-written.
     Package(PackageArgs),
-    /// Push an OCI layout directory to a registry (POST + PUT uploads). Prints the pinned ref.
+    /// Build the controller-shim container image as an OCI image-layout directory.
+    ///
+    /// Builds the shim as a static musl binary (`cargo build --profile image --target
+    /// <arch>-unknown-linux-musl`; x86_64 needs Debian's musl-tools, aarch64 cargo-zigbuild) and
+    /// writes one layer: /usr/local/bin/controller-shim, CA certificates
+    /// (/etc/ssl/certs/ca-certificates.crt, Mozilla's roots from the webpki-root-certs crate) and
+    /// /etc/passwd with the user 65532. Entrypoint: the binary; User: 65532:65532; OCI labels
+    /// source, version, revision, licenses, created. Several --arch give an image index.
+    ///
+    /// A CycloneDX SBOM of the binary's crates (cargo-cyclonedx from Cargo.lock) is stored as an
+    /// OCI referrer of the image; `push` uploads it and lists it under the tag sha256-<digest>.
+    ///
+    /// Reproducible: timestamps come from $SOURCE_DATE_EPOCH (else the last commit), tar entries
+    /// are sorted with fixed owners and modes; the same commit gives the same digest.
+    Image(ImageArgs),
+    /// Push an OCI layout directory (a Wasm artifact or the controller-shim image) to a registry.
+    ///
+    /// Uploads blobs (POST then PUT), the manifests of a multi-platform index, then the tagged
+    /// manifest; referrers in the layout (the image's SBOM) follow, listed under the OCI
+    /// referrers tag sha256-<digest>. Prints the pinned reference.
     Push(PushArgs),
     /// Pull an artifact (compat, oci or cncf format), verify it, and write the module to FILE.
     ///
     /// A reference pinned with @sha256:… must match the manifest's digest; the module must match
     /// the sha256 recorded at package time (and --sha256 when given).
     Pull(PullArgs),
-    /// Write a Kong (WasmX) filter bundle: gateway_wasm.wasm and gateway_wasm.meta.json.
+    /// Write a Kong 3.4-3.9 (WasmX) filter bundle: gateway_wasm.wasm and gateway_wasm.meta.json
+    /// (the config schema, and the Kong versions the filter works with; docs/kong.md).
     KongBundle(KongArgs),
     /// Print Istio WasmPlugin, Envoy Gateway EnvoyExtensionPolicy and Envoy remote-source
     /// snippets for a published artifact, with digest and sha256 filled in.
@@ -122,6 +143,28 @@ pub struct PackageArgs {
     /// The module to package (default: the plugin's release build).
     #[arg(long, value_name = "FILE")]
     pub wasm: Option<PathBuf>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The OCI layout directory to write (replaced if it is already a layout).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Architectures to build (repeat for a multi-platform image index).
+    #[arg(long = "arch", value_enum, default_values_t = [Arch::X86_64], value_name = "ARCH")]
+    pub arches: Vec<Arch>,
+    /// Leave out the SBOM (otherwise generated with cargo-cyclonedx, installed when missing).
+    #[arg(long)]
+    pub no_sbom: bool,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+}
+
+/// Provenance recorded in the annotations (and, for the image, the labels).
+#[derive(Debug, Args)]
+pub struct ProvenanceArgs {
     /// org.opencontainers.image.version (default: the workspace version).
     #[arg(long = "artifact-version", value_name = "VERSION")]
     pub version: Option<String>,
@@ -156,7 +199,7 @@ pub struct RegistryArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// The OCI layout directory written by `packager package`.
+    /// The OCI layout directory written by `packager package` or `packager image`.
     pub dir: PathBuf,
     /// Destination, e.g. registry.example/gateway-wasm:0.1.0 (without a tag, the layout's tag).
     #[arg(value_name = "REF")]
@@ -229,6 +272,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Package(args) => package(ws, &args),
+        Cmd::Image(args) => image(ws, &args),
         Cmd::Push(args) => runtime()?.block_on(push(&args)),
         Cmd::Pull(args) => runtime()?.block_on(pull(&args)),
         Cmd::KongBundle(args) => kong_bundle(ws, &args),
@@ -333,7 +377,7 @@ fn check_rfc3339(value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-fn metadata(args: &PackageArgs, git_dir: &Path) -> Result<Metadata> {
+fn metadata(args: &ProvenanceArgs, git_dir: &Path) -> Result<(Metadata, u64)> {
     let version = args
         .version
         .clone()
@@ -342,30 +386,29 @@ fn metadata(args: &PackageArgs, git_dir: &Path) -> Result<Metadata> {
         .revision
         .clone()
         .or_else(|| git(git_dir, &["rev-parse", "HEAD"]));
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok() {
+        Some(s) => s
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("SOURCE_DATE_EPOCH `{s}` is not a number of seconds"))?,
+        None => git(git_dir, &["log", "-1", "--format=%ct"])
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    };
     let created = match &args.created {
         Some(c) => check_rfc3339(c)?,
-        None => {
-            let from_env = std::env::var("SOURCE_DATE_EPOCH").ok();
-            let epoch = match from_env {
-                Some(s) => s.trim().parse::<i64>().with_context(|| {
-                    format!("SOURCE_DATE_EPOCH `{s}` is not a number of seconds")
-                })?,
-                None => git(git_dir, &["log", "-1", "--format=%ct"])
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-            };
-            rfc3339_utc(epoch)
-        }
+        None => rfc3339_utc(i64::try_from(epoch).unwrap_or(i64::MAX)),
     };
     if args.source.is_none() {
         progress("no --source given: the artifact will have no org.opencontainers.image.source");
     }
-    Ok(Metadata {
+    let meta = Metadata {
         version,
         source: args.source.clone(),
         revision,
         created,
-    })
+    };
+    Ok((meta, epoch))
 }
 
 fn package(ws: Option<&Path>, args: &PackageArgs) -> Result<()> {
@@ -378,9 +421,13 @@ fn package(ws: Option<&Path>, args: &PackageArgs) -> Result<()> {
         .map(Path::to_path_buf)
         .or_else(|| path.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    let meta = metadata(args, &git_dir)?;
+    let (meta, _) = metadata(&args.provenance, &git_dir)?;
     let artifact = formats::build_artifact(args.format, &module, &meta)?;
-    let tag = args.tag.clone().unwrap_or_else(|| meta.version.clone());
+    let tag = args
+        .provenance
+        .tag
+        .clone()
+        .unwrap_or_else(|| meta.version.clone());
     layout::write_layout(&args.out, &artifact, &tag)?;
     say!(
         "wrote {} ({} format, tag {tag})",
@@ -394,6 +441,64 @@ fn package(ws: Option<&Path>, args: &PackageArgs) -> Result<()> {
         module.len(),
         human_size(module.len())
     );
+    Ok(())
+}
+
+fn image(ws: Option<&Path>, args: &ImageArgs) -> Result<()> {
+    let ws = Workspace::locate(ws)?;
+    let mut arches = args.arches.clone();
+    arches.sort();
+    arches.dedup();
+    let (meta, epoch) = metadata(&args.provenance, &ws.root)?;
+    let mut inputs = Vec::new();
+    for &arch in &arches {
+        let path = image::build::build_shim(&ws, arch)?;
+        let binary = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        progress(&format!(
+            "{} for {arch}: {} ({})",
+            path.display(),
+            human_size(binary.len()),
+            binary.len()
+        ));
+        let sbom = if args.no_sbom {
+            None
+        } else {
+            Some(image::sbom::generate(&ws, arch, &meta.created)?)
+        };
+        inputs.push(image::PlatformInput { arch, binary, sbom });
+    }
+    let image_meta = image::ImageMeta {
+        version: meta.version.clone(),
+        source: meta.source.clone(),
+        revision: meta.revision.clone(),
+        created: meta.created.clone(),
+        epoch,
+        licenses: env!("CARGO_PKG_LICENSE").to_string(),
+    };
+    let tag = args
+        .provenance
+        .tag
+        .clone()
+        .unwrap_or_else(|| meta.version.clone());
+    let built = image::assemble(&inputs, &image::rootfs::ca_bundle(), &image_meta, &tag)?;
+    layout::write_content(&args.out, &built.content)?;
+    say!(
+        "wrote {} (controller-shim image, tag {tag})",
+        args.out.display()
+    );
+    say!("image: {}", built.top.digest);
+    for (arch, manifest, sbom) in &built.platforms {
+        let platform = arch.platform();
+        say!(
+            "{}/{}: {}{}",
+            platform.os,
+            platform.architecture,
+            manifest.digest,
+            sbom.as_ref()
+                .map(|s| format!(" (SBOM {})", s.digest))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -439,7 +544,7 @@ async fn pull(args: &PullArgs) -> Result<()> {
             "the pulled module fails `packager check` (pass --no-check to write it anyway)",
         )?;
     }
-    write_file_atomic(&args.out, &pulled.module)?;
+    atomic_file::write(&args.out, &pulled.module, atomic_file::Access::Public)?;
     say!(
         "wrote {} ({} bytes) from {}/{}@{} ({} format)",
         args.out.display(),
@@ -464,6 +569,9 @@ fn kong_bundle(ws: Option<&Path>, args: &KongArgs) -> Result<()> {
         args.out.display(),
         kong::module_file(),
         kong::meta_file()
+    );
+    say!(
+        "for Kong 3.4-3.9 (every feature from 3.8; 3.4 takes the config as a string); see docs/kong.md"
     );
     Ok(())
 }

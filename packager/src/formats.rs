@@ -44,6 +44,8 @@ pub const ANN_REVISION: &str = "org.opencontainers.image.revision";
 pub const ANN_CREATED: &str = "org.opencontainers.image.created";
 pub const ANN_TITLE: &str = "org.opencontainers.image.title";
 pub const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ANN_LICENSES: &str = "org.opencontainers.image.licenses";
+pub const ANN_DESCRIPTION: &str = "org.opencontainers.image.description";
 
 /// The file name of the module inside a compat layer (fixed by the spec).
 pub const COMPAT_FILE: &str = "plugin.wasm";
@@ -84,12 +86,18 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
+    /// Set on the entries of an image index (and of a layout's `index.json`) for images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Set on the referrers listed in a referrers index (OCI 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
 impl Descriptor {
-    fn of(media_type: &str, bytes: &[u8], title: Option<&str>) -> Self {
+    pub fn of(media_type: &str, bytes: &[u8], title: Option<&str>) -> Self {
         let mut annotations = BTreeMap::new();
         if let Some(title) = title {
             annotations.insert(ANN_TITLE.to_string(), title.to_string());
@@ -98,7 +106,41 @@ impl Descriptor {
             media_type: media_type.to_string(),
             digest: sha256_digest(bytes),
             size: bytes.len() as u64,
+            platform: None,
+            artifact_type: None,
             annotations,
+        }
+    }
+}
+
+/// The platform an image runs on (`architecture` and `os` as Go spells them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// An OCI image index: a multi-platform image, a layout's `index.json`, or a referrers list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Index {
+    pub fn new(manifests: Vec<Descriptor>) -> Self {
+        Index {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.to_string()),
+            manifests,
+            annotations: BTreeMap::new(),
         }
     }
 }
@@ -114,6 +156,9 @@ pub struct Manifest {
     pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 referrers: an SBOM names its image here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -175,7 +220,7 @@ pub enum FormatError {
     },
 }
 
-fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
+pub(crate) fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
     serde_json::to_vec(value).map_err(|source| FormatError::Json { what, source })
 }
 
@@ -188,11 +233,12 @@ struct ImageConfig<'a> {
     rootfs: RootFs,
 }
 
+/// The `rootfs` of an image config: the digests of the uncompressed layers.
 #[derive(Serialize)]
-struct RootFs {
+pub(crate) struct RootFs {
     #[serde(rename = "type")]
-    kind: &'static str,
-    diff_ids: Vec<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) diff_ids: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -351,6 +397,7 @@ pub fn build_artifact(
         artifact_type: None,
         config,
         layers,
+        subject: None,
         annotations: manifest_annotations(format, meta, &module_sha256),
     };
     let manifest_bytes = to_json(&manifest, "the manifest")?;

@@ -1,14 +1,17 @@
 //! OCI image-layout directories (`oci-layout`, `index.json`, `blobs/sha256/<hex>`): writing one
-//! atomically from an [`Artifact`], and reading one back with every blob verified.
+//! atomically (a Wasm [`Artifact`], or any [`Content`] such as the controller-shim image with its
+//! SBOM), and reading one back with every blob verified.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::formats::{ANN_REF_NAME, Artifact, Descriptor, Manifest, OCI_INDEX, OCI_MANIFEST};
+use crate::formats::{
+    ANN_REF_NAME, Artifact, Descriptor, Index, Manifest, OCI_INDEX, OCI_MANIFEST,
+};
 use crate::util::{sha256_digest, write_dir_atomic};
 
 const OCI_LAYOUT_FILE: &str = "oci-layout";
@@ -20,14 +23,21 @@ struct LayoutMarker {
     image_layout_version: &'static str,
 }
 
-/// `index.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Index {
-    pub schema_version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    pub manifests: Vec<Descriptor>,
+/// What a layout holds: every blob (manifests and indexes included), and the `index.json` entries.
+#[derive(Debug, Clone, Default)]
+pub struct Content {
+    pub blobs: BTreeMap<String, Vec<u8>>,
+    /// Tagged entries carry `org.opencontainers.image.ref.name`; referrers (an SBOM) carry none.
+    pub entries: Vec<Descriptor>,
+}
+
+impl Content {
+    /// Adds a blob and returns its descriptor.
+    pub fn add(&mut self, media_type: &str, bytes: Vec<u8>) -> Descriptor {
+        let desc = Descriptor::of(media_type, &bytes, None);
+        self.blobs.insert(desc.digest.clone(), bytes);
+        desc
+    }
 }
 
 /// Whether `dir` looks like an OCI layout (so that it may be replaced by a new one).
@@ -45,37 +55,21 @@ fn blob_path(root: &Path, digest: &str) -> Result<PathBuf> {
     Ok(root.join("blobs").join("sha256").join(hex))
 }
 
-/// Writes `artifact` as an OCI layout at `dir`, tagged `ref_name` in `index.json`. The layout
-/// is built in a temporary directory next to `dir` and renamed into place; an existing layout at
-/// `dir` is replaced, anything else there is left alone and reported.
-pub fn write_layout(dir: &Path, artifact: &Artifact, ref_name: &str) -> Result<()> {
+/// Writes `content` as an OCI layout at `dir`. The layout is built in a temporary directory next
+/// to `dir` and renamed into place; an existing layout at `dir` is replaced, anything else there
+/// is left alone and reported.
+pub fn write_content(dir: &Path, content: &Content) -> Result<()> {
     write_dir_atomic(dir, is_layout, |tmp| {
         let marker = serde_json::to_vec(&LayoutMarker {
             image_layout_version: "1.0.0",
         })?;
         fs::write(tmp.join(OCI_LAYOUT_FILE), marker).context("writing oci-layout")?;
         fs::create_dir_all(tmp.join("blobs").join("sha256")).context("creating blobs/sha256")?;
-        let mut all = artifact.blobs.clone();
-        all.insert(
-            artifact.manifest_digest.clone(),
-            artifact.manifest_bytes.clone(),
-        );
-        for (digest, bytes) in &all {
+        for (digest, bytes) in &content.blobs {
             let path = blob_path(tmp, digest)?;
             fs::write(&path, bytes).with_context(|| format!("writing blob {digest}"))?;
         }
-        let mut annotations = BTreeMap::new();
-        annotations.insert(ANN_REF_NAME.to_string(), ref_name.to_string());
-        let index = Index {
-            schema_version: 2,
-            media_type: Some(OCI_INDEX.to_string()),
-            manifests: vec![Descriptor {
-                media_type: OCI_MANIFEST.to_string(),
-                digest: artifact.manifest_digest.clone(),
-                size: artifact.manifest_bytes.len() as u64,
-                annotations,
-            }],
-        };
+        let index = Index::new(content.entries.clone());
         fs::write(tmp.join(INDEX_FILE), serde_json::to_vec_pretty(&index)?)
             .context("writing index.json")?;
         Ok(())
@@ -83,14 +77,35 @@ pub fn write_layout(dir: &Path, artifact: &Artifact, ref_name: &str) -> Result<(
     .with_context(|| format!("writing the OCI layout {}", dir.display()))
 }
 
-/// An OCI layout read from disk.
+/// Writes `artifact` as an OCI layout at `dir`, tagged `ref_name` in `index.json`.
+pub fn write_layout(dir: &Path, artifact: &Artifact, ref_name: &str) -> Result<()> {
+    let mut blobs = artifact.blobs.clone();
+    blobs.insert(
+        artifact.manifest_digest.clone(),
+        artifact.manifest_bytes.clone(),
+    );
+    let mut entry = Descriptor::of(OCI_MANIFEST, &artifact.manifest_bytes, None);
+    entry
+        .annotations
+        .insert(ANN_REF_NAME.to_string(), ref_name.to_string());
+    write_content(
+        dir,
+        &Content {
+            blobs,
+            entries: vec![entry],
+        },
+    )
+}
+
+/// An OCI layout read from disk, with one tagged entry chosen.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub dir: PathBuf,
-    /// The manifest's descriptor in `index.json`.
+    /// Every entry of `index.json`.
+    pub entries: Vec<Descriptor>,
+    /// The chosen entry: a manifest, or an image index (a multi-platform image).
     pub manifest_desc: Descriptor,
     pub manifest_bytes: Vec<u8>,
-    pub manifest: Manifest,
 }
 
 impl Layout {
@@ -106,6 +121,53 @@ impl Layout {
     pub fn blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         read_verified(&self.dir, desc)
     }
+
+    /// The chosen entry as a manifest (an error for an image index).
+    pub fn manifest(&self) -> Result<Manifest> {
+        parse_manifest(&self.manifest_desc, &self.manifest_bytes)
+    }
+
+    /// Reads and parses the manifest `desc` names.
+    pub fn read_manifest(&self, desc: &Descriptor) -> Result<Manifest> {
+        parse_manifest(desc, &self.blob(desc)?)
+    }
+
+    /// Reads and parses the image index `desc` names.
+    pub fn read_index(&self, desc: &Descriptor) -> Result<Index> {
+        serde_json::from_slice(&self.blob(desc)?)
+            .with_context(|| format!("parsing image index {}", desc.digest))
+    }
+
+    /// The untagged manifests of `index.json` whose `subject` is the chosen entry (its SBOM).
+    pub fn referrers(&self) -> Result<Vec<Descriptor>> {
+        let mut out = Vec::new();
+        for entry in &self.entries {
+            if entry.digest == self.manifest_desc.digest
+                || entry.annotations.contains_key(ANN_REF_NAME)
+                || entry.media_type != OCI_MANIFEST
+            {
+                continue;
+            }
+            let manifest = self.read_manifest(entry)?;
+            if manifest
+                .subject
+                .is_some_and(|s| s.digest == self.manifest_desc.digest)
+            {
+                out.push(entry.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_manifest(desc: &Descriptor, bytes: &[u8]) -> Result<Manifest> {
+    if desc.media_type == OCI_INDEX {
+        bail!(
+            "{} is an image index (a multi-platform image), not a single manifest",
+            desc.digest
+        );
+    }
+    serde_json::from_slice(bytes).with_context(|| format!("parsing manifest {}", desc.digest))
 }
 
 fn read_verified(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>> {
@@ -137,13 +199,14 @@ fn read_verified(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Reads the layout at `dir`. With several manifests, `tag` selects one by its
-/// `org.opencontainers.image.ref.name`.
+/// Reads the layout at `dir` and chooses an entry: the one tagged `tag`, else the only tagged
+/// entry (untagged entries are referrers, such as an SBOM), else the only entry.
 pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<Layout> {
     let marker = dir.join(OCI_LAYOUT_FILE);
     if !marker.is_file() {
         bail!(
-            "{} is not an OCI image layout (no {OCI_LAYOUT_FILE} file); create one with `packager package --out {}`",
+            "{} is not an OCI image layout (no {OCI_LAYOUT_FILE} file); create one with `packager package --out {}` or `packager image --out {}`",
+            dir.display(),
             dir.display(),
             dir.display()
         );
@@ -166,15 +229,21 @@ pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<Layout> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let manifest_desc = match (tag, index.manifests.as_slice()) {
-        (_, []) => bail!("{} lists no manifests", index_path.display()),
-        (None, [only]) => only.clone(),
-        (None, _) => bail!(
+    let tagged: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|m| m.annotations.contains_key(ANN_REF_NAME))
+        .collect();
+    let manifest_desc = match (tag, index.manifests.as_slice(), tagged.as_slice()) {
+        (_, [], _) => bail!("{} lists no manifests", index_path.display()),
+        (None, _, [only]) => (*only).clone(),
+        (None, [only], []) => only.clone(),
+        (None, _, _) => bail!(
             "{} lists several manifests ({}); choose one by tag",
             index_path.display(),
             names()
         ),
-        (Some(tag), all) => all
+        (Some(tag), all, _) => all
             .iter()
             .find(|m| m.annotations.get(ANN_REF_NAME).map(String::as_str) == Some(tag))
             .cloned()
@@ -187,13 +256,11 @@ pub fn read_layout(dir: &Path, tag: Option<&str>) -> Result<Layout> {
             })?,
     };
     let manifest_bytes = read_verified(dir, &manifest_desc)?;
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .with_context(|| format!("parsing manifest {}", manifest_desc.digest))?;
     Ok(Layout {
         dir: dir.to_path_buf(),
+        entries: index.manifests,
         manifest_desc,
         manifest_bytes,
-        manifest,
     })
 }
 
@@ -221,8 +288,9 @@ mod tests {
         let layout = read_layout(&dir, None).unwrap();
         assert_eq!(layout.manifest_desc.digest, a.manifest_digest);
         assert_eq!(layout.ref_name(), Some("0.1.0"));
-        assert_eq!(layout.manifest, a.manifest);
-        for layer in &layout.manifest.layers {
+        let manifest = layout.manifest().unwrap();
+        assert_eq!(manifest, a.manifest);
+        for layer in &manifest.layers {
             assert_eq!(
                 &layout.blob(layer).unwrap(),
                 a.blobs.get(&layer.digest).unwrap()

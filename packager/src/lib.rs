@@ -1,6 +1,7 @@
 //! gateway-wasm packager: builds, checks, optimizes and packages the proxy-wasm filter as OCI
-//! artifacts (Istio/solo compat and oci variants, CNCF Wasm artifact), pushes and pulls them,
-//! writes the Kong bundle and prints deployment snippets. See `packager/README.md`.
+//! artifacts (Istio/solo compat and oci variants, CNCF Wasm artifact), builds the controller-shim
+//! container image with its SBOM, pushes and pulls them, writes the Kong bundle and prints
+//! deployment snippets. See `packager/README.md`.
 
 pub mod abi;
 pub mod auth;
@@ -8,6 +9,7 @@ pub mod builder;
 pub mod check;
 pub mod cli;
 pub mod formats;
+pub mod image;
 pub mod kong;
 pub mod layout;
 pub mod registry;

@@ -4,6 +4,7 @@
 //! with `use_monolithic_push`. Manifests are pushed and fetched as raw bytes so their digests are
 //! the digests we computed.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,7 +15,7 @@ use oci_client::{Client, Reference, RegistryOperation};
 
 use crate::auth::AuthSource;
 use crate::formats::{
-    self, DOCKER_MANIFEST, Descriptor, Format, Manifest, OCI_INDEX, OCI_MANIFEST,
+    self, DOCKER_MANIFEST, Descriptor, Format, Index, Manifest, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::layout::Layout;
 use crate::util::{sha256_digest, short_digest};
@@ -66,13 +67,38 @@ impl Target {
         self.reference.digest()
     }
 
-    fn with_tag(&self, tag: &str) -> Reference {
+    pub(crate) fn with_tag(&self, tag: &str) -> Reference {
         Reference::with_tag(
             self.reference.registry().to_string(),
             self.reference.repository().to_string(),
             tag.to_string(),
         )
     }
+}
+
+fn target_with_tag(base: &Target, tag: &str) -> Target {
+    Target {
+        raw: format!("{}/{}:{tag}", base.registry(), base.repository()),
+        reference: base.with_tag(tag),
+        explicit_tag: true,
+    }
+}
+
+fn target_with_digest(base: &Target, digest: &str) -> Target {
+    Target {
+        raw: format!("{}/{}@{digest}", base.registry(), base.repository()),
+        reference: Reference::with_digest(
+            base.registry().to_string(),
+            base.repository().to_string(),
+            digest.to_string(),
+        ),
+        explicit_tag: false,
+    }
+}
+
+/// The OCI referrers tag schema: `sha256:<hex>` becomes the tag `sha256-<hex>`.
+pub fn referrers_tag(subject_digest: &str) -> String {
+    subject_digest.replacen(':', "-", 1)
 }
 
 /// Connection settings shared by push, pull and snippets.
@@ -193,8 +219,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Pushes every blob of `layout` and then its manifest to `target`. Without a tag in the
-    /// reference, the layout's own tag is used. Returns the manifest digest.
+    /// Pushes the chosen entry of `layout` to `target`: every blob, every manifest of an image
+    /// index, then the manifest (or index) itself under the tag. Without a tag in the reference,
+    /// the layout's own tag is used. Then the layout's referrers of that entry (the SBOM of an
+    /// image) are pushed and listed under the OCI referrers tag `sha256-<hex>`. Returns the digest.
     pub async fn push_layout(&self, layout: &Layout, target: &Target) -> Result<String> {
         if let Some(digest) = target.digest()
             && digest != layout.manifest_desc.digest
@@ -223,59 +251,159 @@ impl Registry {
             self.connect.auth_source
         ));
         self.login(&dest, RegistryOperation::Push).await?;
-
-        let mut seen = std::collections::BTreeSet::new();
-        let descs = std::iter::once(&layout.manifest.config).chain(&layout.manifest.layers);
-        for desc in descs {
-            if !seen.insert(desc.digest.clone()) {
-                continue;
-            }
-            let bytes = layout.blob(desc)?;
-            let exists = self
-                .client
-                .blob_exists(&dest.reference, &desc.digest)
-                .await
-                .map_err(|e| self.explain(e, &dest, "checking for an existing blob"))?;
-            if exists {
-                progress(&format!(
-                    "blob {} ({}) already in the registry",
-                    short_digest(&desc.digest),
-                    desc.media_type
-                ));
-                continue;
-            }
-            progress(&format!(
-                "uploading blob {} ({}, {} bytes)",
-                short_digest(&desc.digest),
-                desc.media_type,
-                bytes.len()
-            ));
-            self.client
-                .push_blob(&dest.reference, bytes, &desc.digest)
-                .await
-                .map_err(|e| self.explain(e, &dest, &format!("uploading blob {}", desc.digest)))?;
+        let mut pushed_blobs = BTreeSet::new();
+        self.push_tree(
+            layout,
+            &layout.manifest_desc,
+            &dest,
+            Some(&tag),
+            &mut pushed_blobs,
+        )
+        .await?;
+        let referrers = layout.referrers()?;
+        for referrer in &referrers {
+            self.push_tree(layout, referrer, &dest, None, &mut pushed_blobs)
+                .await?;
+            let manifest = layout.read_manifest(referrer)?;
+            self.list_referrer(&dest, &layout.manifest_desc.digest, referrer, &manifest)
+                .await?;
         }
-        let content_type = layout
-            .manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| OCI_MANIFEST.to_string());
+        Ok(layout.manifest_desc.digest.clone())
+    }
+
+    /// Pushes the manifest or image index `desc` and everything under it; under `tag`, or by
+    /// digest without one.
+    async fn push_tree(
+        &self,
+        layout: &Layout,
+        desc: &Descriptor,
+        dest: &Target,
+        tag: Option<&str>,
+        pushed_blobs: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        let bytes = layout.blob(desc)?;
+        if desc.media_type == OCI_INDEX {
+            let index = layout.read_index(desc)?;
+            for child in &index.manifests {
+                Box::pin(self.push_tree(layout, child, dest, None, pushed_blobs)).await?;
+            }
+        } else {
+            let manifest = layout.read_manifest(desc)?;
+            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                if pushed_blobs.insert(blob.digest.clone()) {
+                    self.push_blob(layout, blob, dest).await?;
+                }
+            }
+        }
+        let reference = match tag {
+            Some(tag) => target_with_tag(dest, tag),
+            None => target_with_digest(dest, &desc.digest),
+        };
         progress(&format!(
-            "uploading manifest {} as {}",
-            short_digest(&layout.manifest_desc.digest),
-            dest.raw
+            "uploading {} {} as {}",
+            if desc.media_type == OCI_INDEX {
+                "image index"
+            } else {
+                "manifest"
+            },
+            short_digest(&desc.digest),
+            reference.raw
         ));
+        self.put_manifest(&reference, bytes, &desc.media_type).await
+    }
+
+    async fn push_blob(&self, layout: &Layout, desc: &Descriptor, dest: &Target) -> Result<()> {
+        let exists = self
+            .client
+            .blob_exists(&dest.reference, &desc.digest)
+            .await
+            .map_err(|e| self.explain(e, dest, "checking for an existing blob"))?;
+        if exists {
+            progress(&format!(
+                "blob {} ({}) already in the registry",
+                short_digest(&desc.digest),
+                desc.media_type
+            ));
+            return Ok(());
+        }
+        let bytes = layout.blob(desc)?;
+        progress(&format!(
+            "uploading blob {} ({}, {} bytes)",
+            short_digest(&desc.digest),
+            desc.media_type,
+            bytes.len()
+        ));
+        self.client
+            .push_blob(&dest.reference, bytes, &desc.digest)
+            .await
+            .map_err(|e| self.explain(e, dest, &format!("uploading blob {}", desc.digest)))?;
+        Ok(())
+    }
+
+    async fn put_manifest(&self, dest: &Target, bytes: Vec<u8>, media_type: &str) -> Result<()> {
         self.client
             .push_manifest_raw(
                 &dest.reference,
-                layout.manifest_bytes.clone(),
-                content_type
+                bytes,
+                media_type
                     .parse()
-                    .with_context(|| format!("manifest media type `{content_type}`"))?,
+                    .with_context(|| format!("manifest media type `{media_type}`"))?,
             )
             .await
-            .map_err(|e| self.explain(e, &dest, "uploading the manifest"))?;
-        Ok(sha256_digest(&layout.manifest_bytes))
+            .map_err(|e| self.explain(e, dest, &format!("uploading {}", dest.raw)))?;
+        Ok(())
+    }
+
+    /// Adds `referrer` to the referrers index of `subject` under the OCI 1.1 referrers tag
+    /// schema: "the tag is the digest of the subject with `:` replaced by `-`", holding an image
+    /// index of the referrers' descriptors (with `artifactType` and annotations). Registries
+    /// without the referrers API (distribution 2.8) serve referrers only this way; tools that
+    /// query the API fall back to this tag. An existing list is kept and extended.
+    async fn list_referrer(
+        &self,
+        dest: &Target,
+        subject: &str,
+        referrer: &Descriptor,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let tag = referrers_tag(subject);
+        let tagged = target_with_tag(dest, &tag);
+        let mut index = match self
+            .client
+            .pull_manifest_raw(&tagged.reference, &self.connect.auth, &[OCI_INDEX])
+            .await
+        {
+            Ok((bytes, _)) => serde_json::from_slice::<Index>(&bytes)
+                .with_context(|| format!("parsing the referrers index {}", tagged.raw))?,
+            Err(OciDistributionError::ImageManifestNotFoundError(_))
+            | Err(OciDistributionError::RegistryError { .. }) => Index::new(Vec::new()),
+            Err(e) => {
+                return Err(self.explain(e, &tagged, "reading the referrers index"));
+            }
+        };
+        if index.manifests.iter().any(|m| m.digest == referrer.digest) {
+            progress(&format!(
+                "referrer {} already listed under {}",
+                short_digest(&referrer.digest),
+                tagged.raw
+            ));
+            return Ok(());
+        }
+        let mut entry = referrer.clone();
+        entry.annotations = manifest.annotations.clone();
+        entry.artifact_type = manifest.artifact_type.clone();
+        index.manifests.push(entry);
+        let bytes = serde_json::to_vec(&index).context("serializing the referrers index")?;
+        progress(&format!(
+            "listing referrer {} ({}) under {}",
+            short_digest(&referrer.digest),
+            manifest
+                .artifact_type
+                .as_deref()
+                .unwrap_or("no artifactType"),
+            tagged.raw
+        ));
+        self.put_manifest(&tagged, bytes, OCI_INDEX).await
     }
 
     /// Fetches and verifies the manifest `target` names. A reference with both a tag and a

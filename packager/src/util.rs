@@ -1,7 +1,6 @@
-//! Small helpers shared by the commands: hashing, atomic writes, timestamps, base64.
+//! Small helpers shared by the commands: hashing, atomic directory replacement, timestamps, base64 of Docker auth.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -26,24 +25,6 @@ fn parent_dir(path: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&parent)
         .with_context(|| format!("creating directory {}", parent.display()))?;
     Ok(parent)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader sees the old file or the new one, never half of one.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = parent_dir(path)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".packager-")
-        .suffix(".tmp")
-        .tempfile_in(&parent)
-        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming the temporary file onto {}", path.display()))?;
-    Ok(())
 }
 
 /// Builds a directory atomically: `fill` writes into a fresh temporary directory next to `dir`,
@@ -139,30 +120,16 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// Decodes standard base64 (with or without padding), as found in Docker's config file.
+/// Decodes the `auth` field of Docker's config file: standard base64 of `user:password`, with or
+/// without padding (both occur in the wild).
 pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in input.trim().bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            b'\n' | b'\r' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const DOCKER_AUTH: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    DOCKER_AUTH.decode(input.trim()).ok()
 }
 
 /// Shortens `sha256:0123456789abcdef…` to `sha256:0123456789ab` for progress lines.
@@ -185,6 +152,7 @@ mod tests {
     fn base64_round_trips_docker_auth() {
         assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YQ").unwrap(), b"a");
         assert!(base64_decode("not base64!").is_none());
     }
 

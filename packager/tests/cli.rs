@@ -191,7 +191,12 @@ fn kong_bundle_carries_the_module_and_the_config_schema() {
         meta["config_schema"],
         packager::schema::plugin_config_schema()
     );
-    assert_eq!(meta.as_object().unwrap().len(), 1);
+    let mut keys: Vec<&String> = meta.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["config_schema", "x-gateway-wasm"]);
+    // The Kong versions the filter works with travel with the bundle (docs/kong.md).
+    assert_eq!(meta["x-gateway-wasm"]["supported"], ">=3.4.0 <3.10.0");
+    assert_eq!(meta["x-gateway-wasm"]["full_features"], ">=3.8.0 <3.10.0");
     // Kong validates config_schema against the draft-4 metaschema and refuses other dialects.
     assert_eq!(
         meta["config_schema"]["$schema"],

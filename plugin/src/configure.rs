@@ -17,6 +17,8 @@ pub struct Compiled {
     pub selector: UpstreamSelector,
     /// The distinct Gateway listener ports, sorted.
     pub ports: Vec<u16>,
+    /// Kong only: Kong's own proxy listener and its listen-port map (`upstreamSelector: kongRoute`).
+    pub kong: Option<engine::config::KongDataPlane>,
     /// Whether any listener terminates TLS: only then is the TLS server name worth a host call
     /// (for HTTP listeners TLS, if any, is not the Gateway's and the name must not steer routing).
     pub has_https: bool,
@@ -43,6 +45,7 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
                 Ok(Compiled {
                     table,
                     selector: config.upstream_selector,
+                    kong: config.kong.clone(),
                     ports,
                     has_https: config
                         .listeners

@@ -26,8 +26,6 @@ pub const UPSTREAM_HEADER: &str = "x-gateway-wasm-upstream";
 pub const INTERNAL_HEADER_PREFIX: &str = "x-gateway-wasm-";
 /// Prefix of the Envoy filter chain names the shim writes: `gateway-wasm:<gateway port>:<listener>`.
 pub const FILTER_CHAIN_PREFIX: &str = "gateway-wasm:";
-/// The Kong property that selects the upstream (`host:port`).
-pub const KONG_TARGET_PROPERTY: [&str; 3] = ["kong", "service", "target"];
 
 /// Envoy router controls the filter sets from the route's timeouts and retry policy. Client copies are
 /// removed so that only the configuration decides them.
@@ -65,6 +63,8 @@ const QUOTE_LIMIT: usize = 200;
 pub struct Shared {
     rng: Cell<u64>,
     mirror_deadlines: RefCell<VecDeque<u64>>,
+    /// Kong only: what the filter learned about its Kong (the version).
+    kong: crate::kong::KongState,
 }
 
 impl Shared {
@@ -72,6 +72,7 @@ impl Shared {
         Shared {
             rng: Cell::new(seed),
             mirror_deadlines: RefCell::new(VecDeque::new()),
+            kong: crate::kong::KongState::default(),
         }
     }
 
@@ -130,9 +131,16 @@ impl From<&HeaderEdit<'_>> for OwnedEdit {
 /// Mirrors waiting for the request body.
 #[derive(Debug, Default)]
 struct PendingMirrors {
-    upstreams: Vec<String>,
+    calls: Vec<MirrorCall>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+}
+
+/// Where one mirror goes: the upstream to dispatch to and, in Kong, the `:path` that routes it.
+#[derive(Debug)]
+struct MirrorCall {
+    upstream: String,
+    path: Option<String>,
 }
 
 /// Per-request state between callbacks.
@@ -250,6 +258,7 @@ fn handle_request(
     stream: &mut Stream,
 ) -> Result<Verdict, HostError> {
     let envoy = compiled.is_none_or(|c| c.selector == UpstreamSelector::EnvoyClusterHeader);
+    let kong = !envoy;
     let mut headers = host.request_headers()?;
     // Strip first, before anything can read them: a client must never choose a backend or policy.
     let mut removed: Vec<String> = Vec::new();
@@ -285,7 +294,13 @@ fn handle_request(
         Some(m) => m,
         None => property_text(host, &["request", "method"]).unwrap_or_default(),
     };
-    let path = match pseudo(":path") {
+    // Kong's `:path` is nginx's normalized URI: route and forward on the raw request target.
+    let raw_target = if kong {
+        crate::kong::request_target(host)
+    } else {
+        None
+    };
+    let path = match raw_target.or_else(|| pseudo(":path")) {
         Some(p) => p,
         None => property_text(host, &["request", "path"]).unwrap_or_else(|| "/".to_owned()),
     };
@@ -302,7 +317,14 @@ fn handle_request(
     } else {
         None
     };
-    let port = gateway_port(host, compiled).unwrap_or(0);
+    let port = if kong {
+        crate::kong::gateway_port(host, &compiled.ports, compiled.kong.as_ref())
+    } else {
+        gateway_port(host, compiled)
+    }
+    .unwrap_or(0);
+    // ngx_wasm_module never says end-of-stream here; without a body it never calls back later.
+    let end_of_stream = end_of_stream || (kong && crate::kong::has_no_body(&headers));
     let plain: Vec<(&str, &str)> = headers
         .iter()
         .filter(|(n, _)| !n.starts_with(':'))
@@ -338,7 +360,11 @@ fn handle_request(
             Ok(Verdict::Stop)
         }
         Action::Forward(forward) => {
-            forward_request(host, compiled, shared, &forward, end_of_stream, stream)?;
+            let target = RequestTarget {
+                original: &path,
+                end_of_stream,
+            };
+            forward_request(host, compiled, shared, &forward, &target, stream)?;
             host.increment(Metric::Forwarded);
             Ok(Verdict::Continue)
         }
@@ -440,12 +466,18 @@ fn send_redirect(host: &mut impl Host, redirect: &Redirect<'_>) -> Result<(), Ho
     send_list(host, redirect.status, &list, b"")
 }
 
+/// The request target as received, and whether the request has no body left to come.
+struct RequestTarget<'a> {
+    original: &'a str,
+    end_of_stream: bool,
+}
+
 fn forward_request(
     host: &mut impl Host,
     compiled: &Compiled,
     shared: &Shared,
     forward: &Forward<'_>,
-    end_of_stream: bool,
+    target: &RequestTarget<'_>,
     stream: &mut Stream,
 ) -> Result<(), HostError> {
     for edit in &forward.request_headers {
@@ -458,22 +490,26 @@ fn forward_request(
             HeaderEdit::Remove(name) => host.remove_request_header(name)?,
         }
     }
-    if let Some(path) = &forward.path {
-        host.set_request_header(":path", path)?;
-    }
-    if let Some(authority) = forward.authority {
-        host.set_request_header(":authority", authority)?;
-    }
     match compiled.selector {
         UpstreamSelector::EnvoyClusterHeader => {
+            if let Some(path) = &forward.path {
+                host.set_request_header(":path", path)?;
+            }
+            if let Some(authority) = forward.authority {
+                host.set_request_header(":authority", authority)?;
+            }
             set_envoy_controls(host, forward)?;
             // Last: Envoy re-selects the route when a filter changes headers, and the catch-all
             // route's `cluster_header` reads this one.
             host.set_request_header(UPSTREAM_HEADER, forward.upstream)?;
         }
-        UpstreamSelector::KongServiceTarget => {
-            host.set_property(&KONG_TARGET_PROPERTY, forward.upstream.as_bytes())?;
-        }
+        UpstreamSelector::KongRoute => crate::kong::route_to_backend(
+            host,
+            &shared.kong,
+            forward.upstream,
+            forward.path.as_deref().unwrap_or(target.original),
+            forward.authority,
+        )?,
     }
     stream.response_edits = forward
         .response_headers
@@ -481,7 +517,7 @@ fn forward_request(
         .map(OwnedEdit::from)
         .collect();
     if !forward.mirrors.is_empty() {
-        start_mirrors(host, forward, shared, end_of_stream, stream)?;
+        start_mirrors(host, compiled, forward, shared, target, stream)?;
     }
     Ok(())
 }
@@ -525,27 +561,53 @@ fn mirror_keeps(name: &str) -> bool {
 
 fn start_mirrors(
     host: &mut impl Host,
+    compiled: &Compiled,
     forward: &Forward<'_>,
     shared: &Shared,
-    end_of_stream: bool,
+    target: &RequestTarget<'_>,
     stream: &mut Stream,
 ) -> Result<(), HostError> {
     // The request as it will be forwarded, after the edits and rewrites above.
+    let kong = compiled.kong.as_ref();
     let headers: Vec<(String, String)> = host
         .request_headers()?
         .into_iter()
-        .filter(|(n, _)| mirror_keeps(n))
+        // Kong's loopback listener is plain HTTP: a mirror never asks the dispatcher for TLS; and
+        // the dispatcher writes the Host from `:authority`, so the client's `host` is not copied.
+        .filter(|(n, _)| {
+            mirror_keeps(n)
+                && !(kong.is_some() && (n == ":scheme" || n.eq_ignore_ascii_case("host")))
+        })
+        .map(|(n, v)| match (kong, n.as_str(), forward.authority) {
+            // `:authority` is read-only in Kong: the rewritten host goes into the mirror itself.
+            (Some(_), ":authority", Some(authority)) => (n, authority.to_owned()),
+            _ => (n, v),
+        })
+        .collect();
+    let forwarded_target = forward.path.as_deref().unwrap_or(target.original);
+    let calls = forward
+        .mirrors
+        .iter()
+        .map(|m| match kong {
+            Some(kong) => {
+                let (upstream, path) = crate::kong::mirror_call(kong, m.upstream, forwarded_target);
+                MirrorCall {
+                    upstream,
+                    path: Some(path),
+                }
+            }
+            None => MirrorCall {
+                upstream: m.upstream.to_owned(),
+                path: None,
+            },
+        })
         .collect();
     let pending = PendingMirrors {
-        upstreams: forward
-            .mirrors
-            .iter()
-            .map(|m| m.upstream.to_owned())
-            .collect(),
+        calls,
         headers,
         body: Vec::new(),
     };
-    if end_of_stream {
+    if target.end_of_stream {
         dispatch_mirrors(host, shared, &pending);
     } else {
         stream.mirrors = Some(pending);
@@ -565,7 +627,7 @@ pub fn on_request_body(
         return;
     };
     if pending.body.len().saturating_add(body_size) > MIRROR_BODY_LIMIT {
-        for _ in &pending.upstreams {
+        for _ in &pending.calls {
             host.increment(Metric::MirrorsDropped);
         }
         host.log(
@@ -581,7 +643,7 @@ pub fn on_request_body(
             Ok(None) => {}
             Err(error) => {
                 host.log(LogLevel::Warn, &format!("mirror dropped: {error}"));
-                for _ in &pending.upstreams {
+                for _ in &pending.calls {
                     host.increment(Metric::MirrorsDropped);
                 }
                 stream.mirrors = None;
@@ -605,12 +667,23 @@ fn dispatch_mirrors(host: &mut impl Host, shared: &Shared, pending: &PendingMirr
         headers.push(("content-length", &length));
     }
     let body = (!pending.body.is_empty()).then_some(pending.body.as_slice());
-    for upstream in &pending.upstreams {
+    for call in &pending.calls {
+        let upstream = &call.upstream;
         if !shared.reserve_mirror(host.now_nanos()) {
             host.increment(Metric::MirrorsDropped);
             continue;
         }
-        match host.dispatch_http_call(upstream, &headers, body, MIRROR_TIMEOUT_MS) {
+        let routed: Vec<(&str, &str)>;
+        let call_headers = match &call.path {
+            Some(path) => {
+                routed = std::iter::once((":path", path.as_str()))
+                    .chain(headers.iter().copied().filter(|(n, _)| *n != ":path"))
+                    .collect();
+                &routed
+            }
+            None => &headers,
+        };
+        match host.dispatch_http_call(upstream, call_headers, body, MIRROR_TIMEOUT_MS) {
             Ok(_) => host.increment(Metric::MirrorsSent),
             Err(error) => {
                 host.log(

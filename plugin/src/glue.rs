@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use engine::config::UpstreamSelector;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{
@@ -25,22 +26,44 @@ proxy_wasm::main! {{
     });
 }}
 
-thread_local! {
-    /// Host metric ids, by [`Metric::index`]; defined once per VM.
-    static METRICS: RefCell<Option<Vec<Option<u32>>>> = const { RefCell::new(None) };
+/// The filter's counters in one VM: host metric ids once defined, counts kept until then.
+struct Metrics {
+    /// Host metric ids, by [`Metric::index`]; `None` until the host is known to implement metrics.
+    ids: Option<Vec<Option<u32>>>,
+    /// Counts made before the metrics could be defined (added when they are).
+    pending: [u64; Metric::ALL.len()],
 }
 
+thread_local! {
+    static METRICS: RefCell<Metrics> = const {
+        RefCell::new(Metrics { ids: None, pending: [0; Metric::ALL.len()] })
+    };
+}
+
+/// Defines the metrics once per VM and adds the counts made before. Never called before the host
+/// is known: ngx_wasm_module before Kong 3.8 traps on `proxy_define_metric`, and a trap cannot
+/// be caught (so not in `on_vm_start`, which runs before the configuration says which host this
+/// is).
 fn define_metrics() {
     METRICS.with(|cell| {
-        let mut ids = cell.borrow_mut();
-        if ids.is_none() {
-            *ids = Some(
-                Metric::ALL
-                    .iter()
-                    .map(|m| hostcalls::define_metric(MetricType::Counter, m.name()).ok())
-                    .collect(),
-            );
+        let mut metrics = cell.borrow_mut();
+        if metrics.ids.is_some() {
+            return;
         }
+        let ids: Vec<Option<u32>> = Metric::ALL
+            .iter()
+            .map(|m| hostcalls::define_metric(MetricType::Counter, m.name()).ok())
+            .collect();
+        for (id, pending) in ids.iter().zip(metrics.pending.iter_mut()) {
+            if let Some(id) = id
+                && *pending > 0
+            {
+                let _ =
+                    hostcalls::increment_metric(*id, i64::try_from(*pending).unwrap_or(i64::MAX));
+            }
+            *pending = 0;
+        }
+        metrics.ids = Some(ids);
     });
 }
 
@@ -138,13 +161,24 @@ impl Host for ProxyHost {
 
     fn increment(&mut self, metric: Metric) {
         let id = METRICS.with(|cell| {
-            cell.borrow()
-                .as_ref()
-                .and_then(|ids| ids.get(metric.index()).copied().flatten())
+            let mut metrics = cell.borrow_mut();
+            match &metrics.ids {
+                Some(ids) => ids.get(metric.index()).copied().flatten(),
+                None => {
+                    if let Some(pending) = metrics.pending.get_mut(metric.index()) {
+                        *pending = pending.saturating_add(1);
+                    }
+                    None
+                }
+            }
         });
         if let Some(id) = id {
             let _ = hostcalls::increment_metric(id, 1);
         }
+    }
+
+    fn enable_metrics(&mut self) {
+        define_metrics();
     }
 
     fn dispatch_http_call(
@@ -185,12 +219,10 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        define_metrics();
         true
     }
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        define_metrics();
         let bytes = match hostcalls::get_buffer(
             BufferType::PluginConfiguration,
             0,
@@ -205,7 +237,17 @@ impl RootContext for Root {
                 return false;
             }
         };
-        match filter::configure(&mut ProxyHost, &bytes) {
+        let compiled = filter::configure(&mut ProxyHost, &bytes);
+        // Envoy implements metrics (define them now, also in a VM whose first configuration is
+        // rejected, so the rejection is counted); in Kong the first request learns the version.
+        let envoy = match &compiled {
+            Some(compiled) => compiled.selector == UpstreamSelector::EnvoyClusterHeader,
+            None => !crate::kong::is_kong_config(&bytes),
+        };
+        if envoy {
+            define_metrics();
+        }
+        match compiled {
             Some(compiled) => {
                 self.compiled = Some(compiled);
                 true

@@ -149,6 +149,10 @@ pub trait Host {
     fn request_body(&self, size: usize) -> Result<Option<Vec<u8>>, HostError>;
 
     fn increment(&mut self, metric: Metric);
+    /// Defines the filter's metrics in the host, once the host is known to implement them (Envoy;
+    /// Kong from 3.8: earlier ngx_wasm_module traps on `proxy_define_metric`). Counts made
+    /// before are kept and added then.
+    fn enable_metrics(&mut self) {}
 
     /// Sends a request to an upstream outside the stream (mirrors); the response is ignored.
     fn dispatch_http_call(

@@ -39,6 +39,8 @@ pub struct MockHost {
     /// Every property path read, joined with `.` (host calls cost microseconds; tests pin which
     /// ones a request makes).
     pub property_reads: std::cell::RefCell<Vec<String>>,
+    /// How often the adapter asked the host to define its metrics.
+    pub metrics_enabled: u32,
 }
 
 impl MockHost {
@@ -219,6 +221,10 @@ impl Host for MockHost {
                 .unwrap_or(&self.body_chunk)
                 .to_vec(),
         ))
+    }
+
+    fn enable_metrics(&mut self) {
+        self.metrics_enabled += 1;
     }
 
     fn increment(&mut self, metric: Metric) {

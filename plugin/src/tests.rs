@@ -68,18 +68,6 @@ fn compiled(json: &str) -> Rc<Compiled> {
     configure(&mut host, json.as_bytes()).expect("the test config compiles")
 }
 
-fn kong_config() -> String {
-    CONFIG
-        .replace(
-            "\"backends\": {",
-            "\"upstreamSelector\": \"kongServiceTarget\",\n  \"backends\": {",
-        )
-        .replace(
-            "\"upstream\": \"app/api:8080\"",
-            "\"upstream\": \"api.app.svc:8080\"",
-        )
-}
-
 /// Runs the request phase on port 80 (via the filter chain name).
 fn run(host: &mut MockHost, compiled: &Compiled, end_of_stream: bool) -> (Verdict, Stream) {
     host.properties
@@ -524,33 +512,6 @@ fn failed_mirror_calls_are_counted_not_fatal() {
     assert_eq!(verdict, Verdict::Continue);
     assert_eq!(host.metric(Metric::MirrorsDropped), 1);
     assert_eq!(host.header(UPSTREAM_HEADER), Some("app/api:8080"));
-}
-
-#[test]
-fn kong_selects_the_upstream_by_property_and_leaves_envoy_headers_alone() {
-    let table = compiled(&kong_config());
-    let mut host = MockHost::request(
-        "GET",
-        "example.com",
-        "/plain",
-        &[
-            ("x-envoy-max-retries", "2"),
-            ("x-gateway-wasm-upstream", "evil"),
-        ],
-    );
-    run(&mut host, &table, true);
-    assert_eq!(
-        host.properties
-            .get(&vec![
-                "kong".to_owned(),
-                "service".to_owned(),
-                "target".to_owned()
-            ])
-            .map(Vec::as_slice),
-        Some(&b"api.app.svc:8080"[..])
-    );
-    assert_eq!(host.header(UPSTREAM_HEADER), None);
-    assert_eq!(host.header("x-envoy-max-retries"), Some("2"));
 }
 
 #[test]

@@ -410,12 +410,12 @@ impl Response {
 }
 
 /// Any stream the client can speak over (TCP or TLS over TCP).
-trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 
-struct Connection {
-    stream: Box<dyn AsyncStream>,
-    alpn: Option<Vec<u8>>,
+pub(crate) struct Connection {
+    pub(crate) stream: Box<dyn AsyncStream>,
+    pub(crate) alpn: Option<Vec<u8>>,
 }
 
 /// A client bound to one server address and protocol.
@@ -473,6 +473,11 @@ impl HttpClient {
     /// The server address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The timeout for one exchange after connecting.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The protocol.
@@ -601,7 +606,9 @@ impl HttpClient {
         })
     }
 
-    async fn connect(
+    /// TCP (plus TLS with `alpn` when `tls` is given) within the connect timeout; the gRPC client
+    /// shares it.
+    pub(crate) async fn connect(
         &self,
         tls: Option<&TlsConfig>,
         alpn: &[&[u8]],

@@ -23,11 +23,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -37,8 +37,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
+use crate::serve::{self, RequestLog, lock};
 use crate::websocket::{self, Message};
 
 mod parse;
@@ -150,8 +151,7 @@ impl RecordedRequest {
 
 struct Shared {
     identity: EchoIdentity,
-    request_count: AtomicU64,
-    history: Mutex<VecDeque<RecordedRequest>>,
+    log: RequestLog,
     retries: Mutex<RetryCounters>,
     shutdown: watch::Sender<bool>,
 }
@@ -180,10 +180,6 @@ impl RetryCounters {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A running echo server. Stops when dropped.
 pub struct EchoServer {
     addr: SocketAddr,
@@ -206,12 +202,7 @@ impl EchoServer {
     /// Usable from synchronous code; do not call it from inside a tokio runtime (use
     /// [`EchoServer::start_async`] there).
     pub fn start(identity: EchoIdentity, bind: SocketAddr) -> Result<EchoServer> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("echo-server")
-            .enable_all()
-            .build()
-            .context("building the echo server's tokio runtime")?;
+        let runtime = serve::own_runtime("echo-server")?;
         let mut server = {
             let _entered = runtime.enter();
             Self::spawn(identity, bind)?
@@ -227,25 +218,18 @@ impl EchoServer {
 
     /// Must run inside a runtime context.
     fn spawn(identity: EchoIdentity, bind: SocketAddr) -> Result<EchoServer> {
-        let std_listener = std::net::TcpListener::bind(bind)
-            .with_context(|| format!("echo server: binding {bind}"))?;
-        std_listener
-            .set_nonblocking(true)
-            .with_context(|| format!("echo server: making the listener on {bind} non-blocking"))?;
-        let addr = std_listener
-            .local_addr()
-            .with_context(|| format!("echo server: reading the bound address of {bind}"))?;
-        let listener = tokio::net::TcpListener::from_std(std_listener)
-            .with_context(|| format!("echo server: registering the listener on {addr}"))?;
+        let (listener, addr) = serve::bind(bind, "echo server")?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             identity,
-            request_count: AtomicU64::new(0),
-            history: Mutex::new(VecDeque::with_capacity(64)),
+            log: RequestLog::new(),
             retries: Mutex::new(RetryCounters::default()),
             shutdown,
         });
-        let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
+        let connections = shared.clone();
+        let accept_task = tokio::spawn(serve::accept_loop(listener, move |stream| {
+            serve_connection(stream, connections.clone())
+        }));
         Ok(EchoServer {
             addr,
             shared,
@@ -266,21 +250,17 @@ impl EchoServer {
 
     /// Requests received so far (every request counts, including failed retry attempts and upgrades).
     pub fn request_count(&self) -> u64 {
-        self.shared.request_count.load(Ordering::SeqCst)
+        self.shared.log.count()
     }
 
     /// The last `n` requests received (at most [`HISTORY_CAPACITY`]), oldest first.
     pub fn recent_requests(&self, n: usize) -> Vec<RecordedRequest> {
-        let history = lock(&self.shared.history);
-        let skip = history.len().saturating_sub(n);
-        history.iter().skip(skip).cloned().collect()
+        self.shared.log.recent(n)
     }
 
     /// Forgets the request count, the history and the retry-simulator counters.
     pub fn reset(&self) {
-        let mut history = lock(&self.shared.history);
-        history.clear();
-        self.shared.request_count.store(0, Ordering::SeqCst);
+        self.shared.log.clear();
         *lock(&self.shared.retries) = RetryCounters::default();
     }
 
@@ -314,33 +294,7 @@ impl EchoServer {
 impl Drop for EchoServer {
     fn drop(&mut self) {
         self.shared.shutdown.send_replace(true);
-        self.accept_task.abort();
-        if let Some(runtime) = self.runtime.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(Duration::from_secs(2));
-            }
-        }
-    }
-}
-
-async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    // Dropping this set (when the task is aborted) aborts every connection task.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                match accepted {
-                    Ok((stream, _peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        connections.spawn(serve_connection(stream, shared.clone()));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+        serve::stop(&self.accept_task, self.runtime.take());
     }
 }
 
@@ -466,21 +420,14 @@ async fn handle(
         }
     }
 
-    let seq = shared.request_count.fetch_add(1, Ordering::SeqCst) + 1;
-    {
-        let mut history = lock(&shared.history);
-        if history.len() >= HISTORY_CAPACITY {
-            history.pop_front();
-        }
-        history.push_back(RecordedRequest {
-            seq,
-            method: req.method().as_str().to_owned(),
-            path: path.clone(),
-            host: host.clone(),
-            proto: proto.to_owned(),
-            headers: raw_headers,
-        });
-    }
+    shared.log.record(|seq| RecordedRequest {
+        seq,
+        method: req.method().as_str().to_owned(),
+        path: path.clone(),
+        host: host.clone(),
+        proto: proto.to_owned(),
+        headers: raw_headers,
+    });
 
     // Retry simulator.
     if let (Some(uuid), Some(succeed_after)) = (

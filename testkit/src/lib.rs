@@ -2,6 +2,8 @@
 //!
 //! - [`echo`]: an echo backend modelled on the Gateway API conformance suite's echo server (HTTP/1.1, h2c,
 //!   WebSocket, retry simulator, request counters); also the `echo-backend` binary.
+//! - [`grpc`]: the conformance suite's gRPC echo server (also `echo-backend --grpc`) and a gRPC client
+//!   that reports the raw HTTP/2 answer and the status a grpc-go client reads from it.
 //! - [`envoy`]: find or install the real Envoy 1.40, run it, read its admin endpoint.
 //! - [`client`]: an HTTP/1.1, HTTPS, HTTP/2 (TLS and h2c) and WebSocket test client that sends requests
 //!   verbatim and never follows redirects.
@@ -10,6 +12,8 @@
 //! - [`websocket`]: the small WebSocket frame codec the echo server and the client share.
 //! - [`rt`]: running async code from the blocking API.
 //! - [`wasm`]: the real filter, built once per test binary.
+//! - [`debian`]: installing the Debian packages a test needs when they are missing.
+//! - [`lua_cjson`]: a JSON document as Kong re-encodes a filter config through Lua tables.
 //!
 //! # Example
 //!
@@ -29,10 +33,14 @@
 
 pub mod certs;
 pub mod client;
+pub mod debian;
 pub mod echo;
 pub mod envoy;
+pub mod grpc;
+pub mod lua_cjson;
 pub mod ports;
 pub mod rt;
+mod serve;
 pub mod wasm;
 pub mod websocket;
 

@@ -27,7 +27,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Run Gateway API conformance vectors (see `cargo run -p conformance -- --help`).
+    /// Run Gateway API conformance vectors (see `cargo run -p conformance -- --help`): `--target
+    /// native` (default), `envoy` or `kong-emulated` (builds the wasm filter first for the last two).
     Conformance {
         /// Arguments passed to the runner, e.g. `--target native --status --case 'CORS'`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -43,7 +44,8 @@ enum Command {
         probe: bool,
     },
     Demo(demo::DemoArgs),
-    /// Regenerate golden files (JSON Schema, rendered Envoy configs) from the current code.
+    /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
+    /// controller-shim/tests/golden/resolve/) from the current code. Review the diff before committing.
     Bless,
 }
 

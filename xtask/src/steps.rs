@@ -13,7 +13,7 @@ pub fn wasm_build_args<'a>(packages: &[&'a str]) -> Vec<&'a str> {
     for package in packages {
         args.extend(["-p", package]);
     }
-    args.extend(["--target", "wasm32-wasip1", "--profile", "wasm"]);
+    args.extend(["--target", WASI_TARGET, "--profile", "wasm"]);
     args
 }
 
@@ -21,11 +21,17 @@ pub fn wasm_build_args<'a>(packages: &[&'a str]) -> Vec<&'a str> {
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
 
 /// Debian packages the test suite needs, with a file proving each is installed: a real OCI
-/// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test.
+/// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test,
+/// musl-gcc for the controller-shim image's static build, podman and runc to run that image,
+/// kubectl (with kustomize) to render examples/kubernetes.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("docker-registry", "/usr/bin/docker-registry"),
     ("skopeo", "/usr/bin/skopeo"),
     ("apache2-utils", "/usr/bin/htpasswd"),
+    ("musl-tools", "/usr/bin/musl-gcc"),
+    ("podman", "/usr/bin/podman"),
+    ("runc", "/usr/sbin/runc"),
+    ("kubernetes-client", "/usr/bin/kubectl"),
 ];
 
 /// The workspace root (xtask lives one level below it).
@@ -77,27 +83,119 @@ pub(crate) fn cargo(label: &str, args: &[&str]) -> anyhow::Result<()> {
     run(label, "cargo", args, &[])
 }
 
-/// Whether rustup has the wasm32-wasip1 standard library installed.
-pub(crate) fn wasm_target_installed() -> anyhow::Result<bool> {
+/// The target the filter is built for (Envoy's and Kong's Wasm runtimes).
+const WASI_TARGET: &str = "wasm32-wasip1";
+/// The browser's target: the resolver crate must build for it (the playground runs it there).
+const BROWSER_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The resolver, which must stay free of tokio, the Kubernetes client, TLS, randomness and the
+/// clock so that it runs in a browser.
+const RESOLVER_PACKAGE: &str = "gateway-resolver";
+
+/// Whether rustup has the standard library of `target` installed.
+fn target_installed(target: &str) -> anyhow::Result<bool> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .context("running `rustup target list --installed` (is rustup installed?)")?;
     Ok(String::from_utf8_lossy(&installed.stdout)
         .lines()
-        .any(|l| l.trim() == "wasm32-wasip1"))
+        .any(|l| l.trim() == target))
 }
 
-pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
-    if wasm_target_installed()? {
+/// Whether rustup has the wasm32-wasip1 standard library installed.
+pub(crate) fn wasm_target_installed() -> anyhow::Result<bool> {
+    target_installed(WASI_TARGET)
+}
+
+/// Installs `target`'s standard library with rustup when it is missing.
+fn ensure_target(target: &str) -> anyhow::Result<()> {
+    if target_installed(target)? {
         return Ok(());
     }
     run(
-        "install the wasm32-wasip1 target",
+        &format!("install the {target} target"),
         "rustup",
-        &["target", "add", "wasm32-wasip1"],
+        &["target", "add", target],
         &[],
     )
+}
+
+pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
+    ensure_target(WASI_TARGET)
+}
+
+/// Crates that have no place in a browser: a runtime, the Kubernetes client, TLS, randomness
+/// (`getrandom` does not build for wasm32-unknown-unknown without JavaScript glue).
+const NOT_IN_THE_BROWSER: &[&str] = &[
+    "tokio",
+    "hyper",
+    "kube-client",
+    "kube-runtime",
+    "rustls",
+    "ring",
+    "aws-lc-rs",
+    "aws-lc-sys",
+    "getrandom",
+];
+
+/// Fails when the resolver's dependency tree for the browser holds a crate of
+/// [`NOT_IN_THE_BROWSER`] (a build could still succeed with some of them, and fail at run time).
+fn check_browser_dependencies() -> anyhow::Result<()> {
+    let label = "resolver dependencies for the browser";
+    let args = [
+        "tree",
+        "-p",
+        RESOLVER_PACKAGE,
+        "--target",
+        BROWSER_TARGET,
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ];
+    eprintln!("==> {label}: cargo {}", args.join(" "));
+    let output = Command::new("cargo")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .context("starting cargo tree")?;
+    if !output.status.success() {
+        bail!(
+            "cargo tree failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let found = forbidden_crates(&tree);
+    if !found.is_empty() {
+        bail!(
+            "{RESOLVER_PACKAGE} must build for the browser, but depends on {} (see `cargo {}`)",
+            found.join(", "),
+            args.join(" ")
+        );
+    }
+    eprintln!(
+        "    {label}: ok (none of {})",
+        NOT_IN_THE_BROWSER.join(", ")
+    );
+    Ok(())
+}
+
+/// The crates of [`NOT_IN_THE_BROWSER`] named in `cargo tree --format {p}` output.
+fn forbidden_crates(tree: &str) -> Vec<&'static str> {
+    let names: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    NOT_IN_THE_BROWSER
+        .iter()
+        .copied()
+        .filter(|name| names.contains(name))
+        .collect()
 }
 
 fn ensure_test_packages() -> anyhow::Result<()> {
@@ -123,6 +221,7 @@ fn ensure_test_packages() -> anyhow::Result<()> {
 pub fn test(quick: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     ensure_wasm_target()?;
+    ensure_target(BROWSER_TARGET)?;
     ensure_test_packages()?;
     cargo("format check", &["fmt", "--all", "--", "--check"])?;
     cargo(
@@ -144,7 +243,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "-p",
             "plugin",
             "--target",
-            "wasm32-wasip1",
+            WASI_TARGET,
             "--",
             "-D",
             "warnings",
@@ -152,7 +251,14 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     )?;
     cargo(
         "engine for wasm32",
-        &["build", "-p", "engine", "--target", "wasm32-wasip1"],
+        &["build", "-p", "engine", "--target", WASI_TARGET],
+    )?;
+    check_browser_dependencies()?;
+    // `-p` alone: built with the rest of the workspace, its `kube` dependency would be unified
+    // with the controller-shim's, client (tokio, TLS) included.
+    cargo(
+        "resolver for the browser",
+        &["build", "-p", RESOLVER_PACKAGE, "--target", BROWSER_TARGET],
     )?;
     cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
     // One feature resolution for everything below: `cargo test --workspace` also builds the binaries
@@ -177,6 +283,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         "conformance: status cases",
         &conformance,
         &[&vectors[..], &["--status"]].concat(),
+    )?;
+    run_binary(
+        "conformance: request cases (Kong 3.4-3.9 emulated, real wasm filter)",
+        &conformance,
+        &[&vectors[..], &["--target", "kong-emulated"]].concat(),
     )?;
     if quick {
         eprintln!("--quick: skipped the real-Envoy conformance run and the benchmark harnesses");
@@ -215,6 +326,21 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
 }
 
 pub fn conformance(args: &[String]) -> anyhow::Result<()> {
+    // The targets that run the filter need the module; build it (a no-op when it is current).
+    let runs_the_filter = args
+        .windows(2)
+        .any(|w| matches!(w, [flag, target] if flag == "--target" && target != "native"))
+        || args
+            .iter()
+            .any(|a| a.starts_with("--target=") && a != "--target=native");
+    if runs_the_filter
+        && !args
+            .iter()
+            .any(|a| a == "--wasm" || a.starts_with("--wasm="))
+    {
+        ensure_wasm_target()?;
+        cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
+    }
     let mut full: Vec<&str> = vec!["run", "-q", "-p", "conformance", "--"];
     if !args
         .iter()
@@ -253,6 +379,13 @@ pub fn bless() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forbidden_browser_crates_are_found_by_name() {
+        let tree = "gateway-resolver v0.1.0 (/src/resolver)\nkube-core v4.2.0\ntokio v1.50.0\ntokio-util v0.7.0\n";
+        assert_eq!(forbidden_crates(tree), ["tokio"]);
+        assert!(forbidden_crates("kube-core v4.2.0\nserde v1.0.0\n").is_empty());
+    }
 
     #[test]
     fn wasm_builds_name_every_package_with_the_wasm_profile() {

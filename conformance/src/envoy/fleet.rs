@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use controller_shim::api::discovery::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use controller_shim::api::meta::ObjectMeta;
 use testkit::{EchoIdentity, EchoServer};
 
 use crate::vectors::ServiceSpec;

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use controller_shim::api::ByteString;
 use controller_shim::envoy::{self as render, EnvoyOptions, FILTER_NAME};
 use controller_shim::resolution::GatewayResult;
 use controller_shim::{Settings, Snapshot, resolve};
-use k8s_openapi::ByteString;
 use testkit::certs::CertificateAuthority;
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 
@@ -79,6 +79,9 @@ impl EnvoyTarget {
 
     /// Runs one case; infrastructure errors become failures that say what broke.
     pub fn run(&mut self, case: &Case, file: &VectorFile) -> Outcome {
+        if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+            return Outcome::Skip(reason);
+        }
         match self.try_run(case, file) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Fail(format!("{e:#}")),
@@ -126,19 +129,8 @@ impl EnvoyTarget {
         if !case.expect.per_backend_request_headers.is_empty() {
             for _ in 0..50 {
                 let exchange = sender.send()?;
-                if let Some(echo) = &exchange.echo
-                    && let Some(expected) =
-                        case.expect.per_backend_request_headers.get(&echo.backend)
-                {
-                    for (name, value) in expected {
-                        let got = crate::exchange::joined(&echo.headers, name);
-                        if got.as_deref() != Some(value.as_str()) {
-                            return Ok(Outcome::Fail(format!(
-                                "{} must see {name}: {value:?}, got {got:?}",
-                                echo.backend
-                            )));
-                        }
-                    }
+                if let Err(e) = crate::exchange::check_backend_headers(case, &exchange) {
+                    return Ok(Outcome::Fail(e));
                 }
             }
         }
@@ -339,18 +331,7 @@ impl EnvoyTarget {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             };
-            let got = count as f64 * 100.0 / requests as f64;
-            let ok = if sampled {
-                (got - percent).abs() <= 10.0
-            } else {
-                count >= 1
-            };
-            if !ok {
-                return Err(format!(
-                    "mirror to {}: expected {percent}% of {requests} requests, got {count}",
-                    expected.backend
-                ));
-            }
+            crate::exchange::check_mirror_count(expected, count, requests, sampled)?;
         }
         Ok(())
     }

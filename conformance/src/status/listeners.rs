@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use controller_shim::Resolution;
+use controller_shim::api::GATEWAY_GROUP;
+use controller_shim::api::meta::Condition;
 use controller_shim::resolution::GatewayResult;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{GATEWAY_GROUP, Parent, gateway, has_condition};
+use super::{Parent, gateway, has_condition};
 use crate::vectors::{ExpectedCondition, ListenerStatusExpect, StatusCase};
 
 /// `listenerSetListenerStatus`: ListenerSet name → its listener status entries.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use atomic_file::Access;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -62,9 +63,7 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
     }
     let mut settings = Settings {
         // Conditions that change are stamped with the time of this run.
-        now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            k8s_openapi::jiff::Timestamp::now(),
-        ),
+        now: controller_shim::api::Time(controller_shim::api::jiff::Timestamp::now()),
         ..Settings::default()
     };
     if let Some(name) = &args.controller_name {
@@ -105,12 +104,12 @@ pub fn run(args: &RenderArgs) -> Result<ExitCode> {
 
     let report = status_json(&resolution, &written, &loaded);
     let text = status_text(&resolution, &written, &loaded);
-    envoy::write_atomic(
+    atomic_file::write_if_changed(
         &out.join("status.json"),
         format!("{}\n", serde_json::to_string_pretty(&report)?).as_bytes(),
-        false,
+        Access::Public,
     )?;
-    envoy::write_atomic(&out.join("status.txt"), text.as_bytes(), false)?;
+    atomic_file::write_if_changed(&out.join("status.txt"), text.as_bytes(), Access::Public)?;
     print!("{text}");
     if resolution.gateways.is_empty() {
         eprintln!(

@@ -12,12 +12,12 @@ use clap::{ArgGroup, Args, ValueEnum};
 
 use controller_shim::Settings;
 use controller_shim::deliver::Target;
-use controller_shim::deliver::envoy::EnvoyTarget;
+use controller_shim::deliver::envoy_files::EnvoyFilesTarget;
 use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health};
 use controller_shim::source::dir::DirSource;
-use controller_shim::source::{Filter, Index, Kind, Shared};
+use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
 use controller_shim::status::lease::{self, Elector, LeaseConfig};
 use controller_shim::status::report::Report;
@@ -36,9 +36,10 @@ use super::explain::parse_key;
 ///   --envoy-dir OUT   Envoy files under OUT/<namespace>/<gateway>/ (start Envoy with its
 ///                     bootstrap.yaml; routes and clusters then reload without a restart)
 ///   --kong-admin URL  Kong 3.4–3.9's Admin API (one Gateway per Kong). With a database the
-///                     shim upserts its own service, route and filter chain; DB-less Kong
-///                     (database = off) gets the whole declarative configuration with
-///                     POST /config, so there the shim owns everything that Kong runs
+///                     shim upserts its own services, routes and filter chain (an entry route
+///                     running the filter, one route per backend that Kong's router picks);
+///                     DB-less Kong (database = off) gets the whole declarative configuration
+///                     with POST /config, so there the shim owns everything that Kong runs
 ///
 /// A change reaches the proxies within about a second: 200 ms directory poll (or the watch
 /// event), 100 ms debounce, then the push. Every --resync seconds everything is delivered again
@@ -75,6 +76,26 @@ pub struct RunArgs {
     /// with a database), or post the whole declarative configuration (DB-less Kong).
     #[arg(long, value_enum, default_value_t = Mode::Auto, requires = "kong_admin")]
     kong_mode: Mode,
+    /// Kong's own proxy listener as Kong itself reaches it (HOST:PORT): where the entry service
+    /// forwards so that Kong's router picks the backend [default: the first plain-HTTP listener
+    /// in Kong's configuration.proxy_listeners, on 127.0.0.1].
+    #[arg(long, value_name = "HOST:PORT", requires = "kong_admin")]
+    kong_proxy: Option<String>,
+    /// The secret in the backend routes' path prefixes (/.gateway-wasm/<secret>/<id>), so clients
+    /// cannot address a backend route directly. Pin it to keep the configuration unchanged
+    /// across shim restarts [default: random per process].
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "GATEWAY_WASM_KONG_ROUTE_SECRET",
+        hide_env_values = true,
+        requires = "kong_admin"
+    )]
+    kong_route_secret: Option<String>,
+    /// For a Gateway with several ports: which Kong listen port serves a Gateway port, as
+    /// GATEWAY_PORT=KONG_PORT (repeatable; every port must be mapped).
+    #[arg(long, value_name = "GATEWAY_PORT=KONG_PORT", value_parser = parse_port_pair, requires = "kong_admin")]
+    kong_port: Vec<(u16, u16)>,
     /// The `spec.controllerName` of the GatewayClasses this controller serves.
     #[arg(long, value_name = "NAME", env = "GATEWAY_WASM_CONTROLLER_NAME")]
     controller_name: Option<String>,
@@ -160,7 +181,7 @@ fn targets(args: &RunArgs) -> Vec<Target> {
             .clone()
             .unwrap_or_else(|| dir.join("gateway_wasm.wasm"));
         let options = args.envoy.options(dir, &wasm, args.envoy.admin_port);
-        targets.push(Target::Envoy(EnvoyTarget::new(options)));
+        targets.push(Target::Envoy(EnvoyFilesTarget::new(options)));
     }
     if let Some(url) = &args.kong_admin {
         let mut options = KongOptions::new(url);
@@ -170,6 +191,11 @@ fn targets(args: &RunArgs) -> Vec<Target> {
             Mode::Db => KongMode::Db,
             Mode::Dbless => KongMode::Dbless,
         };
+        options.proxy = args.kong_proxy.clone();
+        if let Some(secret) = &args.kong_route_secret {
+            options.route_secret = secret.clone();
+        }
+        options.ports = args.kong_port.iter().copied().collect();
         targets.push(Target::Kong(Box::new(KongTarget::new(options))));
     }
     targets
@@ -210,7 +236,7 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
     tracing::info!(%health_addr, "serving /healthz, /readyz, /metrics");
-    let filter = Filter {
+    let filter = IndexFilter {
         controller_name: Some(controller_name.clone()),
     };
     let shared = Arc::new(Shared::new(Index::new(filter, Kind::ALL)));
@@ -282,4 +308,19 @@ async fn kube_client(url: Option<&str>) -> Result<kube::Client> {
             .context("no Kubernetes configuration (in-cluster, KUBECONFIG or ~/.kube/config)")?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// `80=8000` → (80, 8000).
+fn parse_port_pair(text: &str) -> Result<(u16, u16), String> {
+    let (gateway, kong) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=KONG_PORT"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+    };
+    Ok((port(gateway)?, port(kong)?))
 }

@@ -1,6 +1,6 @@
 //! Delivery targets: where a Gateway's resolved config goes.
 //!
-//! - [`envoy::EnvoyTarget`]: the Envoy files (bootstrap, ECDS, CDS, certificates) under
+//! - [`envoy_files::EnvoyFilesTarget`]: the Envoy files (bootstrap, ECDS, CDS, certificates) under
 //!   `<dir>/<namespace>/<gateway>/`, written atomically and only when their content changed;
 //! - [`kong::KongTarget`]: Kong 3.4–3.9's Admin API (a catch-all service and route carrying a
 //!   filter chain with the `gateway_wasm` filter), upserted by name when Kong has a database,
@@ -11,7 +11,7 @@
 //! Kong compares the configuration hash it reports), which is what makes the runtime's periodic
 //! re-delivery a cheap drift and restart repair.
 
-pub mod envoy;
+pub mod envoy_files;
 pub mod kong;
 
 use crate::resolution::GatewayResult;
@@ -28,7 +28,7 @@ pub struct Delivered {
 /// A configured target.
 #[derive(Debug)]
 pub enum Target {
-    Envoy(envoy::EnvoyTarget),
+    Envoy(envoy_files::EnvoyFilesTarget),
     Kong(Box<kong::KongTarget>),
 }
 

@@ -27,7 +27,7 @@ mod write;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use write::{WriteReport, write_atomic, write_files};
+pub use write::{WriteReport, write_files};
 
 use crate::resolution::GatewayResult;
 
@@ -172,12 +172,8 @@ pub enum RenderError {
     PortOverflow { port: u16, offset: u16 },
     #[error("serializing {what}: {message}")]
     Serialize { what: &'static str, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] atomic_file::Error),
 }
 
 /// Renders every file for one Gateway.

@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
+use crate::Snapshot;
 use crate::deliver::Target;
 use crate::metrics::Metrics;
 use crate::resolution::{GatewayResult, ObjectKey, Resolution, Settings};
-use crate::snapshot::Snapshot;
-use crate::source::{Object, Shared};
+use crate::source::Shared;
 use crate::status::kube::KubeStatus;
 use crate::status::report::Report;
 use crate::status::{self, FromSnapshot};
@@ -204,9 +204,7 @@ impl Runtime {
         };
         let settings = Settings {
             controller_name: self.config.controller_name.clone(),
-            now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::now(),
-            ),
+            now: crate::api::Time(crate::api::jiff::Timestamp::now()),
         };
         let resolution = crate::resolve(&snapshot, &settings);
         self.metrics.resolved();
@@ -298,13 +296,7 @@ impl Runtime {
         match &mut self.status {
             StatusSink::None => {}
             StatusSink::Report(sink) => {
-                sink.set_existing(
-                    Object::all_of(snapshot)
-                        .iter()
-                        .filter(|o| o.kind().status_written())
-                        .map(|o| (o.kind(), o.key()))
-                        .collect(),
-                );
+                sink.set_existing(status::status_keys(snapshot));
                 let patches = status::plan(resolution, sink, &controller, &routes);
                 report.status_patches = patches.len();
                 for patch in &patches {
@@ -357,11 +349,11 @@ impl Runtime {
         let gateways: BTreeSet<ObjectKey> = snapshot
             .gateways
             .iter()
-            .map(|g| Object::Gateway(g.clone()).key())
+            .map(|g| ObjectKey::of(&g.metadata))
             .collect();
         let mut messages = BTreeSet::new();
         for route in &snapshot.http_routes {
-            let key = Object::HttpRoute(route.clone()).key();
+            let key = ObjectKey::of(&route.metadata);
             for parent in route.spec.parent_refs.iter().flatten() {
                 let kind = parent.kind.as_deref().unwrap_or("Gateway");
                 if kind != "Gateway" {

@@ -20,8 +20,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest as _, Sha256};
 
 use super::Shared;
-use super::index::Object;
-use super::kinds::Kind;
+use super::{Kind, Object};
 use crate::manifests;
 use crate::resolution::ObjectKey;
 

@@ -1,5 +1,5 @@
-//! The index: a synchronous store of the objects the sources have seen, from which the runtime takes
-//! [`Snapshot`]s.
+//! The index: a synchronous store of the objects the sources have seen (one map per kind of the table
+//! in `gateway_resolver::kinds`), from which the runtime takes [`Snapshot`]s.
 //!
 //! Sources call [`Index::apply`], [`Index::delete`] and [`Index::replace`] (a relist), then
 //! [`Index::mark_synced`] once a kind's initial list is complete. The index is [`Index::ready`] when
@@ -11,149 +11,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::ListenerSet;
-use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use gateway_resolver::kinds::{Kind, Object};
 
-use super::kinds::Kind;
+use crate::Snapshot;
 use crate::resolution::ObjectKey;
-use crate::snapshot::Snapshot;
-
-/// One object of a watched kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Object {
-    GatewayClass(GatewayClass),
-    Gateway(Gateway),
-    ListenerSet(ListenerSet),
-    HttpRoute(HttpRoute),
-    ReferenceGrant(ReferenceGrant),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Namespace(Namespace),
-    Secret(Secret),
-}
-
-impl Object {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Object::GatewayClass(_) => Kind::GatewayClass,
-            Object::Gateway(_) => Kind::Gateway,
-            Object::ListenerSet(_) => Kind::ListenerSet,
-            Object::HttpRoute(_) => Kind::HttpRoute,
-            Object::ReferenceGrant(_) => Kind::ReferenceGrant,
-            Object::Service(_) => Kind::Service,
-            Object::EndpointSlice(_) => Kind::EndpointSlice,
-            Object::Namespace(_) => Kind::Namespace,
-            Object::Secret(_) => Kind::Secret,
-        }
-    }
-
-    pub fn metadata(&self) -> &ObjectMeta {
-        match self {
-            Object::GatewayClass(o) => &o.metadata,
-            Object::Gateway(o) => &o.metadata,
-            Object::ListenerSet(o) => &o.metadata,
-            Object::HttpRoute(o) => &o.metadata,
-            Object::ReferenceGrant(o) => &o.metadata,
-            Object::Service(o) => &o.metadata,
-            Object::EndpointSlice(o) => &o.metadata,
-            Object::Namespace(o) => &o.metadata,
-            Object::Secret(o) => &o.metadata,
-        }
-    }
-
-    /// The object as JSON (`status` included).
-    pub fn to_json(&self) -> serde_json::Value {
-        let value = match self {
-            Object::GatewayClass(o) => serde_json::to_value(o),
-            Object::Gateway(o) => serde_json::to_value(o),
-            Object::ListenerSet(o) => serde_json::to_value(o),
-            Object::HttpRoute(o) => serde_json::to_value(o),
-            Object::ReferenceGrant(o) => serde_json::to_value(o),
-            Object::Service(o) => serde_json::to_value(o),
-            Object::EndpointSlice(o) => serde_json::to_value(o),
-            Object::Namespace(o) => serde_json::to_value(o),
-            Object::Secret(o) => serde_json::to_value(o),
-        };
-        value.unwrap_or(serde_json::Value::Null)
-    }
-
-    pub fn key(&self) -> ObjectKey {
-        let meta = self.metadata();
-        ObjectKey {
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-        }
-    }
-
-    /// Adds the object to the snapshot list of its kind.
-    fn push_into(&self, snapshot: &mut Snapshot) {
-        match self.clone() {
-            Object::GatewayClass(o) => snapshot.gateway_classes.push(o),
-            Object::Gateway(o) => snapshot.gateways.push(o),
-            Object::ListenerSet(o) => snapshot.listener_sets.push(o),
-            Object::HttpRoute(o) => snapshot.http_routes.push(o),
-            Object::ReferenceGrant(o) => snapshot.reference_grants.push(o),
-            Object::Service(o) => snapshot.services.push(o),
-            Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
-            Object::Namespace(o) => snapshot.namespaces.push(o),
-            Object::Secret(o) => snapshot.secrets.push(o),
-        }
-    }
-
-    /// Every object of a snapshot, kind by kind.
-    pub fn all_of(snapshot: &Snapshot) -> Vec<Object> {
-        let mut out = Vec::new();
-        out.extend(
-            snapshot
-                .gateway_classes
-                .iter()
-                .cloned()
-                .map(Object::GatewayClass),
-        );
-        out.extend(snapshot.gateways.iter().cloned().map(Object::Gateway));
-        out.extend(
-            snapshot
-                .listener_sets
-                .iter()
-                .cloned()
-                .map(Object::ListenerSet),
-        );
-        out.extend(snapshot.http_routes.iter().cloned().map(Object::HttpRoute));
-        out.extend(
-            snapshot
-                .reference_grants
-                .iter()
-                .cloned()
-                .map(Object::ReferenceGrant),
-        );
-        out.extend(snapshot.services.iter().cloned().map(Object::Service));
-        out.extend(
-            snapshot
-                .endpoint_slices
-                .iter()
-                .cloned()
-                .map(Object::EndpointSlice),
-        );
-        out.extend(snapshot.namespaces.iter().cloned().map(Object::Namespace));
-        out.extend(snapshot.secrets.iter().cloned().map(Object::Secret));
-        out
-    }
-}
 
 /// Which objects the index keeps.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub struct IndexFilter {
     /// Keep only GatewayClasses with this `spec.controllerName` (None: keep all).
     pub controller_name: Option<String>,
 }
 
-impl Filter {
+impl IndexFilter {
     fn keeps(&self, object: &Object) -> bool {
         match (object, &self.controller_name) {
             (Object::GatewayClass(class), Some(ours)) => class.spec.controller_name == *ours,
@@ -165,7 +35,7 @@ impl Filter {
 /// The store. Not thread-safe by itself: sources share it behind a mutex.
 #[derive(Debug, Default)]
 pub struct Index {
-    filter: Filter,
+    filter: IndexFilter,
     objects: BTreeMap<Kind, BTreeMap<ObjectKey, Object>>,
     expected: BTreeSet<Kind>,
     synced: BTreeSet<Kind>,
@@ -174,7 +44,7 @@ pub struct Index {
 
 impl Index {
     /// An index that is ready once every kind in `expected` has been synced.
-    pub fn new(filter: Filter, expected: impl IntoIterator<Item = Kind>) -> Index {
+    pub fn new(filter: IndexFilter, expected: impl IntoIterator<Item = Kind>) -> Index {
         Index {
             filter,
             expected: expected.into_iter().collect(),
@@ -268,7 +138,7 @@ impl Index {
     pub fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for object in self.objects.values().flat_map(BTreeMap::values) {
-            object.push_into(&mut snapshot);
+            snapshot.push(object.clone());
         }
         snapshot
     }
@@ -277,6 +147,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{GatewayClass, Service};
 
     fn class(name: &str, controller: &str) -> Object {
         let mut class = GatewayClass::default();
@@ -295,7 +166,7 @@ mod tests {
     #[test]
     fn foreign_gateway_classes_are_dropped() {
         let mut index = Index::new(
-            Filter {
+            IndexFilter {
                 controller_name: Some("ours".into()),
             },
             [Kind::GatewayClass],
@@ -310,7 +181,7 @@ mod tests {
 
     #[test]
     fn unchanged_objects_do_not_bump_the_revision() {
-        let mut index = Index::new(Filter::default(), [Kind::Service]);
+        let mut index = Index::new(IndexFilter::default(), [Kind::Service]);
         assert!(index.apply(service("app", "web")));
         let revision = index.revision();
         assert!(!index.apply(service("app", "web")));
@@ -322,7 +193,7 @@ mod tests {
 
     #[test]
     fn ready_after_every_expected_kind_synced() {
-        let mut index = Index::new(Filter::default(), [Kind::Service, Kind::Gateway]);
+        let mut index = Index::new(IndexFilter::default(), [Kind::Service, Kind::Gateway]);
         assert!(!index.ready());
         index.mark_synced(Kind::Service);
         assert_eq!(index.unsynced(), vec![Kind::Gateway]);

@@ -15,135 +15,67 @@
 //! retrying and picks the kind up once the CRD appears.
 //!
 //! GatewayClasses are filtered by `spec.controllerName` in the index (the field is not selectable);
-//! Secrets are watched with the field selector `type=kubernetes.io/tls`, the only ones the resolver
-//! reads.
+//! Secrets are watched with the field selector of their row in the table of kinds
+//! (`type=kubernetes.io/tls`, the only ones the resolver reads).
 
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::ListenerSet;
-use gateway_api::experimental::referencegrants::ReferenceGrant;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use gateway_resolver::kinds::{Kind, KindType, KindVisitor, Object};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::Shared;
-use super::index::Object;
-use super::kinds::Kind;
 use crate::metrics::Metrics;
 
-/// The field selector for the Secrets the resolver can use.
-pub const TLS_SECRET_SELECTOR: &str = "type=kubernetes.io/tls";
-
-/// Starts one watcher task per kind. The tasks run until aborted.
+/// Starts one watcher task per kind of the table ([`Kind::ALL`]). The tasks run until aborted.
 pub fn spawn(client: Client, shared: Arc<Shared>, metrics: Arc<Metrics>) -> Vec<JoinHandle<()>> {
     Kind::ALL
         .into_iter()
         .map(|kind| {
-            let client = client.clone();
-            let shared = shared.clone();
-            let metrics = metrics.clone();
-            let config = watcher::Config::default();
-            match kind {
-                Kind::GatewayClass => tokio::spawn(watch(
-                    Api::<GatewayClass>::all(client),
-                    config,
-                    kind,
-                    Object::GatewayClass,
-                    shared,
-                    metrics,
-                )),
-                Kind::Gateway => tokio::spawn(watch(
-                    Api::<Gateway>::all(client),
-                    config,
-                    kind,
-                    Object::Gateway,
-                    shared,
-                    metrics,
-                )),
-                Kind::ListenerSet => tokio::spawn(watch(
-                    Api::<ListenerSet>::all(client),
-                    config,
-                    kind,
-                    Object::ListenerSet,
-                    shared,
-                    metrics,
-                )),
-                Kind::HttpRoute => tokio::spawn(watch(
-                    Api::<HttpRoute>::all(client),
-                    config,
-                    kind,
-                    Object::HttpRoute,
-                    shared,
-                    metrics,
-                )),
-                Kind::ReferenceGrant => tokio::spawn(watch(
-                    Api::<ReferenceGrant>::all(client),
-                    config,
-                    kind,
-                    Object::ReferenceGrant,
-                    shared,
-                    metrics,
-                )),
-                Kind::Service => tokio::spawn(watch(
-                    Api::<Service>::all(client),
-                    config,
-                    kind,
-                    Object::Service,
-                    shared,
-                    metrics,
-                )),
-                Kind::EndpointSlice => tokio::spawn(watch(
-                    Api::<EndpointSlice>::all(client),
-                    config,
-                    kind,
-                    Object::EndpointSlice,
-                    shared,
-                    metrics,
-                )),
-                Kind::Namespace => tokio::spawn(watch(
-                    Api::<Namespace>::all(client),
-                    config,
-                    kind,
-                    Object::Namespace,
-                    shared,
-                    metrics,
-                )),
-                Kind::Secret => tokio::spawn(watch(
-                    Api::<Secret>::all(client),
-                    config.fields(TLS_SECRET_SELECTOR),
-                    kind,
-                    Object::Secret,
-                    shared,
-                    metrics,
-                )),
-            }
+            kind.visit(SpawnWatcher {
+                client: client.clone(),
+                shared: shared.clone(),
+                metrics: metrics.clone(),
+            })
         })
         .collect()
 }
 
-async fn watch<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    kind: Kind,
-    wrap: fn(K) -> Object,
+/// Spawns the watcher of one kind, with its Rust type.
+struct SpawnWatcher {
+    client: Client,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
-) where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
+}
+
+impl KindVisitor for SpawnWatcher {
+    type Output = JoinHandle<()>;
+
+    fn visit<K: KindType>(self) -> JoinHandle<()> {
+        let mut config = watcher::Config::default();
+        if let Some(fields) = K::KIND.watch_field_selector() {
+            config = config.fields(fields);
+        }
+        tokio::spawn(watch(
+            Api::<K>::all(self.client),
+            config,
+            self.shared,
+            self.metrics,
+        ))
+    }
+}
+
+async fn watch<K: KindType>(
+    api: Api<K>,
+    config: watcher::Config,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+) {
+    let kind = K::KIND;
+    let wrap = K::into_object;
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     let mut relist: Vec<Object> = Vec::new();
     let problem_key = format!("watch {kind}");

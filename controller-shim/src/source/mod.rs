@@ -1,11 +1,10 @@
 //! Where objects come from: the Kubernetes API ([`kube`]) or a directory of manifests ([`dir`]).
 //!
 //! Both feed one [`Shared`] index and signal changes on a `tokio::sync::watch` channel carrying the
-//! index revision; the runtime takes [`Snapshot`](crate::Snapshot)s from it.
+//! index revision; the runtime takes [`Snapshot`]s from it.
 
 pub mod dir;
 pub mod index;
-pub mod kinds;
 pub mod kube;
 
 use std::collections::BTreeMap;
@@ -13,10 +12,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-pub use index::{Filter, Index, Object};
-pub use kinds::Kind;
+pub use gateway_resolver::kinds::{Kind, Object};
+pub use index::{Index, IndexFilter};
 
-use crate::snapshot::Snapshot;
+use crate::Snapshot;
 
 /// The index plus change notification and the problems sources want reported (a manifest that
 /// does not parse, a watch that keeps failing).

@@ -6,31 +6,16 @@
 use std::collections::BTreeMap;
 
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use super::{StatusError, StatusPatch};
+use crate::kinds::Kind;
 use crate::metrics::Metrics;
 use crate::resolution::ObjectKey;
-use crate::source::Kind;
-
-use gateway_api::experimental::gatewayclasses::GatewayClass;
-use gateway_api::experimental::gateways::Gateway;
-use gateway_api::experimental::httproutes::HttpRoute;
-use gateway_api::experimental::listenersets::ListenerSet;
 
 /// The field manager recorded on our writes.
 pub const FIELD_MANAGER: &str = "gateway-wasm-controller-shim";
-
-fn api_resource(kind: Kind) -> Option<ApiResource> {
-    Some(match kind {
-        Kind::GatewayClass => ApiResource::erase::<GatewayClass>(&()),
-        Kind::Gateway => ApiResource::erase::<Gateway>(&()),
-        Kind::ListenerSet => ApiResource::erase::<ListenerSet>(&()),
-        Kind::HttpRoute => ApiResource::erase::<HttpRoute>(&()),
-        _ => return None,
-    })
-}
 
 /// Writes status patches, remembering what it wrote so that a round planned before the watch
 /// delivered our own write does not write the same status again.
@@ -85,9 +70,10 @@ impl KubeStatus {
     }
 
     async fn patch(&self, patch: &StatusPatch) -> Result<(), StatusError> {
-        let Some(resource) = api_resource(patch.kind) else {
+        if !patch.kind.status_written() {
             return Ok(());
-        };
+        }
+        let resource = patch.kind.api_resource();
         let api: Api<DynamicObject> = if patch.key.namespace.is_empty() {
             Api::all_with(self.client.clone(), &resource)
         } else {

@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use crate::api::coordination::{Lease, LeaseSpec};
+use crate::api::meta::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
 use tokio::sync::watch;
@@ -78,7 +78,7 @@ pub struct Elector {
 }
 
 fn now() -> MicroTime {
-    MicroTime(k8s_openapi::jiff::Timestamp::now())
+    MicroTime(crate::api::jiff::Timestamp::now())
 }
 
 fn seconds(duration: Duration) -> i32 {

@@ -20,9 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use crate::Snapshot;
+use crate::kinds::{Kind, StatusWrite};
 use crate::resolution::{ObjectKey, Resolution};
-use crate::snapshot::Snapshot;
-use crate::source::{Kind, Object};
 
 /// An object's status as it is now.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,9 +69,10 @@ pub struct FromSnapshot {
 
 impl FromSnapshot {
     pub fn new(snapshot: &Snapshot) -> FromSnapshot {
-        let objects = Object::all_of(snapshot)
+        let objects = Kind::ALL
             .into_iter()
-            .filter(|o| o.kind().status_written())
+            .filter(|kind| kind.status_written())
+            .flat_map(|kind| snapshot.objects_of(kind))
             .map(|o| {
                 let status = o.to_json().get("status").cloned().filter(|s| !s.is_null());
                 (
@@ -99,13 +100,13 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 
 /// The patches that bring every object's status to what the resolution says.
 ///
-/// `routes_in_snapshot`: every HTTPRoute key that exists; a route that no longer references any of
-/// our Gateways but still carries our `parents[]` entries gets them removed.
+/// `routes_in_snapshot`: every route that exists ([`route_keys`]); a route that no longer references
+/// any of our Gateways but still carries our `parents[]` entries gets them removed.
 pub fn plan(
     resolution: &Resolution,
     known: &dyn Known,
     controller: &str,
-    routes_in_snapshot: &[ObjectKey],
+    routes_in_snapshot: &[(Kind, ObjectKey)],
 ) -> Vec<StatusPatch> {
     let mut patches = Vec::new();
     let mut consider = |kind: Kind, key: &ObjectKey, desired: Value| {
@@ -113,8 +114,8 @@ pub fn plan(
         let Some(current) = known.current(kind, key) else {
             return;
         };
-        let mut desired = match kind {
-            Kind::HttpRoute => {
+        let mut desired = match kind.status() {
+            StatusWrite::RouteParents { .. } => {
                 let ours = desired
                     .get("parents")
                     .and_then(Value::as_array)
@@ -151,33 +152,46 @@ pub fn plan(
     for set in &resolution.listener_sets {
         consider(Kind::ListenerSet, &set.listener_set, to_json(&set.status));
     }
-    let mut routed: BTreeSet<&ObjectKey> = BTreeSet::new();
+    let mut routed: BTreeSet<(Kind, &ObjectKey)> = BTreeSet::new();
     for route in &resolution.routes {
-        routed.insert(&route.route);
+        routed.insert((Kind::HttpRoute, &route.route));
         consider(Kind::HttpRoute, &route.route, to_json(&route.status));
     }
-    for key in routes_in_snapshot {
-        if routed.contains(key) {
+    for (kind, key) in routes_in_snapshot {
+        if routed.contains(&(*kind, key)) {
             continue;
         }
         let has_ours = known
-            .current(Kind::HttpRoute, key)
+            .current(*kind, key)
             .is_some_and(|c| diff::has_our_parents(c.status.as_ref(), controller));
         if has_ours {
-            consider(Kind::HttpRoute, key, json!({"parents": []}));
+            consider(*kind, key, json!({"parents": []}));
         }
     }
     patches
 }
 
-/// Every HTTPRoute key of a snapshot.
-pub fn route_keys(snapshot: &Snapshot) -> Vec<ObjectKey> {
-    snapshot
-        .http_routes
-        .iter()
-        .map(|r| ObjectKey {
-            namespace: r.metadata.namespace.clone().unwrap_or_default(),
-            name: r.metadata.name.clone().unwrap_or_default(),
+/// Every route of a snapshot (the kinds whose status is [`StatusWrite::RouteParents`]).
+pub fn route_keys(snapshot: &Snapshot) -> Vec<(Kind, ObjectKey)> {
+    keys(snapshot, |kind| {
+        matches!(kind.status(), StatusWrite::RouteParents { .. })
+    })
+}
+
+/// Every object whose status is written (they may get status; others never do).
+pub fn status_keys(snapshot: &Snapshot) -> BTreeSet<(Kind, ObjectKey)> {
+    keys(snapshot, Kind::status_written)
+}
+
+fn keys<C: FromIterator<(Kind, ObjectKey)>>(snapshot: &Snapshot, of: impl Fn(Kind) -> bool) -> C {
+    Kind::ALL
+        .into_iter()
+        .filter(|kind| of(*kind))
+        .flat_map(|kind| {
+            snapshot
+                .keys_of(kind)
+                .into_iter()
+                .map(move |key| (kind, key))
         })
         .collect()
 }
@@ -258,7 +272,11 @@ mod tests {
             &Resolution::default(),
             &known,
             "us",
-            &[key("left"), key("never"), key("gone")],
+            &[
+                (Kind::HttpRoute, key("left")),
+                (Kind::HttpRoute, key("never")),
+                (Kind::HttpRoute, key("gone")),
+            ],
         );
         assert_eq!(patches.len(), 1, "{patches:?}");
         assert_eq!(patches[0].key, key("left"));

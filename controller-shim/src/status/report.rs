@@ -11,11 +11,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use atomic_file::Access;
 use serde_json::{Map, Value, json};
 
 use super::{Current, Known, StatusError, StatusPatch};
+use crate::kinds::{Kind, StatusWrite};
 use crate::resolution::ObjectKey;
-use crate::source::Kind;
 
 /// The report's state.
 #[derive(Debug, Default)]
@@ -59,12 +60,11 @@ impl Report {
         }
         if let Some(path) = &self.path {
             let text = serde_json::to_string_pretty(&self.document(problems)).unwrap_or_default();
-            crate::envoy::write_atomic(path, format!("{text}\n").as_bytes(), false).map_err(
-                |e| StatusError::Report {
+            atomic_file::write_if_changed(path, format!("{text}\n").as_bytes(), Access::Public)
+                .map_err(|e| StatusError::Report {
                     path: path.display().to_string(),
-                    message: e.to_string(),
-                },
-            )?;
+                    message: e.source.to_string(),
+                })?;
         }
         let lines = self.lines();
         let mut changed = Vec::new();
@@ -84,40 +84,30 @@ impl Report {
 
     /// The JSON report: statuses by kind and `namespace/name`, plus current problems.
     pub fn document(&self, problems: &BTreeMap<String, String>) -> Value {
-        let mut by_kind: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
-        for ((kind, key), status) in &self.statuses {
-            let section = match kind {
-                Kind::GatewayClass => "gatewayClasses",
-                Kind::Gateway => "gateways",
-                Kind::ListenerSet => "listenerSets",
-                Kind::HttpRoute => "httpRoutes",
-                _ => continue,
+        let mut doc = Map::new();
+        doc.insert("controllerName".to_owned(), json!(self.controller));
+        doc.insert("problems".to_owned(), json!(problems));
+        // One section per kind whose status is written, empty ones included.
+        for kind in Kind::ALL {
+            let Some(section) = kind.status().report_section() else {
+                continue;
             };
-            by_kind
-                .entry(section)
-                .or_default()
-                .insert(key.to_string(), status.clone());
+            let statuses: Map<String, Value> = self
+                .statuses
+                .iter()
+                .filter(|((k, _), _)| *k == kind)
+                .map(|((_, key), status)| (key.to_string(), status.clone()))
+                .collect();
+            doc.insert(section.to_owned(), Value::Object(statuses));
         }
-        let mut doc = json!({
-            "controllerName": self.controller,
-            "problems": problems,
-        });
-        if let Value::Object(map) = &mut doc {
-            for section in ["gatewayClasses", "gateways", "listenerSets", "httpRoutes"] {
-                map.insert(
-                    section.to_owned(),
-                    Value::Object(by_kind.remove(section).unwrap_or_default()),
-                );
-            }
-        }
-        doc
+        Value::Object(doc)
     }
 
     /// Every route parent line we own, keyed by route and parent.
     pub fn lines(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for ((kind, key), status) in &self.statuses {
-            if *kind != Kind::HttpRoute {
+            if !matches!(kind.status(), StatusWrite::RouteParents { .. }) {
                 continue;
             }
             let parents = status.get("parents").and_then(Value::as_array);

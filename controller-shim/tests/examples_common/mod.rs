@@ -47,6 +47,53 @@ pub fn documents(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The overlays of `examples/kubernetes/overlays/`, one directory each.
+pub fn kustomize_overlays() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples().join("kubernetes/overlays"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("kustomization.yaml").is_file())
+        .collect();
+    dirs.sort();
+    assert!(
+        !dirs.is_empty(),
+        "no overlays in examples/kubernetes/overlays"
+    );
+    dirs
+}
+
+/// What `kubectl kustomize DIR` renders, as JSON objects. kubectl comes from Debian's
+/// `kubernetes-client` when it is missing (its kustomize is v2.0.3; the kustomizations are written
+/// for it and for current kubectl alike).
+pub fn kustomize(dir: &Path) -> Vec<Value> {
+    testkit::debian::ensure_package("kubectl", "kubernetes-client").unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("running kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .enumerate()
+        .map(|(i, document)| {
+            Value::deserialize(document).unwrap_or_else(|e| {
+                panic!(
+                    "kubectl kustomize {} document {}: {e}",
+                    dir.display(),
+                    i + 1
+                )
+            })
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
 fn replace_block(text: &str, key: &str, value: &impl serde::Serialize) -> String {
     let begin = text
         .find("# >>> generated")

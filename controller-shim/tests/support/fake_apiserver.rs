@@ -202,6 +202,27 @@ impl FakeApiServer {
         rv
     }
 
+    /// Applies each document of a multi-document YAML manifest in order, to the resource its
+    /// `kind` names (the lower-case plural Kubernetes uses for every kind served here).
+    pub fn apply_manifests(&self, yaml: &str) {
+        for document in serde_norway::Deserializer::from_str(yaml) {
+            let object: Value = serde::Deserialize::deserialize(document).unwrap();
+            if object.is_null() {
+                continue;
+            }
+            let kind = object["kind"]
+                .as_str()
+                .expect("every document names its kind")
+                .to_ascii_lowercase();
+            let plural = if kind.ends_with('s') {
+                format!("{kind}es")
+            } else {
+                format!("{kind}s")
+            };
+            self.apply(&plural, object);
+        }
+    }
+
     /// Deletes an object (DELETED event).
     pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
         let mut state = self.state.lock().unwrap();

@@ -4,28 +4,29 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use controller_shim::Kind;
+use controller_shim::api::Lease;
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
+use kube::api::ApiResource;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::{Body, Live, RecordedPatch, Seen, State};
 
-pub(super) fn api_version_kind(plural: &str) -> (&'static str, &'static str) {
-    match plural {
-        "gatewayclasses" => ("gateway.networking.k8s.io/v1", "GatewayClass"),
-        "gateways" => ("gateway.networking.k8s.io/v1", "Gateway"),
-        "listenersets" => ("gateway.networking.k8s.io/v1", "ListenerSet"),
-        "httproutes" => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-        "referencegrants" => ("gateway.networking.k8s.io/v1", "ReferenceGrant"),
-        "services" => ("v1", "Service"),
-        "namespaces" => ("v1", "Namespace"),
-        "secrets" => ("v1", "Secret"),
-        "endpointslices" => ("discovery.k8s.io/v1", "EndpointSlice"),
-        "leases" => ("coordination.k8s.io/v1", "Lease"),
-        other => panic!("the fake API server does not serve {other}"),
-    }
+/// The `apiVersion` and `kind` of the objects under a resource path: every kind of the shim's
+/// table (their group, version and plural come from the Rust types, i.e. the real API definitions),
+/// plus the Lease.
+pub(super) fn api_version_kind(plural: &str) -> (String, String) {
+    let lease = ApiResource::erase::<Lease>(&());
+    Kind::ALL
+        .into_iter()
+        .map(Kind::api_resource)
+        .chain([lease])
+        .find(|resource| resource.plural == plural)
+        .map(|resource| (resource.api_version, resource.kind))
+        .unwrap_or_else(|| panic!("the fake API server does not serve {plural}"))
 }
 
 pub(super) fn status_body(code: u16, reason: &str, message: &str) -> Value {

@@ -40,8 +40,16 @@
 //! back (a real Kong keeps its database across restarts). [`FakeKong::boot_with`]: a DB-less Kong
 //! restarting from a `declarative_config` file.
 //!
+//! - `GET /{collection}?tags=t` lists the entities tagged `t` (`{"data": [...], "next": null}`,
+//!   one page) and `DELETE /{collection}/{name}` deletes (204), with a database;
+//! - the workers ([`fake_kong_workers`]): after every configuration Kong accepts (`POST /config`
+//!   201, or a filter chain `PUT`), they re-encode each filter's object config with lua-cjson
+//!   (an empty array becomes `{}`) and load it with the filter's own engine; a rejection is only
+//!   logged (`error_log()`), the workers keep the previous configuration, and the Admin API
+//!   answer and `GET /status` stay as if all went well — as in Kong.
+//!
 //! Not modelled: other entity kinds' validation (they are kept as given), uniqueness checks,
-//! workspaces, tags, the proxy itself.
+//! workspaces, pagination, the proxy itself (`kong-emulator` emulates that part).
 
 #![allow(
     clippy::unwrap_used,
@@ -66,6 +74,9 @@ use hyper_util::rt::TokioIo;
 use md5::{Digest as _, Md5};
 use serde_json::{Map, Value, json};
 
+#[path = "fake_kong_workers.rs"]
+pub mod fake_kong_workers;
+
 pub const EMPTY_HASH: &str = "00000000000000000000000000000000";
 
 /// How the fake Kong is configured.
@@ -83,6 +94,8 @@ pub struct Settings {
     /// `GET /status` reports a hash the shim cannot predict (a Kong fingerprinting differently);
     /// `check_hash` still compares the real one.
     pub unpredictable_hash: bool,
+    /// `version` in `GET /`.
+    pub version: &'static str,
 }
 
 impl Settings {
@@ -93,6 +106,7 @@ impl Settings {
             role: "traditional",
             wasm: true,
             unpredictable_hash: false,
+            version: "3.9.1",
         }
     }
 
@@ -120,6 +134,8 @@ struct State {
     reloads: usize,
     /// DB-less: the last configuration loaded, as given.
     loaded: Option<Value>,
+    /// What the workers run, and the error log.
+    workers: fake_kong_workers::Workers,
 }
 
 pub struct FakeKong {
@@ -188,6 +204,7 @@ impl FakeKong {
             hash: EMPTY_HASH.to_owned(),
             reloads: 0,
             loaded: None,
+            workers: fake_kong_workers::Workers::default(),
         }));
         let task = {
             let state = state.clone();
@@ -263,6 +280,16 @@ impl FakeKong {
         self.state.lock().unwrap().loaded.clone()
     }
 
+    /// The filter configurations Kong's workers run, as the filter received them (re-encoded).
+    pub fn worker_configs(&self) -> Vec<String> {
+        self.state.lock().unwrap().workers.configs.clone()
+    }
+
+    /// Kong's error log: worker reconfigurations that failed.
+    pub fn error_log(&self) -> Vec<String> {
+        self.state.lock().unwrap().workers.error_log.clone()
+    }
+
     /// DB-less: Kong restarted without a `declarative_config` file: empty. With a database: the
     /// entities were deleted behind the shim's back.
     pub fn restart(&self) {
@@ -270,6 +297,7 @@ impl FakeKong {
         s.entities.clear();
         s.hash = EMPTY_HASH.to_owned();
         s.loaded = None;
+        s.workers.configs.clear();
     }
 
     /// DB-less: Kong restarted with `declarative_config` pointing at a file holding `text`.
@@ -282,6 +310,7 @@ impl FakeKong {
         s.entities = entities;
         s.hash = md5_hex(text);
         s.loaded = Some(doc);
+        reconfigure_workers(&mut s);
     }
 
     pub fn fail_next_chain(&self, status: u16, message: &str) {
@@ -321,12 +350,19 @@ async fn handle(request: Request<Incoming>, state: &Mutex<State>) -> Response<Fu
                 200,
                 &json!({
                     "tagline": "Welcome to kong",
-                    "version": "3.9.1",
+                    "version": s.settings.version,
                     "configuration": {
                         "database": if dbless { "off" } else { "postgres" },
                         "role": s.settings.role,
                         "wasm": s.settings.wasm,
                         "wasm_filters_path": "/usr/local/kong/wasm",
+                        // kong/conf_loader/listeners.lua parse_listeners: ip, port, flags.
+                        "proxy_listeners": [
+                            {"ip": "0.0.0.0", "port": 8000, "ssl": false, "http2": false,
+                             "listener": "0.0.0.0:8000"},
+                            {"ip": "0.0.0.0", "port": 8443, "ssl": true, "http2": true,
+                             "listener": "0.0.0.0:8443 ssl http2"},
+                        ],
                     },
                 }),
             );
@@ -374,6 +410,35 @@ async fn handle(request: Request<Incoming>, state: &Mutex<State>) -> Response<Fu
             Some(entity) => respond(200, entity),
             None => not_found(),
         },
+        (Method::GET, None) => {
+            let tag = query.get("tags").cloned();
+            let data: Vec<Value> = s
+                .entities
+                .get(&collection)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter(|e| {
+                    tag.as_ref().is_none_or(|t| {
+                        e["tags"]
+                            .as_array()
+                            .is_some_and(|tags| tags.iter().any(|x| x == t.as_str()))
+                    })
+                })
+                .cloned()
+                .collect();
+            respond(200, &json!({"data": data, "next": null}))
+        }
+        (Method::DELETE, Some(_)) if dbless => respond(
+            405,
+            &json!({"code": 12, "name": "operation unsupported",
+                "message": format!("cannot delete '{schema}' entities when not using a database")}),
+        ),
+        (Method::DELETE, Some(name)) => {
+            if let Some(m) = s.entities.get_mut(&collection) {
+                m.remove(&name);
+            }
+            respond(204, &Value::Null)
+        }
         (Method::POST, None) if dbless => respond(
             405,
             &json!({"code": 12, "name": "operation unsupported",
@@ -433,7 +498,20 @@ fn put_entity(s: &mut State, collection: &str, name: &str, body: Value) -> Respo
         .entry(collection.to_owned())
         .or_default()
         .insert(name.to_owned(), entity.clone());
+    if collection == "filter-chains" {
+        reconfigure_workers(s);
+    }
     respond(200, &entity)
+}
+
+/// Every worker rebuilds its filter chains from what Kong now holds.
+fn reconfigure_workers(s: &mut State) {
+    let chains: Vec<Value> = s
+        .entities
+        .get("filter-chains")
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    s.workers.reconfigure(&chains);
 }
 
 fn new_id(next: &mut u64) -> Value {
@@ -544,6 +622,7 @@ fn post_config(
             s.hash = new_hash.unwrap_or_else(|| md5_hex(&doc.to_string()));
             s.reloads += 1;
             s.loaded = Some(doc);
+            reconfigure_workers(s);
             // Kong answers the flattened entities keyed by type and id.
             let mut answer = Map::new();
             for (collection, entities) in &s.entities {

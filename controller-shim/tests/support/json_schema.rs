@@ -1,5 +1,5 @@
 //! A small JSON Schema validator for the keywords the PluginConfig schema uses (`type`,
-//! `properties`, `required`, `additionalProperties`, `items`, `enum`, `const`, `minimum`,
+//! `properties`, `patternProperties`, `required`, `additionalProperties`, `items`, `enum`, `const`, `minimum`,
 //! `maximum`, `anyOf`, `oneOf`, `allOf`, `$ref` into `$defs`/`definitions`); annotations such as
 //! `format`, `description` and `default` are ignored. Enough to show a pushed config satisfies
 //! the schema Kong's meta.json carries, without a validator dependency.
@@ -96,7 +96,18 @@ fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut V
         }
         for (key, item) in object {
             let child = format!("{path}.{key}");
-            match properties.and_then(|p| p.get(key)) {
+            let pattern = schema
+                .get("patternProperties")
+                .and_then(Value::as_object)
+                .and_then(|patterns| {
+                    patterns.iter().find_map(|(pattern, sub)| {
+                        regex_lite::Regex::new(pattern)
+                            .ok()
+                            .filter(|re| re.is_match(key))
+                            .map(|_| sub)
+                    })
+                });
+            match properties.and_then(|p| p.get(key)).or(pattern) {
                 Some(property) => check(root, property, item, &child, errors),
                 None => match schema.get("additionalProperties") {
                     Some(Value::Bool(false)) => errors.push(format!("{child}: unknown property")),

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The workspace root (packager/..).
@@ -25,45 +25,9 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn on_path(binary: &str) -> bool {
-    if binary.contains('/') {
-        return Path::new(binary).is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file()))
-}
-
 /// Installs a Debian package when `binary` is missing; fails the test with the reason otherwise.
 pub fn ensure_debian_package(binary: &str, package: &str) {
-    static APT: Mutex<()> = Mutex::new(());
-    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
-    if on_path(binary) {
-        return;
-    }
-    eprintln!(
-        "test setup: {binary} is missing; installing Debian package `{package}` (apt-get install -y {package})"
-    );
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-    };
-    let mut out = install();
-    if !matches!(&out, Ok(o) if o.status.success()) {
-        eprintln!("test setup: apt-get install failed; running apt-get update and retrying");
-        let _ = Command::new("apt-get").args(["update"]).status();
-        out = install();
-    }
-    match out {
-        Ok(o) if o.status.success() && on_path(binary) => {}
-        Ok(o) => panic!(
-            "cannot install Debian package `{package}` (needed for {binary}): apt-get exited {}: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("cannot run apt-get to install `{package}` (needed for {binary}): {e}"),
-    }
+    testkit::debian::ensure_package(binary, package).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// A port nobody listens on right now.
@@ -230,6 +194,21 @@ pub fn packager_full(args: &[&str], stdin: Option<&str>, docker_config: &Path) -
             .unwrap();
     }
     child.wait_with_output().unwrap()
+}
+
+/// Runs the packager binary with extra environment variables (`SOURCE_DATE_EPOCH`), stdin closed.
+pub fn packager_with_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    static DOCKER_CONFIG: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let docker_config = DOCKER_CONFIG.get_or_init(|| tempfile::tempdir().unwrap());
+    Command::new(env!("CARGO_BIN_EXE_packager"))
+        .args(args)
+        .env("DOCKER_CONFIG", docker_config.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting packager")
 }
 
 pub fn stdout(out: &Output) -> String {

@@ -11,8 +11,9 @@
 //! this process, and the watchdog does the rest. (xtask has no signal-handling dependency; the
 //! watchdog also covers the signals no handler can catch.)
 //!
-//! Modules: [`setup`] (tools and builds), [`procs`] (the processes and their watchdog), [`http`]
-//! (a one-request HTTP/1.1 client and the echo backend's answers), [`scenario`] (the checked steps).
+//! Modules: [`setup`] (tools and builds), [`start`] (the echo backends, the shim and Envoy, each
+//! started and waited for), [`procs`] (the processes and their watchdog), [`http`] (a one-request
+//! HTTP/1.1 client and the echo backend's answers), [`scenario`] (the checked steps).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,11 +30,13 @@ mod http;
 mod procs;
 mod scenario;
 mod setup;
+mod start;
 
 use http::*;
 use procs::*;
 use scenario::*;
 use setup::*;
+use start::*;
 
 /// The Gateway listener's port in the manifests, and where the demo's Envoy binds it.
 const GATEWAY_PORT: u16 = 80;
@@ -108,31 +111,74 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// The route status lines the shim printed (`store/store → infra/quickstart/http: Accepted=True …`).
-fn status_lines(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" → ") && l.contains("Accepted="))
-        .map(str::to_owned)
-        .collect()
-}
-
+/// The tour, one named step after another (what each does: [`DemoArgs`]).
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let root = crate::steps::root();
-    let style = Style {
-        color: !args.no_color
-            && std::env::var_os("NO_COLOR").is_none()
-            && std::io::stdout().is_terminal(),
-    };
+    let style = Style::for_stdout(args.no_color);
     println!(
         "{}",
         style.bold(
             "gateway-wasm demo: Kubernetes Gateway API routing inside Envoy, by a proxy-wasm filter"
         )
     );
+    ensure_ports_free()?;
 
+    section(&style, "Setup");
+    let (envoy_bin, setup_took) = install_tools(&root)?;
+    let (binaries, build_took) = build_binaries(&root, args.prebuilt)?;
+    let work = WorkDir::prepare(&root)?;
+
+    section(&style, "Start");
+    let start_started = Instant::now();
+    let mut processes = Processes::new()?;
+    start_echo_backends(&mut processes, &binaries.echo, &work.logs)?;
+    let bootstrap = start_shim(&mut processes, &root, &binaries, &work)?;
+    let statuses = shim_status_lines(&work.shim_log());
+    for line in &statuses {
+        println!("    {}", style.dim(line));
+    }
+    let envoy_pid = start_envoy(&mut processes, &envoy_bin, &bootstrap, &work)?;
+    let start_took = start_started.elapsed();
+
+    let mut demo = Demo {
+        root: root.clone(),
+        style,
+        shim: binaries.shim.clone(),
+        manifests: work.manifests.clone(),
+        envoy: SocketAddr::from(([127, 0, 0, 1], LISTEN_PORT)),
+        admin: SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT)),
+        passed: 0,
+        failed: Vec::new(),
+    };
+    check_routes_accepted(&mut demo, &statuses);
+    let scenario_started = Instant::now();
+    run_scenario(&mut demo, args, &mut processes, envoy_pid, &work)?;
+    let scenario_took = scenario_started.elapsed();
+
+    print_summary(&demo, &work);
+    println!(
+        "timings: setup {}, builds {}, start {}, scenario {}, total {}",
+        secs(setup_took),
+        secs(build_took),
+        secs(start_took),
+        secs(scenario_took),
+        secs(started.elapsed())
+    );
+    if args.keep {
+        print_keep_instructions(&demo, &binaries.shim, &work);
+        return keep_running(&mut processes);
+    }
+    stop_everything(&mut processes, &demo, &work)
+}
+
+fn section(style: &Style, title: &str) {
+    println!();
+    println!("{}", style.bold(title));
+}
+
+/// Every port the demo binds must be free before anything starts.
+fn ensure_ports_free() -> anyhow::Result<()> {
     let ports: Vec<u16> = [LISTEN_PORT, ADMIN_PORT, METRICS_PORT]
         .into_iter()
         .chain(BACKENDS.iter().map(|(_, _, port)| *port))
@@ -153,196 +199,51 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 .join(", ")
         );
     }
+    Ok(())
+}
 
-    println!();
-    println!("{}", style.bold("Setup"));
-    let setup_started = Instant::now();
-    ensure_wasm_target()?;
-    let envoy_bin = ensure_envoy(&root)?;
-    let setup_took = setup_started.elapsed();
-    let build_started = Instant::now();
-    cargo_build(
-        &root,
-        "build the filter",
-        &crate::steps::wasm_build_args(&["plugin"]),
-    )?;
-    if args.prebuilt {
-        step_line("controller-shim and echo-backend");
-        println!("prebuilt (--prebuilt)");
-    } else {
-        cargo_build(
-            &root,
-            "build controller-shim and echo-backend",
-            &[
-                "build",
-                "-p",
-                "controller-shim",
-                "--bin",
-                "controller-shim",
-                "-p",
-                "testkit",
-                "--bin",
-                "echo-backend",
-            ],
-        )?;
-    }
-    let build_took = build_started.elapsed();
-    let target = target_dir(&root);
-    let wasm = target.join("wasm32-wasip1/wasm/gateway_wasm.wasm");
-    let shim = target.join("debug/controller-shim");
-    let echo = target.join("debug/echo-backend");
-    for binary in [&shim, &echo] {
-        if !binary.exists() {
-            bail!(
-                "{} is missing; run the demo without --prebuilt to build it",
-                shown(&root, binary)
-            );
+/// Where the demo works: a copy of the quickstart manifests (the hot-reload step edits it), the
+/// Envoy files the shim writes, and every process's log. Cleared at each run.
+struct WorkDir {
+    manifests: PathBuf,
+    envoy_dir: PathBuf,
+    logs: PathBuf,
+}
+
+impl WorkDir {
+    fn prepare(root: &Path) -> anyhow::Result<WorkDir> {
+        let work = target_dir(root).join("demo");
+        if work.exists() {
+            std::fs::remove_dir_all(&work)
+                .with_context(|| format!("clearing {}", work.display()))?;
         }
-    }
-    let wasm_size = std::fs::metadata(&wasm)
-        .with_context(|| format!("the filter {} was not built", wasm.display()))?
-        .len();
-    step_line("filter");
-    println!("{} ({} KB)", shown(&root, &wasm), wasm_size / 1024);
-
-    let work = target.join("demo");
-    if work.exists() {
-        std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
-    }
-    let manifests = work.join("manifests");
-    let envoy_dir = work.join("envoy");
-    let logs = work.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    copy_dir(&root.join("examples/quickstart"), &manifests)?;
-    step_line("manifests");
-    println!(
-        "examples/quickstart copied to {} (the demo edits the copy)",
-        shown(&root, &manifests)
-    );
-
-    println!();
-    println!("{}", style.bold("Start"));
-    let start_started = Instant::now();
-    let mut processes = Processes::new()?;
-    for (namespace, service, port) in BACKENDS {
-        let mut command = Command::new(&echo);
-        command
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--namespace", namespace, "--service", service])
-            .arg("--pod")
-            .arg(format!("{service}-0"));
-        processes.spawn(
-            &format!("echo-backend {namespace}/{service}"),
-            command,
-            &logs.join(format!("echo-{service}.log")),
-        )?;
-    }
-    for (namespace, service, port) in BACKENDS {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for(
-            &format!("echo backend {namespace}/{service}"),
-            Duration::from_secs(10),
-            &mut processes,
-            || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
-        )?;
-    }
-    step_line("echo backends (echo-backend)");
-    println!(
-        "{}",
-        BACKENDS
-            .iter()
-            .map(|(ns, svc, port)| format!("{ns}/{svc} :{port}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
-    let shim_log = logs.join("controller-shim.log");
-    let mut command = Command::new(&shim);
-    command
-        .arg("run")
-        .arg("--manifests")
-        .arg(&manifests)
-        .arg("--envoy-dir")
-        .arg(&envoy_dir)
-        .arg("--wasm")
-        .arg(&wasm)
-        .arg("--port-map")
-        .arg(format!("{GATEWAY_PORT}={LISTEN_PORT}"))
-        .args(["--bind-address", "127.0.0.1"])
-        .arg("--admin-port")
-        .arg(ADMIN_PORT.to_string())
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{METRICS_PORT}"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
-    processes.spawn("controller-shim", command, &shim_log)?;
-    let metrics = SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
-    let bootstrap = envoy_dir.join("infra/quickstart/bootstrap.yaml");
-    let took = wait_for(
-        "controller-shim",
-        Duration::from_secs(20),
-        &mut processes,
-        || {
-            bootstrap.is_file()
-                && http_get(metrics, "localhost", "/readyz", &[]).is_ok_and(|r| r.status == 200)
-        },
-    )?;
-    step_line("controller-shim run --manifests");
-    println!(
-        "ready in {} ms; wrote {}",
-        took.as_millis(),
-        shown(&root, &bootstrap.with_file_name(""))
-    );
-    // The shim prints route status right after its first round; give the lines a moment.
-    let mut statuses = status_lines(&shim_log);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while statuses.len() < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(25));
-        statuses = status_lines(&shim_log);
-    }
-    for line in &statuses {
-        println!("    {}", style.dim(line));
+        let dir = WorkDir {
+            manifests: work.join("manifests"),
+            envoy_dir: work.join("envoy"),
+            logs: work.join("logs"),
+        };
+        std::fs::create_dir_all(&dir.logs)
+            .with_context(|| format!("creating {}", dir.logs.display()))?;
+        copy_dir(&root.join("examples/quickstart"), &dir.manifests)?;
+        step_line("manifests");
+        println!(
+            "examples/quickstart copied to {} (the demo edits the copy)",
+            shown(root, &dir.manifests)
+        );
+        Ok(dir)
     }
 
-    let envoy_log = logs.join("envoy.log");
-    let mut command = Command::new(&envoy_bin);
-    command
-        .arg("-c")
-        .arg(&bootstrap)
-        .args(["--use-dynamic-base-id", "--concurrency", "2"])
-        .args([
-            "--log-level",
-            "info",
-            "--file-flush-interval-msec",
-            "100",
-            "--log-path",
-        ])
-        .arg(&envoy_log);
-    let envoy_pid = processes.spawn("envoy", command, &logs.join("envoy.stdout.log"))?;
-    let admin = SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT));
-    let envoy = SocketAddr::from(([127, 0, 0, 1], LISTEN_PORT));
-    let took = wait_for("Envoy", Duration::from_secs(60), &mut processes, || {
-        http_get(admin, "localhost", "/ready", &[]).is_ok_and(|r| r.text() == "LIVE")
-            && http_get(envoy, "www.example.com", "/about", &[]).is_ok_and(|r| r.status == 200)
-    })?;
-    step_line(&format!("envoy {ENVOY_VERSION} with the filter"));
-    println!(
-        "ready in {} ms; Gateway port {GATEWAY_PORT} → 127.0.0.1:{LISTEN_PORT}, admin http://127.0.0.1:{ADMIN_PORT}/",
-        took.as_millis()
-    );
-    let start_took = start_started.elapsed();
+    fn shim_log(&self) -> PathBuf {
+        self.logs.join("controller-shim.log")
+    }
 
-    let mut demo = Demo {
-        root: root.clone(),
-        style,
-        shim: shim.clone(),
-        manifests: manifests.clone(),
-        envoy,
-        admin,
-        passed: 0,
-        failed: Vec::new(),
-    };
+    fn envoy_log(&self) -> PathBuf {
+        self.logs.join("envoy.log")
+    }
+}
+
+/// Check 0: the shim accepted the quickstart's three route parents and resolved their backends.
+fn check_routes_accepted(demo: &mut Demo, statuses: &[String]) {
     demo.heading("0. The controller-shim accepted every route");
     let routes_ok = !statuses.is_empty()
         && statuses
@@ -359,8 +260,16 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
              `decision` is `controller-shim explain` (the filter's engine, run on the manifests)."
         ))
     );
+}
 
-    let scenario_started = Instant::now();
+/// The checked requests, then that nothing the demo started has died meanwhile.
+fn run_scenario(
+    demo: &mut Demo,
+    args: &DemoArgs,
+    processes: &mut Processes,
+    envoy_pid: u32,
+    work: &WorkDir,
+) -> anyhow::Result<()> {
     demo.routing();
     demo.canary();
     demo.split(args.split_requests);
@@ -368,12 +277,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     demo.rewrite();
     demo.header_edits();
     demo.not_found();
-    demo.hot_reload(&mut processes, envoy_pid, &shim_log, &envoy_log)?;
-    let scenario_took = scenario_started.elapsed();
+    demo.hot_reload(processes, envoy_pid, &work.shim_log(), &work.envoy_log())?;
     if let Err(e) = processes.check_running() {
         demo.check(false, &format!("every process still running: {e:#}"));
     }
+    Ok(())
+}
 
+/// "all N checks passed", or the failed checks and where the logs are.
+fn print_summary(demo: &Demo, work: &WorkDir) {
     let total = demo.passed + demo.failed.len();
     println!();
     if demo.failed.is_empty() {
@@ -394,44 +306,36 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         for what in &demo.failed {
             println!("    - {what}");
         }
-        println!("    logs: {}", shown(&root, &logs));
+        println!("    logs: {}", shown(&demo.root, &work.logs));
     }
-    println!(
-        "timings: setup {}, builds {}, start {}, scenario {}, total {}",
-        secs(setup_took),
-        secs(build_took),
-        secs(start_took),
-        secs(scenario_took),
-        secs(started.elapsed())
-    );
+}
 
-    if args.keep {
-        print_keep_instructions(&demo, &root, &shim, &manifests, &envoy_dir, &logs);
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            processes.check_running()?;
-        }
+/// `--keep`: serve until Ctrl-C (the watchdog then stops everything) or a process dies.
+fn keep_running(processes: &mut Processes) -> anyhow::Result<()> {
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        processes.check_running()?;
     }
+}
+
+/// Stops every process the demo started; the command fails if any check did.
+fn stop_everything(processes: &mut Processes, demo: &Demo, work: &WorkDir) -> anyhow::Result<()> {
     let stopped = processes.stop();
     println!("stopped the {stopped} processes the demo started");
     if !demo.failed.is_empty() {
         bail!(
-            "{} of {total} demo checks failed (logs in {})",
+            "{} of {} demo checks failed (logs in {})",
             demo.failed.len(),
-            shown(&root, &logs)
+            demo.passed + demo.failed.len(),
+            shown(&demo.root, &work.logs)
         );
     }
     Ok(())
 }
 
-fn print_keep_instructions(
-    demo: &Demo,
-    root: &Path,
-    shim: &Path,
-    manifests: &Path,
-    envoy_dir: &Path,
-    logs: &Path,
-) {
+fn print_keep_instructions(demo: &Demo, shim: &Path, work: &WorkDir) {
+    let root = &demo.root;
+    let (manifests, envoy_dir, logs) = (&work.manifests, &work.envoy_dir, &work.logs);
     let s = &demo.style;
     println!();
     println!(

@@ -440,10 +440,9 @@ impl Demo {
             EDIT_TO.trim()
         );
         // Written aside (a hidden name the shim ignores) and renamed, as an editor saving would.
-        let temp = file.with_file_name(".route.yaml.demo-tmp");
-        std::fs::write(&temp, edited).with_context(|| format!("writing {}", temp.display()))?;
+        let staged = atomic_file::stage(&file, edited.as_bytes(), atomic_file::Access::Public)?;
         let saved = Instant::now();
-        std::fs::rename(&temp, &file).with_context(|| format!("replacing {}", file.display()))?;
+        staged.commit()?;
 
         let mut polls = 0u32;
         let visible = loop {

@@ -7,6 +7,15 @@ pub(super) struct Style {
 }
 
 impl Style {
+    /// Colours unless asked not to (`--no-color`, `NO_COLOR`) or stdout is not a terminal.
+    pub(super) fn for_stdout(no_color: bool) -> Style {
+        Style {
+            color: !no_color
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::io::stdout().is_terminal(),
+        }
+    }
+
     pub(super) fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -96,4 +105,71 @@ pub(super) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Re
         bail!("building {label} failed ({status})");
     }
     Ok(started.elapsed())
+}
+
+/// The wasm target and Envoy, installed when missing; returns Envoy's path and how long it took.
+pub(super) fn install_tools(root: &Path) -> anyhow::Result<(PathBuf, Duration)> {
+    let started = Instant::now();
+    ensure_wasm_target()?;
+    let envoy = ensure_envoy(root)?;
+    Ok((envoy, started.elapsed()))
+}
+
+/// What the tour runs: the filter, the controller-shim and the echo backend.
+pub(super) struct Binaries {
+    pub(super) wasm: PathBuf,
+    pub(super) shim: PathBuf,
+    pub(super) echo: PathBuf,
+}
+
+/// Builds the filter, and the shim and the echo backend unless `prebuilt`; checks that they are
+/// there and shows the filter's size. Returns them and how long the builds took.
+pub(super) fn build_binaries(root: &Path, prebuilt: bool) -> anyhow::Result<(Binaries, Duration)> {
+    let started = Instant::now();
+    cargo_build(
+        root,
+        "build the filter",
+        &crate::steps::wasm_build_args(&["plugin"]),
+    )?;
+    if prebuilt {
+        step_line("controller-shim and echo-backend");
+        println!("prebuilt (--prebuilt)");
+    } else {
+        cargo_build(
+            root,
+            "build controller-shim and echo-backend",
+            &[
+                "build",
+                "-p",
+                "controller-shim",
+                "--bin",
+                "controller-shim",
+                "-p",
+                "testkit",
+                "--bin",
+                "echo-backend",
+            ],
+        )?;
+    }
+    let took = started.elapsed();
+    let target = target_dir(root);
+    let binaries = Binaries {
+        wasm: target.join("wasm32-wasip1/wasm/gateway_wasm.wasm"),
+        shim: target.join("debug/controller-shim"),
+        echo: target.join("debug/echo-backend"),
+    };
+    for binary in [&binaries.shim, &binaries.echo] {
+        if !binary.exists() {
+            bail!(
+                "{} is missing; run the demo without --prebuilt to build it",
+                shown(root, binary)
+            );
+        }
+    }
+    let wasm_size = std::fs::metadata(&binaries.wasm)
+        .with_context(|| format!("the filter {} was not built", binaries.wasm.display()))?
+        .len();
+    step_line("filter");
+    println!("{} ({} KB)", shown(root, &binaries.wasm), wasm_size / 1024);
+    Ok((binaries, took))
 }

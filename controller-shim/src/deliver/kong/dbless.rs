@@ -2,7 +2,8 @@
 //!
 //! A DB-less Kong's Admin API is read-only except `POST /config`, which **replaces everything**
 //! Kong holds. The shim therefore owns that Kong's whole configuration: what it posts is exactly
-//! [`super::declarative_config`] (service, route, filter chain of one Gateway) and nothing else.
+//! [`super::entities::declarative_config`] (the entry service, route and filter chain of one
+//! Gateway, and a service and route per backend) and nothing else.
 //! It never merges with other configuration, and it refuses to replace a configuration holding
 //! entities it did not write (see [`foreign_entities`]), so pointing it at a Kong that serves
 //! other things fails loudly instead of erasing them.
@@ -44,7 +45,7 @@ use hyper::Method;
 use md5::{Digest as _, Md5};
 use serde_json::{Value, json};
 
-use super::{KongTarget, at, declarative_config, entity_name};
+use super::{KongTarget, at, entities, entity_name};
 use crate::deliver::{DeliverError, Delivered};
 use crate::resolution::GatewayResult;
 
@@ -58,9 +59,16 @@ pub fn config_hash(text: &str) -> String {
     hex::encode(Md5::digest(text.as_bytes()))
 }
 
-/// The exact JSON text posted as `config` for a Gateway.
-pub fn config_text(target: &KongTarget, gateway: &GatewayResult) -> Result<String, DeliverError> {
-    Ok(declarative_config(gateway, &target.options)?.to_string())
+/// The exact JSON text posted as `config` for a Gateway, and what the operator should know.
+pub fn config_text(
+    target: &KongTarget,
+    gateway: &GatewayResult,
+) -> Result<(String, Vec<String>), DeliverError> {
+    let layout = target.layout(gateway)?;
+    Ok((
+        entities::declarative_config(&layout).to_string(),
+        layout.warnings,
+    ))
 }
 
 pub(super) async fn deliver(
@@ -68,7 +76,7 @@ pub(super) async fn deliver(
     gateway: &GatewayResult,
 ) -> Result<Delivered, DeliverError> {
     let name = entity_name(&gateway.gateway);
-    let text = config_text(target, gateway)?;
+    let (text, warnings) = config_text(target, gateway)?;
     let hash = config_hash(&text);
     let current = configuration_hash(target).await?;
     if current.as_deref() == Some(hash.as_str()) {
@@ -88,7 +96,7 @@ pub(super) async fn deliver(
             target.posted_hash = Some(hash);
             Ok(Delivered {
                 changed: true,
-                warnings: Vec::new(),
+                warnings,
             })
         }
         (304, _) => {
@@ -163,9 +171,9 @@ async fn ensure_owned(target: &KongTarget, ours: &str) -> Result<(), DeliverErro
 
 /// The entities of a Kong export (`GET /config`) that are not the shim's own (`ours` is the
 /// Gateway's entity name), as `"<type> <name or id>"`. Top-level `_…` keys are metadata and
-/// `workspaces` are Kong's own; the service, route and filter chain named `ours` are ours — by
-/// exact name, so a Kong serving another Gateway is foreign too (two shims never take turns
-/// erasing each other).
+/// `workspaces` are Kong's own; services, routes and filter chains named `ours` or
+/// `ours.<backend id>` are ours — by name, so a Kong serving another Gateway is foreign too (two
+/// shims never take turns erasing each other).
 pub fn foreign_entities(export: &Value, ours: &str) -> Vec<String> {
     let mut foreign = Vec::new();
     let Some(sections) = export.as_object() else {
@@ -177,7 +185,13 @@ pub fn foreign_entities(export: &Value, ours: &str) -> Vec<String> {
         }
         let ownable = matches!(kind.as_str(), "services" | "routes" | "filter_chains");
         for entity in entities.as_array().into_iter().flatten() {
-            if ownable && at(entity, "name") == ours {
+            let name = at(entity, "name").as_str().unwrap_or_default();
+            let own_name = name == ours
+                || name
+                    .strip_prefix(ours)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+            if ownable && own_name {
                 continue;
             }
             let label = ["name", "username", "id"]

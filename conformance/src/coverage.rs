@@ -1,0 +1,140 @@
+//! Which cases the runners can check at all, decided once for every target.
+//!
+//! Loading is lenient (other vector files add fields), but "a test runner tolerates unknown fields
+//! when loading, but never passes a case with an expectation it does not check: such a case fails or
+//! is skipped with the reason, and a flipped expectation must make it fail." Every runner (native,
+//! Envoy, status) asks this module first and skips, with the reason printed, a case that:
+//! - has a route of a kind the project does not route yet (GRPCRoute today), which the HTTPRoute
+//!   machinery would otherwise read as an HTTPRoute;
+//! - expects something this model does not know (an unknown field anywhere under `expect`), or
+//!   describes its request with fields the senders do not know (they would send another request);
+//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`): the targets do not send gRPC
+//!   calls yet. [`crate::grpc_status::check`] is the check they will apply once they do.
+
+use serde_json::{Map, Value};
+
+use crate::vectors::{Case, DEFAULT_ROUTE_KIND, RouteSpec, StatusCase};
+
+/// The route kinds the resolver and the engine implement.
+pub const SUPPORTED_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND];
+
+/// Why no target can check this request case today, if so.
+pub fn unchecked_request_case(case: &Case) -> Option<String> {
+    if let Some(reason) = unsupported_route_kinds(&case.routes) {
+        return Some(reason);
+    }
+    let unknown = unknown_request_case_fields(case);
+    if !unknown.is_empty() {
+        return Some(format!(
+            "fields this runner does not know (never counted as checked): {}",
+            unknown.join(", ")
+        ));
+    }
+    if case.is_grpc() {
+        return Some(
+            "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// Why no runner can check this status case today, if so.
+pub fn unchecked_status_case(case: &StatusCase) -> Option<String> {
+    if let Some(reason) = unsupported_route_kinds(&case.routes) {
+        return Some(reason);
+    }
+    let unknown = unknown_status_case_fields(case);
+    if !unknown.is_empty() {
+        return Some(format!(
+            "unknown expectation fields: {}",
+            unknown.join(", ")
+        ));
+    }
+    None
+}
+
+/// `GRPCRoute is not supported yet (gateway-conformance-infra/exact-matching)`.
+pub fn unsupported_route_kinds(routes: &[RouteSpec]) -> Option<String> {
+    let mut kinds: Vec<(&str, Vec<String>)> = Vec::new();
+    for route in routes
+        .iter()
+        .filter(|r| !SUPPORTED_ROUTE_KINDS.contains(&r.kind()))
+    {
+        match kinds.iter_mut().find(|(kind, _)| *kind == route.kind()) {
+            Some((_, names)) => names.push(route.key()),
+            None => kinds.push((route.kind(), vec![route.key()])),
+        }
+    }
+    (!kinds.is_empty()).then(|| {
+        kinds
+            .iter()
+            .map(|(kind, names)| format!("{kind} is not supported yet ({})", names.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// JSON paths of every field under `request` and `expect` the model does not know.
+fn unknown_request_case_fields(case: &Case) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let request = &case.request;
+    push_keys(&mut unknown, "request", &request.extra);
+    if let Some(behaviour) = &request.backend_behavior {
+        push_keys(&mut unknown, "request.backendBehavior", &behaviour.extra);
+    }
+    if let Some(grpc) = &request.grpc {
+        push_keys(&mut unknown, "request.grpc", &grpc.extra);
+    }
+    let expect = &case.expect;
+    push_keys(&mut unknown, "expect", &expect.extra);
+    if let Some(redirect) = &expect.redirect {
+        push_keys(&mut unknown, "expect.redirect", &redirect.extra);
+    }
+    for (i, mirror) in expect.mirrored_to.iter().enumerate() {
+        push_keys(
+            &mut unknown,
+            &format!("expect.mirroredTo[{i}]"),
+            &mirror.extra,
+        );
+    }
+    unknown
+}
+
+/// JSON paths of every expectation field of a status case the model does not know.
+fn unknown_status_case_fields(case: &StatusCase) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let expect = &case.expect;
+    push_keys(&mut unknown, "expect", &expect.extra);
+    for (i, entry) in expect.route_parent_conditions.iter().enumerate() {
+        push_keys(
+            &mut unknown,
+            &format!("expect.routeParentConditions[{i}]"),
+            &entry.extra,
+        );
+    }
+    for (i, listener) in expect.gateway_listener_status.iter().flatten().enumerate() {
+        push_keys(
+            &mut unknown,
+            &format!("expect.gatewayListenerStatus[{i}]"),
+            &listener.extra,
+        );
+    }
+    for (set, listeners) in expect.listener_set_listener_status.iter().flatten() {
+        for (i, listener) in listeners.iter().enumerate() {
+            push_keys(
+                &mut unknown,
+                &format!("expect.listenerSetListenerStatus.{set}[{i}]"),
+                &listener.extra,
+            );
+        }
+    }
+    unknown
+}
+
+fn push_keys(out: &mut Vec<String>, prefix: &str, extra: &Map<String, Value>) {
+    out.extend(extra.keys().map(|key| format!("{prefix}.{key}")));
+}
+
+#[cfg(test)]
+mod tests;

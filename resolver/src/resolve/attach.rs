@@ -1,0 +1,282 @@
+//! HTTPRoute parentRefs → listeners.
+//!
+//! Spec (ParentReference): Group "When unspecified, "gateway.networking.k8s.io" is inferred";
+//! Namespace "When unspecified, this refers to the local namespace of the Route"; SectionName
+//! "When unspecified (empty string), this will reference the entire resource"; Port "When both Port
+//! (experimental) and SectionName are specified, the name and port of the selected listener must
+//! match both specified values." and "If 1 of 2 Gateway listeners accept attachment from the
+//! referencing Route, the Route MUST be considered successfully attached. If no Gateway listeners
+//! accept attachment from this Route, the Route MUST be considered detached from the Gateway."
+
+use std::collections::BTreeSet;
+
+use crate::api::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteStatusParentsParentRef};
+
+use super::conditions::{Problem, route as reason};
+use super::listeners::{FromNamespaces, GatewayModel, HTTP_ROUTE, ListenerModel, Owner};
+use super::rules::{self, Converted};
+use super::{Lookup, hostnames, key, namespace};
+use crate::api::GATEWAY_GROUP;
+use crate::resolution::ObjectKey;
+
+/// One HTTPRoute that references at least one Gateway or ListenerSet of ours.
+#[derive(Debug)]
+pub struct RouteResult<'a> {
+    pub object: &'a HttpRoute,
+    pub key: ObjectKey,
+    pub rules: Converted,
+    pub parents: Vec<ParentResult>,
+}
+
+/// One parentRef of ours and what became of it.
+#[derive(Debug)]
+pub struct ParentResult {
+    /// Index into the Gateway list.
+    pub gateway: usize,
+    /// The parentRef echoed into status, defaults made explicit.
+    pub parent_ref: HttpRouteStatusParentsParentRef,
+    /// The listeners (indices into the Gateway's merged list) with the route's effective hostnames
+    /// on each, or why the route is not accepted through this parentRef.
+    pub accepted: Result<Vec<(usize, Vec<String>)>, Problem>,
+}
+
+/// Matches every route's parentRefs and counts attached routes on the listeners.
+pub fn routes<'a>(lookup: &Lookup<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<RouteResult<'a>> {
+    let mut out = Vec::new();
+    for route in lookup.routes() {
+        let route_ns = namespace(&route.metadata);
+        let mut parents = Vec::new();
+        let mut seen = BTreeSet::new();
+        for p in route.spec.parent_refs.iter().flatten() {
+            let Some((gw, owner)) = parent(gateways, route_ns, p) else {
+                continue;
+            };
+            let echo = echo(route_ns, p, owner);
+            // ParentRefs "must be _distinct_"; a repeated one adds nothing and would duplicate
+            // the status entry.
+            if !seen.insert(format!("{echo:?}")) {
+                continue;
+            }
+            let accepted = gateways.get(gw).map_or(Err(no_parent("the Gateway")), |g| {
+                listeners(lookup, g, owner, route, p)
+            });
+            parents.push(ParentResult {
+                gateway: gw,
+                parent_ref: echo,
+                accepted,
+            });
+        }
+        if parents.is_empty() {
+            continue;
+        }
+        let rules = rules::convert(lookup, route);
+        // "A Route MUST be considered "Accepted" if at least one of the Route's rules is
+        // implemented by the Gateway."
+        if rules.rules.is_empty() {
+            let problem = Problem::new(
+                rules
+                    .dropped
+                    .first()
+                    .map_or(reason::UNSUPPORTED_VALUE, |(_, p)| p.reason),
+                if rules.dropped.is_empty() {
+                    "the route has no rules".to_owned()
+                } else {
+                    rules
+                        .dropped
+                        .iter()
+                        .map(|(_, p)| p.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+            );
+            for parent in &mut parents {
+                if parent.accepted.is_ok() {
+                    parent.accepted = Err(problem.clone());
+                }
+            }
+        }
+        out.push(RouteResult {
+            object: route,
+            key: key(&route.metadata),
+            rules,
+            parents,
+        });
+    }
+    count_attached(gateways, &out);
+    out
+}
+
+/// The Gateway (and, for a ListenerSet parent, which of its ListenerSets) a parentRef selects, if
+/// it is one of ours. Other parents are another controller's business: "Implementations of this
+/// API can only populate Route status for the Gateways/parent resources they are responsible for."
+fn parent(
+    gateways: &[GatewayModel<'_>],
+    route_ns: &str,
+    p: &HttpRouteParentRefs,
+) -> Option<(usize, Owner)> {
+    if p.group.as_deref().unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
+        return None;
+    }
+    let ns = p.namespace.as_deref().unwrap_or(route_ns);
+    match p.kind.as_deref().unwrap_or("Gateway") {
+        "Gateway" => gateways
+            .iter()
+            .position(|g| g.key.namespace == ns && g.key.name == p.name)
+            .map(|i| (i, Owner::Gateway)),
+        "ListenerSet" => gateways.iter().enumerate().find_map(|(i, g)| {
+            g.listener_sets
+                .iter()
+                .position(|s| s.key.namespace == ns && s.key.name == p.name)
+                .map(|j| (i, Owner::ListenerSet(j)))
+        }),
+        _ => None,
+    }
+}
+
+/// The parentRef as written, with group, kind and namespace made explicit.
+fn echo(route_ns: &str, p: &HttpRouteParentRefs, owner: Owner) -> HttpRouteStatusParentsParentRef {
+    HttpRouteStatusParentsParentRef {
+        group: Some(GATEWAY_GROUP.to_owned()),
+        kind: Some(
+            match owner {
+                Owner::Gateway => "Gateway",
+                Owner::ListenerSet(_) => "ListenerSet",
+            }
+            .to_owned(),
+        ),
+        name: p.name.clone(),
+        namespace: Some(p.namespace.clone().unwrap_or_else(|| route_ns.to_owned())),
+        port: p.port,
+        section_name: p.section_name.clone().filter(|s| !s.is_empty()),
+    }
+}
+
+fn no_parent(what: &str) -> Problem {
+    Problem::new(
+        reason::NO_MATCHING_PARENT,
+        format!("{what} is not available"),
+    )
+}
+
+/// The listeners of `owner` that accept the route through parentRef `p`, each with the route's
+/// effective hostnames; the reason names the last stage some listener got through.
+fn listeners(
+    lookup: &Lookup<'_>,
+    gw: &GatewayModel<'_>,
+    owner: Owner,
+    route: &HttpRoute,
+    p: &HttpRouteParentRefs,
+) -> Result<Vec<(usize, Vec<String>)>, Problem> {
+    if let Err(problem) = &gw.accepted {
+        return Err(Problem::new(
+            reason::NO_MATCHING_PARENT,
+            format!("Gateway {} is not accepted: {}", gw.key, problem.message),
+        ));
+    }
+    if let Owner::ListenerSet(i) = owner
+        && let Some(Err(problem)) = gw.listener_sets.get(i).map(|s| &s.allowed)
+    {
+        return Err(Problem::new(
+            reason::NO_MATCHING_PARENT,
+            problem.message.clone(),
+        ));
+    }
+    let section = p.section_name.as_deref().filter(|s| !s.is_empty());
+    let selected: Vec<(usize, &ListenerModel)> = gw
+        .listeners_of(owner)
+        .filter(|(_, l)| section.is_none_or(|s| s == l.section_name))
+        .filter(|(_, l)| p.port.is_none_or(|port| port == l.port))
+        .collect();
+    if selected.is_empty() {
+        let mut what = Vec::new();
+        if let Some(s) = section {
+            what.push(format!("sectionName {s:?}"));
+        }
+        if let Some(port) = p.port {
+            what.push(format!("port {port}"));
+        }
+        return Err(Problem::new(
+            reason::NO_MATCHING_PARENT,
+            format!("no listener matches {}", what.join(" and ")),
+        ));
+    }
+
+    let route_ns = namespace(&route.metadata);
+    let allowed: Vec<(usize, &ListenerModel)> = selected
+        .into_iter()
+        .filter(|(_, l)| {
+            l.allows_kind(GATEWAY_GROUP, HTTP_ROUTE) && namespace_allowed(lookup, l, route_ns)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(Problem::new(
+            reason::NOT_ALLOWED_BY_LISTENERS,
+            format!("no selected listener allows HTTPRoutes from namespace {route_ns}"),
+        ));
+    }
+
+    let route_hostnames = route.spec.hostnames.as_deref().unwrap_or_default();
+    if let Some((bad, why)) = route_hostnames
+        .iter()
+        .find_map(|h| Some((h, engine::check_hostname(h).err()?)))
+    {
+        return Err(Problem::new(
+            reason::UNSUPPORTED_VALUE,
+            format!("hostname {bad:?} is not valid: {why}"),
+        ));
+    }
+    let attached: Vec<(usize, Vec<String>)> = allowed
+        .into_iter()
+        .filter_map(|(i, l)| {
+            Some((
+                i,
+                hostnames::intersect(l.hostname.as_deref(), route_hostnames)?,
+            ))
+        })
+        .collect();
+    if attached.is_empty() {
+        // "If both the Listener and HTTPRoute have specified hostnames, and none match with the
+        // criteria above, then the HTTPRoute is not accepted. The implementation must raise an
+        // 'Accepted' Condition with a status of `False` in the corresponding RouteParentStatus."
+        return Err(Problem::new(
+            reason::NO_MATCHING_LISTENER_HOSTNAME,
+            "no hostname of the route intersects a hostname of the selected listeners",
+        ));
+    }
+    Ok(attached)
+}
+
+/// AllowedRoutes `namespaces.from`: "All: Routes in all namespaces may be used by this Gateway.
+/// Selector: Routes in namespaces selected by the selector may be used by this Gateway. Same: Only
+/// Routes in the same namespace may be used by this Gateway." (For a ListenerSet listener, "Same"
+/// is the ListenerSet's namespace.)
+fn namespace_allowed(lookup: &Lookup<'_>, l: &ListenerModel, route_ns: &str) -> bool {
+    match &l.from {
+        FromNamespaces::Same => l.namespace == route_ns,
+        FromNamespaces::All => true,
+        FromNamespaces::Selector(selector) => selector
+            .as_ref()
+            .is_some_and(|s| s.matches(&lookup.namespace_labels(route_ns))),
+    }
+}
+
+/// "The AttachedRoutes number represents the number of Routes with the Accepted condition set to
+/// "True" that have been attached to this Listener." A route counts once per listener however many
+/// of its parentRefs select it.
+fn count_attached(gateways: &mut [GatewayModel<'_>], routes: &[RouteResult<'_>]) {
+    let mut attached: BTreeSet<(usize, usize, &ObjectKey)> = BTreeSet::new();
+    for route in routes {
+        for parent in &route.parents {
+            if let Ok(listeners) = &parent.accepted {
+                for (l, _) in listeners {
+                    attached.insert((parent.gateway, *l, &route.key));
+                }
+            }
+        }
+    }
+    for (gw, l, _) in attached {
+        if let Some(listener) = gateways.get_mut(gw).and_then(|g| g.listeners.get_mut(l)) {
+            listener.attached_routes = listener.attached_routes.saturating_add(1);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! An HTTPRoute's rules → the engine's rules, defaults filled in exactly as the API server would,
+//! so a route written without defaults resolves like its defaulted form.
+//!
+//! Rules the engine would reject are dropped, following the spec (GatewayListeners.allowedRoutes):
+//! "All valid rules within a Route attached to this Listener should be implemented. Invalid Route
+//! rules can be ignored (sometimes that will mean the full Route). ... even if a filter specified by
+//! a Route rule is invalid, the rest of the rules within that Route should still be supported." and
+//! (HTTPRouteRule.filters): "If all Route Rules in a Route are invalid, the entire Route would be
+//! considered invalid. If only a portion of Route Rules are invalid, implementations MUST set the
+//! "PartiallyInvalid" condition for the Route." That includes a `ReplacePrefixMatch` on a rule with
+//! a non-`PathPrefix` match, whose own field doc asks for Accepted=False: we reject the rule, and
+//! the route only when no valid rule is left, so one bad rule cannot take down a route's others.
+
+use crate::api::httproutes::{
+    HttpRoute, HttpRouteRules, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParamsType,
+};
+use engine::config::{
+    BackendRef, HeaderMatch, Match, PathMatch, PathMatchType, QueryParamMatch, Retry, Rule,
+    Timeouts, ValueMatchType,
+};
+
+use super::backends::{self, Backends};
+use super::conditions::{Problem, route as reason};
+use super::filters::{self, Context};
+use super::{Lookup, namespace};
+
+/// A route's rules as the data plane gets them.
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// The valid rules, in order.
+    pub rules: Vec<Rule>,
+    /// Invalid rules: index and why.
+    pub dropped: Vec<(usize, Problem)>,
+    /// Backends of the valid rules, and the first ResolvedRefs problem of any rule.
+    pub backends: Backends,
+    /// Accepted-but-not-implemented notes for the Accepted message.
+    pub notes: Vec<String>,
+}
+
+/// Converts every rule of a route.
+pub fn convert(lookup: &Lookup<'_>, route: &HttpRoute) -> Converted {
+    let route_namespace = namespace(&route.metadata);
+    let mut out = Converted::default();
+    // "+kubebuilder:default={{matches: {{path: {type: "PathPrefix", value: "/"}}}}}": a route
+    // without rules gets one that matches everything and, having no backendRefs, answers 500.
+    let default_rules = [HttpRouteRules::default()];
+    let rules = route.spec.rules.as_deref().unwrap_or(&default_rules);
+    for (i, rule) in rules.iter().enumerate() {
+        let mut backends = Backends::default();
+        let mut notes = Vec::new();
+        let converted = convert_rule(lookup, route_namespace, i, rule, &mut backends, &mut notes)
+            .and_then(|r| engine_check(i, r, &backends.entries));
+        if let Some(problem) = backends.problem.take() {
+            out.backends.problem.get_or_insert(problem);
+        }
+        match converted {
+            Ok(r) => {
+                out.rules.push(r);
+                out.backends.entries.append(&mut backends.entries);
+                out.backends.targets.append(&mut backends.targets);
+                out.notes.append(&mut notes);
+            }
+            Err(problem) => out.dropped.push((i, problem)),
+        }
+    }
+    out
+}
+
+fn convert_rule(
+    lookup: &Lookup<'_>,
+    route_namespace: &str,
+    i: usize,
+    rule: &HttpRouteRules,
+    backends: &mut Backends,
+    notes: &mut Vec<String>,
+) -> Result<Rule, Problem> {
+    let matches: Vec<Match> = match rule.matches.as_deref() {
+        None | Some([]) => vec![default_match()],
+        Some(matches) => matches.iter().map(convert_match).collect(),
+    };
+
+    let mut filters = Vec::new();
+    for (j, f) in rule.filters.iter().flatten().enumerate() {
+        let mut cx = Context {
+            lookup,
+            route_namespace,
+            backends,
+            notes,
+            location: format!("rules[{i}].filters[{j}]"),
+        };
+        filters.push(filters::rule_filter(f, &mut cx)?);
+    }
+
+    let mut backend_refs = Vec::new();
+    for (j, b) in rule.backend_refs.iter().flatten().enumerate() {
+        // "If unspecified, weight defaults to 1."
+        let weight = u32::try_from(b.weight.unwrap_or(1)).map_err(|_| {
+            Problem::new(
+                reason::UNSUPPORTED_VALUE,
+                format!("rules[{i}].backendRefs[{j}].weight is negative"),
+            )
+        })?;
+        let backend = backends.add(
+            lookup,
+            route_namespace,
+            backends::Ref {
+                group: b.group.as_deref(),
+                kind: b.kind.as_deref(),
+                name: &b.name,
+                namespace: b.namespace.as_deref(),
+                port: b.port,
+            },
+        );
+        let mut backend_filters = Vec::new();
+        for (k, f) in b.filters.iter().flatten().enumerate() {
+            let mut cx = Context {
+                lookup,
+                route_namespace,
+                backends,
+                notes,
+                location: format!("rules[{i}].backendRefs[{j}].filters[{k}]"),
+            };
+            backend_filters.push(filters::backend_filter(f, &mut cx)?);
+        }
+        backend_refs.push(BackendRef {
+            backend,
+            weight,
+            filters: backend_filters,
+        });
+    }
+
+    if rule.session_persistence.is_some() {
+        notes.push(format!(
+            "rules[{i}].sessionPersistence is not supported and is ignored"
+        ));
+    }
+
+    Ok(Rule {
+        name: rule.name.clone(),
+        matches,
+        filters,
+        backend_refs,
+        timeouts: rule.timeouts.as_ref().map(|t| Timeouts {
+            request: t.request.clone(),
+            backend_request: t.backend_request.clone(),
+        }),
+        retry: rule
+            .retry
+            .as_ref()
+            .map(|r| convert_retry(i, r))
+            .transpose()?,
+    })
+}
+
+fn convert_retry(
+    i: usize,
+    r: &crate::api::httproutes::HttpRouteRulesRetry,
+) -> Result<Retry, Problem> {
+    let bad = |what: String| {
+        Problem::new(
+            reason::UNSUPPORTED_VALUE,
+            format!("rules[{i}].retry.{what}"),
+        )
+    };
+    Ok(Retry {
+        attempts: r
+            .attempts
+            .map(|a| u32::try_from(a).map_err(|_| bad(format!("attempts {a} is negative"))))
+            .transpose()?,
+        codes: r
+            .codes
+            .iter()
+            .flatten()
+            .map(|c| u16::try_from(*c).map_err(|_| bad(format!("codes: {c} is not a status code"))))
+            .collect::<Result<_, _>>()?,
+        backoff: r.backoff.clone(),
+    })
+}
+
+/// HTTPRouteMatch `path`: "+kubebuilder:default={type: "PathPrefix", value: "/"}".
+fn default_match() -> Match {
+    Match {
+        path: Some(PathMatch::default()),
+        ..Match::default()
+    }
+}
+
+fn convert_match(m: &HttpRouteRulesMatches) -> Match {
+    let path = match &m.path {
+        None => PathMatch::default(),
+        Some(p) => PathMatch {
+            // HTTPPathMatch: type "+kubebuilder:default=PathPrefix", value "+kubebuilder:default="/"".
+            kind: match p.r#type {
+                None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => PathMatchType::PathPrefix,
+                Some(HttpRouteRulesMatchesPathType::Exact) => PathMatchType::Exact,
+                Some(HttpRouteRulesMatchesPathType::RegularExpression) => {
+                    PathMatchType::RegularExpression
+                }
+            },
+            value: p.value.clone().unwrap_or_else(|| "/".to_owned()),
+        },
+    };
+    // "If multiple entries specify equivalent header names, the first entry with an equivalent
+    // name MUST be considered for a match. Subsequent entries with an equivalent header name MUST
+    // be ignored. Due to the case-insensitivity of header names, "foo" and "Foo" are considered
+    // equivalent."
+    let mut headers: Vec<HeaderMatch> = Vec::new();
+    for h in m.headers.iter().flatten() {
+        if headers.iter().any(|x| x.name.eq_ignore_ascii_case(&h.name)) {
+            continue;
+        }
+        headers.push(HeaderMatch {
+            kind: match h.r#type {
+                None | Some(HttpRouteRulesMatchesHeadersType::Exact) => ValueMatchType::Exact,
+                Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
+                    ValueMatchType::RegularExpression
+                }
+            },
+            name: h.name.clone(),
+            value: h.value.clone(),
+        });
+    }
+    // "If multiple entries specify equivalent query param names, only the first entry with an
+    // equivalent name MUST be considered for a match." Query parameter names are case-sensitive.
+    let mut query_params: Vec<QueryParamMatch> = Vec::new();
+    for q in m.query_params.iter().flatten() {
+        if query_params.iter().any(|x| x.name == q.name) {
+            continue;
+        }
+        query_params.push(QueryParamMatch {
+            kind: match q.r#type {
+                None | Some(HttpRouteRulesMatchesQueryParamsType::Exact) => ValueMatchType::Exact,
+                Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression) => {
+                    ValueMatchType::RegularExpression
+                }
+            },
+            name: q.name.clone(),
+            value: q.value.clone(),
+        });
+    }
+    Match {
+        path: Some(path),
+        headers,
+        query_params,
+        method: m.method.as_ref().map(|m| method(m).to_owned()),
+    }
+}
+
+fn method(m: &HttpRouteRulesMatchesMethod) -> &'static str {
+    match m {
+        HttpRouteRulesMatchesMethod::Get => "GET",
+        HttpRouteRulesMatchesMethod::Head => "HEAD",
+        HttpRouteRulesMatchesMethod::Post => "POST",
+        HttpRouteRulesMatchesMethod::Put => "PUT",
+        HttpRouteRulesMatchesMethod::Delete => "DELETE",
+        HttpRouteRulesMatchesMethod::Connect => "CONNECT",
+        HttpRouteRulesMatchesMethod::Options => "OPTIONS",
+        HttpRouteRulesMatchesMethod::Trace => "TRACE",
+        HttpRouteRulesMatchesMethod::Patch => "PATCH",
+    }
+}
+
+/// Asks the engine whether it accepts this rule on its own (validation and regex compilation), so
+/// the whole Gateway config is never rejected because of one rule. The error names the rule the
+/// way a user reads the route (`rules[2].matches[0].path.value: ...`).
+fn engine_check(
+    i: usize,
+    rule: Rule,
+    backends: &std::collections::BTreeMap<String, engine::config::Backend>,
+) -> Result<Rule, Problem> {
+    use engine::config::{ObjectRef, PluginConfig, Route, SCHEMA_VERSION, UpstreamSelector};
+    let only = |r: Rule| PluginConfig {
+        schema_version: SCHEMA_VERSION,
+        revision: String::new(),
+        gateway: ObjectRef {
+            namespace: "rule-check".to_owned(),
+            name: "rule-check".to_owned(),
+        },
+        listeners: Vec::new(),
+        routes: vec![Route {
+            namespace: "rule-check".to_owned(),
+            name: "rule-check".to_owned(),
+            creation_timestamp: None,
+            parents: Vec::new(),
+            rules: vec![r],
+        }],
+        backends: backends.clone(),
+        upstream_selector: UpstreamSelector::default(),
+        kong: None,
+    };
+    let config = only(rule);
+    match engine::RouteTable::compile(&config) {
+        Ok(_) => Ok(config
+            .routes
+            .into_iter()
+            .next()
+            .and_then(|r| r.rules.into_iter().next())
+            .unwrap_or_default()),
+        Err(e) => {
+            let path = e
+                .path
+                .strip_prefix("routes[0].rules[0]")
+                .map_or_else(|| e.path.clone(), |rest| format!("rules[{i}]{rest}"));
+            let incompatible = e.message.contains("cannot be used together");
+            Err(Problem::new(
+                if incompatible {
+                    reason::INCOMPATIBLE_FILTERS
+                } else {
+                    reason::UNSUPPORTED_VALUE
+                },
+                format!("{path}: {}", e.message),
+            ))
+        }
+    }
+}

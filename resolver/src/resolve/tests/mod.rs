@@ -1,0 +1,221 @@
+//! Cluster-free scenario tests: objects in, Resolution out, one rule of the spec per test.
+//!
+//! Objects are written as JSON in the shape users write YAML (defaults omitted), so the tests also
+//! cover that routes as written resolve like defaulted ones.
+
+mod attachment;
+mod backends;
+mod listeners;
+mod rules;
+
+use crate::api::core::{Namespace, Secret, Service};
+use crate::api::discovery::EndpointSlice;
+use crate::api::gatewayclasses::GatewayClass;
+use crate::api::gateways::{Gateway, GatewayStatusListeners};
+use crate::api::httproutes::{HttpRoute, HttpRouteStatusParents};
+use crate::api::listenersets::ListenerSet;
+use crate::api::meta::Condition;
+use crate::api::referencegrants::ReferenceGrant;
+use engine::config::PluginConfig;
+use serde_json::{Value, json};
+
+use crate::kinds::Snapshot;
+use crate::resolution::{Resolution, Settings};
+
+pub const CONTROLLER: &str = "example.com/gateway-wasm-test";
+pub const CLASS: &str = "ours";
+
+pub fn settings() -> Settings {
+    Settings {
+        controller_name: CONTROLLER.to_owned(),
+        ..Settings::default()
+    }
+}
+
+fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+pub fn class(name: &str, controller: &str) -> GatewayClass {
+    object(
+        json!({"metadata": {"name": name, "generation": 1}, "spec": {"controllerName": controller}}),
+    )
+}
+
+/// A Gateway of our class with these listeners.
+pub fn gateway(ns: &str, name: &str, listeners: Value) -> Gateway {
+    gateway_spec(
+        ns,
+        name,
+        json!({"gatewayClassName": CLASS, "listeners": listeners}),
+    )
+}
+
+pub fn gateway_spec(ns: &str, name: &str, spec: Value) -> Gateway {
+    object(json!({"metadata": {"namespace": ns, "name": name, "generation": 2}, "spec": spec}))
+}
+
+pub fn http(name: &str, port: u16) -> Value {
+    json!({"name": name, "port": port, "protocol": "HTTP"})
+}
+
+pub fn http_host(name: &str, port: u16, hostname: &str) -> Value {
+    json!({"name": name, "port": port, "protocol": "HTTP", "hostname": hostname})
+}
+
+pub fn route(ns: &str, name: &str, spec: Value) -> HttpRoute {
+    object(json!({"metadata": {"namespace": ns, "name": name, "generation": 7}, "spec": spec}))
+}
+
+/// A route to Gateway `gw` (same namespace) forwarding everything to `svc:8080`.
+pub fn simple_route(ns: &str, name: &str, gw: &str) -> HttpRoute {
+    route(
+        ns,
+        name,
+        json!({"parentRefs": [{"name": gw}], "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]}),
+    )
+}
+
+pub fn service(ns: &str, name: &str, ports: Value) -> Service {
+    object(
+        json!({"metadata": {"namespace": ns, "name": name}, "spec": {"ports": ports, "selector": {"app": name}}}),
+    )
+}
+
+pub fn service_8080(ns: &str, name: &str) -> Service {
+    service(ns, name, json!([{"port": 8080}]))
+}
+
+pub fn endpoint_slice(
+    ns: &str,
+    service: &str,
+    name: &str,
+    ports: Value,
+    endpoints: Value,
+) -> EndpointSlice {
+    object(json!({
+        "metadata": {"namespace": ns, "name": name, "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4", "ports": ports, "endpoints": endpoints
+    }))
+}
+
+pub fn namespace(name: &str, labels: Value) -> Namespace {
+    object(json!({"metadata": {"name": name, "labels": labels}}))
+}
+
+pub fn grant(ns: &str, from: Value, to: Value) -> ReferenceGrant {
+    object(
+        json!({"metadata": {"namespace": ns, "name": "grant"}, "spec": {"from": from, "to": to}}),
+    )
+}
+
+pub fn tls_secret(ns: &str, name: &str) -> Secret {
+    use crate::api::ByteString;
+    Secret {
+        metadata: object(json!({"namespace": ns, "name": name})),
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(
+            [
+                (
+                    "tls.crt",
+                    "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+                ),
+                (
+                    "tls.key",
+                    "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+            .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+pub fn listener_set(ns: &str, name: &str, spec: Value) -> ListenerSet {
+    object(json!({"metadata": {"namespace": ns, "name": name, "generation": 3}, "spec": spec}))
+}
+
+/// A snapshot with our GatewayClass and one `svc` Service (port 8080) in `ns`.
+pub fn base(ns: &str) -> Snapshot {
+    Snapshot {
+        gateway_classes: vec![class(CLASS, CONTROLLER)],
+        services: vec![service_8080(ns, "svc")],
+        ..Snapshot::default()
+    }
+}
+
+pub fn run(snapshot: &Snapshot) -> Resolution {
+    let resolution = super::resolve(snapshot, &settings());
+    for g in &resolution.gateways {
+        if let Err(e) = engine::RouteTable::compile(&g.config) {
+            panic!("the engine rejects the config of {}: {e}", g.gateway);
+        }
+    }
+    resolution
+}
+
+/// Our status entries of a route (`ns/name`); panics when the route has no status update.
+pub fn parents<'r>(r: &'r Resolution, route: &str) -> &'r [HttpRouteStatusParents] {
+    &r.routes
+        .iter()
+        .find(|x| x.route.to_string() == route)
+        .unwrap_or_else(|| panic!("no status for {route}"))
+        .status
+        .parents
+}
+
+pub fn has_status(r: &Resolution, route: &str) -> bool {
+    r.routes.iter().any(|x| x.route.to_string() == route)
+}
+
+pub fn condition<'c>(conditions: &'c [Condition], kind: &str) -> &'c Condition {
+    conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {conditions:?}"))
+}
+
+/// Asserts `kind` has this status and reason.
+#[track_caller]
+pub fn assert_condition(conditions: &[Condition], kind: &str, status: &str, reason: &str) {
+    let c = condition(conditions, kind);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        (status, reason),
+        "{kind}: {}",
+        c.message
+    );
+}
+
+pub fn config<'r>(r: &'r Resolution, gw: &str) -> &'r PluginConfig {
+    &r.gateways
+        .iter()
+        .find(|g| g.gateway.to_string() == gw)
+        .unwrap_or_else(|| panic!("no result for {gw}"))
+        .config
+}
+
+pub fn listener<'r>(r: &'r Resolution, gw: &str, name: &str) -> &'r GatewayStatusListeners {
+    r.gateways
+        .iter()
+        .find(|g| g.gateway.to_string() == gw)
+        .and_then(|g| g.status.listeners.as_ref())
+        .and_then(|ls| ls.iter().find(|l| l.name == name))
+        .unwrap_or_else(|| panic!("no listener status {gw} {name}"))
+}
+
+/// The listeners a route is attached to in a Gateway's config, with their effective hostnames.
+pub fn attached(r: &Resolution, gw: &str, route: &str) -> Vec<(String, Vec<String>)> {
+    config(r, gw)
+        .routes
+        .iter()
+        .filter(|x| format!("{}/{}", x.namespace, x.name) == route)
+        .flat_map(|x| {
+            x.parents
+                .iter()
+                .map(|p| (p.listener.clone(), p.hostnames.clone()))
+        })
+        .collect()
+}
