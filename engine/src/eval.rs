@@ -8,9 +8,7 @@ use crate::decision::*;
 use crate::filters::Edits;
 use crate::index::{HostHit, PathHit, hostname_specificity};
 use crate::matchers::{HeaderCondition, QueryCondition};
-use crate::request::{
-    LOWERCASE_BUFFER, RandomSource, Request, ascii_lowercase, below, host_of, split_query,
-};
+use crate::request::{RandomSource, Request, ascii_lowercase, below, host_of, split_query};
 use crate::table::{
     Candidate, CompiledBackend, CompiledBackendRef, CompiledListener, CompiledRule, RouteTable,
 };
@@ -47,7 +45,7 @@ impl RouteTable {
         tracer: &mut T,
     ) -> Decision<'a> {
         let raw_host = host_of(request.authority);
-        let mut host_buffer = [0; LOWERCASE_BUFFER];
+        let mut host_buffer = None;
         let host = ascii_lowercase(raw_host, &mut host_buffer);
         let listener = match self.listener_for(request, &host, tracer) {
             ControlFlow::Continue(listener) => listener,
@@ -83,7 +81,7 @@ impl RouteTable {
         let by_host = self.select_listener(request.port, host);
         let index = match request.sni {
             Some(sni) => {
-                let mut sni_buffer = [0; LOWERCASE_BUFFER];
+                let mut sni_buffer = None;
                 let sni = ascii_lowercase(sni, &mut sni_buffer);
                 let by_sni = self.select_listener(request.port, &sni);
                 if by_sni != by_host {

@@ -76,16 +76,17 @@ pub fn host_of(authority: &str) -> &str {
 /// 253 characters, so only a hostile or broken client ever makes [`ascii_lowercase`] allocate.
 pub(crate) const LOWERCASE_BUFFER: usize = 256;
 
-/// `text` in ASCII lowercase, borrowed when it has no uppercase letter, written into `buffer` when
-/// it fits (host names are compared lowercase: this keeps evaluation free of allocation).
+/// `text` in ASCII lowercase: borrowed when it has no uppercase letter, else written into `buffer`
+/// when it fits (host names are compared lowercase: this keeps evaluation free of allocation). The
+/// buffer starts as `None` and is filled only when needed, so the common case does not even zero it.
 pub(crate) fn ascii_lowercase<'b>(
     text: &'b str,
-    buffer: &'b mut [u8; LOWERCASE_BUFFER],
+    buffer: &'b mut Option<[u8; LOWERCASE_BUFFER]>,
 ) -> Cow<'b, str> {
     if !text.bytes().any(|b| b.is_ascii_uppercase()) {
         return Cow::Borrowed(text);
     }
-    let Some(out) = buffer.get_mut(..text.len()) else {
+    let Some(out) = buffer.insert([0; LOWERCASE_BUFFER]).get_mut(..text.len()) else {
         return Cow::Owned(text.to_ascii_lowercase());
     };
     out.copy_from_slice(text.as_bytes());
@@ -162,21 +163,21 @@ mod tests {
 
     #[test]
     fn lowercasing_borrows_or_uses_the_buffer() {
-        let mut buffer = [0; LOWERCASE_BUFFER];
+        let mut buffer = None;
         assert!(matches!(
             ascii_lowercase("a.example", &mut buffer),
             Cow::Borrowed("a.example")
         ));
-        let mut buffer = [0; LOWERCASE_BUFFER];
+        let mut buffer = None;
         assert_eq!(ascii_lowercase("A.Example.ÉÉ", &mut buffer), "a.example.ÉÉ");
         let long = "A".repeat(LOWERCASE_BUFFER + 1);
-        let mut buffer = [0; LOWERCASE_BUFFER];
+        let mut buffer = None;
         assert_eq!(
             ascii_lowercase(&long, &mut buffer),
             "a".repeat(LOWERCASE_BUFFER + 1)
         );
         let exact = "B".repeat(LOWERCASE_BUFFER);
-        let mut buffer = [0; LOWERCASE_BUFFER];
+        let mut buffer = None;
         assert_eq!(
             ascii_lowercase(&exact, &mut buffer),
             "b".repeat(LOWERCASE_BUFFER)
