@@ -162,15 +162,24 @@ fn variants(names: &[String]) -> Result<Vec<Variant>> {
     Ok(out)
 }
 
-fn command_line(args: &RunArgs) -> String {
-    let extra: Vec<String> = std::env::args().skip(1).collect();
-    if extra.is_empty() || (args.quick && extra.len() == 1) {
-        format!(
-            "cargo xtask bench{}",
-            if args.quick { " --quick" } else { "" }
-        )
+/// The command that reproduces this run, for reports: the `cargo xtask bench` form when the
+/// arguments were only `--quick` (or none), else `cargo run` with them. `subcommand` is `probe`
+/// for `gateway-bench probe` (`cargo xtask bench --probe`).
+fn command_line(subcommand: Option<&str>, quick: bool) -> String {
+    let skip = 1 + usize::from(subcommand.is_some());
+    let extra: Vec<String> = std::env::args().skip(skip).collect();
+    if extra.is_empty() || (quick && extra.len() == 1) {
+        let flags = [
+            subcommand.map(|s| format!(" --{s}")).unwrap_or_default(),
+            if quick { " --quick" } else { "" }.to_owned(),
+        ];
+        format!("cargo xtask bench{}", flags.concat())
     } else {
-        format!("cargo run --release -p bench -- {}", extra.join(" "))
+        let words = [subcommand.unwrap_or_default(), &extra.join(" ")];
+        format!(
+            "cargo run --release -p bench -- {}",
+            words.join(" ").trim_start()
+        )
     }
 }
 
@@ -205,11 +214,7 @@ fn run(mut args: RunArgs) -> Result<()> {
             );
         }
     }
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| root.join("target/bench"));
-    std::fs::create_dir_all(&out_dir)?;
+    let out_dir = out_dir(args.out.as_deref(), &root)?;
     let wasm = WasmFiles {
         plugin: private_copy(&out_dir, &wasm.plugin, "gateway_wasm.wasm")?,
         floor: private_copy(&out_dir, &wasm.floor, "floor.wasm")?,
@@ -219,7 +224,7 @@ fn run(mut args: RunArgs) -> Result<()> {
     let (envoy_cpu, load_cpu) = pin.cpus();
     let pinning = pin.describe();
     let mut context = report::Context {
-        command: command_line(&args),
+        command: command_line(None, args.quick),
         cpu_model: sys::cpu_model(),
         cores: sys::cores(),
         kernel: sys::kernel(),
@@ -325,14 +330,9 @@ fn run(mut args: RunArgs) -> Result<()> {
         out_dir: &out_dir,
         stem: "envoy-bench",
         doc_markers: (DOC_BEGIN, DOC_END),
+        started,
     };
-    results.write(&json, &markdown, args.write_doc.as_deref())?;
-    progress(&format!(
-        "done in {:.0} s; results in {}",
-        started.elapsed().as_secs_f64(),
-        out_dir.display()
-    ));
-    Ok(())
+    results.write(&json, &markdown, args.write_doc.as_deref())
 }
 
 /// Where a benchmark's results go: `<out>/<stem>.json` and `.md`, standard output, and the
@@ -341,6 +341,8 @@ struct Results<'a> {
     out_dir: &'a Path,
     stem: &'a str,
     doc_markers: (&'a str, &'a str),
+    /// When the benchmark started (for the last progress line).
+    started: Instant,
 }
 
 impl Results<'_> {
@@ -358,8 +360,20 @@ impl Results<'_> {
                 .with_context(|| format!("writing {}", doc.display()))?;
             progress(&format!("updated {}", doc.display()));
         }
+        progress(&format!(
+            "done in {:.0} s; results in {}",
+            self.started.elapsed().as_secs_f64(),
+            self.out_dir.display()
+        ));
         Ok(())
     }
+}
+
+/// Where results go (`--out`, default `target/bench`), created.
+fn out_dir(out: Option<&Path>, root: &Path) -> Result<PathBuf> {
+    let dir = out.map_or_else(|| root.join("target/bench"), Path::to_path_buf);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// A private copy of a wasm file under `<out>/wasm/`: a rebuild of the workspace's wasm files

@@ -105,15 +105,7 @@ impl ProbeArgs {
 
     /// The command that reproduces this run.
     fn command(&self) -> String {
-        let extra: Vec<String> = std::env::args().skip(2).collect();
-        if extra.is_empty() || (self.quick && extra.len() == 1) {
-            format!(
-                "cargo xtask bench --probe{}",
-                if self.quick { " --quick" } else { "" }
-            )
-        } else {
-            format!("cargo run --release -p bench -- probe {}", extra.join(" "))
-        }
+        crate::command_line(Some("probe"), self.quick)
     }
 }
 
@@ -140,11 +132,7 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
             probe.display()
         );
     }
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| root.join("target/bench"));
-    std::fs::create_dir_all(&out_dir)?;
+    let out_dir = crate::out_dir(args.out.as_deref(), &root)?;
     let probe = private_copy(&out_dir, &probe, "probe.wasm")?;
     let (envoy_bin, pin) = prepare_tools(args.no_pin)?;
     let (envoy_cpu, load_cpu) = pin.cpus();
@@ -236,14 +224,9 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
         out_dir: &out_dir,
         stem: "probe",
         doc_markers: (DOC_BEGIN, DOC_END),
+        started,
     };
-    results.write(&json, &markdown, args.write_doc.as_deref())?;
-    progress(&format!(
-        "done in {:.0} s; results in {}",
-        started.elapsed().as_secs_f64(),
-        out_dir.display()
-    ));
-    Ok(())
+    results.write(&json, &markdown, args.write_doc.as_deref())
 }
 
 /// The report: per call kind, Envoy CPU per request and the cost of one call (median over the
