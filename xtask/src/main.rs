@@ -43,6 +43,10 @@ enum Command {
     Bench {
         #[arg(long)]
         quick: bool,
+        /// Instead of the engine and Envoy benchmarks, price single proxy-wasm host calls in Envoy
+        /// with bench/probe-filter (docs/benchmarks.md, "Probing host-call costs").
+        #[arg(long)]
+        probe: bool,
     },
     Demo(demo::DemoArgs),
     Playground(playground::PlaygroundArgs),
@@ -58,7 +62,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test { quick } => steps::test(quick),
         Command::Conformance { args } => steps::conformance(&args),
-        Command::Bench { quick } => steps::bench(quick),
+        Command::Bench {
+            quick,
+            probe: false,
+        } => steps::bench(quick),
+        Command::Bench { quick, probe: true } => bench::probe(quick),
         Command::Demo(args) => demo::run(&args),
         Command::Playground(args) => playground::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),

@@ -328,13 +328,18 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &["test", "--workspace", "--benches"],
         )?;
         cargo(
-            "benchmark harness: floor filter",
-            &wasm_build_args(&["floor-filter"]),
+            "benchmark harness: floor and probe filters",
+            &wasm_build_args(&["floor-filter", "probe-filter"]),
         )?;
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
             &debug_binary("gateway-bench")?,
             &["--quick"],
+        )?;
+        run_binary(
+            "benchmark harness: host-call probe (--quick)",
+            &debug_binary("gateway-bench")?,
+            &["probe", "--quick"],
         )?;
         // The long runs (1,000+ edits, 10 minutes per fuzz target) are recorded in
         // docs/reliability.md; CI runs each briefly.
