@@ -8,13 +8,13 @@
 const SVG = "http://www.w3.org/2000/svg";
 const COLUMNS = ["GatewayClass", "Gateway", "Listener", "HTTPRoute", "Rule", "Backend"];
 const TITLES = ["GatewayClass", "Gateway", "Listeners", "Routes", "Rules", "Backends"];
-const NODE_WIDTH = 196;
-const COLUMN_GAP = 64;
+const NODE_WIDTH = 184;
+const COLUMN_GAP = 104;
 const LINE = 14;
 const PAD = 8;
 const GAP = 14;
 const TOP = 34;
-const CHARS = 30;
+const CHARS = 26;
 
 function el(name, attrs, text) {
   const node = document.createElementNS(SVG, name);
@@ -114,7 +114,7 @@ export function draw(container, topology, hits = new Set()) {
     edges.append(path);
     if (e.label) {
       // Just before the target, where labels of edges fanning out of one node do not overlap.
-      const t = el("text", { x: x2 - 6, y: y2 - 4, class: `edge-label${e.ok ? "" : " bad"}` }, clip(e.label, 28));
+      const t = el("text", { x: x2 - 6, y: y2 - 4, class: `edge-label${e.ok ? "" : " bad"}` }, clip(e.label, 17));
       t.append(el("title", {}, e.problem || e.label));
       edges.append(t);
     }
