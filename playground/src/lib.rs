@@ -147,7 +147,9 @@ pub fn explain_text(
     };
     let request = parse_request(request_line).map_err(|e| e.to_string())?;
     let headers = parse_headers(headers_json)?;
-    let loaded = bundle::load(text).map_err(|e| format!("loading the manifests: {e}"))?;
+    // The CLI prints `loading DIR: DIR/FILE document N: ...`; the editor has no directory, so
+    // the message is the part from the file on (`FILE document N: ...`), the end of the CLI's.
+    let loaded = bundle::load(text).map_err(|e| e.to_string())?;
     // The CLI's settings: conditions are not part of the answer, so no clock is needed.
     let mut settings = Settings::default();
     if let Some(name) = options.controller_name {
@@ -244,5 +246,14 @@ mod tests {
         );
         let err = explain_text("", "GET http://h/", "{}", r#"{"gatway": "a/b"}"#).unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
+        // A manifest error: what the CLI prints after `loading DIR: DIR/`.
+        let text = "# file: gw.yaml\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n---\napiVersion: gateway.networking.k8s.io/v1\n\
+                    kind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  \
+                    listeners: [{name: l, port: eighty, protocol: HTTP}]\n";
+        let err = explain_text(text, "GET http://h/", "{}", "").unwrap_err();
+        assert!(
+            err.starts_with("gw.yaml document 2: Gateway spec.listeners[0].port: "),
+            "{err}"
+        );
     }
 }

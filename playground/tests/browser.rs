@@ -451,6 +451,46 @@ struct Compared {
     dir: PathBuf,
     line: String,
     headers: Vec<(String, String)>,
+    /// For manifests broken on purpose: the file the error must name.
+    broken_file: Option<String>,
+}
+
+/// The quickstart with one mistake each (a YAML syntax error, a value of the wrong type, an
+/// unknown enum value), in the editor's text and in a copy of the directory: the page and the
+/// CLI must report the same file, document, field and message.
+fn broken_quickstarts(text: &str, quickstart: &Path, root: &Path) -> Vec<Compared> {
+    let mistakes = [
+        ("gateway.yaml", "    port: 80\n", "    port: eighty\n"),
+        ("store/route.yaml", "kind: HTTPRoute", "kind: [HTTPRoute"),
+        ("site/route.yaml", "type: PathPrefix", "type: Prefix"),
+    ];
+    mistakes
+        .iter()
+        .enumerate()
+        .map(|(i, (file, from, to))| {
+            // In the editor: the first occurrence after the file's `# file:` line.
+            let start = text
+                .find(&format!("# file: {file}\n"))
+                .unwrap_or_else(|| panic!("no {file} in the editor"));
+            let at = start + text[start..].find(from).unwrap();
+            let edited = format!("{}{to}{}", &text[..at], &text[at + from.len()..]);
+            // On disk: the same edit in a copy of the directory.
+            let dir = root.join(format!("quickstart-broken-{i}"));
+            copy_dir(quickstart, &dir);
+            let path = dir.join(file);
+            let content = std::fs::read_to_string(&path).unwrap();
+            assert!(content.contains(from), "{file} has no {from:?}");
+            std::fs::write(&path, content.replacen(from, to, 1)).unwrap();
+            Compared {
+                what: format!("quickstart with {file}: {from:?} → {to:?}"),
+                text: edited,
+                dir,
+                line: "GET http://www.example.com/".to_owned(),
+                headers: Vec::new(),
+                broken_file: Some((*file).to_owned()),
+            }
+        })
+        .collect()
 }
 
 /// `controller-shim explain --json` for one case: stdout, or `Err(stderr)`.
@@ -536,6 +576,7 @@ fn conformance_cases(root: &Path) -> Vec<Compared> {
             dir,
             line: format!("{} {scheme}://{host_port}{}", request.method, request.path),
             headers: request_headers(case),
+            broken_file: None,
         });
     }
     for reason in &left_out {
@@ -579,6 +620,7 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
                 dir: quickstart.clone(),
                 line: p.request_line(),
                 headers: headers(p),
+                broken_file: None,
             })
             .collect();
         let edited_text = text.replacen(probes::EDIT_FROM, probes::EDIT_TO, 1);
@@ -589,10 +631,14 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
             dir: edited.clone(),
             line: probes::RELOADED.request_line(),
             headers: headers(&probes::RELOADED),
+            broken_file: None,
         });
         let demo = cases.len();
+        let broken = broken_quickstarts(&text, &quickstart, &root);
+        let broken_count = broken.len();
+        cases.extend(broken);
         cases.extend(conformance_cases(&root));
-        let conformance = cases.len() - demo;
+        let conformance = cases.len() - demo - broken_count;
 
         let input: Vec<Value> = cases
             .iter()
@@ -612,6 +658,7 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
         let page = page.as_array().unwrap();
         let mut failures = Vec::new();
         let mut forwarded = 0;
+        let mut errors = 0;
         for (case, answer) in cases.iter().zip(page) {
             match (cli(case), answer.get("json").and_then(Value::as_str)) {
                 (Ok(stdout), Some(json)) => {
@@ -629,13 +676,24 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
                     forwarded += usize::from(json.contains("\"kind\": \"forward\""));
                 }
                 (Err(stderr), None) => {
+                    // The CLI names the file by its full path, the page by its path in the
+                    // editor (`# file: NAME`): the page's message is the end of the CLI's.
                     let message = answer["error"].as_str().unwrap_or_default();
-                    if !stderr.contains(message) || message.is_empty() {
+                    if !stderr.trim_end().ends_with(message) || message.is_empty() {
                         failures.push(format!(
                             "{}: the CLI failed with {stderr:?}, the page with {message:?}",
                             case.what
                         ));
                     }
+                    if let Some(file) = &case.broken_file
+                        && !message.starts_with(&format!("{file} document "))
+                    {
+                        failures.push(format!(
+                            "{}: the page's error does not name {file} and its document: {message:?}",
+                            case.what
+                        ));
+                    }
+                    errors += 1;
                 }
                 (cli, _) => failures.push(format!(
                     "{}: the CLI gave {cli:?}, the page {answer}",
@@ -644,9 +702,13 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
             }
         }
         eprintln!(
-            "page vs CLI: {} requests ({demo} of the demo, {conformance} conformance cases), {forwarded} forwarded, {} differ",
+            "page vs CLI: {} requests ({demo} of the demo, {broken_count} on broken manifests, {conformance} conformance cases), {forwarded} forwarded, {errors} errors, {} differ",
             cases.len(),
             failures.len()
+        );
+        assert!(
+            errors >= broken_count,
+            "{errors} errors, {broken_count} broken cases"
         );
         assert!(cases.len() >= 100, "only {} requests compared", cases.len());
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
