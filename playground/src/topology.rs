@@ -386,34 +386,14 @@ pub fn build(snapshot: &Snapshot, resolution: &Resolution, controller: &str) -> 
     }
 
     // Routes whose parentRef names a Gateway that does not exist.
-    let gateways: BTreeSet<ObjectKey> = snapshot
-        .gateways
-        .iter()
-        .map(|g| ObjectKey::of(&g.metadata))
-        .collect();
-    for route in &snapshot.http_routes {
-        let key = ObjectKey::of(&route.metadata);
-        for parent in route.spec.parent_refs.iter().flatten() {
-            if parent.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
-                continue;
-            }
-            let target = ObjectKey {
-                namespace: parent
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| key.namespace.clone()),
-                name: parent.name.clone(),
-            };
-            if !gateways.contains(&target) {
-                let id = b.node("HTTPRoute", &key.to_string(), key.to_string(), Vec::new());
-                b.problems(
-                    &id,
-                    vec![format!(
-                        "parentRef Gateway {target} does not exist; no controller reports status for it"
-                    )],
-                );
-            }
-        }
+    for (key, target) in snapshot.routes_to_missing_gateways() {
+        let id = b.node("HTTPRoute", &key.to_string(), key.to_string(), Vec::new());
+        b.problems(
+            &id,
+            vec![format!(
+                "parentRef Gateway {target} does not exist; no controller reports status for it"
+            )],
+        );
     }
     b.topology
 }

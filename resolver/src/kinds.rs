@@ -295,6 +295,34 @@ impl Snapshot {
     pub fn keys_of(&self, kind: Kind) -> Vec<ObjectKey> {
         kind.visit(KeysOf(self))
     }
+
+    /// `(route, gateway)` for every HTTPRoute parentRef naming a Gateway that is not in the
+    /// snapshot. No controller writes status for such a parent (a controller only reports on
+    /// parents of its own Gateways), so the shim logs these and the playground draws them.
+    pub fn routes_to_missing_gateways(&self) -> Vec<(ObjectKey, ObjectKey)> {
+        let gateways: std::collections::BTreeSet<ObjectKey> =
+            self.keys_of(Kind::Gateway).into_iter().collect();
+        let mut missing = Vec::new();
+        for route in &self.http_routes {
+            let key = ObjectKey::of(&route.metadata);
+            for parent in route.spec.parent_refs.iter().flatten() {
+                if parent.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
+                    continue;
+                }
+                let target = ObjectKey {
+                    namespace: parent
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| key.namespace.clone()),
+                    name: parent.name.clone(),
+                };
+                if !gateways.contains(&target) {
+                    missing.push((key.clone(), target));
+                }
+            }
+        }
+        missing
+    }
 }
 
 struct ObjectsOf<'a>(&'a Snapshot);

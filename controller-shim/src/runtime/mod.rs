@@ -382,32 +382,11 @@ impl Runtime {
     /// Logs (once per distinct message) what the resolver cannot put in any status: routes whose
     /// parentRef names a Gateway that does not exist, and source problems.
     fn diagnose(&mut self, snapshot: &Snapshot, resolution: &Resolution) {
-        let gateways: BTreeSet<ObjectKey> = snapshot
-            .gateways
-            .iter()
-            .map(|g| ObjectKey::of(&g.metadata))
-            .collect();
         let mut messages = BTreeSet::new();
-        for route in &snapshot.http_routes {
-            let key = ObjectKey::of(&route.metadata);
-            for parent in route.spec.parent_refs.iter().flatten() {
-                let kind = parent.kind.as_deref().unwrap_or("Gateway");
-                if kind != "Gateway" {
-                    continue;
-                }
-                let target = ObjectKey {
-                    namespace: parent
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| key.namespace.clone()),
-                    name: parent.name.clone(),
-                };
-                if !gateways.contains(&target) {
-                    messages.insert(format!(
-                        "HTTPRoute {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
-                    ));
-                }
-            }
+        for (key, target) in snapshot.routes_to_missing_gateways() {
+            messages.insert(format!(
+                "HTTPRoute {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
+            ));
         }
         for (source, problem) in self.shared.problems() {
             messages.insert(format!("{source}: {problem}"));
