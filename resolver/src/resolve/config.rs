@@ -96,6 +96,7 @@ pub fn build(gw_index: usize, gw: &GatewayModel<'_>, routes: &[RouteResult<'_>])
         },
         listeners,
         routes: config_routes,
+        grpc_routes: Vec::new(),
         backends,
         upstream_selector: UpstreamSelector::default(),
         kong: None,

@@ -286,6 +286,7 @@ fn engine_check(
             parents: Vec::new(),
             rules: vec![r],
         }],
+        grpc_routes: Vec::new(),
         backends: backends.clone(),
         upstream_selector: UpstreamSelector::default(),
         kong: None,
