@@ -68,6 +68,13 @@ kinds! {
         manifest_aliases: [],
         watch_fields: None,
     },
+    GrpcRoute(api::GrpcRoute) {
+        kind: "GRPCRoute",
+        snapshot: grpc_routes,
+        status: StatusWrite::RouteParents { report: "grpcRoutes" },
+        manifest_aliases: [],
+        watch_fields: None,
+    },
     ReferenceGrant(api::ReferenceGrant) {
         kind: "ReferenceGrant",
         snapshot: reference_grants,

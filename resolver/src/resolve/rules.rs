@@ -17,8 +17,9 @@ use crate::api::httproutes::{
     HttpRouteRulesMatchesQueryParamsType,
 };
 use engine::config::{
-    BackendRef, HeaderMatch, Match, PathMatch, PathMatchType, QueryParamMatch, Retry, Rule,
-    Timeouts, ValueMatchType,
+    BackendRef, GrpcRule, HeaderMatch, Match, ObjectRef, PathMatch, PathMatchType, PluginConfig,
+    QueryParamMatch, Retry, Route, Rule, SCHEMA_VERSION, Timeouts, UpstreamSelector,
+    ValueMatchType,
 };
 
 use super::backends::{self, Backends};
@@ -26,11 +27,33 @@ use super::conditions::{Problem, route as reason};
 use super::filters::{self, Context};
 use super::{Lookup, namespace};
 
+/// A route's valid rules, in order, in the engine's shape for its kind.
+#[derive(Debug)]
+pub enum Rules {
+    Http(Vec<Rule>),
+    Grpc(Vec<GrpcRule>),
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules::Http(Vec::new())
+    }
+}
+
+impl Rules {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Rules::Http(rules) => rules.is_empty(),
+            Rules::Grpc(rules) => rules.is_empty(),
+        }
+    }
+}
+
 /// A route's rules as the data plane gets them.
 #[derive(Debug, Default)]
 pub struct Converted {
     /// The valid rules, in order.
-    pub rules: Vec<Rule>,
+    pub rules: Rules,
     /// Invalid rules: index and why.
     pub dropped: Vec<(usize, Problem)>,
     /// Backends of the valid rules, and the first ResolvedRefs problem of any rule.
@@ -43,6 +66,7 @@ pub struct Converted {
 pub fn convert(lookup: &Lookup<'_>, route: &HttpRoute) -> Converted {
     let route_namespace = namespace(&route.metadata);
     let mut out = Converted::default();
+    let mut valid = Vec::new();
     // "+kubebuilder:default={{matches: {{path: {type: "PathPrefix", value: "/"}}}}}": a route
     // without rules gets one that matches everything and, having no backendRefs, answers 500.
     let default_rules = [HttpRouteRules::default()];
@@ -52,20 +76,36 @@ pub fn convert(lookup: &Lookup<'_>, route: &HttpRoute) -> Converted {
         let mut notes = Vec::new();
         let converted = convert_rule(lookup, route_namespace, i, rule, &mut backends, &mut notes)
             .and_then(|r| engine_check(i, r, &backends.entries));
+        out.keep(i, converted, &mut valid, backends, notes);
+    }
+    out.rules = Rules::Http(valid);
+    out
+}
+
+impl Converted {
+    /// Records rule `i`: kept with its backends and notes, or dropped with its problem. A
+    /// ResolvedRefs problem counts either way.
+    pub fn keep<R>(
+        &mut self,
+        i: usize,
+        converted: Result<R, Problem>,
+        valid: &mut Vec<R>,
+        mut backends: Backends,
+        mut notes: Vec<String>,
+    ) {
         if let Some(problem) = backends.problem.take() {
-            out.backends.problem.get_or_insert(problem);
+            self.backends.problem.get_or_insert(problem);
         }
         match converted {
             Ok(r) => {
-                out.rules.push(r);
-                out.backends.entries.append(&mut backends.entries);
-                out.backends.targets.append(&mut backends.targets);
-                out.notes.append(&mut notes);
+                valid.push(r);
+                self.backends.entries.append(&mut backends.entries);
+                self.backends.targets.append(&mut backends.targets);
+                self.notes.append(&mut notes);
             }
-            Err(problem) => out.dropped.push((i, problem)),
+            Err(problem) => self.dropped.push((i, problem)),
         }
     }
-    out
 }
 
 fn convert_rule(
@@ -202,26 +242,16 @@ fn convert_match(m: &HttpRouteRulesMatches) -> Match {
             value: p.value.clone().unwrap_or_else(|| "/".to_owned()),
         },
     };
-    // "If multiple entries specify equivalent header names, the first entry with an equivalent
-    // name MUST be considered for a match. Subsequent entries with an equivalent header name MUST
-    // be ignored. Due to the case-insensitivity of header names, "foo" and "Foo" are considered
-    // equivalent."
-    let mut headers: Vec<HeaderMatch> = Vec::new();
-    for h in m.headers.iter().flatten() {
-        if headers.iter().any(|x| x.name.eq_ignore_ascii_case(&h.name)) {
-            continue;
-        }
-        headers.push(HeaderMatch {
-            kind: match h.r#type {
-                None | Some(HttpRouteRulesMatchesHeadersType::Exact) => ValueMatchType::Exact,
-                Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
-                    ValueMatchType::RegularExpression
-                }
-            },
-            name: h.name.clone(),
-            value: h.value.clone(),
-        });
-    }
+    let headers = first_of_each_name(m.headers.iter().flatten().map(|h| HeaderMatch {
+        kind: match h.r#type {
+            None | Some(HttpRouteRulesMatchesHeadersType::Exact) => ValueMatchType::Exact,
+            Some(HttpRouteRulesMatchesHeadersType::RegularExpression) => {
+                ValueMatchType::RegularExpression
+            }
+        },
+        name: h.name.clone(),
+        value: h.value.clone(),
+    }));
     // "If multiple entries specify equivalent query param names, only the first entry with an
     // equivalent name MUST be considered for a match." Query parameter names are case-sensitive.
     let mut query_params: Vec<QueryParamMatch> = Vec::new();
@@ -248,6 +278,20 @@ fn convert_match(m: &HttpRouteRulesMatches) -> Match {
     }
 }
 
+/// HTTPHeaderMatch and GRPCHeaderMatch: "If multiple entries specify equivalent header names, the
+/// first entry with an equivalent name MUST be considered for a match. Subsequent entries with an
+/// equivalent header name MUST be ignored. Due to the case-insensitivity of header names, "foo"
+/// and "Foo" are considered equivalent."
+pub(super) fn first_of_each_name(headers: impl Iterator<Item = HeaderMatch>) -> Vec<HeaderMatch> {
+    let mut out: Vec<HeaderMatch> = Vec::new();
+    for h in headers {
+        if !out.iter().any(|x| x.name.eq_ignore_ascii_case(&h.name)) {
+            out.push(h);
+        }
+    }
+    out
+}
+
 fn method(m: &HttpRouteRulesMatchesMethod) -> &'static str {
     match m {
         HttpRouteRulesMatchesMethod::Get => "GET",
@@ -270,49 +314,63 @@ fn engine_check(
     rule: Rule,
     backends: &std::collections::BTreeMap<String, engine::config::Backend>,
 ) -> Result<Rule, Problem> {
-    use engine::config::{ObjectRef, PluginConfig, Route, SCHEMA_VERSION, UpstreamSelector};
-    let only = |r: Rule| PluginConfig {
+    let mut config = rule_check_config(backends);
+    config.routes.push(Route {
+        namespace: RULE_CHECK.to_owned(),
+        name: RULE_CHECK.to_owned(),
+        creation_timestamp: None,
+        parents: Vec::new(),
+        rules: vec![rule],
+    });
+    engine_verdict(i, &config, "routes[0].rules[0]")?;
+    Ok(config
+        .routes
+        .into_iter()
+        .next()
+        .and_then(|r| r.rules.into_iter().next())
+        .unwrap_or_default())
+}
+
+const RULE_CHECK: &str = "rule-check";
+
+/// A config with no route yet, for checking one rule against `backends`.
+pub(super) fn rule_check_config(
+    backends: &std::collections::BTreeMap<String, engine::config::Backend>,
+) -> PluginConfig {
+    PluginConfig {
         schema_version: SCHEMA_VERSION,
         revision: String::new(),
         gateway: ObjectRef {
-            namespace: "rule-check".to_owned(),
-            name: "rule-check".to_owned(),
+            namespace: RULE_CHECK.to_owned(),
+            name: RULE_CHECK.to_owned(),
         },
         listeners: Vec::new(),
-        routes: vec![Route {
-            namespace: "rule-check".to_owned(),
-            name: "rule-check".to_owned(),
-            creation_timestamp: None,
-            parents: Vec::new(),
-            rules: vec![r],
-        }],
+        routes: Vec::new(),
         grpc_routes: Vec::new(),
         backends: backends.clone(),
         upstream_selector: UpstreamSelector::default(),
         kong: None,
-    };
-    let config = only(rule);
-    match engine::RouteTable::compile(&config) {
-        Ok(_) => Ok(config
-            .routes
-            .into_iter()
-            .next()
-            .and_then(|r| r.rules.into_iter().next())
-            .unwrap_or_default()),
-        Err(e) => {
+    }
+}
+
+/// The engine's verdict on a config holding one rule of route number `i` at `prefix`; its error
+/// rewritten to the route's own path (`rules[i]...`).
+pub(super) fn engine_verdict(i: usize, config: &PluginConfig, prefix: &str) -> Result<(), Problem> {
+    engine::RouteTable::compile(config)
+        .map(|_| ())
+        .map_err(|e| {
             let path = e
                 .path
-                .strip_prefix("routes[0].rules[0]")
+                .strip_prefix(prefix)
                 .map_or_else(|| e.path.clone(), |rest| format!("rules[{i}]{rest}"));
             let incompatible = e.message.contains("cannot be used together");
-            Err(Problem::new(
+            Problem::new(
                 if incompatible {
                     reason::INCOMPATIBLE_FILTERS
                 } else {
                     reason::UNSUPPORTED_VALUE
                 },
                 format!("{path}: {}", e.message),
-            ))
-        }
-    }
+            )
+        })
 }
