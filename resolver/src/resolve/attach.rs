@@ -49,6 +49,9 @@ pub struct ParentResult {
     /// The listeners (indices into the Gateway's merged list) with the route's effective hostnames
     /// on each, or why the route is not accepted through this parentRef.
     pub accepted: Result<Vec<(usize, Vec<String>)>, Problem>,
+    /// Listeners this parentRef selected but lost to a route of the other kind while it kept
+    /// others (said in the Accepted message).
+    pub lost: Vec<String>,
 }
 
 /// Matches every route's parentRefs, settles cross-kind hostname conflicts and counts attached
@@ -76,6 +79,7 @@ pub fn routes<'a>(lookup: &Lookup<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec
                 gateway: gw,
                 parent_ref: echo,
                 accepted,
+                lost: Vec::new(),
             });
         }
         if parents.is_empty() {

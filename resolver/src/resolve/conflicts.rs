@@ -17,9 +17,10 @@
 //!   route is not attached, so it rejects nothing in turn.
 //! - Per parentRef for status. A parentRef that selected several listeners keeps those it did not
 //!   lose ("If 1 of 2 Gateway listeners accept attachment from the referencing Route, the Route
-//!   MUST be considered successfully attached"); one that lost all of them gets Accepted=False
-//!   with reason [`HostnameConflict`](super::conditions::route::HOSTNAME_CONFLICT), naming the
-//!   route it lost to. Either way the route is left out of the data plane on the listeners it
+//!   MUST be considered successfully attached", and its Accepted message names what it lost); one
+//!   that lost all of them gets Accepted=False with reason
+//!   [`HostnameConflict`](super::conditions::route::HOSTNAME_CONFLICT), naming the route it lost
+//!   to. Either way the route is left out of the data plane on the listeners it
 //!   lost, and not counted in their `attachedRoutes`.
 
 use std::collections::BTreeMap;
@@ -92,6 +93,8 @@ pub fn settle(gateways: &[GatewayModel<'_>], routes: &mut [RouteResult<'_>]) {
                 reason::HOSTNAME_CONFLICT,
                 message.unwrap_or_default(),
             ));
+        } else {
+            parent.lost.extend(message);
         }
     }
 }

@@ -57,9 +57,16 @@ fn route_status(lookup: &Lookup<'_>, route: &RouteResult<'_>) -> RouteStatusUpda
         .map(|parent| {
             let mut conditions = vec![match &parent.accepted {
                 Ok(_) => {
+                    let notes: Vec<&str> = route
+                        .rules
+                        .notes
+                        .iter()
+                        .chain(&parent.lost)
+                        .map(String::as_str)
+                        .collect();
                     let mut message = "Accepted".to_owned();
-                    if !route.rules.notes.is_empty() {
-                        message = format!("Accepted; {}", route.rules.notes.join("; "));
+                    if !notes.is_empty() {
+                        message = format!("Accepted; {}", notes.join("; "));
                     }
                     stamp.condition(conditions::ACCEPTED, true, route_reason::ACCEPTED, &message)
                 }

@@ -256,6 +256,11 @@ fn losing_on_one_listener_keeps_the_others() {
     s.grpc_routes.push(grpc("g", Some(NEW), json!([])));
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), t()));
+    let (_, _, message) = accepted(&grpc_parents(&r, "infra/g")[0].conditions);
+    assert!(
+        message.contains("HTTPRoute infra/web is kept on listener \"one\""),
+        "the Accepted message says what was lost: {message}"
+    );
     assert_eq!(
         grpc_attached(&r, GW, "infra/g"),
         [("two".to_owned(), vec![])]
