@@ -23,5 +23,6 @@ pub mod source;
 pub mod status;
 
 pub use gateway_resolver::{
-    Kind, Object, Resolution, Settings, Snapshot, api, kinds, manifests, resolution, resolve,
+    Kind, Object, Resolution, Settings, Snapshot, api, kinds, manifests, request_text, resolution,
+    resolve,
 };

@@ -5,6 +5,8 @@
 
 mod bench;
 mod demo;
+mod fuzz;
+mod soak;
 mod steps;
 
 use std::process::ExitCode;
@@ -20,8 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds and the
-    /// conformance runs. Installs the wasm target and the Debian packages the tests need.
+    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds, the
+    /// conformance runs, and short soak and fuzz runs. Installs the wasm target and the Debian
+    /// packages the tests need.
     Test {
         /// Skip the slow end-to-end steps (real Envoy conformance); for quick local iterations.
         #[arg(long)]
@@ -40,6 +43,8 @@ enum Command {
         quick: bool,
     },
     Demo(demo::DemoArgs),
+    Fuzz(fuzz::FuzzArgs),
+    Soak(soak::SoakArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
     /// controller-shim/tests/golden/resolve/) from the current code. Review the diff before committing.
     Bless,
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Conformance { args } => steps::conformance(&args),
         Command::Bench { quick } => steps::bench(quick),
         Command::Demo(args) => demo::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::Bless => steps::bless(),
     };
     match result {
