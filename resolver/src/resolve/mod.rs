@@ -7,12 +7,14 @@
 //! 2. [`listeners`]: each Gateway's listeners merged with those of the ListenerSets it allows,
 //!    validated (protocol, port, hostname, TLS certificateRefs via [`grants`]) and checked for
 //!    conflicts;
-//! 3. [`attach`]: each HTTPRoute parentRef matched to listeners (group/kind/namespace defaults,
-//!    sectionName, port, `allowedRoutes` via [`selectors`], hostname intersection via
-//!    [`hostnames`]);
-//! 4. [`rules`] + [`filters`] + [`backends`]: the route's rules converted to the engine's shape,
-//!    backendRefs resolved to Service ports and EndpointSlices (ReferenceGrants again), rules the
-//!    engine would reject dropped;
+//! 3. [`attach`]: each route's parentRefs (HTTPRoute and GRPCRoute alike, read through
+//!    [`routes`]) matched to listeners (group/kind/namespace defaults, sectionName, port,
+//!    `allowedRoutes` namespaces via [`selectors`] and kinds, hostname intersection via
+//!    [`hostnames`]), then [`conflicts`]: an HTTPRoute and a GRPCRoute sharing a hostname on a
+//!    listener, only one kept;
+//! 4. [`rules`] / [`grpc_rules`] + [`filters`] + [`backends`]: the route's rules converted to the
+//!    engine's shape, backendRefs resolved to Service ports and EndpointSlices (ReferenceGrants
+//!    again; h2c for GRPCRoutes), rules the engine would reject dropped;
 //! 5. [`desired_status`]: the status routes, listeners, Gateways and ListenerSets should carry
 //!    ([`conditions`]), and the assembly of the [`Resolution`] (writing it is the controller-shim's
 //!    `status` module);
