@@ -22,7 +22,10 @@ use super::backends::{self, Backends};
 use super::conditions::{Problem, route as reason};
 use super::filters::{self, Context};
 use super::routes::RouteKind;
-use super::rules::{Converted, Rules, engine_verdict, first_of_each_name, rule_check_config};
+use super::rules::{
+    Converted, Rules, engine_verdict, filters_and_backend_refs, first_of_each_name,
+    rule_check_config,
+};
 use super::{Lookup, namespace};
 
 /// Converts every rule of a GRPCRoute.
@@ -55,61 +58,16 @@ fn convert_rule(
     // "If no matches are specified, the implementation MUST match every gRPC request."
     let matches = rule.matches.iter().flatten().map(convert_match).collect();
 
-    let mut filters = Vec::new();
-    for (j, f) in rule.filters.iter().flatten().enumerate() {
-        let mut cx = Context {
-            lookup,
-            route_namespace,
-            backends,
-            notes,
-            location: format!("rules[{i}].filters[{j}]"),
-        };
-        filters.push(filters::grpc_rule_filter(f, &mut cx)?);
-    }
-
-    let mut backend_refs = Vec::new();
-    for (j, b) in rule.backend_refs.iter().flatten().enumerate() {
-        // "If unspecified, weight defaults to 1."
-        let weight = u32::try_from(b.weight.unwrap_or(1)).map_err(|_| {
-            Problem::new(
-                reason::UNSUPPORTED_VALUE,
-                format!("rules[{i}].backendRefs[{j}].weight is negative"),
-            )
-        })?;
-        let backend = backends.add(
-            lookup,
-            route_namespace,
-            backends::Ref {
-                group: b.group.as_deref(),
-                kind: b.kind.as_deref(),
-                name: &b.name,
-                namespace: b.namespace.as_deref(),
-                port: b.port,
-            },
-        );
-        let mut backend_filters = Vec::new();
-        for (k, f) in b.filters.iter().flatten().enumerate() {
-            let mut cx = Context {
-                lookup,
-                route_namespace,
-                backends,
-                notes,
-                location: format!("rules[{i}].backendRefs[{j}].filters[{k}]"),
-            };
-            backend_filters.push(filters::grpc_backend_filter(f, &mut cx)?);
-        }
-        backend_refs.push(BackendRef {
-            backend,
-            weight,
-            filters: backend_filters,
-        });
-    }
-
-    if rule.session_persistence.is_some() {
-        notes.push(format!(
-            "rules[{i}].sessionPersistence is not supported and is ignored"
-        ));
-    }
+    let (filters, backend_refs) = filters_and_backend_refs!(
+        lookup,
+        route_namespace,
+        i,
+        rule,
+        backends,
+        notes,
+        filters::grpc_rule_filter,
+        filters::grpc_backend_filter
+    );
 
     Ok(GrpcRule {
         name: rule.name.clone(),

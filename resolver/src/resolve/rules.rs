@@ -62,6 +62,77 @@ pub struct Converted {
     pub notes: Vec<String>,
 }
 
+/// A rule's filters and backendRefs (weights defaulted, targets resolved, backend filters), and a
+/// note for `sessionPersistence`, for the generated rule types of HTTPRoute and GRPCRoute alike
+/// (same field names); `$rule_filter` and `$backend_filter` convert one filter of each level.
+/// Returns `(filters, backend_refs)`; a filter or weight that cannot be converted returns the
+/// rule's problem from the enclosing function.
+macro_rules! filters_and_backend_refs {
+    ($lookup:expr, $route_namespace:expr, $i:expr, $rule:expr, $backends:expr, $notes:expr,
+     $rule_filter:path, $backend_filter:path) => {{
+        let (lookup, route_namespace, i, rule) = ($lookup, $route_namespace, $i, $rule);
+        let backends: &mut Backends = $backends;
+        let notes: &mut Vec<String> = $notes;
+        let mut filters = Vec::new();
+        for (j, f) in rule.filters.iter().flatten().enumerate() {
+            let mut cx = Context {
+                lookup,
+                route_namespace,
+                backends,
+                notes,
+                location: format!("rules[{i}].filters[{j}]"),
+            };
+            filters.push($rule_filter(f, &mut cx)?);
+        }
+
+        let mut backend_refs = Vec::new();
+        for (j, b) in rule.backend_refs.iter().flatten().enumerate() {
+            // "If unspecified, weight defaults to 1."
+            let weight = u32::try_from(b.weight.unwrap_or(1)).map_err(|_| {
+                Problem::new(
+                    reason::UNSUPPORTED_VALUE,
+                    format!("rules[{i}].backendRefs[{j}].weight is negative"),
+                )
+            })?;
+            let backend = backends.add(
+                lookup,
+                route_namespace,
+                backends::Ref {
+                    group: b.group.as_deref(),
+                    kind: b.kind.as_deref(),
+                    name: &b.name,
+                    namespace: b.namespace.as_deref(),
+                    port: b.port,
+                },
+            );
+            let mut backend_filters = Vec::new();
+            for (k, f) in b.filters.iter().flatten().enumerate() {
+                let mut cx = Context {
+                    lookup,
+                    route_namespace,
+                    backends,
+                    notes,
+                    location: format!("rules[{i}].backendRefs[{j}].filters[{k}]"),
+                };
+                backend_filters.push($backend_filter(f, &mut cx)?);
+            }
+            backend_refs.push(BackendRef {
+                backend,
+                weight,
+                filters: backend_filters,
+            });
+        }
+
+        if rule.session_persistence.is_some() {
+            notes.push(format!(
+                "rules[{i}].sessionPersistence is not supported and is ignored"
+            ));
+        }
+        (filters, backend_refs)
+    }};
+}
+pub(super) use filters_and_backend_refs;
+
 /// Converts every rule of a route.
 pub fn convert(lookup: &Lookup<'_>, route: &HttpRoute) -> Converted {
     let route_namespace = namespace(&route.metadata);
@@ -121,61 +192,16 @@ fn convert_rule(
         Some(matches) => matches.iter().map(convert_match).collect(),
     };
 
-    let mut filters = Vec::new();
-    for (j, f) in rule.filters.iter().flatten().enumerate() {
-        let mut cx = Context {
-            lookup,
-            route_namespace,
-            backends,
-            notes,
-            location: format!("rules[{i}].filters[{j}]"),
-        };
-        filters.push(filters::rule_filter(f, &mut cx)?);
-    }
-
-    let mut backend_refs = Vec::new();
-    for (j, b) in rule.backend_refs.iter().flatten().enumerate() {
-        // "If unspecified, weight defaults to 1."
-        let weight = u32::try_from(b.weight.unwrap_or(1)).map_err(|_| {
-            Problem::new(
-                reason::UNSUPPORTED_VALUE,
-                format!("rules[{i}].backendRefs[{j}].weight is negative"),
-            )
-        })?;
-        let backend = backends.add(
-            lookup,
-            route_namespace,
-            backends::Ref {
-                group: b.group.as_deref(),
-                kind: b.kind.as_deref(),
-                name: &b.name,
-                namespace: b.namespace.as_deref(),
-                port: b.port,
-            },
-        );
-        let mut backend_filters = Vec::new();
-        for (k, f) in b.filters.iter().flatten().enumerate() {
-            let mut cx = Context {
-                lookup,
-                route_namespace,
-                backends,
-                notes,
-                location: format!("rules[{i}].backendRefs[{j}].filters[{k}]"),
-            };
-            backend_filters.push(filters::backend_filter(f, &mut cx)?);
-        }
-        backend_refs.push(BackendRef {
-            backend,
-            weight,
-            filters: backend_filters,
-        });
-    }
-
-    if rule.session_persistence.is_some() {
-        notes.push(format!(
-            "rules[{i}].sessionPersistence is not supported and is ignored"
-        ));
-    }
+    let (filters, backend_refs) = filters_and_backend_refs!(
+        lookup,
+        route_namespace,
+        i,
+        rule,
+        backends,
+        notes,
+        filters::rule_filter,
+        filters::backend_filter
+    );
 
     Ok(Rule {
         name: rule.name.clone(),
