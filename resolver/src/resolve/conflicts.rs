@@ -131,12 +131,17 @@ fn find_losses(routes: &[RouteResult<'_>]) -> Vec<Loss> {
             (Some(a), Some(b)) => precedence(a).cmp(&precedence(b)),
             _ => std::cmp::Ordering::Equal,
         });
-        let mut kept: Vec<&Claim<'_>> = Vec::new();
+        // Claims kept so far, by kind: a claim is only compared with the other kind's, so a
+        // listener with thousands of HTTPRoutes and a few GRPCRoutes costs thousands of checks,
+        // not millions.
+        let mut kept: BTreeMap<Option<RouteKind>, Vec<&Claim<'_>>> = BTreeMap::new();
         for claim in &claims {
             let kind = kinds(claim);
             let winner = kept
                 .iter()
-                .find(|k| kinds(k) != kind && hostnames::overlap(k.hostnames, claim.hostnames));
+                .filter(|(k, _)| **k != kind)
+                .flat_map(|(_, list)| list.iter())
+                .find(|k| hostnames::overlap(k.hostnames, claim.hostnames));
             match winner {
                 Some(winner) => losses.push(Loss {
                     route: claim.route,
@@ -144,15 +149,15 @@ fn find_losses(routes: &[RouteResult<'_>]) -> Vec<Loss> {
                     listener,
                     winner: winner.route,
                 }),
-                None => kept.push(claim),
+                None => kept.entry(kind).or_default().push(claim),
             }
         }
     }
     losses
 }
 
-/// `an HTTPRoute and a GRPCRoute may not share a hostname on listener "http": HTTPRoute infra/web
-/// is kept (older)`.
+/// `an HTTPRoute and a GRPCRoute may not share a hostname on a listener: HTTPRoute infra/web is
+/// kept on listener "http" (it is older)`.
 fn message(loser: &RouteResult<'_>, winner: &RouteResult<'_>, listener: &str) -> String {
     let (loser_ts, winner_ts) = (
         loser.object.meta().creation_timestamp.as_ref(),
