@@ -234,12 +234,12 @@ fn kong_ports(
 
 /// Takes the GRPCRoutes out of what Kong gets, with one warning naming each, and the backends only
 /// they used. Kong cannot carry the filter's choice for a gRPC call: it proxies gRPC only through
-/// `grpc_pass grpc://kong_upstream` (`kong/templates/nginx_kong.lua`, `location @grpc`), which sends
-/// the client's `:path` as it came — `$upstream_uri`, the filter's one lever (*Upstream
-/// selection* in `docs/kong.md`), is not used there — and a service of protocol `grpc` may not
-/// have a path (`kong/db/schema/entities/services.lua`), so no backend route can be reached by
-/// prefix; and the entry hop to Kong's own listener is an HTTP/1.1 `proxy_pass`, which cannot
-/// carry gRPC's trailers. One GRPCRoute must not stop the Gateway's HTTPRoutes from being
+/// `grpc_pass $upstream_scheme://kong_upstream` (`kong/templates/nginx_kong.lua` 346 at 3.9.3,
+/// `location @grpc`), which sends the client's `:path` as it came — `$upstream_uri`, the filter's
+/// one lever (*Upstream selection* in `docs/kong.md`), is not used there — and a service of
+/// protocol `grpc` may not have a path (`kong/db/schema/entities/services.lua` 54), so no backend
+/// route can be reached by prefix; and the entry hop to Kong's own listener is an HTTP/1.1
+/// `proxy_pass` (`proxy_http_version 1.1`, 181), which cannot carry gRPC's trailers. One GRPCRoute must not stop the Gateway's HTTPRoutes from being
 /// delivered, so the rest of the config still goes out; gRPC calls get what the HTTPRoutes give
 /// them, as if the GRPCRoutes did not exist.
 fn refuse_grpc_routes(config: &mut PluginConfig) -> Vec<String> {
