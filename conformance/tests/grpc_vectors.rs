@@ -105,19 +105,29 @@ fn native_skips_every_grpcroute_case_with_the_reason_even_when_flipped() {
     }
 }
 
+/// The resolver handles GRPCRoutes: every status case is checked and passes, and fails when its
+/// expectation is flipped (nothing is passed unchecked).
 #[test]
-fn status_skips_every_grpcroute_case_with_the_reason() {
+fn status_checks_every_grpcroute_case() {
     let file = grpc_file();
     for case in &file.status_cases {
-        match status::check(case, &file) {
-            Outcome::Skip(reason) => {
-                assert!(
-                    reason.starts_with("GRPCRoute is not supported yet"),
-                    "{reason}"
-                )
+        assert_eq!(
+            status::check(case, &file),
+            Outcome::Pass,
+            "{}",
+            case.id
+        );
+        let mut flipped = case.clone();
+        for entry in &mut flipped.expect.route_parent_conditions {
+            for condition in &mut entry.conditions {
+                condition.status = "False".to_owned();
             }
-            other => panic!("{}: {other:?}", case.id),
         }
+        assert!(
+            matches!(status::check(&flipped, &file), Outcome::Fail(_)),
+            "{} passes with its expectation flipped",
+            case.id
+        );
     }
 }
 

@@ -101,7 +101,7 @@ fn every_httproute_case_stays_checkable() {
 }
 
 #[test]
-fn every_grpcroute_case_is_refused_with_the_kind() {
+fn every_grpcroute_request_case_is_refused_with_the_kind() {
     let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
     for c in file.cases.iter().chain(&file.unreleased_cases) {
         let reason = unchecked_request_case(c).unwrap();
@@ -111,12 +111,22 @@ fn every_grpcroute_case_is_refused_with_the_kind() {
             c.id
         );
     }
+}
+
+/// The resolver handles GRPCRoutes: every GRPCRoute status case is checkable; a kind it does not
+/// handle is still refused.
+#[test]
+fn grpcroute_status_cases_are_checkable() {
+    let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
+    assert!(!file.status_cases.is_empty());
     for c in &file.status_cases {
-        let reason = unchecked_status_case(c).unwrap();
-        assert!(
-            reason.starts_with("GRPCRoute is not supported yet"),
-            "{}: {reason}",
-            c.id
-        );
+        assert_eq!(unchecked_status_case(c), None, "{}", c.id);
     }
+    let mut c = file.status_cases[0].clone();
+    c.routes[0].kind = Some("TLSRoute".into());
+    let reason = unchecked_status_case(&c).unwrap();
+    assert!(
+        reason.starts_with("TLSRoute is not supported yet"),
+        "{reason}"
+    );
 }
