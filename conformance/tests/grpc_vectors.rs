@@ -111,12 +111,7 @@ fn native_skips_every_grpcroute_case_with_the_reason_even_when_flipped() {
 fn status_checks_every_grpcroute_case() {
     let file = grpc_file();
     for case in &file.status_cases {
-        assert_eq!(
-            status::check(case, &file),
-            Outcome::Pass,
-            "{}",
-            case.id
-        );
+        assert_eq!(status::check(case, &file), Outcome::Pass, "{}", case.id);
         let mut flipped = case.clone();
         for entry in &mut flipped.expect.route_parent_conditions {
             for condition in &mut entry.conditions {
