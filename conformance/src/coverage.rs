@@ -9,8 +9,9 @@
 //!   which the HTTPRoute machinery would otherwise read as an HTTPRoute;
 //! - expects something this model does not know (an unknown field anywhere under `expect`), or
 //!   describes its request with fields the senders do not know (they would send another request);
-//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`): the targets do not send gRPC
-//!   calls yet. [`crate::grpc_status::check`] is the check they will apply once they do.
+//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`) on a target that sends no gRPC
+//!   calls; a target that does ([`unchecked_grpc_capable_case`], the real-Envoy one) skips only the
+//!   gRPC cases it cannot send as a gRPC client would ([`crate::grpc_exchange::unsendable`]).
 
 use serde_json::{Map, Value};
 
@@ -22,25 +23,43 @@ pub const SUPPORTED_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND];
 /// The route kinds the resolver implements (attachment and status): what the status runner checks.
 pub const STATUS_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
 
-/// Why no target can check this request case today, if so.
+/// The route kinds a target that sends real gRPC calls routes (the real-Envoy target).
+pub const GRPC_TARGET_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
+
+/// Why a target that sends HTTP requests only cannot check this request case, if so.
 pub fn unchecked_request_case(case: &Case) -> Option<String> {
-    if let Some(reason) = unsupported_route_kinds(&case.routes) {
+    unchecked_known_fields(case, SUPPORTED_ROUTE_KINDS).or_else(|| {
+        case.is_grpc().then(|| {
+            "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
+                .to_owned()
+        })
+    })
+}
+
+/// Why a target that also sends real gRPC calls (and checks them with
+/// [`crate::grpc_exchange::check`]) cannot check this request case, if so.
+pub fn unchecked_grpc_capable_case(case: &Case) -> Option<String> {
+    unchecked_known_fields(case, GRPC_TARGET_ROUTE_KINDS).or_else(|| {
+        if case.is_grpc() {
+            crate::grpc_exchange::unsendable(case)
+        } else {
+            None
+        }
+    })
+}
+
+/// Route kinds outside `kinds`, or fields the model does not know.
+fn unchecked_known_fields(case: &Case, kinds: &[&str]) -> Option<String> {
+    if let Some(reason) = unsupported_kinds(&case.routes, kinds) {
         return Some(reason);
     }
     let unknown = unknown_request_case_fields(case);
-    if !unknown.is_empty() {
-        return Some(format!(
+    (!unknown.is_empty()).then(|| {
+        format!(
             "fields this runner does not know (never counted as checked): {}",
             unknown.join(", ")
-        ));
-    }
-    if case.is_grpc() {
-        return Some(
-            "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
-                .to_owned(),
-        );
-    }
-    None
+        )
+    })
 }
 
 /// Why no runner can check this status case today, if so.

@@ -130,3 +130,30 @@ fn grpcroute_status_cases_are_checkable() {
         "{reason}"
     );
 }
+
+/// The real-Envoy target sends gRPC calls: every GRPCRoute request case is checkable there, an
+/// unknown field still makes it a skip, and a kind no target routes is still refused.
+#[test]
+fn grpc_capable_targets_check_every_grpcroute_request_case() {
+    let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
+    for c in file.cases.iter().chain(&file.unreleased_cases) {
+        assert_eq!(unchecked_grpc_capable_case(c), None, "{}", c.id);
+    }
+    let mut c = file.cases[0].clone();
+    c.expect
+        .extra
+        .insert("grpcStatusDetails".into(), serde_json::json!([]));
+    let reason = unchecked_grpc_capable_case(&c).unwrap();
+    assert!(reason.contains("expect.grpcStatusDetails"), "{reason}");
+    let mut c = file.cases[0].clone();
+    c.routes[0].kind = Some("TLSRoute".into());
+    let reason = unchecked_grpc_capable_case(&c).unwrap();
+    assert!(
+        reason.starts_with("TLSRoute is not supported yet"),
+        "{reason}"
+    );
+    let http: VectorFile = vectors::load(vectors::httproute_vectors_path()).unwrap();
+    for c in http.cases.iter().chain(&http.unreleased_cases) {
+        assert_eq!(unchecked_grpc_capable_case(c), None, "{}", c.id);
+    }
+}
