@@ -306,6 +306,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &conformance,
             &[&vectors[..], &["--target", "envoy"]].concat(),
         )?;
+        run_binary(
+            "conformance: GRPCRoute request cases (real Envoy + wasm filter, real gRPC calls)",
+            &conformance,
+            &["--vectors", GRPC_VECTORS, "--target", "envoy"],
+        )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
         cargo(
