@@ -4,13 +4,14 @@
 //! when loading, but never passes a case with an expectation it does not check: such a case fails or
 //! is skipped with the reason, and a flipped expectation must make it fail." Every runner (native,
 //! Envoy, status) asks this module first and skips, with the reason printed, a case that:
-//! - has a route of a kind the project does not handle yet (for request cases GRPCRoute today, until
-//!   the engine routes it; status cases take HTTPRoute and GRPCRoute, [`STATUS_ROUTE_KINDS`]),
-//!   which the HTTPRoute machinery would otherwise read as an HTTPRoute;
+//! - has a route of a kind the target does not handle (GRPCRoute on targets that do not run gRPC
+//!   calls yet; the native target runs them, [`unchecked_request_case_with_grpc`]; status cases
+//!   take HTTPRoute and GRPCRoute, [`STATUS_ROUTE_KINDS`]), which the HTTPRoute machinery would
+//!   otherwise read as an HTTPRoute;
 //! - expects something this model does not know (an unknown field anywhere under `expect`), or
 //!   describes its request with fields the senders do not know (they would send another request);
-//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`): the targets do not send gRPC
-//!   calls yet. [`crate::grpc_status::check`] is the check they will apply once they do.
+//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`) on a target that does not
+//!   send gRPC calls yet. The native target sends them and applies [`crate::grpc_status::check`].
 
 use serde_json::{Map, Value};
 
@@ -22,9 +23,23 @@ pub const SUPPORTED_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND];
 /// The route kinds the resolver implements (attachment and status): what the status runner checks.
 pub const STATUS_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
 
-/// Why no target can check this request case today, if so.
+/// Why a target without gRPC calls (envoy, kong-emulated today) cannot check this request case,
+/// if so.
 pub fn unchecked_request_case(case: &Case) -> Option<String> {
-    if let Some(reason) = unsupported_route_kinds(&case.routes) {
+    unchecked(case, SUPPORTED_ROUTE_KINDS, false)
+}
+
+/// Why a target that runs gRPC calls and GRPCRoutes (native) cannot check this request case, if
+/// so: what is left are fields the model does not know.
+pub fn unchecked_request_case_with_grpc(case: &Case) -> Option<String> {
+    unchecked(case, GRPC_REQUEST_ROUTE_KINDS, true)
+}
+
+/// The route kinds a target that runs gRPC calls handles.
+pub const GRPC_REQUEST_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
+
+fn unchecked(case: &Case, kinds: &[&str], grpc_calls: bool) -> Option<String> {
+    if let Some(reason) = unsupported_kinds(&case.routes, kinds) {
         return Some(reason);
     }
     let unknown = unknown_request_case_fields(case);
@@ -34,7 +49,7 @@ pub fn unchecked_request_case(case: &Case) -> Option<String> {
             unknown.join(", ")
         ));
     }
-    if case.is_grpc() {
+    if case.is_grpc() && !grpc_calls {
         return Some(
             "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
                 .to_owned(),

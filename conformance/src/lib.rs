@@ -20,4 +20,5 @@ pub mod envoy;
 pub mod exchange;
 pub mod kong;
 pub mod native;
+pub mod native_grpc;
 pub mod outcome;
