@@ -11,7 +11,6 @@
     clippy::indexing_slicing
 )]
 
-mod grpc_tables;
 mod tables;
 
 use std::hint::black_box;
@@ -75,9 +74,9 @@ fn evaluate(c: &mut Criterion) {
 fn evaluate_grpc(c: &mut Criterion) {
     let mut group = c.benchmark_group("evaluate-grpc");
     for n in [10, 10_000] {
-        let json = grpc_tables::config(n).to_string();
+        let json = tables::grpc::config(n).to_string();
         let table = RouteTable::from_json(json.as_bytes()).unwrap();
-        for (label, host, path, headers, expected) in grpc_tables::requests(n) {
+        for (label, host, path, headers, expected) in tables::grpc::requests(n) {
             let request = Request {
                 port: 80,
                 sni: None,
