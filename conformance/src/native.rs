@@ -19,7 +19,7 @@ use gateway_wasm::filter::{
     Compiled, FILTER_CHAIN_PREFIX, MIRROR_TIMEOUT_MS, Shared, Stream, UPSTREAM_HEADER, Verdict,
     configure, on_request_headers, on_response_headers,
 };
-use gateway_wasm::mock::MockHost;
+use gateway_wasm::mock::{LocalReply, MockHost};
 
 use crate::exchange::{EchoView, Exchange, check, request_authority, request_headers};
 use crate::outcome::Outcome;
@@ -297,24 +297,7 @@ impl Proxy {
         host: &mut MockHost,
         stream: &mut Stream,
     ) -> Result<Exchange, String> {
-        let upstream = host
-            .header(UPSTREAM_HEADER)
-            .map(str::to_owned)
-            .ok_or("the filter let the request through without choosing an upstream")?;
-        let pseudo = |name: &str| host.header(name).unwrap_or_default().to_owned();
-        let echo = EchoView {
-            backend: self.service(&upstream)?,
-            method: pseudo(":method"),
-            path: pseudo(":path"),
-            host: pseudo(":authority"),
-            proto: String::new(),
-            headers: host
-                .request_headers
-                .iter()
-                .filter(|(n, _)| !n.starts_with(':') && !n.eq_ignore_ascii_case(UPSTREAM_HEADER))
-                .cloned()
-                .collect(),
-        };
+        let echo = self.echo_view(host, "")?;
         // The echo backend sets the response headers the request asked for.
         host.response_headers = case
             .request
@@ -331,22 +314,50 @@ impl Proxy {
         })
     }
 
-    pub(crate) fn service(&self, upstream: &str) -> Result<String, String> {
+    /// What the backend the filter chose sees of the forwarded request: the upstream header (the
+    /// catch-all route removes it) and the pseudo-headers become the backend, method, path and Host.
+    pub(crate) fn echo_view(&self, host: &MockHost, proto: &str) -> Result<EchoView, String> {
+        let upstream = host
+            .header(UPSTREAM_HEADER)
+            .map(str::to_owned)
+            .ok_or("the filter let the request through without choosing an upstream")?;
+        let pseudo = |name: &str| host.header(name).unwrap_or_default().to_owned();
+        Ok(EchoView {
+            backend: self.service(&upstream)?,
+            method: pseudo(":method"),
+            path: pseudo(":path"),
+            host: pseudo(":authority"),
+            proto: proto.to_owned(),
+            headers: host
+                .request_headers
+                .iter()
+                .filter(|(n, _)| !n.starts_with(':') && !n.eq_ignore_ascii_case(UPSTREAM_HEADER))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    fn service(&self, upstream: &str) -> Result<String, String> {
         self.services.get(upstream).cloned().ok_or_else(|| {
             format!("the filter chose upstream {upstream:?}, which no backend of the config has")
         })
     }
 }
 
-/// The filter answered itself (or reset the stream).
-fn local_exchange(case: &Case, host: &MockHost) -> Result<Exchange, String> {
-    let reply = host.local_reply.as_ref().ok_or_else(|| {
+/// The filter's own answer; an error when it reset the stream or answered nothing.
+pub(crate) fn local_reply(host: &MockHost) -> Result<&LocalReply, String> {
+    host.local_reply.as_ref().ok_or_else(|| {
         if host.reset {
             "the filter reset the stream".to_owned()
         } else {
             "the filter stopped the request without answering it".to_owned()
         }
-    })?;
+    })
+}
+
+/// The filter answered itself (or reset the stream).
+fn local_exchange(case: &Case, host: &MockHost) -> Result<Exchange, String> {
+    let reply = local_reply(host)?;
     Ok(Exchange {
         request_target: case.request.path.clone(),
         status: reply.status,

@@ -15,10 +15,10 @@
 
 use testkit::grpc::status::{GrpcAnswer, HttpToGrpc, StreamEnd, frame_message};
 
-use gateway_wasm::filter::{UPSTREAM_HEADER, Verdict, on_response_headers};
+use gateway_wasm::filter::{Verdict, on_response_headers};
 
-use crate::exchange::{EchoView, Exchange, check};
-use crate::native::Proxy;
+use crate::exchange::{Exchange, check};
+use crate::native::{Proxy, local_reply};
 use crate::outcome::Outcome;
 use crate::vectors::{Case, VectorFile};
 
@@ -65,13 +65,7 @@ pub fn call(case: &Case, proxy: &mut Proxy) -> Result<Call, String> {
     let (mut host, mut stream, verdict) = proxy.filter_request(case, "POST", &path, &headers);
     match verdict {
         Verdict::Stop => {
-            let reply = host.local_reply.as_ref().ok_or_else(|| {
-                if host.reset {
-                    "the filter reset the stream".to_owned()
-                } else {
-                    "the filter stopped the call without answering it".to_owned()
-                }
-            })?;
+            let reply = local_reply(&host)?;
             let headers: Vec<(String, String)> = reply
                 .headers
                 .iter()
@@ -98,26 +92,7 @@ pub fn call(case: &Case, proxy: &mut Proxy) -> Result<Call, String> {
             })
         }
         Verdict::Continue => {
-            let upstream = host
-                .header(UPSTREAM_HEADER)
-                .map(str::to_owned)
-                .ok_or("the filter let the call through without choosing an upstream")?;
-            let pseudo = |name: &str| host.header(name).unwrap_or_default().to_owned();
-            let echo = EchoView {
-                backend: proxy.service(&upstream)?,
-                method: pseudo(":method"),
-                path: pseudo(":path"),
-                host: pseudo(":authority"),
-                proto: "HTTP/2.0".to_owned(),
-                headers: host
-                    .request_headers
-                    .iter()
-                    .filter(|(n, _)| {
-                        !n.starts_with(':') && !n.eq_ignore_ascii_case(UPSTREAM_HEADER)
-                    })
-                    .cloned()
-                    .collect(),
-            };
+            let echo = proxy.echo_view(&host, "HTTP/2.0")?;
             // The GrpcEcho backend answers OK: response headers, one message, then trailers.
             host.response_headers =
                 vec![("content-type".to_owned(), "application/grpc".to_owned())];
