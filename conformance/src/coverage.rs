@@ -4,13 +4,15 @@
 //! when loading, but never passes a case with an expectation it does not check: such a case fails or
 //! is skipped with the reason, and a flipped expectation must make it fail." Every runner (native,
 //! Envoy, status) asks this module first and skips, with the reason printed, a case that:
-//! - has a route of a kind the project does not handle yet (for request cases GRPCRoute today, until
-//!   the engine routes it; status cases take HTTPRoute and GRPCRoute, [`STATUS_ROUTE_KINDS`]),
-//!   which the HTTPRoute machinery would otherwise read as an HTTPRoute;
+//! - has a route of a kind the target does not handle (GRPCRoute on targets that do not run gRPC
+//!   calls yet; the native target runs them, [`unchecked_request_case_with_grpc`]; status cases
+//!   take HTTPRoute and GRPCRoute, [`STATUS_ROUTE_KINDS`]), which the HTTPRoute machinery would
+//!   otherwise read as an HTTPRoute;
 //! - expects something this model does not know (an unknown field anywhere under `expect`), or
 //!   describes its request with fields the senders do not know (they would send another request);
-//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`) on a target that sends no gRPC
-//!   calls; a target that does ([`unchecked_grpc_capable_case`], the real-Envoy one) skips only the
+//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`) on a target that does not
+//!   send gRPC calls yet. The native target sends them and applies [`crate::grpc_status::check`];
+//!   the real-Envoy target sends real ones ([`unchecked_grpc_capable_case`]) and skips only the
 //!   gRPC cases it cannot send as a gRPC client would ([`crate::grpc_exchange::unsendable`]).
 
 use serde_json::{Map, Value};
@@ -23,23 +25,22 @@ pub const SUPPORTED_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND];
 /// The route kinds the resolver implements (attachment and status): what the status runner checks.
 pub const STATUS_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
 
-/// The route kinds a target that sends real gRPC calls routes (the real-Envoy target).
-pub const GRPC_TARGET_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
-
-/// Why a target that sends HTTP requests only cannot check this request case, if so.
+/// Why a target without gRPC calls (kong-emulated today) cannot check this request case, if so.
 pub fn unchecked_request_case(case: &Case) -> Option<String> {
-    unchecked_known_fields(case, SUPPORTED_ROUTE_KINDS).or_else(|| {
-        case.is_grpc().then(|| {
-            "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
-                .to_owned()
-        })
-    })
+    unchecked(case, SUPPORTED_ROUTE_KINDS, false)
 }
 
-/// Why a target that also sends real gRPC calls (and checks them with
-/// [`crate::grpc_exchange::check`]) cannot check this request case, if so.
+/// Why a target that runs gRPC calls and GRPCRoutes (native) cannot check this request case, if
+/// so: what is left are fields the model does not know.
+pub fn unchecked_request_case_with_grpc(case: &Case) -> Option<String> {
+    unchecked(case, GRPC_REQUEST_ROUTE_KINDS, true)
+}
+
+/// Why a target that sends real gRPC calls over the network (the real-Envoy target, which checks
+/// them with [`crate::grpc_exchange::check`]) cannot check this request case, if so: as
+/// [`unchecked_request_case_with_grpc`], and a gRPC case no gRPC client would send that way.
 pub fn unchecked_grpc_capable_case(case: &Case) -> Option<String> {
-    unchecked_known_fields(case, GRPC_TARGET_ROUTE_KINDS).or_else(|| {
+    unchecked_request_case_with_grpc(case).or_else(|| {
         if case.is_grpc() {
             crate::grpc_exchange::unsendable(case)
         } else {
@@ -48,18 +49,27 @@ pub fn unchecked_grpc_capable_case(case: &Case) -> Option<String> {
     })
 }
 
-/// Route kinds outside `kinds`, or fields the model does not know.
-fn unchecked_known_fields(case: &Case, kinds: &[&str]) -> Option<String> {
+/// The route kinds a target that runs gRPC calls handles.
+pub const GRPC_REQUEST_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
+
+fn unchecked(case: &Case, kinds: &[&str], grpc_calls: bool) -> Option<String> {
     if let Some(reason) = unsupported_kinds(&case.routes, kinds) {
         return Some(reason);
     }
     let unknown = unknown_request_case_fields(case);
-    (!unknown.is_empty()).then(|| {
-        format!(
+    if !unknown.is_empty() {
+        return Some(format!(
             "fields this runner does not know (never counted as checked): {}",
             unknown.join(", ")
-        )
-    })
+        ));
+    }
+    if case.is_grpc() && !grpc_calls {
+        return Some(
+            "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 /// Why no runner can check this status case today, if so.

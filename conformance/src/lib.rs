@@ -22,4 +22,5 @@ pub mod exchange;
 pub mod grpc_exchange;
 pub mod kong;
 pub mod native;
+pub mod native_grpc;
 pub mod outcome;

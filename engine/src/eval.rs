@@ -81,33 +81,44 @@ impl RouteTable {
             && let Some(candidate) =
                 self.best_grpc_candidate(listener, &host, call, request, tracer)
         {
-            let Some(rule) = self.rules.get(candidate.rule as usize) else {
-                return respond(Some(listener), None, 500, LocalReason::NoBackends);
-            };
-            let identity = self.identity(rule, candidate.match_index);
-            tracer.note(|| format!("selected {identity} matches[{}]", candidate.match_index));
-            let context = Context {
-                request,
-                listener,
+            let selected = Selected {
+                rule: candidate.rule,
+                match_index: candidate.match_index,
                 matched_path: None,
-                host: raw_host,
-                identity,
             };
-            return self.apply_rule(&context, rule, random, tracer);
+            return self.take(request, listener, raw_host, selected, random, tracer);
         }
         let Some(candidate) = self.best_candidate(listener, &host, request, tracer) else {
             tracer.note(|| "404: no route rule matches".to_owned());
             return respond(Some(listener), None, 404, LocalReason::NoRoute);
         };
-        let Some(rule) = self.rules.get(candidate.rule as usize) else {
+        let selected = Selected {
+            rule: candidate.rule,
+            match_index: candidate.match_index,
+            matched_path: Some(&candidate.path),
+        };
+        self.take(request, listener, raw_host, selected, random, tracer)
+    }
+
+    /// Applies the rule of the winning match (of either route kind).
+    fn take<'a, H: AsRef<str>, T: Tracer>(
+        &'a self,
+        request: &Request<'a, H>,
+        listener: &'a CompiledListener,
+        raw_host: &'a str,
+        selected: Selected<'a>,
+        random: &mut impl RandomSource,
+        tracer: &mut T,
+    ) -> Decision<'a> {
+        let Some(rule) = self.rules.get(selected.rule as usize) else {
             return respond(Some(listener), None, 500, LocalReason::NoBackends);
         };
-        let identity = self.identity(rule, candidate.match_index);
-        tracer.note(|| format!("selected {identity} matches[{}]", candidate.match_index));
+        let identity = self.identity(rule, selected.match_index);
+        tracer.note(|| format!("selected {identity} matches[{}]", selected.match_index));
         let context = Context {
             request,
             listener,
-            matched_path: Some(&candidate.path),
+            matched_path: selected.matched_path,
             host: raw_host,
             identity,
         };
@@ -203,17 +214,13 @@ impl RouteTable {
         path_hit: PathHit<'_>,
         verdict: &Result<(), Mismatch<'_, '_>>,
     ) {
-        let bucket = match host_hit {
-            HostHit::Exact(h) => format!("hostname {h}"),
-            HostHit::Wildcard(s) => format!("hostname *{s}"),
-            HostHit::Any => "any hostname".to_owned(),
-        };
+        let bucket = host_hit.to_string();
         let how = match path_hit {
             PathHit::Exact => format!("Exact {:?}", candidate.path.value),
             PathHit::Regex => format!("RegularExpression {:?}", candidate.path.value),
             PathHit::Prefix(p) => format!("PathPrefix {p:?}"),
         };
-        let who = self.describe_candidate(candidate);
+        let who = self.describe_match(candidate.rule, candidate.match_index);
         tracer.note(|| match verdict {
             Ok(()) => format!("  {who} [{bucket}, path {how}]: matches"),
             Err(why) => format!("  {who} [{bucket}, path {how}]: {why}"),
@@ -241,12 +248,12 @@ impl RouteTable {
             .map_or_else(|| "<none>".to_owned(), |l| format!("{:?}", l.name))
     }
 
-    fn describe_candidate(&self, c: &Candidate) -> String {
-        match self.rules.get(c.rule as usize) {
+    /// `ns/name rules[1] matches[0]` (GRPCRoutes say so first), for traces.
+    pub(crate) fn describe_match(&self, rule: u32, match_index: u32) -> String {
+        match self.rules.get(rule as usize) {
             Some(rule) => format!(
-                "{} matches[{}]",
-                self.identity(rule, c.match_index),
-                c.match_index
+                "{} matches[{match_index}]",
+                self.identity(rule, match_index)
             ),
             None => "?".to_owned(),
         }
@@ -371,6 +378,13 @@ impl RouteTable {
             upstream,
         })
     }
+}
+
+/// The match that won: its rule, its index in the rule's `matches`, and (HTTPRoute) its path.
+struct Selected<'a> {
+    rule: u32,
+    match_index: u32,
+    matched_path: Option<&'a PathMatch>,
 }
 
 /// What evaluation needs to carry from matching into the filters.

@@ -13,7 +13,6 @@ use std::fmt;
 
 use crate::decision::{Action, Decision, GrpcCode, LocalReason, RouteKind};
 use crate::hash::FastMap;
-use crate::index::HostHit;
 use crate::matchers::{HeaderCondition, ValueMatcher};
 use crate::precedence::{GrpcMatchRank, NameMatchRank};
 use crate::request::{Request, split_query};
@@ -284,15 +283,10 @@ impl RouteTable {
                     };
                     let verdict = candidate.check(call, request);
                     if tracer.enabled() {
-                        let who = self.describe_grpc_candidate(candidate);
-                        let bucket = match host_hit {
-                            HostHit::Exact(h) => format!("hostname {h}"),
-                            HostHit::Wildcard(s) => format!("hostname *{s}"),
-                            HostHit::Any => "any hostname".to_owned(),
-                        };
+                        let who = self.describe_match(candidate.rule, candidate.match_index);
                         tracer.note(|| match &verdict {
-                            Ok(()) => format!("  {who} [{bucket}]: matches"),
-                            Err(why) => format!("  {who} [{bucket}]: {why}"),
+                            Ok(()) => format!("  {who} [{host_hit}]: matches"),
+                            Err(why) => format!("  {who} [{host_hit}]: {why}"),
                         });
                     }
                     if verdict.is_ok() {
@@ -302,17 +296,6 @@ impl RouteTable {
                 })
         });
         winner
-    }
-
-    fn describe_grpc_candidate(&self, c: &GrpcCandidate) -> String {
-        match self.rules.get(c.rule as usize) {
-            Some(rule) => format!(
-                "{} matches[{}]",
-                self.identity(rule, c.match_index),
-                c.match_index
-            ),
-            None => "?".to_owned(),
-        }
     }
 }
 

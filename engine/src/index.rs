@@ -164,6 +164,17 @@ pub(crate) enum HostHit<'h> {
     Any,
 }
 
+/// `hostname a.example.com`, `hostname *.example.com`, `any hostname`.
+impl std::fmt::Display for HostHit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostHit::Exact(h) => write!(f, "hostname {h}"),
+            HostHit::Wildcard(suffix) => write!(f, "hostname *{suffix}"),
+            HostHit::Any => write!(f, "any hostname"),
+        }
+    }
+}
+
 impl<B: Default> HostIndex<B> {
     /// The bucket for an effective hostname (`None` = every host).
     pub(crate) fn bucket(&mut self, hostname: Option<&str>) -> &mut B {

@@ -220,17 +220,12 @@ impl RouteTable {
     /// `hostname`; `None` for an id that is not in the table.
     pub(crate) fn precedence(&self, hostname: HostnameMatch, id: u32) -> Option<Precedence<'_>> {
         let candidate = self.candidates.get(id as usize)?;
-        let rule = self.rules.get(candidate.rule as usize)?;
-        let route = self.routes.get(rule.route as usize)?;
-        Some(Precedence {
+        self.precedence_of(
             hostname,
-            request: candidate.http_match(),
-            created: route.created,
-            namespace: &route.namespace,
-            name: &route.name,
-            rule_index: rule.index,
-            match_index: candidate.match_index,
-        })
+            candidate.rule,
+            candidate.match_index,
+            candidate.http_match(),
+        )
     }
 
     /// The precedence of GRPCRoute candidate `id` in a hostname bucket that matched as `hostname`.
@@ -240,16 +235,32 @@ impl RouteTable {
         id: u32,
     ) -> Option<Precedence<'_, GrpcMatchRank>> {
         let candidate = self.grpc_candidates.get(id as usize)?;
-        let rule = self.rules.get(candidate.rule as usize)?;
+        self.precedence_of(
+            hostname,
+            candidate.rule,
+            candidate.match_index,
+            candidate.rank(),
+        )
+    }
+
+    /// A match's precedence: its protocol criteria `request`, with its route's tie-breaks.
+    fn precedence_of<M>(
+        &self,
+        hostname: HostnameMatch,
+        rule: u32,
+        match_index: u32,
+        request: M,
+    ) -> Option<Precedence<'_, M>> {
+        let rule = self.rules.get(rule as usize)?;
         let route = self.routes.get(rule.route as usize)?;
         Some(Precedence {
             hostname,
-            request: candidate.rank(),
+            request,
             created: route.created,
             namespace: &route.namespace,
             name: &route.name,
             rule_index: rule.index,
-            match_index: candidate.match_index,
+            match_index,
         })
     }
 }

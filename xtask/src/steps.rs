@@ -292,6 +292,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &["--vectors", GRPC_VECTORS, "--status"],
     )?;
     run_binary(
+        "conformance: GRPCRoute request cases (native, gRPC calls through the filter)",
+        &conformance,
+        &["--vectors", GRPC_VECTORS, "--target", "native"],
+    )?;
+    run_binary(
         "conformance: request cases (Kong 3.4-3.9 emulated, real wasm filter)",
         &conformance,
         &[&vectors[..], &["--target", "kong-emulated"]].concat(),

@@ -113,6 +113,27 @@ fn every_grpcroute_request_case_is_refused_with_the_kind() {
     }
 }
 
+/// The native target runs gRPC calls: every GRPCRoute request case is checkable there, and an
+/// unknown field or kind is still refused.
+#[test]
+fn every_grpcroute_request_case_is_checkable_with_grpc_calls() {
+    let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
+    assert!(!file.cases.is_empty());
+    for c in file.cases.iter().chain(&file.unreleased_cases) {
+        assert_eq!(unchecked_request_case_with_grpc(c), None, "{}", c.id);
+    }
+    let mut c = file.cases[0].clone();
+    c.expect
+        .extra
+        .insert("grpcTrailers".into(), serde_json::json!({"x": "y"}));
+    let reason = unchecked_request_case_with_grpc(&c).unwrap();
+    assert!(reason.contains("expect.grpcTrailers"), "{reason}");
+    let mut c = file.cases[0].clone();
+    c.routes[0].kind = Some("TLSRoute".into());
+    assert!(unchecked_request_case_with_grpc(&c).is_some());
+    assert_eq!(unchecked_request_case_with_grpc(&case(HTTP_CASE)), None);
+}
+
 /// The resolver handles GRPCRoutes: every GRPCRoute status case is checkable; a kind it does not
 /// handle is still refused.
 #[test]
