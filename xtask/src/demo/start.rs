@@ -3,40 +3,35 @@
 
 use super::*;
 
-/// One echo backend per quickstart Service, on the port its EndpointSlice names.
+/// One echo backend per quickstart Service (the gRPC one for `rpc/grpc-echo`), on the port its
+/// EndpointSlice names.
 pub(crate) fn start_echo_backends(
     processes: &mut Processes,
     echo: &Path,
     logs: &Path,
 ) -> anyhow::Result<()> {
-    for (namespace, service, port) in BACKENDS {
+    let every = BACKENDS
+        .into_iter()
+        .map(|backend| (backend, false))
+        .chain([(GRPC_BACKEND, true)]);
+    for ((namespace, service, port), grpc) in every {
         let mut command = Command::new(echo);
+        if grpc {
+            command.arg("--grpc");
+        }
         command
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(["--namespace", namespace, "--service", service])
             .arg("--pod")
             .arg(format!("{service}-0"));
+        let kind = if grpc { " --grpc" } else { "" };
         processes.spawn(
-            &format!("echo-backend {namespace}/{service}"),
+            &format!("echo-backend{kind} {namespace}/{service}"),
             command,
             &logs.join(format!("echo-{service}.log")),
         )?;
     }
-    let (namespace, service, port) = GRPC_BACKEND;
-    let mut command = Command::new(echo);
-    command
-        .arg("--grpc")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--namespace", namespace, "--service", service])
-        .arg("--pod")
-        .arg(format!("{service}-0"));
-    processes.spawn(
-        &format!("echo-backend --grpc {namespace}/{service}"),
-        command,
-        &logs.join(format!("echo-{service}.log")),
-    )?;
     for (namespace, service, port) in BACKENDS.into_iter().chain([GRPC_BACKEND]) {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         wait_for(
