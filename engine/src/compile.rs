@@ -178,7 +178,7 @@ impl<'c> Compiler<'c> {
             };
             let matches_path = rule_path.field("matches");
             for (match_index, m) in matches.iter().enumerate() {
-                let candidate = compile_grpc_match(
+                let candidate = GrpcCandidate::compile(
                     rule_id,
                     match_index as u32,
                     m,
@@ -491,7 +491,7 @@ fn compile_match(
 }
 
 /// Header conditions of a match of either kind; a repeated name after the first is left out.
-fn compile_headers(
+pub(crate) fn compile_headers(
     matches: &[HeaderMatch],
     path: &JsonPath<'_>,
 ) -> Result<Box<[HeaderCondition]>, ConfigError> {
@@ -509,35 +509,6 @@ fn compile_headers(
         });
     }
     Ok(headers.into_boxed_slice())
-}
-
-/// One GRPCRouteMatch: service and method matchers (absent = any) and header conditions.
-fn compile_grpc_match(
-    rule: u32,
-    match_index: u32,
-    m: &GrpcMatch,
-    path: &JsonPath<'_>,
-) -> Result<GrpcCandidate, ConfigError> {
-    let method_path = path.field("method");
-    let name = |value: Option<&String>, kind, field| {
-        value
-            .map(|v| ValueMatcher::new(kind, v).map_err(|e| method_path.field(field).error(e)))
-            .transpose()
-    };
-    let (service, method) = match &m.method {
-        Some(mm) => (
-            name(mm.service.as_ref(), mm.kind, "service")?,
-            name(mm.method.as_ref(), mm.kind, "method")?,
-        ),
-        None => (None, None),
-    };
-    Ok(GrpcCandidate {
-        rule,
-        match_index,
-        service,
-        method,
-        headers: compile_headers(&m.headers, path)?,
-    })
 }
 
 #[cfg(test)]

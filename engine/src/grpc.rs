@@ -11,7 +11,10 @@
 
 use std::fmt;
 
+use crate::compile::compile_headers;
+use crate::config::GrpcMatch;
 use crate::decision::{Action, Decision, GrpcCode, LocalReason, RouteKind};
+use crate::error::{ConfigError, JsonPath};
 use crate::hash::FastMap;
 use crate::matchers::{HeaderCondition, ValueMatcher};
 use crate::precedence::{GrpcMatchRank, NameMatchRank};
@@ -77,6 +80,35 @@ pub(crate) struct GrpcCandidate {
 }
 
 impl GrpcCandidate {
+    /// One GRPCRouteMatch: service and method matchers (absent = any) and header conditions.
+    pub(crate) fn compile(
+        rule: u32,
+        match_index: u32,
+        m: &GrpcMatch,
+        path: &JsonPath<'_>,
+    ) -> Result<GrpcCandidate, ConfigError> {
+        let method_path = path.field("method");
+        let name = |value: Option<&String>, kind, field| {
+            value
+                .map(|v| ValueMatcher::new(kind, v).map_err(|e| method_path.field(field).error(e)))
+                .transpose()
+        };
+        let (service, method) = match &m.method {
+            Some(mm) => (
+                name(mm.service.as_ref(), mm.kind, "service")?,
+                name(mm.method.as_ref(), mm.kind, "method")?,
+            ),
+            None => (None, None),
+        };
+        Ok(GrpcCandidate {
+            rule,
+            match_index,
+            service,
+            method,
+            headers: compile_headers(&m.headers, path)?,
+        })
+    }
+
     /// This match's GRPCRoute criteria, for [`crate::Precedence`].
     pub(crate) fn rank(&self) -> GrpcMatchRank {
         GrpcMatchRank {
