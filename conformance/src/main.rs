@@ -16,7 +16,8 @@ use conformance::vectors::{self, Case, VectorFile};
     about = "Run Gateway API conformance vectors through the resolver and the filter's own code (native), a real Envoy, or an emulation of Kong",
     long_about = "Runs every case of a vector file in the shared schema.\n\n\
         native: the resolver, then the filter's configure and request adapter over its mock host \
-        (the same code as in Envoy, without the proxy); cases that need a live proxy (timeouts, \
+        (the same code as in Envoy, without the proxy); GRPCRoute cases are sent as gRPC calls and \
+        judged as a grpc-go client reads the answer; cases that need a live proxy (timeouts, \
         retries, upstream protocols) are skipped with the reason.\n\
         envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\
         kong-emulated: the controller-shim's Kong configuration loaded into kong-emulator, an \
@@ -27,9 +28,13 @@ use conformance::vectors::{self, Case, VectorFile};
         `N passed, N failed, N skipped`. Exit status 1 when anything failed."
 )]
 struct Args {
-    /// Vector file in the shared schema.
-    #[arg(long, default_value_os_t = vectors::httproute_vectors_path())]
-    vectors: PathBuf,
+    /// Vector file in the shared schema (HTTPRoute or GRPCRoute cases; each case says which)
+    /// [default: the vendored file of --kind].
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Which vendored vector file to run when --vectors is not given.
+    #[arg(long, value_enum, default_value_t = Kind::Http)]
+    kind: Kind,
     /// Where to run the request cases.
     #[arg(long, value_enum, default_value_t = Target::Native)]
     target: Target,
@@ -51,6 +56,14 @@ struct Args {
     /// Also print a line for every passed case.
     #[arg(long, short)]
     verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// HTTPRoute (`conformance/vectors/httproute-vectors.json`).
+    Http,
+    /// GRPCRoute (`conformance/vectors/grpcroute-vectors.json`).
+    Grpc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,7 +90,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<Summary> {
-    let file = vectors::load(&args.vectors)?;
+    let path = args.vectors.clone().unwrap_or_else(|| match args.kind {
+        Kind::Http => vectors::httproute_vectors_path(),
+        Kind::Grpc => vectors::grpcroute_vectors_path(),
+    });
+    let file = vectors::load(&path)?;
     let filter = args
         .case_filter
         .as_deref()

@@ -192,6 +192,46 @@ fn golden_https_gateway_with_port_map() {
     check_golden("https-sni", &files);
 }
 
+/// A GRPCRoute's backend is an h2c cluster of its own, rendered straight from manifests: the
+/// resolver infers HTTP/2 from the route kind, the renderer gives the cluster HTTP/2 protocol
+/// options, and the HTTPRoute to the same Service port keeps its HTTP/1.1 cluster.
+#[test]
+fn golden_grpc_route_gateway() {
+    let mut loaded = controller_shim::manifests::Loaded::default();
+    controller_shim::manifests::load_str(
+        fixture!("grpc-route.yaml"),
+        Path::new("grpc-route.yaml"),
+        &mut loaded,
+    )
+    .unwrap();
+    let resolution =
+        controller_shim::resolve(&loaded.snapshot, &controller_shim::Settings::default());
+    let files = envoy::render(&resolution.gateways[0], &options()).unwrap();
+    check_golden("grpc-route", &files);
+
+    let cds: serde_json::Value =
+        serde_norway::from_str(files.get(envoy::CLUSTERS_FILE).unwrap()).unwrap();
+    let clusters = cds["resources"].as_array().unwrap();
+    let http2 = |name: &str| {
+        let cluster = clusters
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no cluster {name}"));
+        cluster["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+            .get("http2_protocol_options")
+            .is_some()
+    };
+    assert!(
+        http2("grpc:infra/echo:8080"),
+        "the GRPCRoute's cluster speaks h2c"
+    );
+    assert!(
+        !http2("infra/echo:8080"),
+        "the HTTPRoute's cluster stays HTTP/1.1"
+    );
+}
+
 #[test]
 fn warnings_name_what_is_not_served() {
     let files = envoy::render(&https_case(), &options()).unwrap();

@@ -5,7 +5,7 @@
 //! the upstream selector (Envoy: the `x-gateway-wasm-upstream` header read by a catch-all route's
 //! `cluster_header`; Kong: Kong's `$upstream_uri`, prefixed with the backend's Kong route, see
 //! [`kong`]), timeouts, retries and mirrors, or a local answer (redirects, 404/421/500, CORS
-//! preflights).
+//! preflights; a gRPC request gets a trailers-only gRPC answer, `grpc-status` 12 or 14).
 //!
 //! - [`host`]: the operations the filter needs from its proxy, as a trait;
 //! - [`configure`]: configuration bytes to the compiled table (logged, counted);
@@ -28,6 +28,8 @@ pub mod payload;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 
+#[cfg(test)]
+mod grpc_tests;
 #[cfg(test)]
 mod kong_tests;
 /// The recording host of the unit tests; with the `mock-host` feature also for host-side tools

@@ -14,7 +14,7 @@
 //!   [`StatusWrite`] is not `None`, and the section of the directory mode's status report);
 //! - the RBAC the shim needs ([`Kind::rbac`]: `get`, `list`, `watch` on every kind, `patch` on the
 //!   `/status` of the kinds whose status it writes), which a test compares with
-//!   `examples/kubernetes/rbac.yaml`.
+//!   `examples/kubernetes/base/rbac.yaml`.
 //!
 //! A row reads: `Variant(type) { kind, snapshot field, status, manifest aliases, watch field
 //! selector }`, with doc comments that become the variant's and the snapshot field's.
@@ -65,6 +65,13 @@ kinds! {
         kind: "HTTPRoute",
         snapshot: http_routes,
         status: StatusWrite::RouteParents { report: "httpRoutes" },
+        manifest_aliases: [],
+        watch_fields: None,
+    },
+    GrpcRoute(api::GrpcRoute) {
+        kind: "GRPCRoute",
+        snapshot: grpc_routes,
+        status: StatusWrite::RouteParents { report: "grpcRoutes" },
         manifest_aliases: [],
         watch_fields: None,
     },

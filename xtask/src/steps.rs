@@ -19,6 +19,8 @@ pub fn wasm_build_args<'a>(packages: &[&'a str]) -> Vec<&'a str> {
 
 /// The vendored copy of the shared conformance vectors (kept identical by a test in `conformance`).
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
+/// The vendored GRPCRoute vectors.
+pub const GRPC_VECTORS: &str = "conformance/vectors/grpcroute-vectors.json";
 
 /// Debian packages the test suite needs, with a file proving each is installed: a real OCI
 /// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test,
@@ -285,6 +287,16 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &[&vectors[..], &["--status"]].concat(),
     )?;
     run_binary(
+        "conformance: GRPCRoute status cases",
+        &conformance,
+        &["--vectors", GRPC_VECTORS, "--status"],
+    )?;
+    run_binary(
+        "conformance: GRPCRoute request cases (native, gRPC calls through the filter)",
+        &conformance,
+        &["--vectors", GRPC_VECTORS, "--target", "native"],
+    )?;
+    run_binary(
         "conformance: request cases (Kong 3.4-3.9 emulated, real wasm filter)",
         &conformance,
         &[&vectors[..], &["--target", "kong-emulated"]].concat(),
@@ -298,6 +310,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "conformance: request cases (real Envoy + wasm filter)",
             &conformance,
             &[&vectors[..], &["--target", "envoy"]].concat(),
+        )?;
+        run_binary(
+            "conformance: GRPCRoute request cases (real Envoy + wasm filter, real gRPC calls)",
+            &conformance,
+            &["--vectors", GRPC_VECTORS, "--target", "envoy"],
         )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.

@@ -20,7 +20,6 @@ use controller_shim::{Settings, Snapshot, resolve};
 use testkit::certs::CertificateAuthority;
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 
-use crate::exchange::check;
 use crate::outcome::Outcome;
 use crate::snapshot::{PLACEHOLDER_TLS_SECRET, snapshot_for};
 use crate::vectors::{Case, ServiceSpec, VectorFile};
@@ -79,7 +78,7 @@ impl EnvoyTarget {
 
     /// Runs one case; infrastructure errors become failures that say what broke.
     pub fn run(&mut self, case: &Case, file: &VectorFile) -> Outcome {
-        if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+        if let Some(reason) = crate::coverage::unchecked_grpc_capable_case(case) {
             return Outcome::Skip(reason);
         }
         match self.try_run(case, file) {
@@ -95,7 +94,12 @@ impl EnvoyTarget {
         let Some(port) = bind(case.request.port) else {
             bail!("no Envoy listener for Gateway port {}", case.request.port);
         };
-        let sender = send::Sender::new(case, port);
+        let sender = if case.is_grpc() {
+            let table = crate::grpc_status::http_table(file).map_err(anyhow::Error::msg)?;
+            send::Sender::grpc(case, port, table)
+        } else {
+            send::Sender::new(case, port)
+        };
 
         if !case.expect.websocket_echo.is_empty() {
             return Ok(match sender.websocket(&case.expect.websocket_echo) {
@@ -110,17 +114,17 @@ impl EnvoyTarget {
                 case.expect.samples.unwrap_or(500),
                 case.expect.distribution_tolerance.unwrap_or(0.05),
                 || {
-                    let exchange = sender.send()?;
-                    anyhow::Ok(check(case, &exchange).map(|()| exchange.echo.map(|e| e.backend)))
+                    let checked = sender.send_any()?.check(case);
+                    anyhow::Ok(checked.map(|exchange| exchange.echo.map(|e| e.backend)))
                 },
             );
         }
 
         let mirror_counts = self.mirror_counts(case);
-        let exchange = sender.send()?;
-        if let Err(e) = check(case, &exchange) {
-            return Ok(Outcome::Fail(e));
-        }
+        let exchange = match sender.send_any()?.check(case) {
+            Ok(exchange) => exchange,
+            Err(e) => return Ok(Outcome::Fail(e)),
+        };
         if let Some(protocol) = &case.expect.upstream_protocol
             && let Err(e) = send::check_upstream_protocol(protocol, &exchange)
         {
@@ -128,8 +132,11 @@ impl EnvoyTarget {
         }
         if !case.expect.per_backend_request_headers.is_empty() {
             for _ in 0..50 {
-                let exchange = sender.send()?;
-                if let Err(e) = crate::exchange::check_backend_headers(case, &exchange) {
+                let checked = sender
+                    .send_any()?
+                    .into_exchange()
+                    .and_then(|exchange| crate::exchange::check_backend_headers(case, &exchange));
+                if let Err(e) = checked {
                     return Ok(Outcome::Fail(e));
                 }
             }
@@ -310,7 +317,7 @@ impl EnvoyTarget {
             .any(|m| m.percent.is_some_and(|p| p < 100));
         let requests: u64 = if sampled { 400 } else { 1 };
         for _ in 1..requests {
-            sender.send().map_err(|e| format!("{e:#}"))?;
+            sender.send_any().map_err(|e| format!("{e:#}"))?;
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for expected in &case.expect.mirrored_to {

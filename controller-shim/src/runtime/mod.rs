@@ -41,6 +41,21 @@ use crate::status::kube::KubeStatus;
 use crate::status::report::Report;
 use crate::status::{self, FromSnapshot};
 
+/// `(namespace, name)` of every Gateway parentRef of a route of either kind (their generated
+/// parentRef types share field names).
+macro_rules! parent_gateways {
+    ($route:expr) => {
+        $route
+            .spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .filter(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway")
+            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .collect::<Vec<_>>()
+    };
+}
+
 /// The most debounce periods a round waits for quiet before it runs anyway.
 pub const DEBOUNCE_MAX_PERIODS: u32 = 10;
 
@@ -350,7 +365,8 @@ impl Runtime {
         }
     }
 
-    /// Logs (once per distinct message) what the resolver cannot put in any status: routes whose
+    /// Logs (once per distinct message) what the resolver cannot put in any status: routes (of
+    /// every kind) whose
     /// parentRef names a Gateway that does not exist, and source problems.
     fn diagnose(&mut self, snapshot: &Snapshot, resolution: &Resolution) {
         let gateways: BTreeSet<ObjectKey> = snapshot
@@ -359,23 +375,26 @@ impl Runtime {
             .map(|g| ObjectKey::of(&g.metadata))
             .collect();
         let mut messages = BTreeSet::new();
-        for route in &snapshot.http_routes {
-            let key = ObjectKey::of(&route.metadata);
-            for parent in route.spec.parent_refs.iter().flatten() {
-                let kind = parent.kind.as_deref().unwrap_or("Gateway");
-                if kind != "Gateway" {
-                    continue;
-                }
+        let routes = snapshot
+            .http_routes
+            .iter()
+            .map(|r| ("HTTPRoute", &r.metadata, parent_gateways!(r)))
+            .chain(
+                snapshot
+                    .grpc_routes
+                    .iter()
+                    .map(|r| ("GRPCRoute", &r.metadata, parent_gateways!(r))),
+            );
+        for (kind, meta, parent_gateways) in routes {
+            let key = ObjectKey::of(meta);
+            for (namespace, name) in parent_gateways {
                 let target = ObjectKey {
-                    namespace: parent
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| key.namespace.clone()),
-                    name: parent.name.clone(),
+                    namespace: namespace.unwrap_or_else(|| key.namespace.clone()),
+                    name,
                 };
                 if !gateways.contains(&target) {
                     messages.insert(format!(
-                        "HTTPRoute {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
+                        "{kind} {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
                     ));
                 }
             }
