@@ -109,6 +109,8 @@ pub const ATTRIBUTE_CONNECTION_REQUESTED_SERVER_NAME: u32 = 30;
 /// the trailers' `Continue` (all 0).
 pub const CONTINUE: u32 = 0;
 pub const STOP_ITERATION: u32 = 1;
+/// `envoy_dynamic_module_type_on_http_filter_response_body_status_StopIterationAndBuffer`.
+pub const STOP_ITERATION_AND_BUFFER: u32 = 1;
 
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;
@@ -179,6 +181,7 @@ unsafe extern "C" {
         details: ModuleBuffer,
     );
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
+    pub fn envoy_dynamic_module_callback_http_filter_continue_encoding(filter: FilterEnvoyPtr);
     pub fn envoy_dynamic_module_callback_http_get_metadata_string(
         filter: FilterEnvoyPtr,
         source: u32,
@@ -217,7 +220,8 @@ unsafe extern "C" {
 }
 
 /// Every Envoy callback declared above, NUL-terminated, for the load-time check.
-pub const REQUIRED_CALLBACKS: [&[u8]; 18] = [
+pub const REQUIRED_CALLBACKS: [&[u8]; 19] = [
+    b"envoy_dynamic_module_callback_http_filter_continue_encoding\0",
     b"envoy_dynamic_module_callback_log\0",
     b"envoy_dynamic_module_callback_http_filter_config_define_counter\0",
     b"envoy_dynamic_module_callback_http_filter_config_increment_counter\0",

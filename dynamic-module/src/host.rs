@@ -9,9 +9,15 @@
 //! - header setters: Envoy's `set_header` with an empty value removes the header and `add_header`
 //!   refuses an empty value, so a set/add of an empty value becomes a remove/no-op here (a header
 //!   with an empty value is not representable through this ABI);
-//! - mirrors: `http_callout` is per stream; Envoy cancels a callout still pending when the stream
-//!   ends, so a mirror whose backend answers after the client's response may be cut short (the
-//!   mirror request itself has normally left by then).
+//! - mirrors: `http_callout` is per stream and Envoy cancels a callout still pending when the
+//!   stream ends (a mirror not yet connected would be lost: about half of them in the conformance
+//!   suite's percentage-mirror case). So the stream counts its callouts in flight and the module
+//!   holds the end of the response until they are done (at most [`MIRROR_TIMEOUT_MS`]): a
+//!   mirror slower than its primary delays the client's last byte.
+//!
+//! [`MIRROR_TIMEOUT_MS`]: filter_core::filter::MIRROR_TIMEOUT_MS
+
+use std::cell::Cell;
 
 use filter_core::host::{Host, HostError, LogLevel, Metric};
 
@@ -186,6 +192,9 @@ impl Host for ConfigHost {
 pub struct StreamHost<'a> {
     pub filter: FilterEnvoyPtr,
     pub counters: &'a CounterIds,
+    /// The stream's HTTP callouts in flight (mirrors), counted up here and down when Envoy
+    /// reports one done.
+    pub callouts: &'a Cell<usize>,
 }
 
 /// The module-owned header array for a call; it points into `headers`, which must outlive it.
@@ -466,6 +475,8 @@ impl Host for StreamHost<'_> {
     ) -> Result<u32, HostError> {
         let pairs = header_pairs(headers);
         let mut id = 0u64;
+        // Counted before the call: Envoy may report a failed callout done from inside it.
+        self.callouts.set(self.callouts.get().saturating_add(1));
         // SAFETY: `filter` is the running hook's; `pairs` points into `headers`, which with the
         // cluster name and body lives for the call (Envoy copies them); `id` is a valid out
         // pointer.
@@ -483,6 +494,7 @@ impl Host for StreamHost<'_> {
         if result == abi::CALLOUT_SUCCESS {
             Ok(u32::try_from(id).unwrap_or(u32::MAX))
         } else {
+            self.callouts.set(self.callouts.get().saturating_sub(1));
             Err(HostError::new(
                 "http_callout",
                 format!("init result {result}"),

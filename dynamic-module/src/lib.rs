@@ -21,7 +21,7 @@
 mod abi;
 mod host;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -43,6 +43,16 @@ struct FilterConfig {
 struct Filter {
     config: Arc<FilterConfig>,
     stream: Stream,
+}
+
+/// What Envoy's stream pointer points to: the stream state, and the mirror bookkeeping outside
+/// the `RefCell` (a callout can be reported done while a hook holds the state).
+struct StreamBox {
+    state: RefCell<Filter>,
+    /// Mirrors (HTTP callouts) in flight.
+    callouts: Cell<usize>,
+    /// The end of the response waits for `callouts` to reach 0.
+    held: Cell<bool>,
 }
 
 thread_local! {
@@ -181,10 +191,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             Arc::increment_strong_count(config);
             Arc::from_raw(config)
         };
-        let filter = Box::new(RefCell::new(Filter {
-            config,
-            stream: Stream::default(),
-        }));
+        let filter = Box::new(StreamBox {
+            state: RefCell::new(Filter {
+                config,
+                stream: Stream::default(),
+            }),
+            callouts: Cell::new(0),
+            held: Cell::new(false),
+        });
         Box::into_raw(filter).cast_const().cast()
     })
 }
@@ -195,16 +209,41 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
 /// `filter` is a live pointer returned by `on_http_filter_new`, used on its worker thread only.
 unsafe fn with_filter<T>(
     filter: FilterModulePtr,
-    body: impl FnOnce(&mut Filter) -> T,
+    body: impl FnOnce(&mut Filter, &Cell<usize>) -> T,
 ) -> Option<T> {
+    // SAFETY: the caller's guarantee.
+    let stream = unsafe { stream_box(filter) }?;
+    let mut state = stream.state.try_borrow_mut().ok()?;
+    Some(body(&mut state, &stream.callouts))
+}
+
+/// The stream behind a filter pointer.
+///
+/// # Safety
+/// `filter` is null or a live pointer returned by `on_http_filter_new`, used on its worker
+/// thread only.
+unsafe fn stream_box<'a>(filter: FilterModulePtr) -> Option<&'a StreamBox> {
     if filter.is_null() {
         return None;
     }
-    // SAFETY: the caller guarantees a live `Box<RefCell<Filter>>` pointer; Envoy calls a
-    // stream's hooks one at a time on one thread, so the RefCell is never contended.
-    let cell = unsafe { &*filter.cast::<RefCell<Filter>>() };
-    let mut state = cell.try_borrow_mut().ok()?;
-    Some(body(&mut state))
+    // SAFETY: the caller guarantees a live `Box<StreamBox>` pointer; Envoy calls a stream's
+    // hooks one at a time on one thread, so the RefCell is never contended across threads.
+    Some(unsafe { &*filter.cast::<StreamBox>() })
+}
+
+/// Whether the end of the response must wait for mirrors; marks it held when so.
+///
+/// # Safety
+/// As for [`stream_box`].
+unsafe fn hold_for_mirrors(filter: FilterModulePtr) -> bool {
+    // SAFETY: the caller's guarantee.
+    match unsafe { stream_box(filter) } {
+        Some(stream) if stream.callouts.get() > 0 => {
+            stream.held.set(true);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The request headers: evaluate, then forward (upstream header + route re-match) or answer.
@@ -218,10 +257,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     end_of_stream: bool,
 ) -> u32 {
     let handled = guarded("on_http_filter_request_headers", None, || {
-        let evaluate = |state: &mut Filter| {
+        let evaluate = |state: &mut Filter, callouts: &Cell<usize>| {
             let mut host = StreamHost {
                 filter: filter_envoy,
                 counters: &state.config.counters,
+                callouts,
             };
             let verdict = SHARED.with(|shared| {
                 filter::on_request_headers(
@@ -249,9 +289,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         None => {
             // A panic (or a stream without state): answer 500 rather than forward unrouted.
             let counters: CounterIds = [None; filter_core::host::Metric::ALL.len()];
+            let callouts = Cell::new(0);
             let mut host = StreamHost {
                 filter: filter_envoy,
                 counters: &counters,
+                callouts: &callouts,
             };
             let answered = guarded("on_http_filter_request_headers (500)", false, || {
                 host.send_local_response(
@@ -282,13 +324,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     guarded("on_http_filter_request_body", (), || {
         // SAFETY: Envoy passes the pointer this module returned for the stream.
         unsafe {
-            with_filter(filter, |state| {
+            with_filter(filter, |state, callouts| {
                 if !state.stream.awaiting_body() {
                     return;
                 }
                 let mut host = StreamHost {
                     filter: filter_envoy,
                     counters: &state.config.counters,
+                    callouts,
                 };
                 let size = host
                     .request_body(filter_core::filter::MIRROR_BODY_LIMIT.saturating_add(1))
@@ -310,7 +353,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     abi::CONTINUE
 }
 
-/// Response headers: apply the edits kept from the request phase.
+/// Response headers: apply the edits kept from the request phase. A response that ends here
+/// waits for the stream's mirrors (see `host`).
 ///
 /// # Safety
 /// Envoy passes the stream's pointers, valid for the call.
@@ -318,21 +362,72 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     filter_envoy: FilterEnvoyPtr,
     filter: FilterModulePtr,
-    _end_of_stream: bool,
+    end_of_stream: bool,
 ) -> u32 {
-    guarded("on_http_filter_response_headers", (), || {
+    guarded("on_http_filter_response_headers", abi::CONTINUE, || {
         // SAFETY: Envoy passes the pointer this module returned for the stream.
         unsafe {
-            with_filter(filter, |state| {
+            with_filter(filter, |state, callouts| {
                 let mut host = StreamHost {
                     filter: filter_envoy,
                     counters: &state.config.counters,
+                    callouts,
                 };
                 filter::on_response_headers(&mut host, &mut state.stream);
             });
         }
+        // SAFETY: as above.
+        if end_of_stream && unsafe { hold_for_mirrors(filter) } {
+            abi::STOP_ITERATION
+        } else {
+            abi::CONTINUE
+        }
+    })
+}
+
+/// The response's last chunk waits for the stream's mirrors (see `host`).
+///
+/// # Safety
+/// Envoy passes the stream's pointers, valid for the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _filter_envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+    end_of_stream: bool,
+) -> u32 {
+    guarded("on_http_filter_response_body", abi::CONTINUE, || {
+        // SAFETY: Envoy passes the pointer this module returned for the stream.
+        if end_of_stream && unsafe { hold_for_mirrors(filter) } {
+            abi::STOP_ITERATION_AND_BUFFER
+        } else {
+            abi::CONTINUE
+        }
+    })
+}
+
+/// A mirror's response (ignored: mirrors are fire-and-forget); the held response goes on once
+/// the last one is done.
+///
+/// # Safety
+/// Envoy passes the stream's pointers, valid for the call; the other arguments are not read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    filter_envoy: FilterEnvoyPtr,
+    filter: FilterModulePtr,
+) {
+    guarded("on_http_filter_http_callout_done", (), || {
+        // SAFETY: Envoy passes the pointer this module returned for the stream.
+        let Some(stream) = (unsafe { stream_box(filter) }) else {
+            return;
+        };
+        stream.callouts.set(stream.callouts.get().saturating_sub(1));
+        if stream.callouts.get() == 0 && stream.held.replace(false) {
+            // SAFETY: `filter_envoy` is the stream's, valid for this hook.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_continue_encoding(filter_envoy)
+            };
+        }
     });
-    abi::CONTINUE
 }
 
 /// # Safety
@@ -343,7 +438,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: Fil
         if !filter.is_null() {
             // SAFETY: `filter` came from `Box::into_raw` in `on_http_filter_new`; Envoy destroys
             // it once, after its last hook.
-            drop(unsafe { Box::from_raw(filter.cast_mut().cast::<RefCell<Filter>>()) });
+            drop(unsafe { Box::from_raw(filter.cast_mut().cast::<StreamBox>()) });
         }
     });
 }
@@ -365,17 +460,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
 /// # Safety
 /// Called by Envoy; reads nothing.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: FilterModulePtr,
-    _end_of_stream: bool,
-) -> u32 {
-    abi::CONTINUE
-}
-
-/// # Safety
-/// Called by Envoy; reads nothing.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
     _filter_envoy: FilterEnvoyPtr,
     _filter: FilterModulePtr,
@@ -387,17 +471,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
 /// Called by Envoy; reads nothing.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _filter_envoy: FilterEnvoyPtr,
-    _filter: FilterModulePtr,
-) {
-}
-
-/// A mirror's response: ignored (mirrors are fire-and-forget).
-///
-/// # Safety
-/// Called by Envoy; reads nothing.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     _filter_envoy: FilterEnvoyPtr,
     _filter: FilterModulePtr,
 ) {
