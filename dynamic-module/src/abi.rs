@@ -119,8 +119,9 @@ pub const CALLOUT_SUCCESS: u32 = 0;
 /// `envoy_dynamic_module_type_http_filter_stream_reset_reason_LocalReset`.
 pub const RESET_LOCAL: u32 = 0;
 
-// Envoy's side of the ABI: functions the Envoy binary exports. `program_init` checks that each
-// of them is present before Envoy uses the module (see `REQUIRED_CALLBACKS`).
+// Envoy's side of the ABI: functions the Envoy binary exports. The module is linked with
+// immediate binding (`-z now`, Rust's default), so loading it into an Envoy that lacks one fails
+// at `dlopen` with "undefined symbol: <callback>", which Envoy reports as a rejected config.
 unsafe extern "C" {
     pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
 
@@ -218,35 +219,3 @@ unsafe extern "C" {
         timeout_milliseconds: u64,
     ) -> u32;
 }
-
-/// Every Envoy callback declared above, NUL-terminated, for the load-time check.
-pub const REQUIRED_CALLBACKS: [&[u8]; 19] = [
-    b"envoy_dynamic_module_callback_http_filter_continue_encoding\0",
-    b"envoy_dynamic_module_callback_log\0",
-    b"envoy_dynamic_module_callback_http_filter_config_define_counter\0",
-    b"envoy_dynamic_module_callback_http_filter_config_increment_counter\0",
-    b"envoy_dynamic_module_callback_http_filter_increment_counter\0",
-    b"envoy_dynamic_module_callback_http_get_headers_size\0",
-    b"envoy_dynamic_module_callback_http_get_headers\0",
-    b"envoy_dynamic_module_callback_http_set_header\0",
-    b"envoy_dynamic_module_callback_http_add_header\0",
-    b"envoy_dynamic_module_callback_http_send_response\0",
-    b"envoy_dynamic_module_callback_http_filter_reset_stream\0",
-    b"envoy_dynamic_module_callback_http_clear_route_cache\0",
-    b"envoy_dynamic_module_callback_http_get_metadata_string\0",
-    b"envoy_dynamic_module_callback_http_filter_get_attribute_string\0",
-    b"envoy_dynamic_module_callback_http_filter_get_attribute_int\0",
-    b"envoy_dynamic_module_callback_http_get_body_chunks_size\0",
-    b"envoy_dynamic_module_callback_http_get_body_chunks\0",
-    b"envoy_dynamic_module_callback_http_filter_http_callout\0",
-    // Present in 1.40 (v0.2.0) and not before: a module loaded into an older Envoy fails here.
-    b"envoy_dynamic_module_callback_http_clear_route_cluster_cache\0",
-];
-
-// libc's dynamic linker interface (libc is linked into every Rust cdylib on Linux).
-unsafe extern "C" {
-    pub fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
-}
-
-/// `RTLD_DEFAULT` (glibc and musl): search the global scope, i.e. the Envoy binary.
-pub const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
