@@ -24,7 +24,9 @@ mod host;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use filter_core::filter::{self, Compiled, Shared, Stream, Verdict};
 use filter_core::host::{Host, LogLevel};
@@ -37,7 +39,12 @@ use host::{ConfigHost, CounterIds, StreamHost};
 struct FilterConfig {
     compiled: Arc<Compiled>,
     counters: CounterIds,
+    /// Distinct per accepted configuration: selects the worker's [`Shared`] state.
+    generation: u64,
 }
+
+/// The last configuration generation handed out.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// One HTTP stream.
 struct Filter {
@@ -53,12 +60,30 @@ struct StreamBox {
     callouts: Cell<usize>,
     /// The end of the response waits for `callouts` to reach 0.
     held: Cell<bool>,
+    /// The configuration generation, to find the worker's [`Shared`] state without the stream.
+    generation: u64,
 }
 
 thread_local! {
-    /// Per worker thread: the random generator for weighted picks and the in-flight mirror
-    /// deadlines (the proxy-wasm filter keeps the same state per VM, i.e. per worker).
-    static SHARED: Shared = Shared::new(seed());
+    /// Per worker thread and configuration: the random generator for weighted picks and the
+    /// in-flight mirror deadlines. The proxy-wasm filter keeps the same state per root context,
+    /// i.e. per worker and pushed configuration; a push starts afresh here too.
+    static SHARED: RefCell<Option<(u64, Rc<Shared>)>> = const { RefCell::new(None) };
+}
+
+/// This worker's [`Shared`] state for a configuration generation.
+fn shared_for(generation: u64) -> Rc<Shared> {
+    SHARED.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        match slot.as_ref() {
+            Some((current, shared)) if *current == generation => Rc::clone(shared),
+            _ => {
+                let shared = Rc::new(Shared::new(seed()));
+                *slot = Some((generation, Rc::clone(&shared)));
+                shared
+            }
+        }
+    })
 }
 
 fn seed() -> u64 {
@@ -123,6 +148,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
                 let shared = Arc::new(FilterConfig {
                     compiled: Arc::new(compiled),
                     counters: config_host.counters,
+                    generation: GENERATION.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
                 });
                 Arc::into_raw(shared).cast()
             }
@@ -166,6 +192,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             Arc::increment_strong_count(config);
             Arc::from_raw(config)
         };
+        let generation = config.generation;
         let filter = Box::new(StreamBox {
             state: RefCell::new(Filter {
                 config,
@@ -173,6 +200,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             }),
             callouts: Cell::new(0),
             held: Cell::new(false),
+            generation,
         });
         Box::into_raw(filter).cast_const().cast()
     })
@@ -238,15 +266,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
                 counters: &state.config.counters,
                 callouts,
             };
-            let verdict = SHARED.with(|shared| {
-                filter::on_request_headers(
-                    &mut host,
-                    Some(&state.config.compiled),
-                    shared,
-                    end_of_stream,
-                    &mut state.stream,
-                )
-            });
+            let shared = shared_for(state.config.generation);
+            let verdict = filter::on_request_headers(
+                &mut host,
+                Some(&state.config.compiled),
+                &shared,
+                end_of_stream,
+                &mut state.stream,
+            );
             if verdict == Verdict::Continue {
                 // The filter set the upstream header; the catch-all route's `cluster_header`
                 // must be evaluated again to see it.
@@ -313,15 +340,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
                     .ok()
                     .flatten()
                     .map_or(0, |b| b.len());
-                SHARED.with(|shared| {
-                    filter::on_request_body(
-                        &mut host,
-                        shared,
-                        size,
-                        end_of_stream,
-                        &mut state.stream,
-                    )
-                });
+                let shared = shared_for(state.config.generation);
+                filter::on_request_body(&mut host, &shared, size, end_of_stream, &mut state.stream);
             });
         }
     });
@@ -396,6 +416,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
             return;
         };
         stream.callouts.set(stream.callouts.get().saturating_sub(1));
+        // A done mirror frees its slot at once (the proxy-wasm filter cannot tell, and holds it
+        // for the mirror timeout).
+        SHARED.with(|slot| {
+            if let Some((current, shared)) = slot.borrow().as_ref()
+                && *current == stream.generation
+            {
+                shared.release_mirror();
+            }
+        });
         if stream.callouts.get() == 0 && stream.held.replace(false) {
             // SAFETY: `filter_envoy` is the stream's, valid for this hook.
             unsafe {
