@@ -299,6 +299,12 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &conformance,
             &[&vectors[..], &["--target", "envoy"]].concat(),
         )?;
+        // `cargo test --workspace` built the module (target/debug/libgateway_wasm.so).
+        run_binary(
+            "conformance: request cases (real Envoy + dynamic module)",
+            &conformance,
+            &[&vectors[..], &["--target", "envoy-dynamic"]].concat(),
+        )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
         cargo(
@@ -347,7 +353,18 @@ pub fn conformance(args: &[String]) -> anyhow::Result<()> {
         || args
             .iter()
             .any(|a| a.starts_with("--target=") && a != "--target=native");
+    let dynamic = args
+        .iter()
+        .any(|a| a == "envoy-dynamic" || a == "--target=envoy-dynamic");
+    if dynamic
+        && !args
+            .iter()
+            .any(|a| a == "--module" || a.starts_with("--module="))
+    {
+        cargo("dynamic module (debug)", &["build", "-p", "dynamic-module"])?;
+    }
     if runs_the_filter
+        && !dynamic
         && !args
             .iter()
             .any(|a| a == "--wasm" || a.starts_with("--wasm="))
