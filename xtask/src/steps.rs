@@ -315,10 +315,17 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "benchmark harness: floor and probe filters",
             &wasm_build_args(&["floor-filter", "probe-filter"]),
         )?;
+        // The dynamic modules of `cargo test --workspace` (debug builds: only the harness is checked).
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
             &debug_binary("gateway-bench")?,
-            &["--quick"],
+            &[
+                "--quick",
+                "--dynamic-module",
+                "target/debug/libgateway_wasm.so",
+                "--dynamic-floor",
+                "target/debug/libdynamic_floor.so",
+            ],
         )?;
         run_binary(
             "benchmark harness: host-call probe (--quick)",
