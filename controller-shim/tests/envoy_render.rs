@@ -374,9 +374,8 @@ fn envoy_validates_the_rendered_bootstrap() {
 
 fn dynamic_module_options() -> EnvoyOptions {
     let mut options = options();
-    options.filter = envoy::EnvoyFilter::DynamicModule(
-        "/usr/lib/gateway-wasm/libgateway_wasm.so".into(),
-    );
+    options.filter =
+        envoy::EnvoyFilter::DynamicModule("/usr/lib/gateway-wasm/libgateway_wasm.so".into());
     options
 }
 
@@ -400,8 +399,7 @@ fn the_dynamic_module_gets_the_wasm_filters_configuration() {
         let wasm_files = envoy::render(&http_case(), &wasm).unwrap();
         let dynamic_files = envoy::render(&http_case(), &dynamic).unwrap();
         let ecds: serde_json::Value =
-            serde_json::from_str(dynamic_files.get(envoy::EXTENSION_CONFIG_FILE).unwrap())
-                .unwrap();
+            serde_json::from_str(dynamic_files.get(envoy::EXTENSION_CONFIG_FILE).unwrap()).unwrap();
         let typed = &ecds["resources"][0]["typed_config"];
         assert_eq!(
             typed["@type"],
