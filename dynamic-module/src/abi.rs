@@ -109,8 +109,8 @@ pub const ATTRIBUTE_CONNECTION_REQUESTED_SERVER_NAME: u32 = 30;
 /// the trailers' `Continue` (all 0).
 pub const CONTINUE: u32 = 0;
 pub const STOP_ITERATION: u32 = 1;
-/// `envoy_dynamic_module_type_on_http_filter_response_body_status_StopIterationAndBuffer`.
-pub const STOP_ITERATION_AND_BUFFER: u32 = 1;
+/// `envoy_dynamic_module_type_on_http_filter_response_body_status_StopIterationAndWatermark`.
+pub const STOP_ITERATION_AND_WATERMARK: u32 = 2;
 
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;
