@@ -20,6 +20,7 @@ use conformance::vectors::{self, Case, VectorFile};
         judged as a grpc-go client reads the answer; cases that need a live proxy (timeouts, \
         retries, upstream protocols) are skipped with the reason.\n\
         envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\
+        envoy-dynamic: the same, with the Envoy dynamic module (--module) instead of the wasm filter.\n\
         kong-emulated: the controller-shim's Kong configuration loaded into kong-emulator, an \
         emulation of Kong 3.4-3.9 and ngx_wasm_module derived from their source (not Kong) running \
         the real wasm filter; once per Kong release (--kong-version). Cases Kong cannot support are \
@@ -53,6 +54,9 @@ struct Args {
     /// The filter module for `--target envoy` and `--target kong-emulated`.
     #[arg(long, default_value = "target/wasm32-wasip1/wasm/gateway_wasm.wasm")]
     wasm: PathBuf,
+    /// The dynamic module for `--target envoy-dynamic` (`cargo build -p dynamic-module`).
+    #[arg(long, default_value = "target/debug/libgateway_wasm_dynamic.so")]
+    module: PathBuf,
     /// Also print a line for every passed case.
     #[arg(long, short)]
     verbose: bool,
@@ -70,6 +74,7 @@ enum Kind {
 enum Target {
     Native,
     Envoy,
+    EnvoyDynamic,
     KongEmulated,
 }
 
@@ -124,7 +129,18 @@ fn run(args: Args) -> anyhow::Result<Summary> {
             .collect();
         match args.target {
             Target::Native => run_native(&cases, &file, args.verbose),
-            Target::Envoy => run_envoy(&cases, &file, &args.wasm, args.verbose)?,
+            Target::Envoy => run_envoy(
+                conformance::envoy::EnvoyTarget::new(&args.wasm)?,
+                &cases,
+                &file,
+                args.verbose,
+            )?,
+            Target::EnvoyDynamic => run_envoy(
+                conformance::envoy::EnvoyTarget::dynamic_module(&args.module)?,
+                &cases,
+                &file,
+                args.verbose,
+            )?,
             Target::KongEmulated => {
                 let versions = if args.kong_versions.is_empty() {
                     kong_emulator::KongVersion::ALL.to_vec()
@@ -150,12 +166,11 @@ fn run_native(cases: &[&Case], file: &VectorFile, verbose: bool) -> Summary {
 }
 
 fn run_envoy(
+    mut target: conformance::envoy::EnvoyTarget,
     cases: &[&Case],
     file: &VectorFile,
-    wasm: &std::path::Path,
     verbose: bool,
 ) -> anyhow::Result<Summary> {
-    let mut target = conformance::envoy::EnvoyTarget::new(wasm)?;
     let mut summary = Summary::default();
     let started = std::time::Instant::now();
     for (i, case) in cases.iter().enumerate() {

@@ -411,3 +411,70 @@ fn envoy_validates_the_rendered_bootstrap() {
     envoy::write_files(dir.path(), &files).unwrap();
     testkit::validate_config(&dir.path().join(envoy::BOOTSTRAP_FILE)).unwrap();
 }
+
+fn dynamic_module_options() -> EnvoyOptions {
+    let mut options = options();
+    options.filter =
+        envoy::EnvoyFilter::DynamicModule("/usr/lib/gateway-wasm/libgateway_wasm_dynamic.so".into());
+    options
+}
+
+#[test]
+fn golden_http_gateway_dynamic_module() {
+    let files = envoy::render(&http_case(), &dynamic_module_options()).unwrap();
+    check_golden("http-two-ports-dynamic-module", &files);
+}
+
+/// The two builds get the same bytes: only the resource around them differs.
+#[test]
+fn the_dynamic_module_gets_the_wasm_filters_configuration() {
+    for compression in [
+        envoy::ConfigCompression::Never,
+        envoy::ConfigCompression::Always,
+    ] {
+        let mut wasm = options();
+        wasm.config_compression = compression;
+        let mut dynamic = dynamic_module_options();
+        dynamic.config_compression = compression;
+        let wasm_files = envoy::render(&http_case(), &wasm).unwrap();
+        let dynamic_files = envoy::render(&http_case(), &dynamic).unwrap();
+        let ecds: serde_json::Value =
+            serde_json::from_str(dynamic_files.get(envoy::EXTENSION_CONFIG_FILE).unwrap()).unwrap();
+        let typed = &ecds["resources"][0]["typed_config"];
+        assert_eq!(
+            typed["@type"],
+            "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+        );
+        assert_eq!(
+            typed["dynamic_module_config"]["module"]["local"]["filename"],
+            "/usr/lib/gateway-wasm/libgateway_wasm_dynamic.so"
+        );
+        let (wasm_type, wasm_value) = configuration(&wasm_files);
+        assert_eq!(typed["filter_config"]["@type"], wasm_type.as_str());
+        assert_eq!(typed["filter_config"]["value"], wasm_value.as_str());
+        // The connection manager discovers the dynamic module's type, and each route names
+        // its Gateway port for the module.
+        let bootstrap = dynamic_files.get(envoy::BOOTSTRAP_FILE).unwrap();
+        assert!(bootstrap.contains("dynamic_modules.v3.DynamicModuleFilter"));
+        assert!(!bootstrap.contains("filters.http.wasm.v3.Wasm"));
+        assert!(bootstrap.contains("filter_chain_name: gateway-wasm:"));
+        assert!(
+            !wasm_files
+                .get(envoy::BOOTSTRAP_FILE)
+                .unwrap()
+                .contains("filter_chain_name")
+        );
+    }
+}
+
+#[test]
+fn envoy_validates_the_rendered_dynamic_module_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = EnvoyOptions::new(dir.path(), dir.path().join("gateway_wasm.wasm"));
+    options.filter = envoy::EnvoyFilter::DynamicModule(dir.path().join("libgateway_wasm_dynamic.so"));
+    options.port_offset = 20000;
+    options.admin_port = 0;
+    let files = envoy::render(&http_case(), &options).unwrap();
+    envoy::write_files(dir.path(), &files).unwrap();
+    testkit::validate_config(&dir.path().join(envoy::BOOTSTRAP_FILE)).unwrap();
+}

@@ -1,5 +1,6 @@
 //! gateway-wasm packager: builds, checks, optimizes and packages the proxy-wasm filter as OCI
-//! artifacts (Istio/solo compat and oci variants, CNCF Wasm artifact), builds the controller-shim
+//! artifacts (Istio/solo compat and oci variants, CNCF Wasm artifact), the Envoy dynamic module as
+//! an OCI artifact of its own type and a tarball, builds the controller-shim
 //! container image with its SBOM, pushes and pulls them, writes the Kong bundle and prints
 //! deployment snippets. See `packager/README.md`.
 
@@ -8,6 +9,7 @@ pub mod auth;
 pub mod builder;
 pub mod check;
 pub mod cli;
+pub mod dynamic;
 pub mod formats;
 pub mod image;
 pub mod kong;

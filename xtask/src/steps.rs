@@ -316,6 +316,12 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &conformance,
             &["--vectors", GRPC_VECTORS, "--target", "envoy"],
         )?;
+        // `cargo test --workspace` built the module (target/debug/libgateway_wasm_dynamic.so).
+        run_binary(
+            "conformance: request cases (real Envoy + dynamic module)",
+            &conformance,
+            &[&vectors[..], &["--target", "envoy-dynamic"]].concat(),
+        )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
         cargo(
@@ -326,10 +332,17 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "benchmark harness: floor and probe filters",
             &wasm_build_args(&["floor-filter", "probe-filter"]),
         )?;
+        // The dynamic modules of `cargo test --workspace` (debug builds: only the harness is checked).
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
             &debug_binary("gateway-bench")?,
-            &["--quick"],
+            &[
+                "--quick",
+                "--dynamic-module",
+                "target/debug/libgateway_wasm_dynamic.so",
+                "--dynamic-floor",
+                "target/debug/libdynamic_floor.so",
+            ],
         )?;
         run_binary(
             "benchmark harness: host-call probe (--quick)",
@@ -364,7 +377,18 @@ pub fn conformance(args: &[String]) -> anyhow::Result<()> {
         || args
             .iter()
             .any(|a| a.starts_with("--target=") && a != "--target=native");
+    let dynamic = args
+        .iter()
+        .any(|a| a == "envoy-dynamic" || a == "--target=envoy-dynamic");
+    if dynamic
+        && !args
+            .iter()
+            .any(|a| a == "--module" || a.starts_with("--module="))
+    {
+        cargo("dynamic module (debug)", &["build", "-p", "dynamic-module"])?;
+    }
     if runs_the_filter
+        && !dynamic
         && !args
             .iter()
             .any(|a| a == "--wasm" || a.starts_with("--wasm="))

@@ -39,6 +39,8 @@ const PUSH_DEADLINE: Duration = Duration::from_secs(10);
 pub struct EnvoyTarget {
     dir: tempfile::TempDir,
     wasm: PathBuf,
+    /// The Wasm filter, or the dynamic module (`--target envoy-dynamic`).
+    filter: render::EnvoyFilter,
     fleet: fleet::Fleet,
     authority: CertificateAuthority,
     /// Gateway port → loopback port Envoy binds, stable across cases so bootstraps compare equal.
@@ -67,6 +69,7 @@ impl EnvoyTarget {
         Ok(EnvoyTarget {
             dir: tempfile::tempdir().context("creating a work directory")?,
             wasm: wasm.to_path_buf(),
+            filter: render::EnvoyFilter::Wasm,
             fleet: fleet::Fleet::default(),
             authority: CertificateAuthority::new("gateway-wasm conformance CA")?,
             ports: BTreeMap::new(),
@@ -74,6 +77,22 @@ impl EnvoyTarget {
             hot_reloads: 0,
             restarts: 0,
         })
+    }
+
+    /// The same target with the Envoy dynamic module (`libgateway_wasm_dynamic.so`) instead of the Wasm
+    /// filter: same rendering, same cases, same checks.
+    pub fn dynamic_module(module: &Path) -> anyhow::Result<EnvoyTarget> {
+        if !module.is_file() {
+            bail!(
+                "{} does not exist; build it with `cargo build -p dynamic-module`",
+                module.display()
+            );
+        }
+        let module = std::path::absolute(module)
+            .with_context(|| format!("resolving {}", module.display()))?;
+        let mut target = EnvoyTarget::new(&module)?;
+        target.filter = render::EnvoyFilter::DynamicModule(module);
+        Ok(target)
     }
 
     /// Runs one case; infrastructure errors become failures that say what broke.
@@ -221,6 +240,7 @@ impl EnvoyTarget {
         let config_dir = self.dir.path().join("envoy");
         let mut options = EnvoyOptions::new(&config_dir, &self.wasm);
         options.port_map = self.ports.clone();
+        options.filter = self.filter.clone();
         options.bind_address = "127.0.0.1".to_owned();
         options.admin_port = 0;
         let files = render::render(result, &options).context("rendering the Envoy files")?;

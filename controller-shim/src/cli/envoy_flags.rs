@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use controller_shim::envoy::{
-    ConfigCompression, EdgeOptions, EnvoyOptions, EscapedSlashes, FailurePolicy,
+    ConfigCompression, EdgeOptions, EnvoyFilter, EnvoyOptions, EscapedSlashes, FailurePolicy,
 };
 
 #[derive(Debug, Args)]
@@ -14,6 +14,19 @@ pub struct EnvoyFlags {
     /// The filter Envoy loads [default: gateway_wasm.wasm in the output directory].
     #[arg(long, value_name = "FILE")]
     pub wasm: Option<PathBuf>,
+    /// Which build of the filter Envoy runs: the proxy-wasm filter (sandboxed, any Envoy with Wasm)
+    /// or the Envoy dynamic module (native, fastest; Envoy 1.40-1.41 only; needs --module). Both
+    /// get the same configuration. docs/dynamic-module.md compares them.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = FilterKind::Wasm)]
+    pub envoy_filter: FilterKind,
+    /// The dynamic module Envoy loads (`libgateway_wasm_dynamic.so`, as Envoy will see it) with
+    /// `--envoy-filter dynamic-module`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_if_eq("envoy_filter", "dynamic-module")
+    )]
+    pub module: Option<PathBuf>,
     /// Bind every listener at Gateway port + N (to run without privileges, or several side by side).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub port_offset: u16,
@@ -72,6 +85,14 @@ pub enum Slashes {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilterKind {
+    /// `gateway_wasm.wasm` in Envoy's Wasm runtime.
+    Wasm,
+    /// `libgateway_wasm_dynamic.so` through Envoy's dynamic-modules HTTP filter.
+    DynamicModule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Compress {
     /// Above 64 KiB of JSON.
     Auto,
@@ -93,6 +114,11 @@ impl EnvoyFlags {
     /// Rendering options for one Gateway's directory.
     pub fn options(&self, dir: &Path, wasm: &Path, admin_port: u16) -> EnvoyOptions {
         let mut options = EnvoyOptions::new(dir, wasm);
+        options.filter = match (self.envoy_filter, &self.module) {
+            (FilterKind::DynamicModule, Some(module)) => EnvoyFilter::DynamicModule(module.clone()),
+            // clap requires --module with dynamic-module; without one, the Wasm filter.
+            _ => EnvoyFilter::Wasm,
+        };
         options.port_offset = self.port_offset;
         options.port_map = self.port_map.iter().copied().collect();
         options.bind_address.clone_from(&self.bind_address);

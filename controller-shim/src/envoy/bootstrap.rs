@@ -6,11 +6,12 @@ use std::path::Path;
 use engine::config::{Listener, Protocol};
 
 use super::edge;
-use super::extension::WASM_FILTER_TYPE;
+use super::extension::filter_type;
 use super::node::Node;
 use super::{
-    CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyOptions, FILTER_CHAIN_PREFIX,
-    FILTER_NAME, RenderError, RenderedFile, UPSTREAM_HEADER,
+    CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyFilter, EnvoyOptions,
+    FILTER_CHAIN_PREFIX, FILTER_NAME, ROUTE_METADATA_FILTER_CHAIN, ROUTE_METADATA_NAMESPACE,
+    RenderError, RenderedFile, UPSTREAM_HEADER,
 };
 use crate::resolution::GatewayResult;
 
@@ -124,6 +125,24 @@ fn connection_manager(options: &EnvoyOptions, gateway_port: u16) -> Node {
             ]),
         ),
     ]);
+    // The dynamic module has no `xds.filter_chain_name` property: it reads the Gateway port from
+    // the route's metadata (one route per filter chain, so per Gateway port).
+    let route = match options.filter {
+        EnvoyFilter::Wasm => route,
+        EnvoyFilter::DynamicModule(_) => route.with(
+            "metadata",
+            Node::map([(
+                "filter_metadata",
+                Node::map([(
+                    ROUTE_METADATA_NAMESPACE,
+                    Node::map([(
+                        ROUTE_METADATA_FILTER_CHAIN,
+                        Node::from(format!("{FILTER_CHAIN_PREFIX}{gateway_port}")),
+                    )]),
+                )]),
+            )]),
+        ),
+    };
     let wasm = Node::map([
         ("name", Node::from(FILTER_NAME)),
         (
@@ -132,7 +151,7 @@ fn connection_manager(options: &EnvoyOptions, gateway_port: u16) -> Node {
                 ("config_source", file_source(options, EXTENSION_CONFIG_FILE)),
                 // Listeners wait for the first configuration rather than run without the filter.
                 ("apply_default_config_without_warming", Node::from(false)),
-                ("type_urls", Node::list([Node::from(WASM_FILTER_TYPE)])),
+                ("type_urls", Node::list([Node::from(filter_type(options))])),
             ]),
         ),
     ]);

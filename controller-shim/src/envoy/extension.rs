@@ -1,7 +1,10 @@
-//! The extension-config (ECDS) file: the wasm filter with the PluginConfig as its configuration.
+//! The extension-config (ECDS) file: the wasm filter (or the dynamic module) with the PluginConfig
+//! as its configuration.
 //!
 //! Everything but `configuration` stays byte-for-byte the same across pushes (same `vm_id`, code and
-//! `vm_config`), so Envoy keeps its VMs and only runs `on_configure` in new root contexts.
+//! `vm_config`), so Envoy keeps its VMs and only runs `on_configure` in new root contexts. The
+//! dynamic module's resource carries the same bytes as `filter_config`; Envoy keeps the loaded
+//! library and runs its config hook once per push.
 
 use std::io::Write as _;
 
@@ -11,12 +14,16 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::node::Node;
-use super::{COMPRESS_ABOVE_BYTES, ConfigCompression, EnvoyOptions, FILTER_NAME, RenderError};
+use super::{
+    COMPRESS_ABOVE_BYTES, ConfigCompression, EnvoyFilter, EnvoyOptions, FILTER_NAME, RenderError,
+};
 
 const TYPED_EXTENSION_CONFIG: &str =
     "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 pub(super) const WASM_FILTER_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+pub(super) const DYNAMIC_MODULE_FILTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
 /// Envoy hands a `BytesValue` configuration to the filter as raw bytes (base64 only in the file).
 const BYTES_VALUE: &str = "type.googleapis.com/google.protobuf.BytesValue";
@@ -39,7 +46,66 @@ pub(super) fn discovery_file(
         with_revision.revision = format!("fnv1a-{:016x}", fnv1a(json.as_bytes()));
         json = serialize(&with_revision)?;
     }
-    let wasm = Node::map([
+    let typed_config = match &options.filter {
+        EnvoyFilter::Wasm => Node::typed(WASM_FILTER_TYPE, [("config", wasm(json, options)?)]),
+        EnvoyFilter::DynamicModule(module) => dynamic_module(module, json, options)?,
+    };
+    Ok(Node::map([(
+        "resources",
+        Node::list([Node::typed(
+            TYPED_EXTENSION_CONFIG,
+            [
+                ("name", Node::from(FILTER_NAME)),
+                ("typed_config", typed_config),
+            ],
+        )]),
+    )]))
+}
+
+/// The type URL of the filter resource, which the connection manager's `config_discovery` names.
+pub(super) fn filter_type(options: &EnvoyOptions) -> &'static str {
+    match options.filter {
+        EnvoyFilter::Wasm => WASM_FILTER_TYPE,
+        EnvoyFilter::DynamicModule(_) => DYNAMIC_MODULE_FILTER_TYPE,
+    }
+}
+
+/// A `DynamicModuleFilter`: the library by path, loaded once and never unloaded (a push replaces
+/// the configuration, not the code), the PluginConfig as `filter_config`.
+fn dynamic_module(
+    module: &std::path::Path,
+    json: String,
+    options: &EnvoyOptions,
+) -> Result<Node, RenderError> {
+    Ok(Node::typed(
+        DYNAMIC_MODULE_FILTER_TYPE,
+        [
+            (
+                "dynamic_module_config",
+                Node::map([
+                    (
+                        "module",
+                        Node::map([(
+                            "local",
+                            Node::map([("filename", Node::from(module.display().to_string()))]),
+                        )]),
+                    ),
+                    // Counters keep Envoy's default namespace: `dynamicmodulescustom.<name>`,
+                    // as the Wasm filter's are `wasmcustom.<name>`.
+                    ("do_not_close", Node::from(true)),
+                ]),
+            ),
+            ("filter_name", Node::from(FILTER_NAME)),
+            (
+                "filter_config",
+                configuration(json, options.config_compression)?,
+            ),
+        ],
+    ))
+}
+
+fn wasm(json: String, options: &EnvoyOptions) -> Result<Node, RenderError> {
+    Ok(Node::map([
         ("name", Node::from(FILTER_NAME)),
         ("root_id", Node::from(super::ROOT_ID)),
         (
@@ -67,20 +133,7 @@ pub(super) fn discovery_file(
             "configuration",
             configuration(json, options.config_compression)?,
         ),
-    ]);
-    Ok(Node::map([(
-        "resources",
-        Node::list([Node::typed(
-            TYPED_EXTENSION_CONFIG,
-            [
-                ("name", Node::from(FILTER_NAME)),
-                (
-                    "typed_config",
-                    Node::typed(WASM_FILTER_TYPE, [("config", wasm)]),
-                ),
-            ],
-        )]),
-    )]))
+    ]))
 }
 
 /// The wasm `configuration`: the JSON as a string, or gzip-compressed as bytes (the filter tells

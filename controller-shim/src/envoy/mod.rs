@@ -71,6 +71,23 @@ impl FailurePolicy {
     }
 }
 
+/// Which build of the filter Envoy runs. Both take the same PluginConfig bytes from the same
+/// extension-config (ECDS) resource; only the resource's type differs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EnvoyFilter {
+    /// The proxy-wasm filter ([`EnvoyOptions::wasm_path`]) in Envoy's V8: sandboxed, any Envoy.
+    #[default]
+    Wasm,
+    /// The Envoy dynamic module (`libgateway_wasm_dynamic.so`, as Envoy will see it): native code,
+    /// Envoy 1.40-1.41 only. The filter chain's name reaches it as route metadata.
+    DynamicModule(PathBuf),
+}
+
+/// The route-metadata namespace and key that carry a filter chain's name to the dynamic module
+/// (its ABI has no `xds.filter_chain_name` property).
+pub const ROUTE_METADATA_NAMESPACE: &str = "gateway-wasm";
+pub const ROUTE_METADATA_FILTER_CHAIN: &str = "filter_chain_name";
+
 /// How the PluginConfig travels inside the extension-config file.
 ///
 /// Envoy reads that file at a few MB per second (the 10,000-route document of ~6 MB takes it about
@@ -111,6 +128,8 @@ pub struct EnvoyOptions {
     pub config_compression: ConfigCompression,
     /// Path normalization, timeouts, HTTP/2 and buffer limits, the overload manager.
     pub edge: EdgeOptions,
+    /// The Wasm filter or the dynamic module.
+    pub filter: EnvoyFilter,
 }
 
 impl EnvoyOptions {
@@ -127,6 +146,7 @@ impl EnvoyOptions {
             failure_policy: FailurePolicy::default(),
             config_compression: ConfigCompression::default(),
             edge: EdgeOptions::default(),
+            filter: EnvoyFilter::Wasm,
         }
     }
 

@@ -88,6 +88,12 @@ impl Shared {
         deadlines.push_back(now.saturating_add(MIRROR_TIMEOUT_MS.saturating_mul(1_000_000)));
         true
     }
+
+    /// A mirror finished before its deadline: frees a slot. For hosts that report completions
+    /// (the Envoy dynamic module); without it a slot is held for [`MIRROR_TIMEOUT_MS`].
+    pub fn release_mirror(&self) {
+        self.mirror_deadlines.borrow_mut().pop_front();
+    }
 }
 
 struct SharedRng<'a>(&'a Cell<u64>);
