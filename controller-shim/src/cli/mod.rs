@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bootstrap;
 mod envoy_flags;
 mod explain;
 mod render;
 mod run;
+mod xds_flags;
 
 /// Kubernetes Gateway API routing inside Envoy, through the gateway-wasm filter.
 ///
@@ -26,6 +28,7 @@ enum Command {
     Render(render::RenderArgs),
     Run(Box<run::RunArgs>),
     Explain(explain::ExplainArgs),
+    Bootstrap(bootstrap::BootstrapArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps errors to a message and exit code 1.
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Bootstrap(args) => bootstrap::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::node::Node;
-use super::{COMPRESS_ABOVE_BYTES, ConfigCompression, EnvoyOptions, FILTER_NAME, RenderError};
+use super::{
+    COMPRESS_ABOVE_BYTES, ConfigCompression, Delivery, EnvoyOptions, FILTER_NAME, RenderError,
+};
 
 const TYPED_EXTENSION_CONFIG: &str =
     "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
@@ -21,7 +23,19 @@ const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
 /// Envoy hands a `BytesValue` configuration to the filter as raw bytes (base64 only in the file).
 const BYTES_VALUE: &str = "type.googleapis.com/google.protobuf.BytesValue";
 
+/// The extension-config file: a DiscoveryResponse-shaped document holding [`extension_config`].
 pub(super) fn discovery_file(
+    config: &PluginConfig,
+    options: &EnvoyOptions,
+) -> Result<Node, RenderError> {
+    Ok(Node::map([(
+        "resources",
+        Node::list([extension_config(config, options)?]),
+    )]))
+}
+
+/// The filter's `TypedExtensionConfig`: the file's only resource, and the ECDS resource.
+pub(super) fn extension_config(
     config: &PluginConfig,
     options: &EnvoyOptions,
 ) -> Result<Node, RenderError> {
@@ -46,41 +60,69 @@ pub(super) fn discovery_file(
             "failure_policy",
             Node::from(options.failure_policy.as_envoy()),
         ),
-        (
-            "vm_config",
-            Node::map([
-                ("vm_id", Node::from(FILTER_NAME)),
-                ("runtime", Node::from("envoy.wasm.runtime.v8")),
-                (
-                    "code",
-                    Node::map([(
-                        "local",
-                        Node::map([(
-                            "filename",
-                            Node::from(options.wasm_path.display().to_string()),
-                        )]),
-                    )]),
-                ),
-            ]),
-        ),
+        ("vm_config", vm_config(options)),
         (
             "configuration",
             configuration(json, options.config_compression)?,
         ),
     ]);
-    Ok(Node::map([(
-        "resources",
-        Node::list([Node::typed(
-            TYPED_EXTENSION_CONFIG,
-            [
-                ("name", Node::from(FILTER_NAME)),
-                (
-                    "typed_config",
-                    Node::typed(WASM_FILTER_TYPE, [("config", wasm)]),
-                ),
-            ],
-        )]),
-    )]))
+    Ok(Node::typed(
+        TYPED_EXTENSION_CONFIG,
+        [
+            ("name", Node::from(FILTER_NAME)),
+            (
+                "typed_config",
+                Node::typed(WASM_FILTER_TYPE, [("config", wasm)]),
+            ),
+        ],
+    ))
+}
+
+/// The VM: the same for every push of one module, so Envoy keeps its VMs and only creates new root
+/// contexts. File mode loads the module from a local file; xDS mode downloads it from the shim,
+/// pinned by sha256 (Envoy caches remote code by that hash, so later pushes do not download it
+/// again).
+fn vm_config(options: &EnvoyOptions) -> Node {
+    let vm = Node::map([
+        ("vm_id", Node::from(FILTER_NAME)),
+        ("runtime", Node::from("envoy.wasm.runtime.v8")),
+    ]);
+    match &options.delivery {
+        Delivery::Files => vm.with(
+            "code",
+            Node::map([(
+                "local",
+                Node::map([(
+                    "filename",
+                    Node::from(options.wasm_path.display().to_string()),
+                )]),
+            )]),
+        ),
+        Delivery::Ads(module) => vm
+            .with(
+                "code",
+                Node::map([(
+                    "remote",
+                    Node::map([
+                        (
+                            "http_uri",
+                            Node::map([
+                                ("uri", Node::from(&module.uri)),
+                                ("cluster", Node::from(&module.cluster)),
+                                ("timeout", Node::from("30s")),
+                            ]),
+                        ),
+                        ("sha256", Node::from(&module.sha256)),
+                    ]),
+                )]),
+            )
+            // Envoy creates a filter from remote code synchronously only when the code is in its
+            // cache. On a miss it would otherwise accept the config and build the VM later, so a
+            // module that fails to load or a config it rejects would break the filter instead of
+            // being NACKed. With this flag a miss is NACKed while the download fills the cache, and
+            // the xDS server sends the config again (docs/xds.md, "NACKs").
+            .with("nack_on_code_cache_miss", true),
+    }
 }
 
 /// The wasm `configuration`: the JSON as a string, or gzip-compressed as bytes (the filter tells

@@ -1,0 +1,153 @@
+//! The bootstrap of an xDS-mode Envoy: admin, the node (naming the Gateway it serves and how it
+//! binds), one static cluster that reaches the controller-shim, and ADS for everything else.
+//! Listeners, clusters, certificates and the filter (with its module) all arrive on that one
+//! stream, so this file never changes while the Gateway does.
+
+use std::collections::BTreeMap;
+
+use super::bootstrap::{ads_source, socket_address};
+use super::node::Node;
+use super::{EnvoyOptions, RenderError};
+use crate::resolution::{BackendTarget, Endpoint, ObjectKey};
+
+/// The bootstrap cluster that reaches the controller-shim: the ADS stream and the module download.
+pub const XDS_CLUSTER: &str = "gateway-wasm-xds";
+/// The node metadata key holding what the xDS server needs to know about an Envoy.
+pub const NODE_METADATA_KEY: &str = "gateway_wasm";
+/// Where the shim serves modules: `<prefix><sha256 hex>.wasm`.
+pub const MODULE_PATH_PREFIX: &str = "/modules/sha256/";
+
+/// Which ADS variant Envoy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdsProtocol {
+    /// State of the world (`GRPC`): every response carries the whole set of its type.
+    #[default]
+    StateOfTheWorld,
+    /// Incremental (`DELTA_GRPC`): responses carry what changed and what was removed.
+    Delta,
+}
+
+/// How one Envoy binds its listeners. It travels in the node metadata, so one xDS server can feed
+/// Envoys that bind differently (several on one host in tests, or `--port-offset` to run
+/// unprivileged).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Binding {
+    pub bind_address: String,
+    pub port_offset: u16,
+    pub port_map: BTreeMap<u16, u16>,
+}
+
+impl Default for Binding {
+    fn default() -> Binding {
+        Binding {
+            bind_address: "0.0.0.0".to_owned(),
+            port_offset: 0,
+            port_map: BTreeMap::new(),
+        }
+    }
+}
+
+impl Binding {
+    /// Rendering options with this binding.
+    pub fn apply(&self, options: &EnvoyOptions) -> EnvoyOptions {
+        let mut options = options.clone();
+        options.bind_address.clone_from(&self.bind_address);
+        options.port_offset = self.port_offset;
+        options.port_map.clone_from(&self.port_map);
+        options
+    }
+}
+
+/// What `controller-shim bootstrap` needs.
+#[derive(Debug, Clone)]
+pub struct AdsBootstrap {
+    /// The shim's xDS address as the Envoy reaches it (a DNS name or an IP address).
+    pub xds_host: String,
+    pub xds_port: u16,
+    pub gateway: ObjectKey,
+    /// `node.id` (Envoy's `--service-node` overrides it, e.g. with the pod name).
+    pub node_id: String,
+    pub admin_port: u16,
+    pub protocol: AdsProtocol,
+    pub binding: Binding,
+}
+
+/// The minimal xDS-mode bootstrap, as YAML.
+pub fn ads_bootstrap(config: &AdsBootstrap) -> Result<String, RenderError> {
+    super::to_yaml("xDS bootstrap", &bootstrap_node(config))
+}
+
+fn bootstrap_node(config: &AdsBootstrap) -> Node {
+    let mut port_map = Vec::new();
+    for (gateway_port, bind_port) in &config.binding.port_map {
+        port_map.push((gateway_port.to_string(), Node::from(*bind_port)));
+    }
+    let metadata = Node::map([(
+        NODE_METADATA_KEY,
+        Node::map([
+            ("gateway", Node::from(config.gateway.to_string())),
+            ("bind_address", Node::from(&config.binding.bind_address)),
+            ("port_offset", Node::from(config.binding.port_offset)),
+            ("port_map", Node::Map(port_map)),
+        ]),
+    )]);
+    // The shim's address rendered as any other backend: an IP address is a STATIC endpoint, a
+    // name is resolved by DNS (a Kubernetes Service name), and h2c because gRPC needs HTTP/2.
+    let shim = BackendTarget {
+        namespace: String::new(),
+        service: String::new(),
+        port: config.xds_port,
+        app_protocol: Some(super::clusters::H2C.to_owned()),
+        endpoints: vec![Endpoint {
+            address: config.xds_host.clone(),
+            port: config.xds_port,
+        }],
+    };
+    let api_type = match config.protocol {
+        AdsProtocol::StateOfTheWorld => "GRPC",
+        AdsProtocol::Delta => "DELTA_GRPC",
+    };
+    Node::map([
+        (
+            "node",
+            Node::map([
+                ("id", Node::from(&config.node_id)),
+                ("cluster", Node::from("gateway-wasm")),
+                ("metadata", metadata),
+            ]),
+        ),
+        (
+            "admin",
+            Node::map([("address", socket_address("127.0.0.1", config.admin_port))]),
+        ),
+        (
+            "dynamic_resources",
+            Node::map([
+                (
+                    "ads_config",
+                    Node::map([
+                        ("api_type", Node::from(api_type)),
+                        ("transport_api_version", Node::from("V3")),
+                        (
+                            "grpc_services",
+                            Node::list([Node::map([(
+                                "envoy_grpc",
+                                Node::map([("cluster_name", Node::from(XDS_CLUSTER))]),
+                            )])]),
+                        ),
+                        ("set_node_on_first_message_only", Node::from(true)),
+                    ]),
+                ),
+                ("cds_config", ads_source()),
+                ("lds_config", ads_source()),
+            ]),
+        ),
+        (
+            "static_resources",
+            Node::map([(
+                "clusters",
+                Node::list([super::clusters::cluster(XDS_CLUSTER, &shim)]),
+            )]),
+        ),
+    ])
+}

@@ -1,0 +1,155 @@
+//! What both ADS variants share: who the Envoy on a stream is (from its node), what it should have
+//! of each type right now, and when a NACKed extension config is sent again.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node as EnvoyNode;
+use envoy_types::pb::google::protobuf::value::Kind;
+use envoy_types::pb::google::protobuf::{Struct, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::catalog::{Catalog, Resource, ResourceType};
+use crate::envoy::{Binding, NODE_METADATA_KEY};
+use crate::resolution::ObjectKey;
+
+/// Sending a NACKed extension config again while Envoy downloads its module: after these delays,
+/// then never (a module that still does not load is a real failure, reported as a rejection).
+pub const MODULE_RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
+
+/// Who is on the other end of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub node: String,
+    pub gateway: Option<ObjectKey>,
+    pub binding: Binding,
+    /// What was wrong with the node metadata (logged once).
+    pub problem: Option<String>,
+}
+
+fn field<'a>(fields: &'a Struct, key: &str) -> Option<&'a Kind> {
+    fields.fields.get(key).and_then(|v: &Value| v.kind.as_ref())
+}
+
+fn text(fields: &Struct, key: &str) -> Option<String> {
+    match field(fields, key) {
+        Some(Kind::StringValue(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn port(kind: Option<&Kind>) -> Option<u16> {
+    match kind {
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && (0.0..=65535.0).contains(n) => {
+            // Checked to be a whole number in range just above.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(*n as u16)
+        }
+        _ => None,
+    }
+}
+
+/// Reads `node.metadata.gateway_wasm` (written by `controller-shim bootstrap`).
+pub fn identify(node: Option<&EnvoyNode>) -> Identity {
+    let id = node.map(|n| n.id.clone()).unwrap_or_default();
+    let mut identity = Identity {
+        node: if id.is_empty() {
+            "<no node id>".to_owned()
+        } else {
+            id
+        },
+        gateway: None,
+        binding: Binding::default(),
+        problem: None,
+    };
+    let ours = node
+        .and_then(|n| n.metadata.as_ref())
+        .and_then(|m| match field(m, NODE_METADATA_KEY) {
+            Some(Kind::StructValue(s)) => Some(s),
+            _ => None,
+        });
+    let Some(ours) = ours else {
+        identity.problem = Some(format!(
+            "node {} has no metadata.{NODE_METADATA_KEY}.gateway: start it from `controller-shim bootstrap`",
+            identity.node
+        ));
+        return identity;
+    };
+    match text(ours, "gateway").as_deref().map(|g| g.split_once('/')) {
+        Some(Some((namespace, name))) if !namespace.is_empty() && !name.is_empty() => {
+            identity.gateway = Some(ObjectKey {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        _ => {
+            identity.problem = Some(format!(
+                "node {}: metadata.{NODE_METADATA_KEY}.gateway is not NAMESPACE/NAME",
+                identity.node
+            ));
+        }
+    }
+    if let Some(address) = text(ours, "bind_address") {
+        identity.binding.bind_address = address;
+    }
+    if let Some(offset) = port(field(ours, "port_offset")) {
+        identity.binding.port_offset = offset;
+    }
+    if let Some(Kind::StructValue(map)) = field(ours, "port_map") {
+        for (gateway_port, bind) in &map.fields {
+            if let (Ok(gateway_port), Some(bind)) =
+                (gateway_port.parse::<u16>(), port(bind.kind.as_ref()))
+            {
+                identity.binding.port_map.insert(gateway_port, bind);
+            }
+        }
+    }
+    identity
+}
+
+/// What the node should have of `kind` now: `None` while its Gateway is unknown (nothing is sent,
+/// so a restarted shim never empties an Envoy before its first resolution), else the resources,
+/// limited to `names` for the types that name theirs (`None`: all), and the PluginConfig revision.
+pub fn view(
+    catalog: &Catalog,
+    identity: &Identity,
+    kind: ResourceType,
+    names: Option<&BTreeSet<String>>,
+) -> Option<(Vec<Arc<Resource>>, String)> {
+    let gateway = catalog.gateways.get(identity.gateway.as_ref()?)?;
+    let resources = match gateway.resources(kind, &identity.binding) {
+        Ok(resources) => resources,
+        Err(error) => {
+            tracing::error!(node = %identity.node, gateway = %gateway.gateway, %error,
+                "cannot render this Envoy's resources");
+            return None;
+        }
+    };
+    let resources = match names {
+        Some(names) => resources
+            .into_iter()
+            .filter(|r| names.contains(&r.name))
+            .collect(),
+        None => resources,
+    };
+    Some((resources, gateway.revision.clone()))
+}
+
+/// The version of a set of resources (state of the world, and delta's `system_version_info`).
+pub fn set_version(resources: &[Arc<Resource>]) -> String {
+    let mut hasher = Sha256::new();
+    for resource in resources {
+        hasher.update(resource.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(resource.version.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize().get(..8).unwrap_or_default())
+}
