@@ -41,7 +41,7 @@ struct Inner {
     xds_connected: i64,
     xds_responses: BTreeMap<String, u64>,
     xds_acks: BTreeMap<String, u64>,
-    xds_nacks: BTreeMap<(String, String), u64>,
+    xds_nacks: BTreeMap<String, u64>,
     module_pulls: BTreeMap<String, u64>,
 }
 
@@ -100,34 +100,34 @@ impl Metrics {
 
     /// An xDS response sent (`kind`: `CDS`, `EDS`, `SDS`, `LDS`, `ECDS`).
     pub fn xds_response(&self, kind: &str) {
-        *self.lock().xds_responses.entry(kind.to_owned()).or_default() += 1;
+        *self
+            .lock()
+            .xds_responses
+            .entry(kind.to_owned())
+            .or_default() += 1;
     }
 
     pub fn xds_ack(&self, kind: &str) {
         *self.lock().xds_acks.entry(kind.to_owned()).or_default() += 1;
     }
 
-    /// A NACK (`reason`: `rejected`, or `module_fetch` while Envoy downloads a new module).
-    pub fn xds_nack(&self, kind: &str, reason: &str) {
-        *self
-            .lock()
-            .xds_nacks
-            .entry((kind.to_owned(), reason.to_owned()))
-            .or_default() += 1;
+    /// A NACK: an Envoy rejected an update of `kind`.
+    pub fn xds_nack(&self, kind: &str) {
+        *self.lock().xds_nacks.entry(kind.to_owned()).or_default() += 1;
     }
 
     /// A module pull from a registry (`result`: `ok`, `unchanged`, `error`).
     pub fn module_pull(&self, result: &str) {
-        *self.lock().module_pulls.entry(result.to_owned()).or_default() += 1;
+        *self
+            .lock()
+            .module_pulls
+            .entry(result.to_owned())
+            .or_default() += 1;
     }
 
-    /// The value of `gateway_wasm_xds_nacks_total{type, reason}` (tests).
-    pub fn xds_nacks(&self, kind: &str, reason: &str) -> u64 {
-        self.lock()
-            .xds_nacks
-            .get(&(kind.to_owned(), reason.to_owned()))
-            .copied()
-            .unwrap_or_default()
+    /// The value of `gateway_wasm_xds_nacks_total{type}` (tests).
+    pub fn xds_nacks(&self, kind: &str) -> u64 {
+        self.lock().xds_nacks.get(kind).copied().unwrap_or_default()
     }
 
     pub fn resolved(&self) {
@@ -311,25 +311,16 @@ fn encode_xds(inner: &Inner, out: &mut String) {
             "xDS responses Envoys accepted (ACK), by resource type.",
             &inner.xds_acks,
         ),
+        (
+            "gateway_wasm_xds_nacks_total",
+            "xDS responses Envoys rejected (NACK), by resource type; they keep the last version they accepted.",
+            &inner.xds_nacks,
+        ),
     ] {
         header(out, name, "counter", help);
         for (kind, n) in counts {
             let _ = writeln!(out, "{name}{{type=\"{}\"}} {n}", esc(kind));
         }
-    }
-    header(
-        out,
-        "gateway_wasm_xds_nacks_total",
-        "counter",
-        "xDS responses Envoys rejected (NACK), by resource type and reason (rejected; module_fetch: refused while the module downloads, sent again).",
-    );
-    for ((kind, reason), n) in &inner.xds_nacks {
-        let _ = writeln!(
-            out,
-            "gateway_wasm_xds_nacks_total{{type=\"{}\",reason=\"{}\"}} {n}",
-            esc(kind),
-            esc(reason)
-        );
     }
     header(
         out,

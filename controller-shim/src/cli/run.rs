@@ -17,12 +17,12 @@ use controller_shim::deliver::envoy_files::EnvoyFilesTarget;
 use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health_with_xds};
-use controller_shim::xds::{XdsServer, XdsTarget};
 use controller_shim::source::dir::DirSource;
 use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
 use controller_shim::status::lease::{self, Elector, LeaseConfig};
 use controller_shim::status::report::Report;
+use controller_shim::xds::{XdsServer, XdsTarget};
 
 use super::explain::parse_key;
 
@@ -249,7 +249,9 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
     }
     let metrics = Arc::new(Metrics::default());
     let xds = match args.xds.xds_listen {
-        Some(addr) => Some(super::xds_flags::start(&args.xds, &args.envoy, addr, metrics.clone()).await?),
+        Some(addr) => {
+            Some(super::xds_flags::start(&args.xds, &args.envoy, addr, metrics.clone()).await?)
+        }
         None => None,
     };
     let (health_addr, _health) = serve_health_with_xds(

@@ -26,7 +26,12 @@ pub struct XdsFlags {
     pub wasm_cache: Option<PathBuf>,
     /// With --wasm oci://REPO:TAG: resolve the tag again every N seconds; when it moved, pull,
     /// verify and serve the new module (0: never).
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, requires = "xds_listen")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        requires = "xds_listen"
+    )]
     pub wasm_refresh: u64,
     /// With --wasm oci://…: talk to the registry over plain HTTP (a local registry).
     #[arg(long, requires = "xds_listen")]

@@ -146,8 +146,72 @@ fn bootstrap_node(config: &AdsBootstrap) -> Node {
             "static_resources",
             Node::map([(
                 "clusters",
-                Node::list([super::clusters::cluster(XDS_CLUSTER, &shim)]),
+                // A bootstrap cluster is the message itself, not an `Any`.
+                Node::list([super::clusters::cluster(XDS_CLUSTER, &shim).without("@type")]),
             )]),
+        ),
+    ])
+}
+
+/// The listener that brings a new module into an Envoy's code cache before any extension config
+/// names it: it binds no port, and its only filter is the wasm filter configured inline with the
+/// new module (and the current route table), so creating it downloads the module through the
+/// listener's own initialization, the one path on which Envoy 1.40 fetches remote code for a
+/// running server. The xDS server removes it once the module was downloaded.
+pub const MODULE_WARMUP_LISTENER: &str = "gateway-wasm-module-warmup";
+
+/// [`MODULE_WARMUP_LISTENER`] for the filter config `extension_config` (a `TypedExtensionConfig`).
+pub fn module_warmup_listener(extension_config: &Node) -> Node {
+    let wasm = match extension_config {
+        Node::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k == "typed_config")
+            .map(|(_, v)| v.clone()),
+        _ => None,
+    }
+    .unwrap_or_else(|| Node::Map(Vec::new()));
+    let connection_manager = Node::typed(
+        super::bootstrap::HCM_TYPE,
+        [
+            ("stat_prefix", Node::from("gateway_wasm_module_warmup")),
+            (
+                "route_config",
+                Node::map([("name", Node::from(MODULE_WARMUP_LISTENER))]),
+            ),
+            (
+                "http_filters",
+                Node::list([
+                    Node::map([
+                        ("name", Node::from(super::FILTER_NAME)),
+                        ("typed_config", wasm),
+                    ]),
+                    Node::map([
+                        ("name", Node::from("envoy.filters.http.router")),
+                        (
+                            "typed_config",
+                            Node::typed(super::bootstrap::ROUTER_TYPE, []),
+                        ),
+                    ]),
+                ]),
+            ),
+        ],
+    );
+    Node::map([
+        ("name", Node::from(MODULE_WARMUP_LISTENER)),
+        ("address", socket_address("127.0.0.1", 0)),
+        ("bind_to_port", Node::from(false)),
+        (
+            "filter_chains",
+            Node::list([Node::map([(
+                "filters",
+                Node::list([Node::map([
+                    (
+                        "name",
+                        Node::from("envoy.filters.network.http_connection_manager"),
+                    ),
+                    ("typed_config", connection_manager),
+                ])]),
+            )])]),
         ),
     ])
 }

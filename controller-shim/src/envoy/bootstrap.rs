@@ -13,8 +13,9 @@ use super::{
 };
 use crate::resolution::GatewayResult;
 
-const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+pub(super) const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+pub(super) const ROUTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const TLS_CONTEXT_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 const TLS_INSPECTOR_TYPE: &str =

@@ -98,30 +98,29 @@ fn vm_config(options: &EnvoyOptions) -> Node {
                 )]),
             )]),
         ),
-        Delivery::Ads(module) => vm
-            .with(
-                "code",
-                Node::map([(
-                    "remote",
-                    Node::map([
-                        (
-                            "http_uri",
-                            Node::map([
-                                ("uri", Node::from(&module.uri)),
-                                ("cluster", Node::from(&module.cluster)),
-                                ("timeout", Node::from("30s")),
-                            ]),
-                        ),
-                        ("sha256", Node::from(&module.sha256)),
-                    ]),
-                )]),
-            )
-            // Envoy creates a filter from remote code synchronously only when the code is in its
-            // cache. On a miss it would otherwise accept the config and build the VM later, so a
-            // module that fails to load or a config it rejects would break the filter instead of
-            // being NACKed. With this flag a miss is NACKed while the download fills the cache, and
-            // the xDS server sends the config again (docs/xds.md, "NACKs").
-            .with("nack_on_code_cache_miss", true),
+        // Envoy 1.40 builds a filter from remote code synchronously (and NACKs a config the module
+        // refuses) only when the code is in its cache. On a miss it downloads through the init
+        // manager of a listener being created, which works when a listener starts but never runs
+        // for a listener already serving; `nack_on_code_cache_miss` instead installs a filter
+        // without a VM before NACKing. So the xDS server makes sure an Envoy has a new module in
+        // its cache before any extension config names it (docs/xds.md, "Changing the module").
+        Delivery::Ads(module) => vm.with(
+            "code",
+            Node::map([(
+                "remote",
+                Node::map([
+                    (
+                        "http_uri",
+                        Node::map([
+                            ("uri", Node::from(&module.uri)),
+                            ("cluster", Node::from(&module.cluster)),
+                            ("timeout", Node::from("30s")),
+                        ]),
+                    ),
+                    ("sha256", Node::from(&module.sha256)),
+                ]),
+            )]),
+        ),
     }
 }
 

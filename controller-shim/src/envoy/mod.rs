@@ -31,8 +31,8 @@ pub(crate) mod node;
 mod write;
 
 pub use ads_bootstrap::{
-    AdsBootstrap, AdsProtocol, Binding, MODULE_PATH_PREFIX, NODE_METADATA_KEY, XDS_CLUSTER,
-    ads_bootstrap,
+    AdsBootstrap, AdsProtocol, Binding, MODULE_PATH_PREFIX, MODULE_WARMUP_LISTENER,
+    NODE_METADATA_KEY, XDS_CLUSTER, ads_bootstrap, module_warmup_listener,
 };
 
 use std::collections::BTreeMap;

@@ -105,8 +105,15 @@ fn from_node(
     module: Option<String>,
 ) -> Arc<Resource> {
     let document = serde_json::to_vec(node).unwrap_or_default();
+    let hash = version_of(kind.type_url(), &document);
+    // An extension config's version names its module, so an Envoy that reconnects says which
+    // module it runs.
+    let version = match &module {
+        Some(sha256) => format!("m{}-{hash}", sha256.get(..12).unwrap_or(sha256)),
+        None => hash,
+    };
     Arc::new(Resource {
-        version: version_of(kind.type_url(), &document),
+        version,
         name,
         body,
         module,
@@ -162,6 +169,8 @@ pub struct GatewayResources {
     pub clusters: Vec<Arc<Resource>>,
     pub endpoints: Vec<Arc<Resource>>,
     pub extension: Arc<Resource>,
+    /// LDS: the listener that downloads this module into an Envoy switching to it.
+    pub module_warmup: Arc<Resource>,
     pub warnings: Vec<String>,
     result: GatewayResult,
     options: EnvoyOptions,
@@ -199,6 +208,16 @@ impl GatewayResources {
                 None,
             ));
         }
+        let warmup_node = envoy::module_warmup_listener(&shared.extension_config);
+        let warmup = proto::listener(&warmup_node)?;
+        let body = proto::pack(&warmup);
+        let module_warmup = from_node(
+            ResourceType::Listener,
+            warmup.name,
+            &warmup_node,
+            body,
+            None,
+        );
         let extension = proto::extension_config(&shared.extension_config)?;
         let body = proto::pack(&extension);
         let extension = from_node(
@@ -214,6 +233,7 @@ impl GatewayResources {
             clusters,
             endpoints,
             extension,
+            module_warmup,
             warnings: shared.warnings,
             result: result.clone(),
             options: options.clone(),
@@ -311,7 +331,10 @@ pub struct Hub {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
     /// Rendered and published; `changed` is false when every resource kept its version.
-    Rendered { changed: bool, warnings: Vec<String> },
+    Rendered {
+        changed: bool,
+        warnings: Vec<String>,
+    },
     /// Kept: there is no module to point the filter at yet.
     WaitingForModule,
 }

@@ -9,18 +9,18 @@
 //! content changes (a NACKed extension config naming a module being downloaded is sent again).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use super::catalog::{Catalog, ResourceType};
-use super::nodes::{Connection, NackReason};
-use super::stream::{Identity, MODULE_RETRY_DELAYS, identify, set_version, view};
+use super::catalog::ResourceType;
+use super::stream::{
+    GateDecision, Identity, ModuleGate, StreamContext, identify, module_of_version, set_version,
+    view,
+};
 
 #[derive(Debug)]
 struct InFlight {
@@ -43,17 +43,14 @@ struct Subscription {
     in_flight: Option<InFlight>,
     /// Versions the Envoy refused; not sent again.
     rejected: BTreeMap<String, String>,
-    retry_at: Option<Instant>,
-    retries: usize,
 }
 
 struct DeltaStream {
-    catalog: watch::Receiver<Arc<Catalog>>,
-    connection: Connection,
+    context: StreamContext,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     identity: Option<Identity>,
     subscriptions: BTreeMap<ResourceType, Subscription>,
-    loaded_modules: BTreeSet<String>,
+    gate: ModuleGate,
     nonce: u64,
 }
 
@@ -63,24 +60,19 @@ struct Closed;
 pub async fn run(
     mut requests: Streaming<DeltaDiscoveryRequest>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    catalog: watch::Receiver<Arc<Catalog>>,
-    connection: Connection,
+    context: StreamContext,
 ) {
+    let mut downloads = context.modules.subscribe_downloads();
     let mut stream = DeltaStream {
-        catalog,
-        connection,
+        context,
         tx,
         identity: None,
         subscriptions: BTreeMap::new(),
-        loaded_modules: BTreeSet::new(),
+        gate: ModuleGate::default(),
         nonce: 0,
     };
     loop {
-        let retry_at = stream
-            .subscriptions
-            .values()
-            .filter_map(|s| s.retry_at)
-            .min();
+        let deadline = stream.gate.deadline();
         tokio::select! {
             request = requests.message() => match request {
                 Ok(Some(request)) => {
@@ -92,16 +84,19 @@ pub async fn run(
                     break;
                 }
             },
-            changed = stream.catalog.changed() => {
+            changed = stream.context.catalog.changed() => {
                 if changed.is_err() || stream.push_all().await.is_err() { break; }
             }
+            Ok(()) = downloads.changed(), if deadline.is_some() => {
+                if stream.push(ResourceType::ExtensionConfig).await.is_err() { break; }
+            }
             () = async {
-                match retry_at {
+                match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             } => {
-                if stream.retry_due().await.is_err() { break; }
+                if stream.push(ResourceType::ExtensionConfig).await.is_err() { break; }
             }
             () = stream.tx.closed() => break,
         }
@@ -115,7 +110,7 @@ impl DeltaStream {
             if let Some(problem) = &identity.problem {
                 tracing::warn!("{problem}; it is sent nothing");
             }
-            self.connection.identify(
+            self.context.connection.identify(
                 &identity.node,
                 identity.gateway.as_ref().map(ToString::to_string),
             );
@@ -131,7 +126,16 @@ impl DeltaStream {
         let subscription = self.subscriptions.entry(kind).or_default();
         if first {
             subscription.known = request.initial_resource_versions.into_iter().collect();
-            subscription.wildcard = kind.is_wildcard() && request.resource_names_subscribe.is_empty();
+            subscription.wildcard =
+                kind.is_wildcard() && request.resource_names_subscribe.is_empty();
+            if kind == ResourceType::ExtensionConfig && !subscription.known.is_empty() {
+                // A reconnecting Envoy runs a filter config; its version names the module.
+                let current = self.context.catalog.borrow().module.clone();
+                let module = subscription.known.values().find_map(|version| {
+                    module_of_version(version, current.as_ref().map(|m| m.sha256.as_str()))
+                });
+                self.gate.has(module);
+            }
         }
         for name in request.resource_names_subscribe {
             if name == "*" {
@@ -148,44 +152,26 @@ impl DeltaStream {
                 subscription.known.remove(&name);
             }
         }
-        let answered = subscription
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| !request.response_nonce.is_empty() && f.nonce == request.response_nonce);
+        let answered = subscription.in_flight.as_ref().is_some_and(|f| {
+            !request.response_nonce.is_empty() && f.nonce == request.response_nonce
+        });
         if answered && let Some(flight) = subscription.in_flight.take() {
             match &request.error_detail {
                 Some(error) => {
-                    let fetching = kind == ResourceType::ExtensionConfig
-                        && flight
-                            .module
-                            .as_ref()
-                            .is_some_and(|m| !self.loaded_modules.contains(m))
-                        && subscription.retries < MODULE_RETRY_DELAYS.len();
-                    let reason = if fetching {
-                        let delay = MODULE_RETRY_DELAYS
-                            .get(subscription.retries)
-                            .copied()
-                            .unwrap_or_default();
-                        subscription.retries += 1;
-                        subscription.retry_at = Some(Instant::now() + delay);
-                        NackReason::ModuleFetch
-                    } else {
-                        NackReason::Rejected
-                    };
                     subscription.known = flight.before;
                     subscription.rejected.extend(flight.sent);
-                    self.connection
-                        .nacked(kind, &flight.system_version, reason, &error.message);
+                    self.context
+                        .connection
+                        .nacked(kind, &flight.system_version, &error.message);
                 }
                 None => {
-                    subscription.retry_at = None;
-                    subscription.retries = 0;
-                    if let Some(module) = flight.module {
-                        self.loaded_modules.insert(module);
+                    if kind == ResourceType::ExtensionConfig {
+                        self.gate.has(flight.module.as_deref());
                     }
                     let revision =
                         (kind == ResourceType::ExtensionConfig).then_some(flight.revision.as_str());
-                    self.connection
+                    self.context
+                        .connection
                         .acked(kind, &flight.system_version, revision);
                 }
             }
@@ -201,24 +187,6 @@ impl DeltaStream {
         Ok(())
     }
 
-    async fn retry_due(&mut self) -> Result<(), Closed> {
-        let now = Instant::now();
-        let due: Vec<ResourceType> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| s.retry_at.is_some_and(|at| at <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for kind in due {
-            if let Some(s) = self.subscriptions.get_mut(&kind) {
-                s.retry_at = None;
-                s.rejected.clear();
-            }
-            self.push(kind).await?;
-        }
-        Ok(())
-    }
-
     /// Sends what differs from what the Envoy has, and what it has that is gone.
     async fn push(&mut self, kind: ResourceType) -> Result<(), Closed> {
         let Some(identity) = &self.identity else {
@@ -228,8 +196,53 @@ impl DeltaStream {
             return Ok(());
         };
         let names = (!subscription.wildcard).then_some(&subscription.names);
-        let catalog = self.catalog.borrow().clone();
-        let Some((resources, revision)) = view(&catalog, identity, kind, names) else {
+        let catalog = self.context.catalog.borrow().clone();
+        let Some((mut resources, revision)) = view(&catalog, identity, kind, names) else {
+            return Ok(());
+        };
+        if kind == ResourceType::Listener
+            && let Some((warming, _)) = &self.gate.warming
+            && catalog
+                .module
+                .as_ref()
+                .is_some_and(|m| &m.sha256 == warming)
+            && let Some(gateway) = identity
+                .gateway
+                .as_ref()
+                .and_then(|g| catalog.gateways.get(g))
+        {
+            resources.push(gateway.module_warmup.clone());
+        }
+        if kind == ResourceType::ExtensionConfig
+            && let Some(module) = resources.first().and_then(|r| r.module.clone())
+            && subscription.known.get(
+                &resources
+                    .first()
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
+            ) != resources.first().map(|r| &r.version)
+        {
+            let downloaded = self
+                .context
+                .peer
+                .is_some_and(|peer| self.context.modules.was_downloaded(peer, &module));
+            match self.gate.check(&module, downloaded) {
+                GateDecision::Send => {}
+                GateDecision::Hold => return Ok(()),
+                GateDecision::StartWarmup => {
+                    tracing::info!(node = %identity.node, %module,
+                        "bringing the new module into the Envoy's cache before switching to it");
+                    return Box::pin(self.push(ResourceType::Listener)).await;
+                }
+                GateDecision::SendAfterWarmup => {
+                    Box::pin(self.push(ResourceType::Listener)).await?;
+                }
+            }
+        }
+        let Some(identity) = &self.identity else {
+            return Ok(());
+        };
+        let Some(subscription) = self.subscriptions.get_mut(&kind) else {
             return Ok(());
         };
         // A new version of a rejected resource may be sent again.
@@ -251,18 +264,16 @@ impl DeltaStream {
             .filter(|name| !present.contains(name.as_str()))
             .cloned()
             .collect();
-        let system_version = set_version(&resources);
+        let system_version = set_version(kind, &resources);
         if changed.is_empty() && removed.is_empty() {
             if subscription.in_flight.is_none() && subscription.rejected.is_empty() {
                 // Nothing to send and nothing pending: the Envoy has this set (every response was
                 // ACKed, or it reported these versions when it reconnected).
                 let acked_revision =
                     (kind == ResourceType::ExtensionConfig).then_some(revision.as_str());
-                self.connection
+                self.context
+                    .connection
                     .settled(kind, &system_version, acked_revision);
-                if let Some(module) = resources.iter().find_map(|r| r.module.clone()) {
-                    self.loaded_modules.insert(module);
-                }
             }
             return Ok(());
         }
@@ -305,7 +316,7 @@ impl DeltaStream {
             nonce,
             ..DeltaDiscoveryResponse::default()
         };
-        self.connection.sent(kind, &system_version);
+        self.context.connection.sent(kind, &system_version);
         tracing::debug!(node = %identity.node, r#type = kind.short(), version = %system_version,
             changed = response.resources.len(), removed = response.removed_resources.len(), "sending");
         self.tx.send(Ok(response)).await.map_err(|_| Closed)

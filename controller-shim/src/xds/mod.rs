@@ -12,12 +12,14 @@
 //! - [`sotw`], [`delta`]: the two protocol state machines (versions, nonces, ACK/NACK);
 //! - [`nodes`]: what each connected Envoy has ACKed or NACKed (status report, `/debug/xds`,
 //!   metrics);
-//! - [`server`]: the gRPC service and the module download on one port.
+//! - [`server`]: the gRPC service and the module download on one port;
+//! - [`module`]: the module from an OCI registry (pulled, verified, cached, refreshed).
 //!
 //! `docs/xds.md` describes the mode for users.
 
 pub mod catalog;
 pub mod delta;
+pub mod module;
 pub mod nodes;
 pub mod proto;
 pub mod server;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use catalog::{Hub, ModuleInfo, Published, ResourceType};
-pub use nodes::{Nack, NackReason, NodeState, Registry};
+pub use nodes::{Nack, NodeState, Registry};
 pub use server::ModuleStore;
 
 use crate::deliver::{DeliverError, Delivered};

@@ -14,26 +14,6 @@ use crate::metrics::Metrics;
 /// How many NACKs the registry remembers (newest last).
 const NACK_HISTORY: usize = 50;
 
-/// Why Envoy NACKed an update, as far as the server can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum NackReason {
-    /// The first extension config naming a module this Envoy had not loaded yet: Envoy NACKs it
-    /// while it downloads the module (`nack_on_code_cache_miss`), and the server sends it again.
-    ModuleFetch,
-    /// Envoy (or the filter, refusing the configuration) rejected the update.
-    Rejected,
-}
-
-impl NackReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            NackReason::ModuleFetch => "module_fetch",
-            NackReason::Rejected => "rejected",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Nack {
@@ -44,7 +24,6 @@ pub struct Nack {
     /// The version Envoy refused; it keeps serving `acked`.
     pub version: String,
     pub acked: Option<String>,
-    pub reason: NackReason,
     /// Envoy's `error_detail.message`.
     pub message: String,
     pub at: String,
@@ -231,10 +210,8 @@ impl Connection {
     }
 
     /// Records a NACK, logs it and counts it.
-    pub fn nacked(&self, kind: ResourceType, version: &str, reason: NackReason, message: &str) {
-        self.registry
-            .metrics
-            .xds_nack(kind.short(), reason.label());
+    pub fn nacked(&self, kind: ResourceType, version: &str, message: &str) {
+        self.registry.metrics.xds_nack(kind.short());
         let recorded = self.update(|state| {
             let entry = state.resources.entry(kind.short()).or_default();
             let nack = Nack {
@@ -243,7 +220,6 @@ impl Connection {
                 kind: kind.short(),
                 version: version.to_owned(),
                 acked: entry.acked.clone(),
-                reason,
                 message: message.to_owned(),
                 at: now(),
             };
@@ -251,28 +227,21 @@ impl Connection {
             nack
         });
         let Some(nack) = recorded else { return };
-        match reason {
-            NackReason::ModuleFetch => tracing::info!(
-                node = %nack.node, r#type = nack.kind, version = %nack.version,
-                "Envoy is downloading the module and NACKed the config meanwhile; sending it again shortly"
-            ),
-            NackReason::Rejected => tracing::error!(
-                node = %nack.node,
-                gateway = nack.gateway.as_deref().unwrap_or("?"),
-                r#type = nack.kind,
-                version = %nack.version,
-                keeps = nack.acked.as_deref().unwrap_or("nothing yet"),
-                error = %nack.message,
-                "Envoy rejected the update (NACK); it keeps serving the last version it accepted"
-            ),
-        }
+        tracing::error!(
+            node = %nack.node,
+            gateway = nack.gateway.as_deref().unwrap_or("?"),
+            r#type = nack.kind,
+            version = %nack.version,
+            keeps = nack.acked.as_deref().unwrap_or("nothing yet"),
+            error = %nack.message,
+            "Envoy rejected the update (NACK); it keeps serving the last version it accepted"
+        );
         let mut inner = self.registry.lock();
         inner.nacks.push_back(nack);
         while inner.nacks.len() > NACK_HISTORY {
             inner.nacks.pop_front();
         }
     }
-
 }
 
 impl Drop for Connection {

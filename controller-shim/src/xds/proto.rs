@@ -31,7 +31,7 @@ use envoy_types::pb::envoy::config::listener::v3::{
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     Secret, TlsCertificate, secret,
 };
-use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
+use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value};
 use prost::{Message as _, Name as _};
 
 use crate::envoy::SdsSecret;
@@ -75,6 +75,13 @@ fn string(node: &Node, path: &str) -> Result<String> {
     }
 }
 
+fn boolean(node: &Node, path: &str) -> Result<bool> {
+    match node {
+        Node::Bool(b) => Ok(*b),
+        _ => Err(error(path, "expected true or false")),
+    }
+}
+
 fn unsigned(node: &Node, path: &str) -> Result<u32> {
     match node {
         Node::Int(n) => u32::try_from(*n).map_err(|_| error(path, format!("{n} is out of range"))),
@@ -98,6 +105,18 @@ fn duration(node: &Node, path: &str) -> Result<Duration> {
         return Err(bad());
     };
     Ok(Duration { seconds, nanos })
+}
+
+fn expect_type(node: &Node, path: &str, expected: &str) -> Result<()> {
+    let found = string(node, path)?;
+    if found == expected {
+        Ok(())
+    } else {
+        Err(error(
+            path,
+            format!("@type is {found}, expected {expected}"),
+        ))
+    }
 }
 
 fn unknown(path: &str, key: &str) -> ProtoError {
@@ -246,7 +265,10 @@ fn ads_config_source(node: &Node, path: &str) -> Result<ConfigSource> {
     let mut out = ConfigSource::default();
     for (key, value) in entries(node, path)? {
         match key.as_str() {
-            "ads" => out.config_source_specifier = Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+            "ads" => {
+                out.config_source_specifier =
+                    Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {}))
+            }
             "resource_api_version" if *value == Node::from("V3") => {
                 out.resource_api_version = ApiVersion::V3 as i32;
             }
@@ -331,6 +353,11 @@ pub fn listener(node: &Node) -> Result<Listener> {
         match key.as_str() {
             "name" => out.name = string(value, path)?,
             "address" => out.address = Some(address(value, &format!("{path}.address"))?),
+            "bind_to_port" => {
+                out.bind_to_port = Some(BoolValue {
+                    value: boolean(value, path)?,
+                });
+            }
             "per_connection_buffer_limit_bytes" => {
                 out.per_connection_buffer_limit_bytes = Some(UInt32Value {
                     value: unsigned(value, path)?,
@@ -374,7 +401,7 @@ pub fn cluster(node: &Node) -> Result<Cluster> {
     let mut out = Cluster::default();
     for (key, value) in entries(node, path)? {
         match key.as_str() {
-            "@type" if string(value, path)? == Cluster::type_url() => {}
+            "@type" => expect_type(value, path, &Cluster::type_url())?,
             "name" => out.name = string(value, path)?,
             "type" => {
                 let name = string(value, path)?;
@@ -428,7 +455,7 @@ pub fn load_assignment(node: &Node) -> Result<ClusterLoadAssignment> {
     let mut out = ClusterLoadAssignment::default();
     for (key, value) in entries(node, path)? {
         match key.as_str() {
-            "@type" if string(value, path)? == ClusterLoadAssignment::type_url() => {}
+            "@type" => expect_type(value, path, &ClusterLoadAssignment::type_url())?,
             "cluster_name" => out.cluster_name = string(value, path)?,
             "endpoints" => {
                 for (i, locality) in items(value, path)?.iter().enumerate() {
@@ -485,7 +512,7 @@ pub fn extension_config(node: &Node) -> Result<TypedExtensionConfig> {
     let mut out = TypedExtensionConfig::default();
     for (key, value) in entries(node, path)? {
         match key.as_str() {
-            "@type" if string(value, path)? == TypedExtensionConfig::type_url() => {}
+            "@type" => expect_type(value, path, &TypedExtensionConfig::type_url())?,
             "name" => out.name = string(value, path)?,
             "typed_config" => {
                 out.typed_config = Some(typed_config(value, &format!("{path}.typed_config"))?);

@@ -2,7 +2,7 @@
 //! variants) and `GET /modules/sha256/<hex>.wasm`, the filter module its extension config names.
 //! HTTP/1.1 and HTTP/2 (h2c, which gRPC needs) are told apart per connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -19,21 +19,36 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::codegen::Service as _;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::catalog::Hub;
 use super::nodes::Registry;
+use super::stream::StreamContext;
 use super::{delta, sotw};
 use crate::envoy::MODULE_PATH_PREFIX;
 
 /// The modules the shim serves, by sha256: the current one and the few before it (an Envoy that
 /// has not switched yet may still ask for its module).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ModuleStore {
     modules: Arc<Mutex<BTreeMap<String, (u64, Bytes)>>>,
+    /// `(connection's peer, sha256)` of every module sent completely, and a tick per download.
+    downloads: Arc<Mutex<BTreeSet<(SocketAddr, String)>>>,
+    downloaded: watch::Sender<u64>,
+}
+
+impl Default for ModuleStore {
+    fn default() -> ModuleStore {
+        let (downloaded, _) = watch::channel(0);
+        ModuleStore {
+            modules: Arc::default(),
+            downloads: Arc::default(),
+            downloaded,
+        }
+    }
 }
 
 /// How many modules stay downloadable.
@@ -57,6 +72,29 @@ impl ModuleStore {
         }
     }
 
+    /// Whether the Envoy on the connection from `peer` received all of module `sha256` (the ADS
+    /// stream and Envoy's module download share its connection to the shim).
+    pub fn was_downloaded(&self, peer: SocketAddr, sha256: &str) -> bool {
+        self.downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(peer, sha256.to_owned()))
+    }
+
+    /// Ticks when a download completes.
+    pub fn subscribe_downloads(&self) -> watch::Receiver<u64> {
+        self.downloaded.subscribe()
+    }
+
+    fn record_download(&self, peer: SocketAddr, sha256: &str) {
+        self.downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((peer, sha256.to_owned()));
+        self.downloaded.send_modify(|n| *n = n.wrapping_add(1));
+        tracing::debug!(%peer, %sha256, "module downloaded");
+    }
+
     pub fn get(&self, sha256: &str) -> Option<Bytes> {
         self.modules
             .lock()
@@ -74,6 +112,7 @@ struct Peer(SocketAddr);
 struct Ads {
     hub: Arc<Hub>,
     registry: Registry,
+    modules: ModuleStore,
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -81,11 +120,12 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 /// How many responses may wait for a slow Envoy before the stream's task waits too.
 const STREAM_BUFFER: usize = 16;
 
-fn peer<T>(request: &Request<T>) -> String {
-    request
-        .extensions()
-        .get::<Peer>()
-        .map(|p| p.0.to_string())
+fn peer<T>(request: &Request<T>) -> Option<SocketAddr> {
+    request.extensions().get::<Peer>().map(|p| p.0)
+}
+
+fn peer_text(peer: Option<SocketAddr>) -> String {
+    peer.map(|p| p.to_string())
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
@@ -98,14 +138,16 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let connection = self.registry.connect(peer(&request), "sotw");
+        let peer = peer(&request);
+        let connection = self.registry.connect(peer_text(peer), "sotw");
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(sotw::run(
-            request.into_inner(),
-            tx,
-            self.hub.subscribe(),
+        let context = StreamContext {
+            catalog: self.hub.subscribe(),
             connection,
-        ));
+            modules: self.modules.clone(),
+            peer,
+        };
+        tokio::spawn(sotw::run(request.into_inner(), tx, context));
         Ok(Response::new(Box::pin(receiver_stream(rx))))
     }
 
@@ -113,14 +155,16 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let connection = self.registry.connect(peer(&request), "delta");
+        let peer = peer(&request);
+        let connection = self.registry.connect(peer_text(peer), "delta");
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(delta::run(
-            request.into_inner(),
-            tx,
-            self.hub.subscribe(),
+        let context = StreamContext {
+            catalog: self.hub.subscribe(),
             connection,
-        ));
+            modules: self.modules.clone(),
+            peer,
+        };
+        tokio::spawn(delta::run(request.into_inner(), tx, context));
         Ok(Response::new(Box::pin(receiver_stream(rx))))
     }
 }
@@ -141,17 +185,53 @@ fn plain(status: http::StatusCode, text: &str) -> http::Response<tonic::body::Bo
     response
 }
 
+/// A body that reports when its last byte was handed to the connection.
+struct Reported {
+    inner: Full<Bytes>,
+    done: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl hyper::body::Body for Reported {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = frame
+            && let Some(done) = self.done.take()
+        {
+            done();
+        }
+        frame
+    }
+}
+
 /// `/modules/sha256/<hex>.wasm`.
-fn module_response(path: &str, modules: &ModuleStore) -> http::Response<tonic::body::Body> {
+fn module_response(
+    path: &str,
+    modules: &ModuleStore,
+    peer: SocketAddr,
+) -> http::Response<tonic::body::Body> {
     let sha256 = path
         .strip_prefix(MODULE_PATH_PREFIX)
         .and_then(|rest| rest.strip_suffix(".wasm"))
-        .unwrap_or_default();
-    match modules.get(sha256) {
+        .unwrap_or_default()
+        .to_owned();
+    match modules.get(&sha256) {
         Some(bytes) => {
-            let mut response = http::Response::new(tonic::body::Body::new(Full::new(bytes)));
+            let store = modules.clone();
+            let body = Reported {
+                inner: Full::new(bytes),
+                done: Some(Box::new(move || store.record_download(peer, &sha256))),
+            };
+            let mut response = http::Response::new(tonic::body::Body::new(body));
             if let Ok(value) = "application/wasm".parse() {
-                response.headers_mut().insert(http::header::CONTENT_TYPE, value);
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, value);
             }
             response
         }
@@ -171,8 +251,12 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let ads = AggregatedDiscoveryServiceServer::new(Ads { hub, registry })
-        .max_decoding_message_size(16 << 20);
+    let ads = AggregatedDiscoveryServiceServer::new(Ads {
+        hub,
+        registry,
+        modules: modules.clone(),
+    })
+    .max_decoding_message_size(16 << 20);
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, remote)) = listener.accept().await else {
@@ -182,21 +266,26 @@ pub async fn serve(
             let ads = ads.clone();
             let modules = modules.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                    let mut ads = ads.clone();
-                    let modules = modules.clone();
-                    async move {
-                        let path = request.uri().path().to_owned();
-                        if path.starts_with(MODULE_PATH_PREFIX) {
-                            return Ok::<_, Infallible>(module_response(&path, &modules));
+                let service =
+                    hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                        let mut ads = ads.clone();
+                        let modules = modules.clone();
+                        async move {
+                            let path = request.uri().path().to_owned();
+                            if path.starts_with(MODULE_PATH_PREFIX) {
+                                return Ok::<_, Infallible>(module_response(
+                                    &path, &modules, remote,
+                                ));
+                            }
+                            if path.starts_with(
+                                "/envoy.service.discovery.v3.AggregatedDiscoveryService/",
+                            ) {
+                                request.extensions_mut().insert(Peer(remote));
+                                return ads.call(request).await;
+                            }
+                            Ok(plain(http::StatusCode::NOT_FOUND, "not found"))
                         }
-                        if path.starts_with("/envoy.service.discovery.v3.AggregatedDiscoveryService/") {
-                            request.extensions_mut().insert(Peer(remote));
-                            return ads.call(request).await;
-                        }
-                        Ok(plain(http::StatusCode::NOT_FOUND, "not found"))
-                    }
-                });
+                    });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 if let Err(error) = builder
                     .serve_connection(TokioIo::new(stream), service)

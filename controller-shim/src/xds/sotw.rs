@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use super::catalog::{Catalog, Resource, ResourceType};
-use super::nodes::{Connection, NackReason};
-use super::stream::{Identity, MODULE_RETRY_DELAYS, identify, set_version, view};
+use super::catalog::{Resource, ResourceType};
+use super::stream::{
+    GateDecision, Identity, ModuleGate, StreamContext, identify, module_of_version, set_version,
+    view,
+};
 
 #[derive(Debug, Default)]
 struct Subscription {
@@ -26,44 +27,39 @@ struct Subscription {
     nonce: Option<String>,
     sent: Vec<Arc<Resource>>,
     sent_revision: String,
-    /// A NACKed extension config is sent again at this time (module download).
-    retry_at: Option<Instant>,
-    retries: usize,
+    /// The version a reconnecting Envoy said it has (until something is sent).
+    reported: Option<String>,
 }
 
 struct SotwStream {
-    catalog: watch::Receiver<Arc<Catalog>>,
-    connection: Connection,
+    context: StreamContext,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     identity: Option<Identity>,
     subscriptions: BTreeMap<ResourceType, Subscription>,
-    /// Modules this Envoy ACKed a config for (it has them in its code cache).
-    loaded_modules: BTreeSet<String>,
+    gate: ModuleGate,
     nonce: u64,
 }
+
+/// The response channel is gone.
+struct Closed;
 
 /// Serves one stream until Envoy or the server closes it.
 pub async fn run(
     mut requests: Streaming<DiscoveryRequest>,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
-    catalog: watch::Receiver<Arc<Catalog>>,
-    connection: Connection,
+    context: StreamContext,
 ) {
+    let mut downloads = context.modules.subscribe_downloads();
     let mut stream = SotwStream {
-        catalog,
-        connection,
+        context,
         tx,
         identity: None,
         subscriptions: BTreeMap::new(),
-        loaded_modules: BTreeSet::new(),
+        gate: ModuleGate::default(),
         nonce: 0,
     };
     loop {
-        let retry_at = stream
-            .subscriptions
-            .values()
-            .filter_map(|s| s.retry_at)
-            .min();
+        let deadline = stream.gate.deadline();
         tokio::select! {
             request = requests.message() => match request {
                 Ok(Some(request)) => {
@@ -75,24 +71,24 @@ pub async fn run(
                     break;
                 }
             },
-            changed = stream.catalog.changed() => {
+            changed = stream.context.catalog.changed() => {
                 if changed.is_err() || stream.push_all().await.is_err() { break; }
             }
+            Ok(()) = downloads.changed(), if deadline.is_some() => {
+                if stream.push(ResourceType::ExtensionConfig, None).await.is_err() { break; }
+            }
             () = async {
-                match retry_at {
+                match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             } => {
-                if stream.retry_due().await.is_err() { break; }
+                if stream.push(ResourceType::ExtensionConfig, None).await.is_err() { break; }
             }
             () = stream.tx.closed() => break,
         }
     }
 }
-
-/// The response channel is gone.
-struct Closed;
 
 impl SotwStream {
     async fn on_request(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
@@ -101,7 +97,7 @@ impl SotwStream {
             if let Some(problem) = &identity.problem {
                 tracing::warn!("{problem}; it is sent nothing");
             }
-            self.connection.identify(
+            self.context.connection.identify(
                 &identity.node,
                 identity.gateway.as_ref().map(ToString::to_string),
             );
@@ -114,112 +110,125 @@ impl SotwStream {
             return Ok(());
         };
         let subscription = self.subscriptions.entry(kind).or_default();
-        if !request.response_nonce.is_empty() {
+        if request.response_nonce.is_empty() {
+            if kind == ResourceType::ExtensionConfig && !request.version_info.is_empty() {
+                // A reconnecting Envoy runs a filter config; its version names the module.
+                let current = self.context.catalog.borrow().module.clone();
+                let module = module_of_version(
+                    &request.version_info,
+                    current.as_ref().map(|m| m.sha256.as_str()),
+                );
+                self.gate.has(module);
+            }
+        } else {
             if subscription.nonce.as_deref() != Some(request.response_nonce.as_str()) {
                 // Stale: answers a response that a later one replaced.
                 return Ok(());
             }
             let version = subscription.sent_version.clone().unwrap_or_default();
             match &request.error_detail {
-                Some(error) => {
-                    let module = subscription.sent.first().and_then(|r| r.module.clone());
-                    let fetching = kind == ResourceType::ExtensionConfig
-                        && module.is_some_and(|m| !self.loaded_modules.contains(&m))
-                        && subscription.retries < MODULE_RETRY_DELAYS.len();
-                    let reason = if fetching {
-                        let delay = MODULE_RETRY_DELAYS
-                            .get(subscription.retries)
-                            .copied()
-                            .unwrap_or_default();
-                        subscription.retries += 1;
-                        subscription.retry_at = Some(Instant::now() + delay);
-                        NackReason::ModuleFetch
-                    } else {
-                        NackReason::Rejected
-                    };
-                    self.connection
-                        .nacked(kind, &version, reason, &error.message);
-                }
+                Some(error) => self
+                    .context
+                    .connection
+                    .nacked(kind, &version, &error.message),
                 None => {
-                    subscription.retry_at = None;
-                    subscription.retries = 0;
                     let revision = (kind == ResourceType::ExtensionConfig)
                         .then_some(subscription.sent_revision.as_str());
-                    if let Some(module) = subscription.sent.first().and_then(|r| r.module.clone())
-                    {
-                        self.loaded_modules.insert(module);
+                    if kind == ResourceType::ExtensionConfig {
+                        self.gate
+                            .has(subscription.sent.first().and_then(|r| r.module.as_deref()));
                     }
-                    self.connection.acked(kind, &version, revision);
+                    self.context.connection.acked(kind, &version, revision);
                 }
             }
         }
         subscription.names = request.resource_names.iter().cloned().collect();
-        let reported = (request.response_nonce.is_empty() && !request.version_info.is_empty())
-            .then_some(request.version_info);
-        self.push(kind, reported, false).await
+        if request.response_nonce.is_empty() && !request.version_info.is_empty() {
+            subscription.reported = Some(request.version_info);
+        }
+        self.push(kind).await
     }
 
     async fn push_all(&mut self) -> Result<(), Closed> {
         let kinds: Vec<ResourceType> = self.subscriptions.keys().copied().collect();
         for kind in kinds {
-            self.push(kind, None, false).await?;
+            self.push(kind).await?;
         }
         Ok(())
     }
 
-    async fn retry_due(&mut self) -> Result<(), Closed> {
-        let now = Instant::now();
-        let due: Vec<ResourceType> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| s.retry_at.is_some_and(|at| at <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for kind in due {
-            if let Some(s) = self.subscriptions.get_mut(&kind) {
-                s.retry_at = None;
-            }
-            self.push(kind, None, true).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends `kind`'s current set when its version differs from the last sent (or `again`).
-    /// `reported`: the version a reconnecting Envoy says it has.
-    async fn push(
-        &mut self,
-        kind: ResourceType,
-        reported: Option<String>,
-        again: bool,
-    ) -> Result<(), Closed> {
+    /// Sends `kind`'s current set when its version differs from the last sent (or, before anything
+    /// was sent, from the version a reconnecting Envoy reported).
+    async fn push(&mut self, kind: ResourceType) -> Result<(), Closed> {
         let Some(identity) = &self.identity else {
             return Ok(());
         };
-        let Some(subscription) = self.subscriptions.get_mut(&kind) else {
+        let Some(subscription) = self.subscriptions.get(&kind) else {
             return Ok(());
         };
         let names = (!kind.is_wildcard()).then_some(&subscription.names);
-        let catalog = self.catalog.borrow().clone();
-        let Some((resources, revision)) = view(&catalog, identity, kind, names) else {
+        let catalog = self.context.catalog.borrow().clone();
+        let Some((mut resources, revision)) = view(&catalog, identity, kind, names) else {
             return Ok(());
         };
-        let version = set_version(&resources);
-        if !again && subscription.sent_version.as_deref() == Some(version.as_str()) {
+        if kind == ResourceType::Listener
+            && let Some((warming, _)) = &self.gate.warming
+            && catalog
+                .module
+                .as_ref()
+                .is_some_and(|m| &m.sha256 == warming)
+            && let Some(gateway) = identity
+                .gateway
+                .as_ref()
+                .and_then(|g| catalog.gateways.get(g))
+        {
+            resources.push(gateway.module_warmup.clone());
+        }
+        let version = set_version(kind, &resources);
+        let subscription = self.subscriptions.entry(kind).or_default();
+        if subscription.sent_version.as_deref() == Some(version.as_str()) {
             return Ok(());
         }
-        if subscription.sent_version.is_none() && reported.as_deref() == Some(version.as_str()) {
+        if subscription.sent_version.is_none()
+            && subscription.reported.as_deref() == Some(version.as_str())
+        {
             // A reconnecting Envoy already runs exactly this: nothing to send.
             subscription.sent_version = Some(version.clone());
             subscription.sent = resources;
             subscription.sent_revision = revision;
             let acked_revision = (kind == ResourceType::ExtensionConfig)
                 .then_some(subscription.sent_revision.as_str());
-            self.connection.settled(kind, &version, acked_revision);
-            if let Some(module) = subscription.sent.first().and_then(|r| r.module.clone()) {
-                self.loaded_modules.insert(module);
-            }
+            self.context
+                .connection
+                .settled(kind, &version, acked_revision);
             return Ok(());
         }
+        if kind == ResourceType::ExtensionConfig
+            && let Some(module) = resources.first().and_then(|r| r.module.clone())
+        {
+            let downloaded = self
+                .context
+                .peer
+                .is_some_and(|peer| self.context.modules.was_downloaded(peer, &module));
+            match self.gate.check(&module, downloaded) {
+                GateDecision::Send => {}
+                GateDecision::Hold => return Ok(()),
+                GateDecision::StartWarmup => {
+                    tracing::info!(node = %identity.node, %module,
+                        "bringing the new module into the Envoy's cache before switching to it");
+                    return Box::pin(self.push(ResourceType::Listener)).await;
+                }
+                GateDecision::SendAfterWarmup => {
+                    Box::pin(self.push(ResourceType::Listener)).await?;
+                }
+            }
+        }
+        let Some(identity) = &self.identity else {
+            return Ok(());
+        };
+        let Some(subscription) = self.subscriptions.get_mut(&kind) else {
+            return Ok(());
+        };
         self.nonce += 1;
         let nonce = self.nonce.to_string();
         let response = DiscoveryResponse {
@@ -233,7 +242,7 @@ impl SotwStream {
         subscription.nonce = Some(nonce);
         subscription.sent = resources;
         subscription.sent_revision = revision;
-        self.connection.sent(kind, &version);
+        self.context.connection.sent(kind, &version);
         tracing::debug!(node = %identity.node, r#type = kind.short(), %version,
             resources = response.resources.len(), "sending");
         self.tx.send(Ok(response)).await.map_err(|_| Closed)

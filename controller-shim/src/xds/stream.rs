@@ -2,6 +2,7 @@
 //! of each type right now, and when a NACKed extension config is sent again.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,19 +11,102 @@ use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value};
 use sha2::{Digest as _, Sha256};
 
+use tokio::sync::watch;
+use tokio::time::Instant;
+
 use super::catalog::{Catalog, Resource, ResourceType};
+use super::nodes::Connection;
+use super::server::ModuleStore;
 use crate::envoy::{Binding, NODE_METADATA_KEY};
 use crate::resolution::ObjectKey;
 
-/// Sending a NACKed extension config again while Envoy downloads its module: after these delays,
-/// then never (a module that still does not load is a real failure, reported as a rejection).
-pub const MODULE_RETRY_DELAYS: [Duration; 5] = [
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-    Duration::from_secs(8),
-];
+/// What a stream's task gets from the server.
+#[derive(Debug)]
+pub struct StreamContext {
+    pub catalog: watch::Receiver<Arc<Catalog>>,
+    pub connection: Connection,
+    pub modules: ModuleStore,
+    /// The Envoy's end of the connection (its module downloads come over the same one).
+    pub peer: Option<SocketAddr>,
+}
+
+/// How long a module switch waits for the Envoy to download the new module before sending the
+/// extension config anyway (an Envoy that had it cached downloads nothing).
+pub const WARMUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What may happen with an extension config that names `module`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateDecision {
+    /// The Envoy has the module (or runs no filter yet, so its listeners wait for the download).
+    Send,
+    /// Waiting for the download.
+    Hold,
+    /// Start bringing the module into the cache: send the warm-up listener.
+    StartWarmup,
+    /// The module is in: remove the warm-up listener, then send the config.
+    SendAfterWarmup,
+}
+
+/// Keeps a running filter from ever being pointed at a module the Envoy has not downloaded (see
+/// [`crate::envoy::MODULE_WARMUP_LISTENER`]).
+#[derive(Debug, Default)]
+pub struct ModuleGate {
+    /// Modules in this Envoy's code cache.
+    pub loaded: BTreeSet<String>,
+    /// The Envoy runs some filter config, which a switch must not break.
+    pub running: bool,
+    /// The module being downloaded through the warm-up listener, since when.
+    pub warming: Option<(String, Instant)>,
+}
+
+impl ModuleGate {
+    /// Decides for an extension config naming `module`; `downloaded`: the Envoy fetched it.
+    pub fn check(&mut self, module: &str, downloaded: bool) -> GateDecision {
+        if self.loaded.contains(module) || !self.running {
+            return GateDecision::Send;
+        }
+        match &self.warming {
+            Some((warming, since)) if warming == module => {
+                if downloaded || since.elapsed() >= WARMUP_TIMEOUT {
+                    if !downloaded {
+                        tracing::warn!(%module, "no download of the new module seen; sending its config anyway");
+                    }
+                    self.loaded.insert(module.to_owned());
+                    self.warming = None;
+                    GateDecision::SendAfterWarmup
+                } else {
+                    GateDecision::Hold
+                }
+            }
+            _ => {
+                self.warming = Some((module.to_owned(), Instant::now()));
+                GateDecision::StartWarmup
+            }
+        }
+    }
+
+    /// An extension config naming `module` (or none) was ACKed, or reported on reconnect.
+    pub fn has(&mut self, module: Option<&str>) {
+        self.running = true;
+        if let Some(module) = module {
+            self.loaded.insert(module.to_owned());
+        }
+    }
+
+    /// The warm-up deadline, when one is running.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.warming
+            .as_ref()
+            .map(|(_, since)| *since + WARMUP_TIMEOUT)
+    }
+}
+
+/// The module an extension config version names (`m<sha256 prefix>-…`, see the catalog), matched
+/// against the full sha256 of `candidates`.
+pub fn module_of_version<'a>(version: &str, candidate: Option<&'a str>) -> Option<&'a str> {
+    let prefix = version.strip_prefix('m')?.split('-').next()?;
+    candidate.filter(|c| !prefix.is_empty() && c.starts_with(prefix))
+}
 
 /// Who is on the other end of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +153,12 @@ pub fn identify(node: Option<&EnvoyNode>) -> Identity {
         binding: Binding::default(),
         problem: None,
     };
-    let ours = node
-        .and_then(|n| n.metadata.as_ref())
-        .and_then(|m| match field(m, NODE_METADATA_KEY) {
-            Some(Kind::StructValue(s)) => Some(s),
-            _ => None,
-        });
+    let ours =
+        node.and_then(|n| n.metadata.as_ref())
+            .and_then(|m| match field(m, NODE_METADATA_KEY) {
+                Some(Kind::StructValue(s)) => Some(s),
+                _ => None,
+            });
     let Some(ours) = ours else {
         identity.problem = Some(format!(
             "node {} has no metadata.{NODE_METADATA_KEY}.gateway: start it from `controller-shim bootstrap`",
@@ -142,8 +226,14 @@ pub fn view(
     Some((resources, gateway.revision.clone()))
 }
 
-/// The version of a set of resources (state of the world, and delta's `system_version_info`).
-pub fn set_version(resources: &[Arc<Resource>]) -> String {
+/// The version of a set of resources (state of the world, and delta's `system_version_info`). The
+/// one extension config's set has that config's version, which names its module.
+pub fn set_version(kind: ResourceType, resources: &[Arc<Resource>]) -> String {
+    if kind == ResourceType::ExtensionConfig
+        && let [only] = resources
+    {
+        return only.version.clone();
+    }
     let mut hasher = Sha256::new();
     for resource in resources {
         hasher.update(resource.name.as_bytes());
