@@ -75,7 +75,7 @@ pub async fn run(
                 if changed.is_err() || stream.push_all().await.is_err() { break; }
             }
             Ok(()) = downloads.changed(), if deadline.is_some() => {
-                if stream.push(ResourceType::ExtensionConfig, None).await.is_err() { break; }
+                if stream.push(ResourceType::ExtensionConfig).await.is_err() { break; }
             }
             () = async {
                 match deadline {
@@ -83,7 +83,7 @@ pub async fn run(
                     None => std::future::pending().await,
                 }
             } => {
-                if stream.push(ResourceType::ExtensionConfig, None).await.is_err() { break; }
+                if stream.push(ResourceType::ExtensionConfig).await.is_err() { break; }
             }
             () = stream.tx.closed() => break,
         }
