@@ -155,6 +155,7 @@ impl DeltaStream {
         let answered = subscription.in_flight.as_ref().is_some_and(|f| {
             !request.response_nonce.is_empty() && f.nonce == request.response_nonce
         });
+        let mut warmup_done = false;
         if answered && let Some(flight) = subscription.in_flight.take() {
             match &request.error_detail {
                 Some(error) => {
@@ -175,8 +176,14 @@ impl DeltaStream {
                         .acked(kind, &flight.system_version, revision);
                 }
             }
+            warmup_done = kind == ResourceType::ExtensionConfig && self.gate.answered();
         }
-        self.push(kind).await
+        self.push(kind).await?;
+        if warmup_done {
+            // The switch is answered: the warm-up listener goes.
+            self.push(ResourceType::Listener).await?;
+        }
+        Ok(())
     }
 
     async fn push_all(&mut self) -> Result<(), Closed> {
@@ -201,11 +208,8 @@ impl DeltaStream {
             return Ok(());
         };
         if kind == ResourceType::Listener
-            && let Some((warming, _)) = &self.gate.warming
-            && catalog
-                .module
-                .as_ref()
-                .is_some_and(|m| &m.sha256 == warming)
+            && let Some(warming) = self.gate.warming()
+            && catalog.module.as_ref().is_some_and(|m| m.sha256 == warming)
             && let Some(gateway) = identity
                 .gateway
                 .as_ref()
@@ -225,7 +229,7 @@ impl DeltaStream {
             let downloaded = self
                 .context
                 .peer
-                .is_some_and(|peer| self.context.modules.was_downloaded(peer, &module));
+                .and_then(|peer| self.context.modules.downloaded(peer, &module));
             match self.gate.check(&module, downloaded) {
                 GateDecision::Send => {}
                 GateDecision::Hold => return Ok(()),
@@ -233,9 +237,6 @@ impl DeltaStream {
                     tracing::info!(node = %identity.node, %module,
                         "bringing the new module into the Envoy's cache before switching to it");
                     return Box::pin(self.push(ResourceType::Listener)).await;
-                }
-                GateDecision::SendAfterWarmup => {
-                    Box::pin(self.push(ResourceType::Listener)).await?;
                 }
             }
         }

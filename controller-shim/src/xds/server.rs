@@ -2,11 +2,12 @@
 //! variants) and `GET /modules/sha256/<hex>.wasm`, the filter module its extension config names.
 //! HTTP/1.1 and HTTP/2 (h2c, which gRPC needs) are told apart per connection.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
@@ -35,8 +36,8 @@ use crate::envoy::MODULE_PATH_PREFIX;
 #[derive(Debug, Clone)]
 pub struct ModuleStore {
     modules: Arc<Mutex<BTreeMap<String, (u64, Bytes)>>>,
-    /// `(connection's peer, sha256)` of every module sent completely, and a tick per download.
-    downloads: Arc<Mutex<BTreeSet<(SocketAddr, String)>>>,
+    /// How long each `(connection's peer, sha256)` download took, and a tick per download.
+    downloads: Arc<Mutex<BTreeMap<(SocketAddr, String), Duration>>>,
     downloaded: watch::Sender<u64>,
 }
 
@@ -72,13 +73,15 @@ impl ModuleStore {
         }
     }
 
-    /// Whether the Envoy on the connection from `peer` received all of module `sha256` (the ADS
-    /// stream and Envoy's module download share its connection to the shim).
-    pub fn was_downloaded(&self, peer: SocketAddr, sha256: &str) -> bool {
+    /// How long the download of module `sha256` by the Envoy on the connection from `peer` took,
+    /// once its last byte was sent (the ADS stream and Envoy's module download share that
+    /// connection).
+    pub fn downloaded(&self, peer: SocketAddr, sha256: &str) -> Option<Duration> {
         self.downloads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&(peer, sha256.to_owned()))
+            .get(&(peer, sha256.to_owned()))
+            .copied()
     }
 
     /// Ticks when a download completes.
@@ -86,13 +89,13 @@ impl ModuleStore {
         self.downloaded.subscribe()
     }
 
-    fn record_download(&self, peer: SocketAddr, sha256: &str) {
+    fn record_download(&self, peer: SocketAddr, sha256: &str, took: Duration) {
         self.downloads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert((peer, sha256.to_owned()));
+            .insert((peer, sha256.to_owned()), took);
         self.downloaded.send_modify(|n| *n = n.wrapping_add(1));
-        tracing::debug!(%peer, %sha256, "module downloaded");
+        tracing::debug!(%peer, %sha256, ?took, "module sent");
     }
 
     pub fn get(&self, sha256: &str) -> Option<Bytes> {
@@ -223,9 +226,12 @@ fn module_response(
     match modules.get(&sha256) {
         Some(bytes) => {
             let store = modules.clone();
+            let started = Instant::now();
             let body = Reported {
                 inner: Full::new(bytes),
-                done: Some(Box::new(move || store.record_download(peer, &sha256))),
+                done: Some(Box::new(move || {
+                    store.record_download(peer, &sha256, started.elapsed());
+                })),
             };
             let mut response = http::Response::new(tonic::body::Body::new(body));
             if let Ok(value) = "application/wasm".parse() {

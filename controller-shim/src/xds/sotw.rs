@@ -110,6 +110,7 @@ impl SotwStream {
             return Ok(());
         };
         let subscription = self.subscriptions.entry(kind).or_default();
+        let mut warmup_done = false;
         if request.response_nonce.is_empty() {
             if kind == ResourceType::ExtensionConfig && !request.version_info.is_empty() {
                 // A reconnecting Envoy runs a filter config; its version names the module.
@@ -141,12 +142,18 @@ impl SotwStream {
                     self.context.connection.acked(kind, &version, revision);
                 }
             }
+            warmup_done = kind == ResourceType::ExtensionConfig && self.gate.answered();
         }
         subscription.names = request.resource_names.iter().cloned().collect();
         if request.response_nonce.is_empty() && !request.version_info.is_empty() {
             subscription.reported = Some(request.version_info);
         }
-        self.push(kind).await
+        self.push(kind).await?;
+        if warmup_done {
+            // The switch is answered: the warm-up listener goes.
+            self.push(ResourceType::Listener).await?;
+        }
+        Ok(())
     }
 
     async fn push_all(&mut self) -> Result<(), Closed> {
@@ -172,11 +179,8 @@ impl SotwStream {
             return Ok(());
         };
         if kind == ResourceType::Listener
-            && let Some((warming, _)) = &self.gate.warming
-            && catalog
-                .module
-                .as_ref()
-                .is_some_and(|m| &m.sha256 == warming)
+            && let Some(warming) = self.gate.warming()
+            && catalog.module.as_ref().is_some_and(|m| m.sha256 == warming)
             && let Some(gateway) = identity
                 .gateway
                 .as_ref()
@@ -209,7 +213,7 @@ impl SotwStream {
             let downloaded = self
                 .context
                 .peer
-                .is_some_and(|peer| self.context.modules.was_downloaded(peer, &module));
+                .and_then(|peer| self.context.modules.downloaded(peer, &module));
             match self.gate.check(&module, downloaded) {
                 GateDecision::Send => {}
                 GateDecision::Hold => return Ok(()),
@@ -217,9 +221,6 @@ impl SotwStream {
                     tracing::info!(node = %identity.node, %module,
                         "bringing the new module into the Envoy's cache before switching to it");
                     return Box::pin(self.push(ResourceType::Listener)).await;
-                }
-                GateDecision::SendAfterWarmup => {
-                    Box::pin(self.push(ResourceType::Listener)).await?;
                 }
             }
         }

@@ -33,8 +33,12 @@ pub struct StreamContext {
 /// How long a module switch waits for the Envoy to download the new module before sending the
 /// extension config anyway (an Envoy that had it cached downloads nothing).
 pub const WARMUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// After the last byte of the module left the shim, the least time before the extension config
+/// follows (the bytes must reach Envoy, which then caches the code). Twice the download's own
+/// duration when that is longer.
+pub const DOWNLOAD_GRACE: Duration = Duration::from_secs(1);
 
-/// What may happen with an extension config that names `module`.
+/// What may happen with an extension config that names a module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateDecision {
     /// The Envoy has the module (or runs no filter yet, so its listeners wait for the download).
@@ -43,8 +47,16 @@ pub enum GateDecision {
     Hold,
     /// Start bringing the module into the cache: send the warm-up listener.
     StartWarmup,
-    /// The module is in: remove the warm-up listener, then send the config.
-    SendAfterWarmup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Warmup {
+    /// The warm-up listener was sent; the download has not completed.
+    Downloading { module: String, since: Instant },
+    /// Downloaded; the config follows at `ready_at`.
+    Settling { module: String, ready_at: Instant },
+    /// The config was sent; the warm-up listener stays until it is ACKed or NACKed.
+    Switching { module: String },
 }
 
 /// Keeps a running filter from ever being pointed at a module the Envoy has not downloaded (see
@@ -52,37 +64,61 @@ pub enum GateDecision {
 #[derive(Debug, Default)]
 pub struct ModuleGate {
     /// Modules in this Envoy's code cache.
-    pub loaded: BTreeSet<String>,
+    loaded: BTreeSet<String>,
     /// The Envoy runs some filter config, which a switch must not break.
-    pub running: bool,
-    /// The module being downloaded through the warm-up listener, since when.
-    pub warming: Option<(String, Instant)>,
+    running: bool,
+    warmup: Option<Warmup>,
 }
 
 impl ModuleGate {
-    /// Decides for an extension config naming `module`; `downloaded`: the Envoy fetched it.
-    pub fn check(&mut self, module: &str, downloaded: bool) -> GateDecision {
+    /// Decides for an extension config naming `module`; `downloaded`: how long the Envoy's
+    /// download of it took, once it completed.
+    pub fn check(&mut self, module: &str, downloaded: Option<Duration>) -> GateDecision {
         if self.loaded.contains(module) || !self.running {
             return GateDecision::Send;
         }
-        match &self.warming {
-            Some((warming, since)) if warming == module => {
-                if downloaded || since.elapsed() >= WARMUP_TIMEOUT {
-                    if !downloaded {
-                        tracing::warn!(%module, "no download of the new module seen; sending its config anyway");
-                    }
-                    self.loaded.insert(module.to_owned());
-                    self.warming = None;
-                    GateDecision::SendAfterWarmup
+        match self.warmup.clone() {
+            Some(Warmup::Downloading { module: m, since }) if m == module => {
+                if let Some(took) = downloaded {
+                    self.warmup = Some(Warmup::Settling {
+                        module: m,
+                        ready_at: Instant::now() + DOWNLOAD_GRACE.max(took * 2),
+                    });
+                    GateDecision::Hold
+                } else if since.elapsed() >= WARMUP_TIMEOUT {
+                    tracing::warn!(%module, "no download of the new module seen; sending its config anyway");
+                    self.switching(module)
                 } else {
                     GateDecision::Hold
                 }
             }
+            Some(Warmup::Settling {
+                module: m,
+                ready_at,
+            }) if m == module => {
+                if Instant::now() >= ready_at {
+                    self.switching(module)
+                } else {
+                    GateDecision::Hold
+                }
+            }
+            Some(Warmup::Switching { module: m }) if m == module => GateDecision::Send,
             _ => {
-                self.warming = Some((module.to_owned(), Instant::now()));
+                self.warmup = Some(Warmup::Downloading {
+                    module: module.to_owned(),
+                    since: Instant::now(),
+                });
                 GateDecision::StartWarmup
             }
         }
+    }
+
+    fn switching(&mut self, module: &str) -> GateDecision {
+        self.loaded.insert(module.to_owned());
+        self.warmup = Some(Warmup::Switching {
+            module: module.to_owned(),
+        });
+        GateDecision::Send
     }
 
     /// An extension config naming `module` (or none) was ACKed, or reported on reconnect.
@@ -93,11 +129,35 @@ impl ModuleGate {
         }
     }
 
-    /// The warm-up deadline, when one is running.
+    /// The Envoy answered the extension config of a switch: the warm-up listener can go. Returns
+    /// whether it was there.
+    pub fn answered(&mut self) -> bool {
+        if matches!(self.warmup, Some(Warmup::Switching { .. })) {
+            self.warmup = None;
+            return true;
+        }
+        false
+    }
+
+    /// The module whose warm-up listener the Envoy should have.
+    pub fn warming(&self) -> Option<&str> {
+        match &self.warmup {
+            Some(
+                Warmup::Downloading { module, .. }
+                | Warmup::Settling { module, .. }
+                | Warmup::Switching { module },
+            ) => Some(module),
+            None => None,
+        }
+    }
+
+    /// When to look again.
     pub fn deadline(&self) -> Option<Instant> {
-        self.warming
-            .as_ref()
-            .map(|(_, since)| *since + WARMUP_TIMEOUT)
+        match &self.warmup {
+            Some(Warmup::Downloading { since, .. }) => Some(*since + WARMUP_TIMEOUT),
+            Some(Warmup::Settling { ready_at, .. }) => Some(*ready_at),
+            _ => None,
+        }
     }
 }
 
