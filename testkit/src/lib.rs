@@ -39,6 +39,7 @@ pub mod envoy;
 pub mod grpc;
 pub mod lua_cjson;
 pub mod ports;
+pub mod registry;
 pub mod rt;
 mod serve;
 pub mod wasm;
