@@ -128,6 +128,11 @@ pub fn resolve(
     from_environment(registry)
 }
 
+/// No credentials.
+pub fn anonymous() -> (RegistryAuth, AuthSource) {
+    (RegistryAuth::Anonymous, AuthSource::Anonymous)
+}
+
 /// Credentials given as a user and a password read elsewhere (a mounted Secret's file).
 pub fn with_password(username: &str, password: &str) -> Result<(RegistryAuth, AuthSource)> {
     let password = password.trim_end_matches(['\n', '\r']);

@@ -246,6 +246,23 @@ impl Registry {
         Ok(())
     }
 
+    /// Pushes an artifact built in memory ([`formats::build_artifact`]): its blobs, then its
+    /// manifest under `dest`'s tag. Returns the manifest digest. (The packager pushes layouts on
+    /// disk; this is for programs and tests that publish a module directly.)
+    pub async fn push_artifact(
+        &self,
+        artifact: &formats::Artifact,
+        dest: &Target,
+    ) -> Result<String> {
+        self.login(dest, RegistryOperation::Push).await?;
+        for (digest, bytes) in &artifact.blobs {
+            self.push_blob(dest, bytes.clone(), digest).await?;
+        }
+        self.put_manifest(dest, artifact.manifest_bytes.clone(), OCI_MANIFEST)
+            .await?;
+        Ok(artifact.manifest_digest.clone())
+    }
+
     /// Uploads `bytes` as blob `digest`, unless the registry has it. Returns whether it uploaded.
     pub async fn push_blob(&self, dest: &Target, bytes: Vec<u8>, digest: &str) -> Result<bool> {
         let exists = self
