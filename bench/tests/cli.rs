@@ -36,3 +36,23 @@ fn rejects_an_unknown_setup_before_doing_anything() {
     let text = String::from_utf8(output.stderr).unwrap();
     assert!(text.contains("unknown setup"), "{text}");
 }
+
+#[test]
+fn probe_explains_itself_and_rejects_an_unknown_call_before_doing_anything() {
+    let output = bench().args(["probe", "--help"]).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for needle in ["--calls", "--ops", "--write-doc", "--quick"] {
+        assert!(
+            text.contains(needle),
+            "probe --help lacks {needle}:\n{text}"
+        );
+    }
+    let output = bench()
+        .args(["probe", "--ops", "dispatch"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8(output.stderr).unwrap();
+    assert!(text.contains("unknown call kind \"dispatch\""), "{text}");
+}

@@ -1,7 +1,9 @@
-//! The result of one case and the runner's summary line.
+//! The result of one case (request or status, any target) and the runner's summary line.
 
 use std::fmt;
 
+/// The verdict on one case. Every runner (native and Envoy request cases, status cases) returns
+/// this one type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pass,

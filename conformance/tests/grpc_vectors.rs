@@ -110,7 +110,7 @@ fn status_skips_every_grpcroute_case_with_the_reason() {
     let file = grpc_file();
     for case in &file.status_cases {
         match status::check(case, &file) {
-            Ok(status::Outcome::Skipped(reason)) => {
+            Outcome::Skip(reason) => {
                 assert!(
                     reason.starts_with("GRPCRoute is not supported yet"),
                     "{reason}"

@@ -112,6 +112,90 @@ fn malformed_manifests_fail_with_the_file_document_and_field() {
 }
 
 #[test]
+fn edge_settings_are_on_by_default_and_tunable_by_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests_dir = dir.path().join("m");
+    std::fs::create_dir_all(&manifests_dir).unwrap();
+    std::fs::write(manifests_dir.join("gw.yaml"), manifests("api", 1, 2)).unwrap();
+    let render = |out: &Path, flags: &[&str]| {
+        let mut args = vec![
+            "render",
+            "--manifests",
+            manifests_dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--wasm",
+            "/gw.wasm",
+        ];
+        args.extend(flags);
+        let output = shim(&args);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        std::fs::read_to_string(out.join("infra/gw/bootstrap.yaml")).unwrap()
+    };
+    let defaults = render(&dir.path().join("default"), &[]);
+    for line in [
+        "normalize_path: true",
+        "merge_slashes: true",
+        "path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT",
+        "headers_with_underscores_action: REJECT_REQUEST",
+        "request_headers_timeout: 10s",
+        "stream_idle_timeout: 300s",
+        "max_concurrent_streams: 100",
+        "per_connection_buffer_limit_bytes: 32768",
+        "max_heap_size_bytes: 2147483648",
+        "max_active_downstream_connections: 50000",
+    ] {
+        assert!(defaults.contains(line), "default bootstrap lacks {line}");
+    }
+    let tuned = render(
+        &dir.path().join("tuned"),
+        &[
+            "--escaped-slashes",
+            "reject-request",
+            "--request-headers-timeout",
+            "2s500ms",
+            "--stream-idle-timeout",
+            "0s",
+            "--max-heap-mib",
+            "512",
+            "--max-connections",
+            "1000",
+        ],
+    );
+    for line in [
+        "path_with_escaped_slashes_action: REJECT_REQUEST",
+        "request_headers_timeout: 2.500s",
+        "stream_idle_timeout: 0s",
+        "max_heap_size_bytes: 536870912",
+        "max_active_downstream_connections: 1000",
+    ] {
+        assert!(tuned.contains(line), "tuned bootstrap lacks {line}");
+    }
+
+    for (flag, value, complaint) in [
+        ("--request-headers-timeout", "10 seconds", "GEP-2257"),
+        ("--max-connections", "0", "--max-connections"),
+        ("--escaped-slashes", "sometimes", "unescape-and-redirect"),
+    ] {
+        let out = shim(&[
+            "render",
+            "--manifests",
+            manifests_dir.to_str().unwrap(),
+            "--out",
+            "/tmp/x",
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: a usage error");
+        assert!(
+            text(&out.stderr).contains(complaint),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn rendered_files_route_in_envoy_and_rendering_again_hot_reloads() {
     let api = EchoServer::start(
         EchoIdentity::new("app", "api", "api-0"),

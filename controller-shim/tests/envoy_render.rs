@@ -414,13 +414,30 @@ fn lds_listeners_are_the_file_bootstraps_listeners() {
         let mut from_lds = serde_json::to_value(&listeners).unwrap();
         // Same connection manager (every edge setting), same filter chains, same routes: the
         // listeners differ only in where the filter config and certificates come from.
-        assert!(from_lds.to_string().contains("\"ads\""), "{case}: {from_lds}");
+        assert!(
+            from_lds.to_string().contains("\"ads\""),
+            "{case}: {from_lds}"
+        );
+        for edge_setting in [
+            "normalize_path",
+            "path_with_escaped_slashes_action",
+            "per_connection_buffer_limit_bytes",
+        ] {
+            assert!(
+                from_lds.to_string().contains(edge_setting),
+                "{case}: no {edge_setting}: {from_lds}"
+            );
+        }
         without_sources(&mut from_file);
         without_sources(&mut from_lds);
         assert_eq!(from_lds, from_file, "{case}");
         if case == "https" {
             assert!(!secrets.is_empty());
-            assert!(secrets.iter().all(|s| s.certificate_chain_pem.contains("CERTIFICATE")));
+            assert!(
+                secrets
+                    .iter()
+                    .all(|s| s.certificate_chain_pem.contains("CERTIFICATE"))
+            );
         }
     }
 }
@@ -434,7 +451,10 @@ fn every_resource_of_both_cases_converts_to_protobuf() {
             sha256: "ab".repeat(32),
             origin: "test".into(),
         });
-        assert!(matches!(hub.set_gateway(&result).unwrap(), Published::Rendered { .. }));
+        assert!(matches!(
+            hub.set_gateway(&result).unwrap(),
+            Published::Rendered { .. }
+        ));
         let catalog = hub.catalog();
         let gateway = &catalog.gateways[&result.gateway];
         for kind in ResourceType::ALL {
@@ -461,11 +481,19 @@ fn envoy_validates_the_xds_bootstrap() {
         admin_port: 19000,
         protocol: envoy::AdsProtocol::Delta,
         binding: envoy::Binding::default(),
+        edge: envoy::EdgeOptions::default(),
     })
     .unwrap();
     assert!(text.contains("api_type: DELTA_GRPC"), "{text}");
     assert!(text.contains("gateway: infra/gw"), "{text}");
-    assert!(text.contains("type: STRICT_DNS"), "a name is resolved: {text}");
+    assert!(
+        text.contains("type: STRICT_DNS"),
+        "a name is resolved: {text}"
+    );
+    // Edge-safe as the file bootstrap: the overload manager, the admin endpoint exempt from it.
+    assert!(text.contains("overload_manager:"), "{text}");
+    assert!(text.contains("max_heap_size_bytes"), "{text}");
+    assert!(text.contains("ignore_global_conn_limit: true"), "{text}");
     let path = dir.path().join("bootstrap.yaml");
     std::fs::write(&path, text).unwrap();
     testkit::validate_config(&path).unwrap();

@@ -110,6 +110,66 @@ fn the_committed_plugin_config_compiles_and_matches_the_bootstrap() {
     );
 }
 
+/// The example carries every edge-safe setting `render` writes, with the same values: users copy
+/// this file, so it must not be the weaker of the two.
+#[test]
+fn the_committed_bootstrap_has_the_rendered_edge_settings() {
+    let example = yaml(&example().join("envoy.yaml"));
+    let rendered = rendered_bootstrap();
+    assert_eq!(example["overload_manager"], rendered["overload_manager"]);
+    assert_eq!(
+        example["admin"]["ignore_global_conn_limit"],
+        rendered["admin"]["ignore_global_conn_limit"]
+    );
+    let listener = |b: &Value| b["static_resources"]["listeners"][0].clone();
+    assert_eq!(
+        listener(&example)["per_connection_buffer_limit_bytes"],
+        listener(&rendered)["per_connection_buffer_limit_bytes"]
+    );
+    let hcm = |b: &Value| listener(b)["filter_chains"][0]["filters"][0]["typed_config"].clone();
+    let (example_hcm, rendered_hcm) = (hcm(&example), hcm(&rendered));
+    let mut compared = 0;
+    for (key, value) in rendered_hcm.as_object().unwrap() {
+        if ["@type", "stat_prefix", "route_config", "http_filters"].contains(&key.as_str()) {
+            continue;
+        }
+        assert_eq!(&example_hcm[key], value, "http_connection_manager.{key}");
+        compared += 1;
+    }
+    assert!(compared >= 10, "{compared}");
+    let route = |h: &Value| h["route_config"]["virtual_hosts"][0]["routes"][0].clone();
+    assert_eq!(
+        route(&example_hcm)["request_headers_to_remove"],
+        route(&rendered_hcm)["request_headers_to_remove"]
+    );
+    for cluster in example["static_resources"]["clusters"].as_array().unwrap() {
+        assert_eq!(cluster["per_connection_buffer_limit_bytes"], 32768);
+    }
+}
+
+/// What `render` writes for a one-listener Gateway, as JSON.
+fn rendered_bootstrap() -> Value {
+    use controller_shim::envoy::{self, EnvoyOptions as RenderOptions};
+    use controller_shim::resolution::{GatewayResult, ObjectKey};
+    let config = r#"{"schemaVersion": 1, "gateway": {"namespace": "infra", "name": "gw"},
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}], "routes": [], "backends": {}}"#;
+    let result = GatewayResult {
+        gateway: ObjectKey {
+            namespace: "infra".into(),
+            name: "gw".into(),
+        },
+        generation: Some(1),
+        config: engine::parse(config.as_bytes()).unwrap(),
+        backends: Default::default(),
+        tls: Default::default(),
+        status: Default::default(),
+    };
+    let files =
+        envoy::render(&result, &RenderOptions::new("/gw", "/gw/gateway_wasm.wasm")).unwrap();
+    let text = files.get(envoy::BOOTSTRAP_FILE).unwrap();
+    Value::deserialize(serde_norway::Deserializer::from_str(text)).unwrap()
+}
+
 struct Running {
     _dir: tempfile::TempDir,
     ecds: PathBuf,

@@ -165,53 +165,84 @@ fn follows(
     }
 }
 
+/// Echo backends `api` and `api-v2`, the shim running on a manifest directory (the Gateway, the
+/// Services, and `web.yaml` holding `web`), and Envoy on the files it wrote.
+struct Running {
+    _api: EchoServer,
+    _v2: EchoServer,
+    _dir: tempfile::TempDir,
+    manifests: PathBuf,
+    shim: Shim,
+    envoy: Envoy,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(web: &str) -> Running {
+        let api = EchoServer::start(
+            EchoIdentity::new("app", "api", "api-0"),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let v2 = EchoServer::start(
+            EchoIdentity::new("app", "api-v2", "api-v2-0"),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let manifests = dir.path().join("manifests");
+        std::fs::create_dir_all(&manifests).unwrap();
+        std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
+        std::fs::write(
+            manifests.join("services.yaml"),
+            services(api.addr().port(), v2.addr().port()),
+        )
+        .unwrap();
+        std::fs::write(manifests.join("web.yaml"), web).unwrap();
+        let out = dir.path().join("out");
+        let ports = testkit::ports::free_ports(2).unwrap();
+        let wasm = support::plugin_wasm();
+        let mut shim = Shim::start(
+            dir.path(),
+            &manifests,
+            &out,
+            &[
+                "--port-map".into(),
+                format!("80={}", ports[0]),
+                "--admin-port".into(),
+                ports[1].to_string(),
+                "--wasm".into(),
+                wasm.display().to_string(),
+            ],
+        );
+        shim.wait_ready();
+        let envoy = Envoy::start(EnvoyOptions::new(out.join("infra/gw/bootstrap.yaml"))).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+        follows(addr, "example.com", Ok("api"), &envoy, &shim);
+        Running {
+            _api: api,
+            _v2: v2,
+            _dir: dir,
+            manifests,
+            shim,
+            envoy,
+            addr,
+        }
+    }
+}
+
 #[test]
 fn envoy_follows_manifest_edits_additions_and_deletions() {
-    let api = EchoServer::start(
-        EchoIdentity::new("app", "api", "api-0"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let v2 = EchoServer::start(
-        EchoIdentity::new("app", "api-v2", "api-v2-0"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("gateway.yaml"), GATEWAY).unwrap();
-    std::fs::write(
-        manifests.join("services.yaml"),
-        services(api.addr().port(), v2.addr().port()),
-    )
-    .unwrap();
-    std::fs::write(
-        manifests.join("web.yaml"),
-        route("web", "example.com", "api"),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let ports = testkit::ports::free_ports(2).unwrap();
-    let wasm = support::plugin_wasm();
-    let mut shim = Shim::start(
-        dir.path(),
-        &manifests,
-        &out,
-        &[
-            "--port-map".into(),
-            format!("80={}", ports[0]),
-            "--admin-port".into(),
-            ports[1].to_string(),
-            "--wasm".into(),
-            wasm.display().to_string(),
-        ],
-    );
-    shim.wait_ready();
-    let bootstrap = out.join("infra/gw/bootstrap.yaml");
-    let envoy = Envoy::start(EnvoyOptions::new(&bootstrap)).unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
-    follows(addr, "example.com", Ok("api"), &envoy, &shim);
+    // Every field bound: the backends and the directory must live to the end of the test.
+    let Running {
+        _api,
+        _v2,
+        _dir,
+        manifests,
+        shim,
+        envoy,
+        addr,
+    } = Running::start(&route("web", "example.com", "api"));
 
     // Edit: the route now points at api-v2.
     std::fs::write(
@@ -372,4 +403,121 @@ fn broken_and_dangling_manifests_are_reported_and_disturb_nothing_else() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(shim.child.try_wait().unwrap().is_none());
+}
+
+/// The `web` route, with a header that tells the backend which edit it is looking at.
+fn edited_route(service: &str, edit: usize) -> String {
+    format!(
+        r#"{}    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{{name: x-edit, value: "{edit}"}}]
+"#,
+        route("web", "example.com", service)
+    )
+}
+
+/// Which edit Envoy serves now (the `x-edit` header the backend saw), if any.
+fn edit_served(addr: SocketAddr) -> Option<usize> {
+    let response = HttpClient::http1(addr)
+        .with_timeout(Duration::from_secs(2))
+        .send(&Request::get("/hello").with_host("example.com"))
+        .ok()?;
+    response.echo().ok()?.header_joined("x-edit")?.parse().ok()
+}
+
+/// The issue's case: 150 edits 0.12 s apart to one file. The directory source used to wait for a
+/// file to hold still for a poll, so nothing was pushed until the writes stopped. Now the shim
+/// pushes while the edits go on, and the last edit is served within a second of being written.
+#[test]
+fn a_file_edited_every_120_ms_is_pushed_during_the_edits_and_settles_within_a_second() {
+    let running = Running::start(&edited_route("api", 0));
+    let (shim, envoy, addr) = (&running.shim, &running.envoy, running.addr);
+    let web = running.manifests.join("web.yaml");
+    const PUSHES: &str = "extension_config_discovery.http_filter.gateway-wasm.update_success";
+    let pushes_before = envoy.counter(PUSHES).unwrap_or(0);
+
+    // Watch what Envoy serves while the file is edited.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut seen: Vec<(Instant, usize)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(edit) = edit_served(addr) {
+                    seen.push((Instant::now(), edit));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    const EDITS: usize = 150;
+    const APART: Duration = Duration::from_millis(120);
+    let started = Instant::now();
+    let mut last_written = started;
+    for edit in 1..=EDITS {
+        let due = started + APART * u32::try_from(edit).unwrap();
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let service = if edit % 2 == 0 { "api" } else { "api-v2" };
+        std::fs::write(&web, edited_route(service, edit)).unwrap();
+        last_written = Instant::now();
+    }
+    let pushes_during = envoy.counter(PUSHES).unwrap_or(0) - pushes_before;
+    let deadline = last_written + Duration::from_secs(5);
+    while edit_served(addr) != Some(EDITS) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+
+    let served_during: std::collections::BTreeSet<usize> = seen
+        .iter()
+        .filter(|(at, _)| *at < last_written)
+        .map(|(_, edit)| *edit)
+        .collect();
+    eprintln!(
+        "{pushes_during} pushes during {:?} of edits; {} distinct edits served meanwhile",
+        last_written - started,
+        served_during.len()
+    );
+    // At the source's bound (read by the second poll, 0.4 s) that is about 40 pushes; a push at
+    // least every second would be 18.
+    assert!(
+        pushes_during >= 15,
+        "only {pushes_during} pushes during 18 s of edits\n{}",
+        shim.stderr()
+    );
+    assert!(
+        served_during.len() >= 15,
+        "Envoy served only edits {served_during:?} while the file changed"
+    );
+    let final_at = seen
+        .iter()
+        .find(|(_, edit)| *edit == EDITS)
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("the last edit was never served:\n{}", shim.stderr()));
+    let latency = final_at.saturating_duration_since(last_written);
+    eprintln!("the last edit was served {latency:?} after it was written");
+    assert!(
+        latency <= Duration::from_secs(1),
+        "the last edit took {latency:?} to be served"
+    );
+    assert!(
+        seen.iter()
+            .filter(|(at, _)| *at >= final_at)
+            .all(|(_, edit)| *edit == EDITS),
+        "once served, the last edit stays"
+    );
+    assert_eq!(served_by(addr, "example.com"), Ok("api".to_owned()));
+    let (_, metrics) = shim.get("/metrics").unwrap();
+    let rejected: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_wasm_rejected_configs_total{reason=\"manifest\"} "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    assert_eq!(
+        rejected, 0,
+        "a file caught mid-write was reported as broken"
+    );
 }

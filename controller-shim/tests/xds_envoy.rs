@@ -230,6 +230,7 @@ fn start_envoy(xds: SocketAddr, protocol: AdsProtocol, node: &str, dir: &Path) -
             port_offset: 0,
             port_map: BTreeMap::from([(80, ports.http), (8080, ports.unused), (443, ports.https)]),
         },
+        edge: controller_shim::envoy::EdgeOptions::default(),
     })
     .unwrap();
     let path = dir.join(format!("{node}.yaml"));

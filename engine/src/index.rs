@@ -11,6 +11,7 @@
 use regex_lite::Regex;
 
 use crate::hash::FastMap;
+use crate::precedence::HostnameMatch;
 
 /// Where a candidate came from, for explain traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,11 +165,26 @@ impl HostIndex {
         }
     }
 
-    pub(crate) fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
-        for index in self.exact.values_mut().chain(self.wildcard.values_mut()) {
-            index.sort(order);
+    /// Sorts the candidates of every bucket with `order`, which is told how the bucket's hostname
+    /// matches the hosts it serves.
+    pub(crate) fn sort(&mut self, order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering) {
+        // One closure type for every bucket: each closure type would be another copy of the
+        // sorting code in the wasm module.
+        fn sort_bucket(
+            index: &mut PathIndex,
+            hostname: HostnameMatch,
+            order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering,
+        ) {
+            index.sort(&|a, b| order(hostname, a, b));
         }
-        self.any.sort(order);
+        for (name, index) in &mut self.exact {
+            sort_bucket(index, HostnameMatch::Exact { chars: name.len() }, order);
+        }
+        for (suffix, index) in &mut self.wildcard {
+            let suffix_chars = suffix.len();
+            sort_bucket(index, HostnameMatch::Wildcard { suffix_chars }, order);
+        }
+        sort_bucket(&mut self.any, HostnameMatch::Any, order);
     }
 
     /// Visits candidates bucket by bucket in hostname-specificity order; `host` must be lowercase.
@@ -203,14 +219,16 @@ impl HostIndex {
 
 /// Whether `host` (lowercase, no port) is accepted by a listener or route hostname pattern, and how
 /// specific the match is: exact names rank above every wildcard, longer wildcards above shorter.
-pub(crate) fn hostname_specificity(pattern: Option<&str>, host: &str) -> Option<(u8, usize)> {
+pub(crate) fn hostname_specificity(pattern: Option<&str>, host: &str) -> Option<HostnameMatch> {
     match pattern {
-        None => Some((0, 0)),
+        None => Some(HostnameMatch::Any),
         Some(p) => match p.strip_prefix('*') {
-            Some(suffix) => {
-                (host.len() > suffix.len() && host.ends_with(suffix)).then_some((1, suffix.len()))
-            }
-            None => (p == host).then_some((2, p.len())),
+            Some(suffix) => (host.len() > suffix.len() && host.ends_with(suffix)).then_some(
+                HostnameMatch::Wildcard {
+                    suffix_chars: suffix.len(),
+                },
+            ),
+            None => (p == host).then_some(HostnameMatch::Exact { chars: p.len() }),
         },
     }
 }
@@ -264,7 +282,7 @@ mod tests {
         ] {
             hosts.bucket(h).insert_prefix("/", i);
         }
-        hosts.sort(&|a, b| a.cmp(&b));
+        hosts.sort(&|_, a, b| a.cmp(&b));
         let mut seen = Vec::new();
         hosts.visit("a.example.com", "/x", &mut |_, c, _| {
             seen.push(c);
@@ -287,14 +305,14 @@ mod tests {
     fn specificity_ranks_exact_over_wildcards() {
         assert_eq!(
             hostname_specificity(Some("a.b.com"), "a.b.com"),
-            Some((2, 7))
+            Some(HostnameMatch::Exact { chars: 7 })
         );
         assert_eq!(
             hostname_specificity(Some("*.b.com"), "a.b.com"),
-            Some((1, 6))
+            Some(HostnameMatch::Wildcard { suffix_chars: 6 })
         );
         assert_eq!(hostname_specificity(Some("*.b.com"), "b.com"), None);
-        assert_eq!(hostname_specificity(None, "x"), Some((0, 0)));
+        assert_eq!(hostname_specificity(None, "x"), Some(HostnameMatch::Any));
         assert!(
             hostname_specificity(Some("*.b.com"), "x.a.b.com")
                 > hostname_specificity(Some("*.com"), "x.a.b.com")

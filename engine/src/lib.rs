@@ -25,20 +25,23 @@
 //! assert_eq!(forward.upstream, "app_api_8080");
 //! ```
 //!
-//! Precedence follows the spec; the full order is documented on [`table`](crate::RouteTable) and in
-//! `docs/plugin-config.md`. Errors in a config name the JSON path and the value ([`ConfigError`]).
+//! Precedence follows the spec; the full order is documented on [`RouteTable`] (and in
+//! `docs/plugin-config.md`) and is a type of its own, [`Precedence`]. Errors in a config name the JSON path and the value ([`ConfigError`]).
 
+mod compile;
 pub mod config;
 mod cors;
 pub mod decision;
 mod error;
 mod eval;
+mod filters;
 mod hash;
 pub mod hostname;
 mod index;
 mod json_path;
 mod lenient;
 mod matchers;
+mod precedence;
 pub mod request;
 #[cfg(feature = "schema")]
 pub mod schema;
@@ -55,6 +58,7 @@ pub use decision::{
 pub use error::ConfigError;
 pub use hostname::{HostnameError, check_hostname, check_precise_hostname, is_valid_hostname};
 pub use matchers::{REGEX_NEST_LIMIT, REGEX_SIZE_LIMIT};
+pub use precedence::{HostnameMatch, HttpMatch, PathMatchRank, Precedence};
 pub use request::{RandomSource, Request, SplitMix64};
 pub use table::RouteTable;
 pub use trace::{NoTrace, Trace, Tracer};

@@ -1,6 +1,6 @@
 //! Per-candidate conditions checked after the path index has narrowed the candidates: method,
-//! headers and query parameters. None of them allocate on the request path except query values that
-//! are percent-encoded (decoded into a short-lived string).
+//! headers and query parameters. None of them allocate on the request path, except a regular
+//! expression tested against a percent-encoded query value (decoded into a short-lived string).
 
 use std::borrow::Cow;
 
@@ -44,10 +44,21 @@ impl ValueMatcher {
         }
     }
 
-    pub(crate) fn describe(&self) -> String {
+    /// Matches a value as it appears in a query string, percent-encoded.
+    fn matches_encoded(&self, raw: &str) -> bool {
         match self {
-            ValueMatcher::Exact(v) => format!("= {v:?}"),
-            ValueMatcher::Regex(re) => format!("~ {:?}", re.as_str()),
+            ValueMatcher::Exact(expected) => decoded_bytes(raw).eq(expected.bytes()),
+            ValueMatcher::Regex(re) => re.is_match(&percent_decode(raw)),
+        }
+    }
+}
+
+/// `= "value"` or `~ "pattern"`, for explain traces.
+impl std::fmt::Display for ValueMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueMatcher::Exact(v) => write!(f, "= {v:?}"),
+            ValueMatcher::Regex(re) => write!(f, "~ {:?}", re.as_str()),
         }
     }
 }
@@ -79,57 +90,52 @@ pub(crate) struct QueryCondition {
 impl QueryCondition {
     pub(crate) fn holds(&self, query: Option<&str>) -> bool {
         match first_query_value(query, &self.name) {
-            Some(value) => self.value.matches(&value),
+            Some(raw) => self.value.matches_encoded(raw),
             None => false,
         }
     }
 }
 
-/// The decoded value of the first `name=value` pair whose decoded name equals `name`.
-pub(crate) fn first_query_value<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
-    let query = query?;
-    for pair in query.split('&') {
+/// The value, still encoded, of the first `name=value` pair whose decoded name equals `name`.
+fn first_query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?.split('&').find_map(|pair| {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(raw_name) == name {
-            return Some(percent_decode(raw_value));
-        }
-    }
-    None
+        decoded_bytes(raw_name)
+            .eq(name.bytes())
+            .then_some(raw_value)
+    })
+}
+
+/// The bytes of `s` with `%XX` escapes and `+` decoded, without building a string. Invalid escapes
+/// are kept literally.
+fn decoded_bytes(s: &str) -> impl Iterator<Item = u8> + '_ {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let (byte, width) = match *bytes.get(i)? {
+            b'+' => (b' ', 1),
+            b'%' => {
+                let digit = |at: usize| bytes.get(at).and_then(|c| (*c as char).to_digit(16));
+                match (digit(i + 1), digit(i + 2)) {
+                    (Some(hi), Some(lo)) => ((hi * 16 + lo) as u8, 3),
+                    _ => (b'%', 1),
+                }
+            }
+            other => (other, 1),
+        };
+        i += width;
+        Some(byte)
+    })
 }
 
 /// Decodes `%XX` escapes and `+` (form encoding) — borrowing when there is nothing to decode.
-/// Invalid escapes are kept literally.
-pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
+/// Invalid escapes are kept literally; invalid UTF-8 becomes U+FFFD.
+fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(s);
     }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16));
-                let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16));
-                if let (Some(hi), Some(lo)) = (hi, lo) {
-                    out.push((hi * 16 + lo) as u8);
-                    i += 3;
-                } else {
-                    out.push(b'%');
-                    i += 1;
-                }
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    let bytes: Vec<u8> = decoded_bytes(s).collect();
+    Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -159,18 +165,17 @@ mod tests {
 
     #[test]
     fn query_lookup_decodes_and_takes_the_first_value() {
+        assert_eq!(first_query_value(Some("a=1&b=2&a=3"), "a"), Some("1"));
         assert_eq!(
-            first_query_value(Some("a=1&b=2&a=3"), "a").as_deref(),
-            Some("1")
+            first_query_value(Some("a%20b=c+d"), "a b").map(percent_decode),
+            Some("c d".into())
         );
-        assert_eq!(
-            first_query_value(Some("a%20b=c+d"), "a b").as_deref(),
-            Some("c d")
-        );
-        assert_eq!(
-            first_query_value(Some("flag&x=1"), "flag").as_deref(),
-            Some("")
-        );
+        assert_eq!(first_query_value(Some("flag&x=1"), "flag"), Some(""));
+        assert_eq!(first_query_value(Some("a%2=1&a%3d=2"), "a%2"), Some("1"));
+        let exact = ValueMatcher::new(ValueMatchType::Exact, "c d/é").unwrap();
+        assert!(exact.matches_encoded("c+d%2F%C3%A9") && !exact.matches_encoded("c+d%2F"));
+        let regex = ValueMatcher::new(ValueMatchType::RegularExpression, "c d.*").unwrap();
+        assert!(regex.matches_encoded("c%20d%2Fx") && !regex.matches_encoded("cd"));
         assert_eq!(
             first_query_value(Some("ANIMAL=Whale"), "animal"),
             None,

@@ -1,6 +1,8 @@
 //! What the engine needs to know about one request. Borrowed from the host's own buffers: building a
 //! `Request` allocates nothing.
 
+use std::borrow::Cow;
+
 /// One incoming request as the proxy sees it after TLS termination.
 ///
 /// `H` is any string type, so both `&[(&str, &str)]` (tests) and the `Vec<(String, String)>` that
@@ -70,6 +72,32 @@ pub fn host_of(authority: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
 }
 
+/// Hosts and TLS server names up to this length are lowercased on the stack; DNS names have at most
+/// 253 characters, so only a hostile or broken client ever makes [`ascii_lowercase`] allocate.
+pub(crate) const LOWERCASE_BUFFER: usize = 256;
+
+/// `text` in ASCII lowercase: borrowed when it has no uppercase letter, else written into `buffer`
+/// when it fits (host names are compared lowercase: this keeps evaluation free of allocation). The
+/// buffer starts as `None` and is filled only when needed, so the common case does not even zero it.
+pub(crate) fn ascii_lowercase<'b>(
+    text: &'b str,
+    buffer: &'b mut Option<[u8; LOWERCASE_BUFFER]>,
+) -> Cow<'b, str> {
+    if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Borrowed(text);
+    }
+    let Some(out) = buffer.insert([0; LOWERCASE_BUFFER]).get_mut(..text.len()) else {
+        return Cow::Owned(text.to_ascii_lowercase());
+    };
+    out.copy_from_slice(text.as_bytes());
+    out.make_ascii_lowercase();
+    // Lowercasing ASCII bytes keeps UTF-8 valid; the fallback is never taken.
+    match std::str::from_utf8(out) {
+        Ok(lower) => Cow::Borrowed(lower),
+        Err(_) => Cow::Owned(text.to_ascii_lowercase()),
+    }
+}
+
 /// A source of randomness for weighted backend picks and mirror percentages, supplied by the caller
 /// so the host decides (proxy-wasm has no RNG of its own; tests use a seeded generator).
 pub trait RandomSource {
@@ -131,6 +159,29 @@ mod tests {
         assert_eq!(req.header("X-B"), Some("3"));
         assert_eq!(req.path_only(), "/p");
         assert_eq!(req.query(), Some("q=1"));
+    }
+
+    #[test]
+    fn lowercasing_borrows_or_uses_the_buffer() {
+        let mut buffer = None;
+        assert!(matches!(
+            ascii_lowercase("a.example", &mut buffer),
+            Cow::Borrowed("a.example")
+        ));
+        let mut buffer = None;
+        assert_eq!(ascii_lowercase("A.Example.ÉÉ", &mut buffer), "a.example.ÉÉ");
+        let long = "A".repeat(LOWERCASE_BUFFER + 1);
+        let mut buffer = None;
+        assert_eq!(
+            ascii_lowercase(&long, &mut buffer),
+            "a".repeat(LOWERCASE_BUFFER + 1)
+        );
+        let exact = "B".repeat(LOWERCASE_BUFFER);
+        let mut buffer = None;
+        assert_eq!(
+            ascii_lowercase(&exact, &mut buffer),
+            "b".repeat(LOWERCASE_BUFFER)
+        );
     }
 
     #[test]

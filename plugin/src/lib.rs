@@ -13,6 +13,7 @@
 //! - [`kong`]: what differs in Kong 3.4–3.9 (routing through Kong's router, Host and path through
 //!   Kong's variables, version-gated metrics, bodyless mirrors);
 //! - [`payload`]: the configuration bytes, plain or gzip-compressed;
+//! - `mock` (tests, and the `mock-host` feature): a recording [`host::Host`];
 //! - `glue` (wasm32 only): root and HTTP contexts over `proxy_wasm::hostcalls`.
 //!
 //! Build: `cargo build -p plugin --target wasm32-wasip1 --profile wasm` → `gateway_wasm.wasm`.
@@ -29,7 +30,9 @@ mod glue;
 
 #[cfg(test)]
 mod kong_tests;
-#[cfg(test)]
-mod mock;
+/// The recording host of the unit tests; with the `mock-host` feature also for host-side tools
+/// (the native conformance target runs every request through [`filter`] over it).
+#[cfg(any(test, feature = "mock-host"))]
+pub mod mock;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,8 @@
-//! A recording [`Host`] for unit tests.
+//! A recording [`Host`]: the unit tests' proxy, and (with the `mock-host` feature) the native
+//! conformance target's. Headers behave as in Envoy's header maps: names compare
+//! case-insensitively, a set replaces every value, an add appends one, a remove deletes every one.
+//! This is the host's behaviour, written here independently of the filter's code it checks.
+//! Properties are whatever the caller put in; a call named in `failing` fails.
 
 use std::collections::BTreeMap;
 

@@ -7,6 +7,8 @@
 //! - [`manifests`]: YAML/JSON manifests (text, or a directory) into a [`Snapshot`];
 //! - [`resolution`]: the output types — one PluginConfig per Gateway, the backends and TLS material
 //!   the proxy needs, and the status every object should get;
+//! - [`request_text`]: a request written as text (`'GET http://host/path'`, `name: value` headers),
+//!   as `explain` and the playground take it;
 //! - [`resolve()`]: the pure function between the two (attachment, hostnames, ReferenceGrants,
 //!   backend resolution, conditions).
 //!
@@ -18,6 +20,7 @@
 pub mod api;
 pub mod kinds;
 pub mod manifests;
+pub mod request_text;
 pub mod resolution;
 pub mod resolve;
 

@@ -2,6 +2,9 @@
 //! gateway-wasm filter, an empty wasm filter). Builds the two wasm files with the `wasm` profile,
 //! then runs the `bench` crate's `gateway-bench` binary in release mode, which does the rest
 //! (installing wrk when missing, Envoy, the upstream, the runs, the report in `target/bench/`).
+//!
+//! `cargo xtask bench --probe`: the price of single host calls in Envoy, with `bench/probe-filter`
+//! (`gateway-bench probe`).
 
 use crate::steps::{cargo, ensure_wasm_target, wasm_build_args};
 
@@ -13,7 +16,23 @@ pub fn envoy(quick: bool) -> anyhow::Result<()> {
         "wasm filters (plugin, floor-filter; wasm profile)",
         &wasm_build_args(&["plugin", "floor-filter"]),
     )?;
-    let mut args = vec![
+    gateway_bench("Envoy benchmark: native vs plugin vs floor", &[], quick)
+}
+
+/// Builds the probe filter, then prices single host calls in Envoy (`--quick`: one short round, to
+/// prove the harness works).
+pub fn probe(quick: bool) -> anyhow::Result<()> {
+    ensure_wasm_target()?;
+    cargo(
+        "wasm filter (probe-filter; wasm profile)",
+        &wasm_build_args(&["probe-filter"]),
+    )?;
+    gateway_bench("Envoy host-call probe", &["probe"], quick)
+}
+
+/// Runs the `gateway-bench` binary (release build) with `args`, and `--quick` when asked.
+fn gateway_bench(label: &str, args: &[&str], quick: bool) -> anyhow::Result<()> {
+    let mut full = vec![
         "run",
         "--release",
         "-q",
@@ -23,8 +42,9 @@ pub fn envoy(quick: bool) -> anyhow::Result<()> {
         "gateway-bench",
         "--",
     ];
+    full.extend(args);
     if quick {
-        args.push("--quick");
+        full.push("--quick");
     }
-    cargo("Envoy benchmark: native vs plugin vs floor", &args)
+    cargo(label, &full)
 }

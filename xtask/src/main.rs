@@ -5,6 +5,8 @@
 
 mod bench;
 mod demo;
+mod fuzz;
+mod soak;
 mod steps;
 
 use std::process::ExitCode;
@@ -20,8 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds and the
-    /// conformance runs. Installs the wasm target and the Debian packages the tests need.
+    /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds, the
+    /// conformance runs, and short soak and fuzz runs. Installs the wasm target and the Debian
+    /// packages the tests need.
     Test {
         /// Skip the slow end-to-end steps (real Envoy conformance); for quick local iterations.
         #[arg(long)]
@@ -38,8 +41,14 @@ enum Command {
     Bench {
         #[arg(long)]
         quick: bool,
+        /// Instead of the engine and Envoy benchmarks, price single proxy-wasm host calls in Envoy
+        /// with bench/probe-filter (docs/benchmarks.md, "Probing host-call costs").
+        #[arg(long)]
+        probe: bool,
     },
     Demo(demo::DemoArgs),
+    Fuzz(fuzz::FuzzArgs),
+    Soak(soak::SoakArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
     /// controller-shim/tests/golden/resolve/) from the current code. Review the diff before committing.
     Bless,
@@ -50,8 +59,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test { quick } => steps::test(quick),
         Command::Conformance { args } => steps::conformance(&args),
-        Command::Bench { quick } => steps::bench(quick),
+        Command::Bench {
+            quick,
+            probe: false,
+        } => steps::bench(quick),
+        Command::Bench { quick, probe: true } => bench::probe(quick),
         Command::Demo(args) => demo::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::Bless => steps::bless(),
     };
     match result {

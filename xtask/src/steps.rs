@@ -290,7 +290,9 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &[&vectors[..], &["--target", "kong-emulated"]].concat(),
     )?;
     if quick {
-        eprintln!("--quick: skipped the real-Envoy conformance run and the benchmark harnesses");
+        eprintln!(
+            "--quick: skipped the real-Envoy conformance run, the benchmark harnesses, the soak and fuzzing"
+        );
     } else {
         run_binary(
             "conformance: request cases (real Envoy + wasm filter)",
@@ -304,13 +306,30 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &["test", "--workspace", "--benches"],
         )?;
         cargo(
-            "benchmark harness: floor filter",
-            &wasm_build_args(&["floor-filter"]),
+            "benchmark harness: floor and probe filters",
+            &wasm_build_args(&["floor-filter", "probe-filter"]),
         )?;
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
             &debug_binary("gateway-bench")?,
             &["--quick"],
+        )?;
+        run_binary(
+            "benchmark harness: host-call probe (--quick)",
+            &debug_binary("gateway-bench")?,
+            &["probe", "--quick"],
+        )?;
+        // The long runs (1,000+ edits, 10 minutes per fuzz target) are recorded in
+        // docs/reliability.md; CI runs each briefly.
+        run_binary(
+            "soak (short: 100 route edits under load, Envoy and shim restarts)",
+            &xtask,
+            &["soak", "--pushes", "100", "--prebuilt"],
+        )?;
+        run_binary(
+            "fuzz (short: every target 15 s, dependencies unoptimized to build faster)",
+            &xtask,
+            &["fuzz", "--seconds", "15", "--fast-build"],
         )?;
     }
     eprintln!(

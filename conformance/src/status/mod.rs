@@ -1,7 +1,7 @@
 //! Checks one `statusCases` entry against the resolver's output.
 //!
 //! Every expectation field of the schema is checked; a case with an expectation this module does not
-//! know (an unknown field, or prose it does not recognise) is [`Outcome::Skipped`], never passed.
+//! know (an unknown field, or prose it does not recognise) is [`Outcome::Skip`], never passed.
 //! Failures say what was expected and what the resolver produced.
 //!
 //! Besides the per-case expectations, the schema's shape requirement is checked on every route
@@ -16,6 +16,7 @@ use controller_shim::api::meta::Condition;
 use controller_shim::resolution::{GatewayResult, RouteStatusUpdate};
 use controller_shim::{Resolution, Settings, Snapshot, resolve};
 
+use crate::outcome::Outcome;
 use crate::snapshot::{SnapshotOptions, try_snapshot_for};
 use crate::vectors::{ExpectedCondition, RouteParentConditions, StatusCase, VectorFile};
 
@@ -28,67 +29,51 @@ const LISTENERS_SUFFIX: &str = " (any reason)";
 const EXACT_PARENTS: &str = "status.parents must contain this parent (namespace required in parentRef) with only the listed condition checked";
 const OBSERVED_GENERATION: &str = "every condition in status.parents[*].conditions has observedGeneration == metadata.generation, before and after the patch; metadata.generation must change";
 
-/// A case that was checked and passed, or could not be checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Passed,
-    /// Why the case could not be checked (never counts as a pass).
-    Skipped(String),
-}
-
 /// Checks a status case with the default settings (the controller name the snapshot's
-/// GatewayClass uses). `Err` carries every difference found.
-pub fn check(case: &StatusCase, file: &VectorFile) -> Result<Outcome, String> {
+/// GatewayClass uses). [`Outcome::Fail`] carries every difference found.
+pub fn check(case: &StatusCase, file: &VectorFile) -> Outcome {
     check_with(case, file, &Settings::default())
 }
 
-pub fn check_with(
-    case: &StatusCase,
-    file: &VectorFile,
-    settings: &Settings,
-) -> Result<Outcome, String> {
+pub fn check_with(case: &StatusCase, file: &VectorFile, settings: &Settings) -> Outcome {
     let expect = &case.expect;
     if let Some(reason) = crate::coverage::unchecked_status_case(case) {
-        return Ok(Outcome::Skipped(reason));
+        return Outcome::Skip(reason);
     }
     if let Some(text) = &expect.listeners
         && listener_conditions(text).is_none()
     {
-        return Ok(Outcome::Skipped(format!(
-            "unrecognised listeners expectation: {text:?}"
-        )));
+        return Outcome::Skip(format!("unrecognised listeners expectation: {text:?}"));
     }
     if let Some(text) = expect
         .exact_parents
         .as_ref()
         .filter(|t| *t != EXACT_PARENTS)
     {
-        return Ok(Outcome::Skipped(format!(
-            "unrecognised exactParents expectation: {text:?}"
-        )));
+        return Outcome::Skip(format!("unrecognised exactParents expectation: {text:?}"));
     }
     if let Some(text) = expect
         .observed_generation
         .as_ref()
         .filter(|t| *t != OBSERVED_GENERATION)
     {
-        return Ok(Outcome::Skipped(format!(
+        return Outcome::Skip(format!(
             "unrecognised observedGeneration expectation: {text:?}"
-        )));
+        ));
     }
     let mutation = match &expect.mutation {
         None => None,
         Some(text) => match mutation::parse(text) {
             Some(m) => Some(m),
             None => {
-                return Ok(Outcome::Skipped(format!("unrecognised mutation: {text:?}")));
+                return Outcome::Skip(format!("unrecognised mutation: {text:?}"));
             }
         },
     };
     if mutation.is_some() && expect.route.is_none() {
-        return Ok(Outcome::Skipped(
+        return Outcome::Skip(
             "a mutation needs expect.route to name the route it patches".to_owned(),
-        ));
+        );
     }
     let options = SnapshotOptions {
         controller_name: settings.controller_name.clone(),
@@ -96,7 +81,7 @@ pub fn check_with(
     };
     let snapshot = match try_snapshot_for(case, file, &options) {
         Ok(s) => s,
-        Err(e) => return Ok(Outcome::Skipped(format!("objects do not convert: {e}"))),
+        Err(e) => return Outcome::Skip(format!("objects do not convert: {e}")),
     };
 
     let mut errors = Vec::new();
@@ -130,9 +115,9 @@ pub fn check_with(
     }
 
     if errors.is_empty() {
-        Ok(Outcome::Passed)
+        Outcome::Pass
     } else {
-        Err(errors.join("\n"))
+        Outcome::Fail(errors.join("\n"))
     }
 }
 

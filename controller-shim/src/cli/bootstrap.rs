@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use atomic_file::Access;
 use clap::{Args, ValueEnum};
 
-use controller_shim::envoy::{AdsBootstrap, AdsProtocol, Binding, ads_bootstrap};
+use controller_shim::envoy::{AdsBootstrap, AdsProtocol, Binding, EdgeOptions, ads_bootstrap};
 
 use super::envoy_flags::parse_port_mapping;
 use super::explain::parse_key;
@@ -19,6 +19,8 @@ use super::explain::parse_key;
 /// cluster that reaches the shim over HTTP/2, and ADS as the source of everything else. Listeners,
 /// clusters, endpoints, certificates and the filter (with its module, downloaded from the shim)
 /// all arrive on that one stream, so listener, port and certificate changes need no restart.
+/// The overload manager (heap and connection limits) is the bootstrap's; the listeners' edge
+/// settings (path normalization, timeouts, limits) come with LDS from `run`'s flags.
 ///
 ///   controller-shim bootstrap --xds gateway-wasm-xds.gateway-system.svc:18000 \
 ///       --gateway gateway-system/gw --node-id envoy-0 --out bootstrap.yaml
@@ -57,6 +59,16 @@ pub struct BootstrapArgs {
     /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
     #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
     port_map: Vec<(u16, u16)>,
+    /// The overload manager's heap limit in MiB: Envoy shrinks its heap at 95% of it and answers new
+    /// requests 503 at 98%.
+    #[arg(long, value_name = "MIB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    max_heap_mib: u64,
+    /// Active downstream connections across all listeners; Envoy refuses more at accept (keep it
+    /// under half the process's file-descriptor limit). The admin endpoint is exempt.
+    #[arg(long, value_name = "N", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,6 +115,11 @@ pub fn run(args: &BootstrapArgs) -> Result<ExitCode> {
             bind_address: args.bind_address.clone(),
             port_offset: args.port_offset,
             port_map: args.port_map.iter().copied().collect(),
+        },
+        edge: EdgeOptions {
+            max_heap_bytes: args.max_heap_mib.saturating_mul(1024 * 1024),
+            max_connections: args.max_connections,
+            ..EdgeOptions::default()
         },
     };
     let text = ads_bootstrap(&config)?;

@@ -1,10 +1,13 @@
 //! The Envoy rendering flags `render` and `run` share.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use controller_shim::envoy::{ConfigCompression, EnvoyOptions, FailurePolicy};
+use controller_shim::envoy::{
+    ConfigCompression, EdgeOptions, EnvoyOptions, EscapedSlashes, FailurePolicy,
+};
 
 #[derive(Debug, Args)]
 pub struct EnvoyFlags {
@@ -34,6 +37,40 @@ pub struct EnvoyFlags {
     /// (docs/envoy.md shows the command).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Compress::Auto)]
     pub compress_config: Compress,
+    /// What Envoy does with a path holding %2F or %5C (an encoded / or \). The default makes every
+    /// party see the same path; docs/envoy.md explains the others.
+    #[arg(long, value_enum, value_name = "ACTION", default_value_t = Slashes::UnescapeAndRedirect)]
+    pub escaped_slashes: Slashes,
+    /// How long a client may take to send a request's headers (a GEP-2257 duration: 10s, 500ms,
+    /// 1m; 0s: no limit).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub request_headers_timeout: Duration,
+    /// A stream (request, WebSocket, gRPC stream) idle for this long is reset (0s: never).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub stream_idle_timeout: Duration,
+    /// The overload manager's heap limit in MiB: Envoy shrinks its heap at 95% of it and answers new
+    /// requests 503 at 98%.
+    #[arg(long, value_name = "MIB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub max_heap_mib: u64,
+    /// Active downstream connections across all listeners; Envoy refuses more at accept (keep it
+    /// under half the process's file-descriptor limit). The admin endpoint is exempt.
+    #[arg(long, value_name = "N", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+/// `path_with_escaped_slashes_action`, by Envoy's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Slashes {
+    /// Redirect the client to the unescaped path (gRPC requests are refused).
+    UnescapeAndRedirect,
+    /// Answer 400.
+    RejectRequest,
+    /// Unescape and forward; only safe when nothing in front of Envoy routes by path.
+    UnescapeAndForward,
+    /// Forward as sent; a backend that decodes %2F then sees path segments routing did not.
+    KeepUnchanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,8 +116,25 @@ impl EnvoyFlags {
             Compress::Always => ConfigCompression::Always,
             Compress::Never => ConfigCompression::Never,
         };
+        options.edge = EdgeOptions {
+            escaped_slashes: match self.escaped_slashes {
+                Slashes::UnescapeAndRedirect => EscapedSlashes::UnescapeAndRedirect,
+                Slashes::RejectRequest => EscapedSlashes::RejectRequest,
+                Slashes::UnescapeAndForward => EscapedSlashes::UnescapeAndForward,
+                Slashes::KeepUnchanged => EscapedSlashes::KeepUnchanged,
+            },
+            request_headers_timeout: self.request_headers_timeout,
+            stream_idle_timeout: self.stream_idle_timeout,
+            max_heap_bytes: self.max_heap_mib.saturating_mul(1024 * 1024),
+            max_connections: self.max_connections,
+            ..EdgeOptions::default()
+        };
         options
     }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    engine::time::parse_duration_ms(text.trim()).map(Duration::from_millis)
 }
 
 pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use controller_shim::manifests;
+use controller_shim::request_text::{parse_header, parse_request};
 use controller_shim::resolution::{GatewayResult, ObjectKey};
 use controller_shim::{Settings, resolve};
 use engine::{Action, Decision, HeaderEdit, RouteTable, SplitMix64};
@@ -41,70 +42,6 @@ pub struct ExplainArgs {
     /// The `spec.controllerName` of the GatewayClasses this controller serves.
     #[arg(long, value_name = "NAME")]
     controller_name: Option<String>,
-}
-
-/// A parsed `--request`.
-#[derive(Debug, PartialEq, Eq)]
-struct Target {
-    method: String,
-    https: bool,
-    authority: String,
-    host: String,
-    port: u16,
-    path: String,
-}
-
-fn parse_request(text: &str) -> Result<Target> {
-    let text = text.trim();
-    let (method, url) = match text.split_once(char::is_whitespace) {
-        Some((method, url)) => (method.to_ascii_uppercase(), url.trim()),
-        None => ("GET".to_owned(), text),
-    };
-    let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else {
-        bail!("{url:?}: the URL must start with http:// or https://");
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_owned()
-    };
-    if authority.is_empty() {
-        bail!("{url:?} has no host");
-    }
-    let host = engine::request::host_of(authority).to_owned();
-    let port = match authority
-        .strip_prefix(&host)
-        .and_then(|p| p.strip_prefix(':'))
-    {
-        Some(port) => port
-            .parse()
-            .with_context(|| format!("{port:?} in {url:?} is not a port"))?,
-        None if https => 443,
-        None => 80,
-    };
-    Ok(Target {
-        method,
-        https,
-        authority: authority.to_owned(),
-        host,
-        port,
-        path,
-    })
-}
-
-fn parse_header(text: &str) -> Result<(String, String)> {
-    let (name, value) = text
-        .split_once(':')
-        .with_context(|| format!("{text:?} is not 'name: value'"))?;
-    Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
 }
 
 pub(crate) fn parse_key(text: &str) -> Result<ObjectKey> {
@@ -195,7 +132,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         .headers
         .iter()
         .map(|h| parse_header(h))
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
     let loaded = manifests::load_dir(&args.manifests)
         .with_context(|| format!("loading {}", args.manifests.display()))?;
     let mut settings = Settings::default();
@@ -206,14 +143,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     let gateway = pick(&resolution.gateways, args.gateway.as_deref())?;
     let table = RouteTable::compile(&gateway.config)
         .with_context(|| format!("the engine rejects the config of {}", gateway.gateway))?;
-    let request = engine::Request {
-        port: target.port,
-        sni: target.https.then_some(target.host.as_str()),
-        method: &target.method,
-        authority: &target.authority,
-        path: &target.path,
-        headers: &headers,
-    };
+    let request = target.to_engine(&headers);
     let (decision, trace) = table.explain(&request, &mut SplitMix64(1));
     println!(
         "gateway:  {} (revision {}, {} routes)\nrequest:  {} {}://{}{} (listener port {})",
@@ -232,36 +162,4 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         println!("  {line}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_parse() {
-        let t = parse_request("post https://Example.com:8443/a?b=1").unwrap();
-        assert_eq!(
-            (
-                t.method.as_str(),
-                t.https,
-                t.host.as_str(),
-                t.port,
-                t.path.as_str()
-            ),
-            ("POST", true, "Example.com", 8443, "/a?b=1")
-        );
-        let t = parse_request("http://example.com").unwrap();
-        assert_eq!(
-            (t.method.as_str(), t.port, t.path.as_str()),
-            ("GET", 80, "/")
-        );
-        let t = parse_request("GET http://[::1]?q").unwrap();
-        assert_eq!((t.host.as_str(), t.path.as_str()), ("[::1]", "/?q"));
-        assert!(parse_request("GET example.com/").is_err());
-        assert_eq!(
-            parse_header("X-A:  b ").unwrap(),
-            ("x-a".to_owned(), "b".to_owned())
-        );
-    }
 }

@@ -217,22 +217,33 @@ fn targets(args: &RunArgs, xds: Option<&XdsServer>) -> Result<Vec<Target>> {
     Ok(targets)
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is *called*, not when the
+/// future is first polled: `run` reports ready before its loop first polls the shutdown future, and a
+/// SIGTERM arriving in between would otherwise take the default action and kill the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+            .map_err(|e| tracing::warn!(error = %e, "cannot install SIGTERM/SIGINT handlers"))
+            .ok()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some((mut term, mut interrupt)) = handlers {
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn run_async(args: &RunArgs) -> Result<ExitCode> {
+    let shutdown = shutdown_signal();
     let controller_name = args
         .controller_name
         .clone()
@@ -292,7 +303,7 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
         if let Some(xds) = &xds {
             runtime = runtime.with_report_refresh(xds.server.registry.subscribe());
         }
-        runtime.run(shutdown_signal()).await;
+        runtime.run(shutdown).await;
         source.abort();
         return Ok(ExitCode::SUCCESS);
     }
@@ -321,7 +332,7 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
     };
     tracing::info!(controller = %controller_name, %identity, lease = %format!("{}/{}", args.lease_namespace, args.lease_name), "watching the Kubernetes API");
     Runtime::new(shared, targets, status, metrics, config)
-        .run(shutdown_signal())
+        .run(shutdown)
         .await;
     for watcher in watchers {
         watcher.abort();
@@ -355,4 +366,29 @@ fn parse_port_pair(text: &str) -> Result<(u16, u16), String> {
             .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
     };
     Ok((port(gateway)?, port(kong)?))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::shutdown_signal;
+
+    /// A SIGTERM that arrives after `shutdown_signal()` was called but before its future is polled
+    /// completes the future instead of killing the process (it did kill it, and a Kubernetes pod
+    /// stopped right after readiness exited 143 instead of shutting down cleanly).
+    #[tokio::test]
+    async fn sigterm_before_the_first_poll_is_caught() {
+        let shutdown = shutdown_signal();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status();
+        assert!(
+            sent.as_ref().is_ok_and(|s| s.success()),
+            "kill -TERM failed: {sent:?}"
+        );
+        let caught = tokio::time::timeout(std::time::Duration::from_secs(10), shutdown).await;
+        assert!(
+            caught.is_ok(),
+            "the SIGTERM did not complete the shutdown future"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::bootstrap::{ads_source, socket_address};
+use super::edge::{self, EdgeOptions};
 use super::node::Node;
 use super::{EnvoyOptions, RenderError};
 use crate::resolution::{BackendTarget, Endpoint, ObjectKey};
@@ -70,6 +71,9 @@ pub struct AdsBootstrap {
     pub admin_port: u16,
     pub protocol: AdsProtocol,
     pub binding: Binding,
+    /// Only the bootstrap-level part counts here (the overload manager's heap and connection
+    /// limits); the listeners' edge settings come from the shim's flags, with LDS.
+    pub edge: EdgeOptions,
 }
 
 /// The minimal xDS-mode bootstrap, as YAML.
@@ -118,7 +122,11 @@ fn bootstrap_node(config: &AdsBootstrap) -> Node {
         ),
         (
             "admin",
-            Node::map([("address", socket_address("127.0.0.1", config.admin_port))]),
+            Node::map([
+                ("address", socket_address("127.0.0.1", config.admin_port)),
+                // Stats and /ready stay readable when the connection limit is reached.
+                ("ignore_global_conn_limit", Node::from(true)),
+            ]),
         ),
         (
             "dynamic_resources",
@@ -150,6 +158,8 @@ fn bootstrap_node(config: &AdsBootstrap) -> Node {
                 Node::list([super::clusters::cluster(XDS_CLUSTER, &shim).without("@type")]),
             )]),
         ),
+        // The same heap and connection limits as the file bootstrap's (edge-safe by default).
+        ("overload_manager", edge::overload_manager(&config.edge)),
     ])
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use engine::config::{Listener, Protocol};
 
+use super::edge;
 use super::extension::WASM_FILTER_TYPE;
 use super::node::Node;
 use super::{
@@ -81,7 +82,11 @@ pub(super) fn bootstrap(
         ),
         (
             "admin",
-            Node::map([("address", socket_address("127.0.0.1", options.admin_port))]),
+            Node::map([
+                ("address", socket_address("127.0.0.1", options.admin_port)),
+                // Stats and /ready stay readable when the connection limit is reached.
+                ("ignore_global_conn_limit", Node::from(true)),
+            ]),
         ),
         (
             "dynamic_resources",
@@ -91,6 +96,7 @@ pub(super) fn bootstrap(
             "static_resources",
             Node::map([("listeners", Node::List(listeners))]),
         ),
+        ("overload_manager", edge::overload_manager(&options.edge)),
     ])
 }
 
@@ -124,9 +130,15 @@ fn connection_manager(options: &EnvoyOptions, gateway_port: u16) -> Node {
                 ("timeout", Node::from("0s")),
             ]),
         ),
+        // The upstream selector never reaches a backend. Envoy writes `x-envoy-original-path` only
+        // when its own route rewrites the path, which this route never does: a copy here came from
+        // the client, and a backend must not take it for the path the gateway was asked for.
         (
             "request_headers_to_remove",
-            Node::list([Node::from(UPSTREAM_HEADER)]),
+            Node::list([
+                Node::from(UPSTREAM_HEADER),
+                Node::from("x-envoy-original-path"),
+            ]),
         ),
     ]);
     let wasm = Node::map([
@@ -148,41 +160,46 @@ fn connection_manager(options: &EnvoyOptions, gateway_port: u16) -> Node {
         ("name", Node::from("envoy.filters.http.router")),
         ("typed_config", Node::typed(ROUTER_TYPE, [])),
     ]);
+    // `use_remote_address`: the client is the peer, not whatever `x-forwarded-for` claims; with no
+    // `internal_address_config`, Envoy 1.40 treats no peer as internal and strips its router
+    // controls (`x-envoy-retry-on`, …) from every request before the filter runs.
+    let mut hcm = Node::typed(
+        HCM_TYPE,
+        [
+            ("stat_prefix", Node::from(format!("gateway_{gateway_port}"))),
+            ("codec_type", Node::from("AUTO")),
+            ("use_remote_address", Node::from(true)),
+        ],
+    );
+    for (key, value) in edge::connection_manager_fields(&options.edge) {
+        hcm = hcm.with(key, value);
+    }
+    let hcm = hcm
+        .with(
+            "upgrade_configs",
+            Node::list([Node::map([("upgrade_type", Node::from("websocket"))])]),
+        )
+        .with(
+            "route_config",
+            Node::map([
+                ("name", Node::from("gateway-wasm")),
+                (
+                    "virtual_hosts",
+                    Node::list([Node::map([
+                        ("name", Node::from("gateway-wasm")),
+                        ("domains", Node::list([Node::from("*")])),
+                        ("routes", Node::list([route])),
+                    ])]),
+                ),
+            ]),
+        )
+        .with("http_filters", Node::list([wasm, router]));
     Node::map([
         (
             "name",
             Node::from("envoy.filters.network.http_connection_manager"),
         ),
-        (
-            "typed_config",
-            Node::typed(
-                HCM_TYPE,
-                [
-                    ("stat_prefix", Node::from(format!("gateway_{gateway_port}"))),
-                    ("codec_type", Node::from("AUTO")),
-                    ("use_remote_address", Node::from(true)),
-                    (
-                        "upgrade_configs",
-                        Node::list([Node::map([("upgrade_type", Node::from("websocket"))])]),
-                    ),
-                    (
-                        "route_config",
-                        Node::map([
-                            ("name", Node::from("gateway-wasm")),
-                            (
-                                "virtual_hosts",
-                                Node::list([Node::map([
-                                    ("name", Node::from("gateway-wasm")),
-                                    ("domains", Node::list([Node::from("*")])),
-                                    ("routes", Node::list([route])),
-                                ])]),
-                            ),
-                        ]),
-                    ),
-                    ("http_filters", Node::list([wasm, router])),
-                ],
-            ),
-        ),
+        ("typed_config", hcm),
     ])
 }
 
@@ -239,6 +256,10 @@ pub(super) fn listeners(
         let mut node = Node::map([
             ("name", Node::from(format!("gateway-{port}"))),
             ("address", socket_address(&options.bind_address, bind_port)),
+            (
+                "per_connection_buffer_limit_bytes",
+                Node::Int(edge::BUFFER_LIMIT_BYTES),
+            ),
         ]);
         if protocol == Protocol::Https {
             node = node.with(

@@ -89,6 +89,10 @@ pub(super) fn cluster(name: &str, target: &BackendTarget) -> Node {
                 Node::from(if dns { "STRICT_DNS" } else { "STATIC" }),
             ),
             ("connect_timeout", Node::from("5s")),
+            (
+                "per_connection_buffer_limit_bytes",
+                Node::Int(super::edge::BUFFER_LIMIT_BYTES),
+            ),
         ],
     );
     if dns {
@@ -103,7 +107,10 @@ pub(super) fn cluster(name: &str, target: &BackendTarget) -> Node {
                     HTTP_OPTIONS_TYPE,
                     [(
                         "explicit_http_config",
-                        Node::map([("http2_protocol_options", Node::Map(Vec::new()))]),
+                        Node::map([(
+                            "http2_protocol_options",
+                            super::edge::upstream_http2_options(),
+                        )]),
                     )],
                 ),
             )]),

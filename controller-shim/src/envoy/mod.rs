@@ -6,7 +6,8 @@
 //!   [`EnvoyOptions::port_offset`]/[`EnvoyOptions::port_map`]), one filter chain per HTTPS listener
 //!   hostname (SNI), each with one HTTP connection manager whose only route is a catch-all forwarding
 //!   to the cluster named by `x-gateway-wasm-upstream`; the wasm filter comes from extension-config
-//!   discovery (a file) and the clusters from CDS (a file);
+//!   discovery (a file) and the clusters from CDS (a file); edge-safe settings everywhere (path
+//!   normalization, header and stream limits, timeouts, an overload manager: [`EdgeOptions`]);
 //! - `ecds/extension-config.json`: the wasm filter with the PluginConfig JSON as its configuration
 //!   (the only part that changes between pushes; gzip-compressed when large, see
 //!   [`ConfigCompression`]). JSON, not YAML like the others: Envoy parses it about three times
@@ -26,6 +27,7 @@
 mod ads_bootstrap;
 mod bootstrap;
 mod clusters;
+mod edge;
 mod extension;
 pub(crate) mod node;
 mod write;
@@ -38,6 +40,7 @@ pub use ads_bootstrap::{
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use edge::{EdgeOptions, EscapedSlashes};
 pub use write::{WriteReport, write_files};
 
 use crate::resolution::GatewayResult;
@@ -117,6 +120,8 @@ pub struct EnvoyOptions {
     pub admin_port: u16,
     pub failure_policy: FailurePolicy,
     pub config_compression: ConfigCompression,
+    /// Path normalization, timeouts, HTTP/2 and buffer limits, the overload manager.
+    pub edge: EdgeOptions,
     /// Files for one Envoy, or the xDS server's stream for a fleet.
     pub delivery: Delivery,
 }
@@ -146,7 +151,8 @@ pub struct RemoteModule {
 }
 
 impl EnvoyOptions {
-    /// Defaults: bind `0.0.0.0` at the Gateway ports, admin on `127.0.0.1:19000`, fail closed.
+    /// Defaults: bind `0.0.0.0` at the Gateway ports, admin on `127.0.0.1:19000`, fail closed, the
+    /// edge-safe settings of [`EdgeOptions::default`].
     pub fn new(config_dir: impl Into<PathBuf>, wasm_path: impl Into<PathBuf>) -> EnvoyOptions {
         EnvoyOptions {
             config_dir: config_dir.into(),
@@ -157,6 +163,7 @@ impl EnvoyOptions {
             admin_port: 19000,
             failure_policy: FailurePolicy::default(),
             config_compression: ConfigCompression::default(),
+            edge: EdgeOptions::default(),
             delivery: Delivery::default(),
         }
     }

@@ -8,6 +8,8 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 pub enum Node {
     Str(String),
     Int(i64),
+    /// A protobuf `double` (overload thresholds).
+    Float(f64),
     Bool(bool),
     List(Vec<Node>),
     Map(Vec<(String, Node)>),
@@ -101,6 +103,7 @@ impl Serialize for Node {
         match self {
             Node::Str(s) => serializer.serialize_str(s),
             Node::Int(n) => serializer.serialize_i64(*n),
+            Node::Float(x) => serializer.serialize_f64(*x),
             Node::Bool(b) => serializer.serialize_bool(*b),
             Node::List(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;

@@ -1,7 +1,8 @@
 //! The loop that wires sources, the resolver, delivery targets and status together.
 //!
-//! On every index change it waits for a quiet period ([`RuntimeConfig::debounce`], 100 ms, at most
-//! ten of them in a row), takes a snapshot, resolves it and, per Gateway:
+//! On every index change it waits for a quiet period ([`RuntimeConfig::debounce`], 100 ms), but for
+//! at most [`DEBOUNCE_MAX_PERIODS`] periods (1 s) in all, so sources that never stop changing still
+//! get a round every second; then it takes a snapshot, resolves it and, per Gateway:
 //! - compiles the PluginConfig with the engine first; a config the engine rejects is never
 //!   delivered (counted in `gateway_wasm_rejected_configs_total{reason="engine"}`), the proxy
 //!   keeps the last good one;
@@ -39,6 +40,9 @@ use crate::source::Shared;
 use crate::status::kube::KubeStatus;
 use crate::status::report::Report;
 use crate::status::{self, FromSnapshot};
+
+/// The most debounce periods a round waits for quiet before it runs anyway.
+pub const DEBOUNCE_MAX_PERIODS: u32 = 10;
 
 /// Timing and identity.
 #[derive(Debug, Clone)]
@@ -107,6 +111,21 @@ pub struct Runtime {
     /// Ticks when the report's extra sections changed (the xDS server's ACKs and NACKs): the
     /// report is written again without a new round.
     report_refresh: Option<watch::Receiver<u64>>,
+}
+
+/// Waits until `changes` stayed quiet for one `period`, or `max_periods` periods went by (each
+/// wait ends at the next change or after one period, whichever is first): a burst is delivered as
+/// one round, and a source that never stops changing still gets a round every
+/// `max_periods × period`.
+async fn quiet(changes: &mut watch::Receiver<u64>, period: Duration, max_periods: u32) {
+    for _ in 0..max_periods {
+        changes.mark_unchanged();
+        match tokio::time::timeout(period, changes.changed()).await {
+            Err(_) => return,
+            Ok(Err(_)) => return,
+            Ok(Ok(())) => continue,
+        }
+    }
 }
 
 /// The content hash of what a Gateway delivers.
@@ -194,24 +213,12 @@ impl Runtime {
                         }
                     } => {}
                 }
-                self.debounce(&mut changes).await;
+                quiet(&mut changes, self.config.debounce, DEBOUNCE_MAX_PERIODS).await;
             }
             changes.mark_unchanged();
             let report = self.round(force).await;
             retry = report.retry;
             force = false;
-        }
-    }
-
-    /// Waits until no change arrived for one debounce period (at most ten periods).
-    async fn debounce(&self, changes: &mut watch::Receiver<u64>) {
-        for _ in 0..10 {
-            changes.mark_unchanged();
-            match tokio::time::timeout(self.config.debounce, changes.changed()).await {
-                Err(_) => return,
-                Ok(Err(_)) => return,
-                Ok(Ok(())) => continue,
-            }
         }
     }
 
@@ -417,5 +424,58 @@ impl Runtime {
         }
         let _ = resolution;
         self.logged = messages;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_millis(100);
+
+    /// Sends a change every `every` until the receiver is gone.
+    fn changing(every: Duration) -> watch::Receiver<u64> {
+        let (sender, receiver) = watch::channel(0u64);
+        tokio::spawn(async move {
+            let mut revision = 0;
+            loop {
+                tokio::time::sleep(every).await;
+                revision += 1;
+                if sender.send(revision).is_err() {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_source_waits_one_period() {
+        let (_sender, mut changes) = watch::channel(0u64);
+        let started = tokio::time::Instant::now();
+        quiet(&mut changes, PERIOD, DEBOUNCE_MAX_PERIODS).await;
+        assert_eq!(started.elapsed(), PERIOD);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_never_stops_changing_still_gets_a_round_within_a_second() {
+        // Just under one period apart (the slowest that never lets a period pass quietly), and
+        // much faster.
+        for every in [Duration::from_millis(99), Duration::from_millis(5)] {
+            let mut changes = changing(every);
+            let started = tokio::time::Instant::now();
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                quiet(&mut changes, PERIOD, DEBOUNCE_MAX_PERIODS),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("changes every {every:?} starved the round"));
+            let waited = started.elapsed();
+            assert!(
+                waited <= PERIOD * DEBOUNCE_MAX_PERIODS,
+                "changes every {every:?}: waited {waited:?}"
+            );
+        }
+        assert_eq!(PERIOD * DEBOUNCE_MAX_PERIODS, Duration::from_secs(1));
     }
 }

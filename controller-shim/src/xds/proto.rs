@@ -186,6 +186,7 @@ fn value(node: &Node) -> wire::Value {
         // JSON numbers; every integer we render is far below 2^53.
         #[allow(clippy::cast_precision_loss)]
         Node::Int(n) => wire::Kind::Number(*n as f64),
+        Node::Float(x) => wire::Kind::Number(*x),
         Node::Bool(b) => wire::Kind::Bool(*b),
         Node::List(items) => wire::Kind::List(wire::ListValue {
             values: items.iter().map(value).collect(),

@@ -82,11 +82,14 @@ fn route_status(lookup: &Lookup<'_>, route: &RouteResult<'_>) -> RouteStatusUpda
                     .map(|(_, p)| p.message.as_str())
                     .collect::<Vec<_>>()
                     .join("; ");
+                // "The message for this condition MUST start with the prefix "Dropped Rule" and
+                // include information about which Rules have been dropped." (the messages name
+                // `rules[i]`).
                 conditions.push(stamp.condition(
                     conditions::PARTIALLY_INVALID,
                     true,
                     first.reason,
-                    &format!("rules dropped: {message}"),
+                    &format!("Dropped Rule(s): {message}"),
                 ));
             }
             let previous = old.and_then(|parents| {

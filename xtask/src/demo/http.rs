@@ -3,28 +3,28 @@ use super::*;
 // HTTP/1.1 client (one request per connection) and the echo backend's JSON
 
 #[derive(Debug)]
-pub(super) struct Reply {
-    pub(super) status: u16,
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    pub(super) fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).trim().to_owned()
     }
-    pub(super) fn echo(&self) -> Option<Echo> {
+    pub(crate) fn echo(&self) -> Option<Echo> {
         Echo::parse(&self.body)
     }
 }
 
-pub(super) fn http_get(
+pub(crate) fn http_get(
     addr: SocketAddr,
     host: &str,
     path: &str,
@@ -61,7 +61,7 @@ pub(super) fn http_get(
 /// True when `raw` holds a whole response: the head, then `content-length` bytes, or a chunked
 /// body up to its last chunk (trailers are not used by anything the demo talks to). Without
 /// either, the body ends when the connection closes.
-pub(super) fn response_complete(raw: &[u8]) -> bool {
+pub(crate) fn response_complete(raw: &[u8]) -> bool {
     let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
@@ -82,7 +82,7 @@ pub(super) fn response_complete(raw: &[u8]) -> bool {
     }
 }
 
-pub(super) fn parse_reply(raw: &[u8]) -> anyhow::Result<Reply> {
+pub(crate) fn parse_reply(raw: &[u8]) -> anyhow::Result<Reply> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -115,7 +115,7 @@ pub(super) fn parse_reply(raw: &[u8]) -> anyhow::Result<Reply> {
     })
 }
 
-pub(super) fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let line_end = data
@@ -139,28 +139,28 @@ pub(super) fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// What an echo backend reports: who it is and what it saw.
 #[derive(Debug, serde::Deserialize)]
-pub(super) struct Echo {
-    pub(super) namespace: String,
-    pub(super) service: String,
+pub(crate) struct Echo {
+    pub(crate) namespace: String,
+    pub(crate) service: String,
     #[serde(default)]
-    pub(super) pod: String,
+    pub(crate) pod: String,
     #[serde(default)]
-    pub(super) method: String,
-    pub(super) path: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
     #[serde(default)]
-    pub(super) host: String,
+    pub(crate) host: String,
     #[serde(default)]
-    pub(super) headers: BTreeMap<String, Vec<String>>,
+    pub(crate) headers: BTreeMap<String, Vec<String>>,
 }
 
 impl Echo {
-    pub(super) fn parse(body: &[u8]) -> Option<Echo> {
+    pub(crate) fn parse(body: &[u8]) -> Option<Echo> {
         serde_json::from_slice(body).ok()
     }
-    pub(super) fn backend(&self) -> String {
+    pub(crate) fn backend(&self) -> String {
         format!("{}/{}", self.namespace, self.service)
     }
-    pub(super) fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))

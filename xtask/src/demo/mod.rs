@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 
-mod http;
-mod procs;
+pub(crate) mod http;
+pub(crate) mod procs;
 mod scenario;
-mod setup;
+pub(crate) mod setup;
 mod start;
 
 use http::*;
@@ -90,14 +90,14 @@ pub struct DemoArgs {
     split_requests: u32,
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"))
 }
 
 /// A path as the user should read it: relative to the workspace root when inside it.
-fn shown(root: &Path, path: &Path) -> String {
+pub(crate) fn shown(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()

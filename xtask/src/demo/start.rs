@@ -4,7 +4,7 @@
 use super::*;
 
 /// One echo backend per quickstart Service, on the port its EndpointSlice names.
-pub(super) fn start_echo_backends(
+pub(crate) fn start_echo_backends(
     processes: &mut Processes,
     echo: &Path,
     logs: &Path,
@@ -46,7 +46,7 @@ pub(super) fn start_echo_backends(
 
 /// `controller-shim run --manifests` on the copy, waited for until it wrote the Envoy bootstrap
 /// and answers `/readyz`; returns the bootstrap's path.
-pub(super) fn start_shim(
+pub(crate) fn start_shim(
     processes: &mut Processes,
     root: &Path,
     binaries: &Binaries,
@@ -93,7 +93,7 @@ pub(super) fn start_shim(
 
 /// The route status lines the shim printed after its first round (it prints them right after;
 /// they get up to 3 s to appear).
-pub(super) fn shim_status_lines(log: &Path) -> Vec<String> {
+pub(crate) fn shim_status_lines(log: &Path) -> Vec<String> {
     let mut statuses = status_lines(log);
     let deadline = Instant::now() + Duration::from_secs(3);
     while statuses.len() < 3 && Instant::now() < deadline {
@@ -115,7 +115,7 @@ fn status_lines(log: &Path) -> Vec<String> {
 
 /// Envoy on the shim's bootstrap, waited for until its admin says LIVE and the Gateway port routes
 /// a request; returns its process id (the hot-reload step checks it never restarts).
-pub(super) fn start_envoy(
+pub(crate) fn start_envoy(
     processes: &mut Processes,
     envoy_bin: &Path,
     bootstrap: &Path,

@@ -88,7 +88,11 @@ fn replace_prefix_match_needs_prefix_matches() {
         (partial.status.as_str(), partial.reason.as_str()),
         ("True", "UnsupportedValue")
     );
-    assert!(partial.message.contains("rules[0]"), "{}", partial.message);
+    assert!(
+        partial.message.starts_with("Dropped Rule") && partial.message.contains("rules[0]"),
+        "{}",
+        partial.message
+    );
     let rules = &config(&r, GW).routes[0].rules;
     assert_eq!(rules.len(), 1);
     let Filter::UrlRewrite { url_rewrite } = &rules[0].filters[0] else {
