@@ -410,7 +410,9 @@ fn lds_listeners_are_the_file_bootstraps_listeners() {
         let bootstrap: serde_json::Value =
             serde_norway::from_str(files.get(envoy::BOOTSTRAP_FILE).unwrap()).unwrap();
         let mut from_file = bootstrap["static_resources"]["listeners"].clone();
-        let (listeners, secrets, _) = envoy::listeners(&result, &ads_options()).unwrap();
+        let envoy::RenderedListeners {
+            listeners, secrets, ..
+        } = envoy::listeners(&result, &ads_options()).unwrap();
         let mut from_lds = serde_json::to_value(&listeners).unwrap();
         // Same connection manager (every edge setting), same filter chains, same routes: the
         // listeners differ only in where the filter config and certificates come from.

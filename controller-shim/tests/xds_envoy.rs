@@ -266,14 +266,11 @@ fn routes_to(port: u16, path: &str, expected: &str) -> bool {
     get(port, path).is_ok_and(|r| r.status == 200 && service(&r) == expected)
 }
 
-/// `GET path` in a loop until stopped: (time, backend or error) per request.
-fn load(
-    port: u16,
-    path: &'static str,
-) -> (
-    Arc<AtomicBool>,
-    JoinHandle<Vec<(Instant, Result<String, String>)>>,
-) {
+/// What [`load`] saw: (time, backend or error) per request.
+type Answers = Vec<(Instant, Result<String, String>)>;
+
+/// `GET path` in a loop until stopped.
+fn load(port: u16, path: &'static str) -> (Arc<AtomicBool>, JoinHandle<Answers>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {

@@ -140,7 +140,21 @@ fn bootstrap_node(config: &AdsBootstrap) -> Node {
                             "grpc_services",
                             Node::list([Node::map([(
                                 "envoy_grpc",
-                                Node::map([("cluster_name", Node::from(XDS_CLUSTER))]),
+                                Node::map([
+                                    ("cluster_name", Node::from(XDS_CLUSTER)),
+                                    // Reconnect within seconds after a shim restart (Envoy's
+                                    // default backoff grows to 30 s).
+                                    (
+                                        "retry_policy",
+                                        Node::map([(
+                                            "retry_back_off",
+                                            Node::map([
+                                                ("base_interval", Node::from("0.250s")),
+                                                ("max_interval", Node::from("5s")),
+                                            ]),
+                                        )]),
+                                    ),
+                                ]),
                             )])]),
                         ),
                         ("set_node_on_first_message_only", Node::from(true)),

@@ -274,10 +274,23 @@ pub fn shared_resources(
 pub fn listeners(
     result: &GatewayResult,
     options: &EnvoyOptions,
-) -> Result<(Vec<node::Node>, Vec<SdsSecret>, Vec<String>), RenderError> {
+) -> Result<RenderedListeners, RenderError> {
     let mut extras = ListenerExtras::default();
     let listeners = bootstrap::listeners(result, options, &mut extras)?;
-    Ok((listeners, extras.secrets, extras.warnings))
+    Ok(RenderedListeners {
+        listeners,
+        secrets: extras.secrets,
+        warnings: extras.warnings,
+    })
+}
+
+/// What [`listeners`] renders.
+#[derive(Debug)]
+pub struct RenderedListeners {
+    pub listeners: Vec<node::Node>,
+    /// The certificates the listeners name (SDS).
+    pub secrets: Vec<SdsSecret>,
+    pub warnings: Vec<String>,
 }
 
 /// Renders every file for one Gateway.

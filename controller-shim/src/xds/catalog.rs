@@ -251,7 +251,11 @@ impl GatewayResources {
             return Ok(set.clone());
         }
         let options = binding.apply(&self.options);
-        let (nodes, secrets, warnings) = envoy::listeners(&self.result, &options)?;
+        let envoy::RenderedListeners {
+            listeners: nodes,
+            secrets,
+            warnings,
+        } = envoy::listeners(&self.result, &options)?;
         let mut listeners = Vec::new();
         for node in &nodes {
             let listener = proto::listener(node)?;

@@ -130,10 +130,10 @@ impl DeltaStream {
                 kind.is_wildcard() && request.resource_names_subscribe.is_empty();
             if kind == ResourceType::ExtensionConfig && !subscription.known.is_empty() {
                 // A reconnecting Envoy runs a filter config; its version names the module.
-                let current = self.context.catalog.borrow().module.clone();
-                let module = subscription.known.values().find_map(|version| {
-                    module_of_version(version, current.as_ref().map(|m| m.sha256.as_str()))
-                });
+                let module = subscription
+                    .known
+                    .values()
+                    .find_map(|version| module_of_version(version));
                 self.gate.has(module);
             }
         }

@@ -114,12 +114,7 @@ impl SotwStream {
         if request.response_nonce.is_empty() {
             if kind == ResourceType::ExtensionConfig && !request.version_info.is_empty() {
                 // A reconnecting Envoy runs a filter config; its version names the module.
-                let current = self.context.catalog.borrow().module.clone();
-                let module = module_of_version(
-                    &request.version_info,
-                    current.as_ref().map(|m| m.sha256.as_str()),
-                );
-                self.gate.has(module);
+                self.gate.has(module_of_version(&request.version_info));
             }
         } else {
             if subscription.nonce.as_deref() != Some(request.response_nonce.as_str()) {

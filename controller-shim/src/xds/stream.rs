@@ -63,7 +63,8 @@ enum Warmup {
 /// [`crate::envoy::MODULE_WARMUP_LISTENER`]).
 #[derive(Debug, Default)]
 pub struct ModuleGate {
-    /// Modules in this Envoy's code cache.
+    /// Modules in this Envoy's code cache (sha256s, or the prefix a reconnecting Envoy's version
+    /// names).
     loaded: BTreeSet<String>,
     /// The Envoy runs some filter config, which a switch must not break.
     running: bool,
@@ -74,7 +75,7 @@ impl ModuleGate {
     /// Decides for an extension config naming `module`; `downloaded`: how long the Envoy's
     /// download of it took, once it completed.
     pub fn check(&mut self, module: &str, downloaded: Option<Duration>) -> GateDecision {
-        if self.loaded.contains(module) || !self.running {
+        if self.loaded.iter().any(|l| module.starts_with(l.as_str())) || !self.running {
             return GateDecision::Send;
         }
         match self.warmup.clone() {
@@ -161,11 +162,11 @@ impl ModuleGate {
     }
 }
 
-/// The module an extension config version names (`m<sha256 prefix>-…`, see the catalog), matched
-/// against the full sha256 of `candidates`.
-pub fn module_of_version<'a>(version: &str, candidate: Option<&'a str>) -> Option<&'a str> {
+/// The module (a sha256 prefix) an extension config version names: `m<prefix>-…` (see the
+/// catalog).
+pub fn module_of_version(version: &str) -> Option<&str> {
     let prefix = version.strip_prefix('m')?.split('-').next()?;
-    candidate.filter(|c| !prefix.is_empty() && c.starts_with(prefix))
+    (prefix.len() >= 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit())).then_some(prefix)
 }
 
 /// Who is on the other end of a stream.
@@ -302,4 +303,44 @@ pub fn set_version(kind: ResourceType, resources: &[Arc<Resource>]) -> String {
         hasher.update([0]);
     }
     hex::encode(hasher.finalize().get(..8).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::{GateDecision, ModuleGate, module_of_version};
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_version_names_its_module_by_a_sha256_prefix() {
+        assert_eq!(
+            module_of_version("m0123456789ab-ffee"),
+            Some("0123456789ab")
+        );
+        assert_eq!(
+            module_of_version("m0123-ffee"),
+            None,
+            "too short to name a module"
+        );
+        assert_eq!(module_of_version("mzzzzzzzzzzzz-ffee"), None);
+        assert_eq!(module_of_version("0123456789ab-ffee"), None);
+    }
+
+    /// After a shim restart the module may not be pulled yet when an Envoy reconnects; the prefix
+    /// its version reports must still count as in its cache (no warm-up for a module it runs).
+    #[test]
+    fn a_reconnecting_envoys_module_needs_no_warmup() {
+        let mut gate = ModuleGate::default();
+        gate.has(module_of_version("m0123456789ab-ffee"));
+        assert_eq!(gate.check(SHA, None), GateDecision::Send);
+        assert_eq!(gate.warming(), None);
+    }
+
+    #[test]
+    fn another_module_on_a_running_envoy_is_warmed_up_first() {
+        let mut gate = ModuleGate::default();
+        gate.has(module_of_version("mffffffffffff-ffee"));
+        assert_eq!(gate.check(SHA, None), GateDecision::StartWarmup);
+        assert_eq!(gate.warming(), Some(SHA));
+    }
 }
