@@ -5,6 +5,7 @@
 
 mod bench;
 mod demo;
+mod fleet;
 mod fuzz;
 mod soak;
 mod steps;
@@ -23,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds, the
-    /// conformance runs, and short soak and fuzz runs. Installs the wasm target and the Debian
+    /// conformance runs, and short soak, fleet (4 Envoys over xDS) and fuzz runs. Installs the wasm target and the Debian
     /// packages the tests need.
     Test {
         /// Skip the slow end-to-end steps (real Envoy conformance); for quick local iterations.
@@ -47,6 +48,7 @@ enum Command {
         probe: bool,
     },
     Demo(demo::DemoArgs),
+    Fleet(fleet::FleetArgs),
     Fuzz(fuzz::FuzzArgs),
     Soak(soak::SoakArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         } => steps::bench(quick),
         Command::Bench { quick, probe: true } => bench::probe(quick),
         Command::Demo(args) => demo::run(&args),
+        Command::Fleet(args) => fleet::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Soak(args) => soak::run(&args),
         Command::Bless => steps::bless(),
