@@ -15,7 +15,7 @@ mod xds_flags;
 ///
 /// Reads Gateway API objects, decides attachment and status, and produces what the proxy needs:
 /// the filter's route table (PluginConfig) and, for Envoy, the bootstrap, extension-config and
-/// cluster files.
+/// cluster files (one Envoy) or an xDS stream (a fleet of Envoys started from `bootstrap`).
 #[derive(Debug, Parser)]
 #[command(name = "controller-shim", version, about, long_about)]
 struct Cli {
