@@ -209,6 +209,14 @@ impl Connection {
         });
     }
 
+    /// The Envoy dropped its last resource of `kind` (a non-wildcard type requested with no
+    /// names): nothing of that type is outstanding.
+    pub fn unsubscribed(&self, kind: ResourceType) {
+        self.update(|state| {
+            state.resources.remove(kind.short());
+        });
+    }
+
     /// Records a NACK, logs it and counts it.
     pub fn nacked(&self, kind: ResourceType, version: &str, message: &str) {
         self.registry.metrics.xds_nack(kind.short());

@@ -110,12 +110,24 @@ impl SotwStream {
             return Ok(());
         };
         let subscription = self.subscriptions.entry(kind).or_default();
+        if !kind.is_wildcard() && request.resource_names.is_empty() {
+            // Envoy dropped its last watch of this type (the last EDS cluster went away). This
+            // holds even when the request's nonce is stale: Envoy ignores responses for a type
+            // nobody watches, so the response it did not answer is never ACKed. Nothing is sent
+            // while no name is watched, and a later subscription is answered afresh.
+            *subscription = Subscription::default();
+            self.context.connection.unsubscribed(kind);
+            return Ok(());
+        }
         let mut warmup_done = false;
         if request.response_nonce.is_empty() {
             if kind == ResourceType::ExtensionConfig && !request.version_info.is_empty() {
                 // A reconnecting Envoy runs a filter config; its version names the module.
                 self.gate.has(module_of_version(&request.version_info));
             }
+        } else if subscription.nonce.is_none() {
+            // Nothing outstanding since this type was (re)subscribed: the nonce answers a
+            // response from before, and the request is a new subscription.
         } else {
             if subscription.nonce.as_deref() != Some(request.response_nonce.as_str()) {
                 // Stale: answers a response that a later one replaced.
@@ -168,6 +180,9 @@ impl SotwStream {
         let Some(subscription) = self.subscriptions.get(&kind) else {
             return Ok(());
         };
+        if !kind.is_wildcard() && subscription.names.is_empty() {
+            return Ok(());
+        }
         let names = (!kind.is_wildcard()).then_some(&subscription.names);
         let catalog = self.context.catalog.borrow().clone();
         let Some((mut resources, revision)) = view(&catalog, identity, kind, names) else {
