@@ -147,6 +147,36 @@ impl TestRegistry {
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Pushes `module` as the packager's `oci` artifact format under `repository:tag` (anonymous,
+    /// plain HTTP); returns the manifest digest. The tag moves when pushed again.
+    pub fn publish_module(&self, repository: &str, tag: &str, module: &[u8]) -> Result<String> {
+        use oci_artifacts::formats::{self, Format, Metadata};
+        use oci_artifacts::registry::{Connect, Registry, Target};
+        let artifact = formats::build_artifact(
+            Format::Oci,
+            module,
+            &Metadata {
+                version: "0.1.0".into(),
+                source: None,
+                revision: None,
+                created: "2026-01-01T00:00:00Z".into(),
+            },
+        )?;
+        let (auth, auth_source) = oci_artifacts::auth::anonymous();
+        let registry = Registry::new(Connect {
+            plain_http: true,
+            auth,
+            auth_source,
+        })
+        .with_progress(|_| {});
+        let target = Target::parse(&format!("{}/{repository}:{tag}", self.host()))?;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a runtime for the registry client")?
+            .block_on(registry.push_artifact(&artifact, &target))
+    }
 }
 
 impl Drop for TestRegistry {

@@ -9,9 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use oci_artifacts::auth;
-use oci_artifacts::formats::{self, Format, Metadata};
-use oci_artifacts::registry::{Connect, Registry, Target};
 use testkit::certs::CertificateAuthority;
 use testkit::echo::{EchoIdentity, EchoServer};
 use testkit::envoy::{Envoy, EnvoyOptions};
@@ -56,17 +53,13 @@ pub struct Member {
 /// The registry with the filter published under [`TAG`].
 pub struct Published {
     pub registry: TestRegistry,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl Published {
     pub fn start(module: &[u8]) -> Result<Published> {
-        let registry = TestRegistry::start()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting a runtime for the registry client")?;
-        let published = Published { registry, runtime };
+        let published = Published {
+            registry: TestRegistry::start()?,
+        };
         published.publish(module)?;
         Ok(published)
     }
@@ -77,26 +70,7 @@ impl Published {
 
     /// Pushes `module` (the `oci` format) under the tag; returns the manifest digest.
     pub fn publish(&self, module: &[u8]) -> Result<String> {
-        let artifact = formats::build_artifact(
-            Format::Oci,
-            module,
-            &Metadata {
-                version: "0.1.0".into(),
-                source: None,
-                revision: None,
-                created: "2026-01-01T00:00:00Z".into(),
-            },
-        )?;
-        let (auth, auth_source) = auth::anonymous();
-        let registry = Registry::new(Connect {
-            plain_http: true,
-            auth,
-            auth_source,
-        })
-        .with_progress(|_| {});
-        let target = Target::parse(&self.reference())?;
-        self.runtime
-            .block_on(registry.push_artifact(&artifact, &target))
+        self.registry.publish_module(REPOSITORY, TAG, module)
     }
 }
 
