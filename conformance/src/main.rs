@@ -19,6 +19,9 @@ use conformance::vectors::{self, Case, VectorFile};
         (the same code as in Envoy, without the proxy); cases that need a live proxy (timeouts, \
         retries, upstream protocols) are skipped with the reason.\n\
         envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\
+        envoy-xds: the same, with a controller-shim process (--manifests, --xds-listen, the filter \
+        pulled from a local OCI registry process) feeding an Envoy started from `controller-shim \
+        bootstrap`; each case's objects are written as manifests.\n\
         kong-emulated: the controller-shim's Kong configuration loaded into kong-emulator, an \
         emulation of Kong 3.4-3.9 and ngx_wasm_module derived from their source (not Kong) running \
         the real wasm filter; once per Kong release (--kong-version). Cases Kong cannot support are \
@@ -45,7 +48,7 @@ struct Args {
     /// Kong releases for `--target kong-emulated` (repeatable: 3.4 … 3.9) [default: all six].
     #[arg(long = "kong-version", value_name = "3.N", value_parser = parse_kong_version)]
     kong_versions: Vec<kong_emulator::KongVersion>,
-    /// The filter module for `--target envoy` and `--target kong-emulated`.
+    /// The filter module for `--target envoy`, `envoy-xds` and `kong-emulated`.
     #[arg(long, default_value = "target/wasm32-wasip1/wasm/gateway_wasm.wasm")]
     wasm: PathBuf,
     /// Also print a line for every passed case.
@@ -57,6 +60,7 @@ struct Args {
 enum Target {
     Native,
     Envoy,
+    EnvoyXds,
     KongEmulated,
 }
 
@@ -107,7 +111,8 @@ fn run(args: Args) -> anyhow::Result<Summary> {
             .collect();
         match args.target {
             Target::Native => run_native(&cases, &file, args.verbose),
-            Target::Envoy => run_envoy(&cases, &file, &args.wasm, args.verbose)?,
+            Target::Envoy => run_envoy(&cases, &file, &args.wasm, false, args.verbose)?,
+            Target::EnvoyXds => run_envoy(&cases, &file, &args.wasm, true, args.verbose)?,
             Target::KongEmulated => {
                 let versions = if args.kong_versions.is_empty() {
                     kong_emulator::KongVersion::ALL.to_vec()
@@ -136,9 +141,14 @@ fn run_envoy(
     cases: &[&Case],
     file: &VectorFile,
     wasm: &std::path::Path,
+    over_xds: bool,
     verbose: bool,
 ) -> anyhow::Result<Summary> {
-    let mut target = conformance::envoy::EnvoyTarget::new(wasm)?;
+    let mut target = if over_xds {
+        conformance::envoy::EnvoyTarget::new_xds(wasm, cases)?
+    } else {
+        conformance::envoy::EnvoyTarget::new(wasm)?
+    };
     let mut summary = Summary::default();
     let started = std::time::Instant::now();
     for (i, case) in cases.iter().enumerate() {
