@@ -32,7 +32,8 @@ enum Command {
         quick: bool,
     },
     /// Run Gateway API conformance vectors (see `cargo run -p conformance -- --help`): `--target
-    /// native` (default), `envoy` or `kong-emulated` (builds the wasm filter first for the last two).
+    /// native` (default), `envoy`, `envoy-xds` or `kong-emulated` (builds the wasm filter first for
+    /// the last three; `envoy-xds` also the controller-shim).
     Conformance {
         /// Arguments passed to the runner, e.g. `--target native --status --case 'CORS'`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -299,6 +299,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &conformance,
             &[&vectors[..], &["--target", "envoy"]].concat(),
         )?;
+        run_binary(
+            "conformance: request cases (real Envoy fed over xDS by the controller-shim, filter from a registry)",
+            &conformance,
+            &[&vectors[..], &["--target", "envoy-xds"]].concat(),
+        )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
         cargo(
@@ -360,6 +365,13 @@ pub fn conformance(args: &[String]) -> anyhow::Result<()> {
     {
         ensure_wasm_target()?;
         cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
+    }
+    // `--target envoy-xds` runs the controller-shim binary next to the runner's.
+    if args.iter().any(|a| a.ends_with("envoy-xds")) {
+        cargo(
+            "controller-shim (for --target envoy-xds)",
+            &["build", "-p", "controller-shim", "--bin", "controller-shim"],
+        )?;
     }
     let mut full: Vec<&str> = vec!["run", "-q", "-p", "conformance", "--"];
     if !args
