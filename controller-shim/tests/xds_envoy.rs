@@ -737,3 +737,66 @@ fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() 
     );
     server.stop();
 }
+
+/// When the last backend goes, Envoy drops its last EDS watch (a request with no names, often
+/// with a stale nonce). The server must take that as an unsubscription: an EDS response then is
+/// ignored by Envoy, never ACKed, and the node would never be in sync. When backends return, the
+/// new subscription must be answered.
+#[test]
+fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let tls = BTreeMap::new();
+    let with_backends = backends.result(&config("app/api:8080", &["http"]), &tls);
+    server.deliver(&with_backends);
+    let (envoy, ports) = start_envoy(
+        server.addr,
+        AdsProtocol::StateOfTheWorld,
+        "unsubscribe-0",
+        dir.path(),
+    );
+    eventually(
+        &envoy,
+        "the first route table",
+        Duration::from_secs(30),
+        || routes_to(ports.http, "/switch", "api"),
+    );
+    let in_sync = || {
+        let nodes = server.server.registry.nodes();
+        nodes.len() == 1 && nodes.iter().all(|n| n.in_sync())
+    };
+    eventually(
+        &envoy,
+        "in sync with backends",
+        Duration::from_secs(10),
+        in_sync,
+    );
+
+    let mut without = backends.result(&config("app/api-v2:8080", &["http"]), &tls);
+    without.backends.clear();
+    server.deliver(&without);
+    eventually(
+        &envoy,
+        "in sync without any backend",
+        Duration::from_secs(10),
+        || {
+            in_sync()
+                && server.server.registry.nodes()[0]
+                    .resources
+                    .get("CDS")
+                    .is_some_and(|t| t.acked.is_some())
+                && !routes_to(ports.http, "/switch", "api")
+        },
+    );
+
+    server.deliver(&with_backends);
+    eventually(&envoy, "the backends back", Duration::from_secs(10), || {
+        routes_to(ports.http, "/switch", "api")
+    });
+    eventually(&envoy, "in sync again", Duration::from_secs(10), in_sync);
+    drop(envoy);
+    server.stop();
+}
