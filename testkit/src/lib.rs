@@ -44,6 +44,7 @@ pub mod rt;
 mod serve;
 pub mod wasm;
 pub mod websocket;
+pub mod xds_debug;
 
 pub use client::{HttpClient, Protocol, Request, Response, TlsConfig};
 pub use echo::{EchoBody, EchoIdentity, EchoServer};

@@ -125,20 +125,11 @@ pub fn all_in_sync(shim: &Shim, members: &[Member]) -> bool {
     let Ok(status) = xds_status(shim) else {
         return false;
     };
-    let nodes = status
-        .get("nodes")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     members.iter().all(|m| {
-        nodes.iter().any(|n| {
-            n.get("node").and_then(Value::as_str) == Some(m.name.as_str())
-                && n.get("resources")
-                    .and_then(Value::as_object)
-                    .is_some_and(|r| {
-                        r.len() == 5 && r.values().all(|t| t.get("sent") == t.get("acked"))
-                    })
-        })
+        testkit::xds_debug::synced_node(&status, &m.name)
+            .and_then(|n| n.get("resources"))
+            .and_then(Value::as_object)
+            .is_some_and(|types| types.len() == 5)
     })
 }
 

@@ -210,18 +210,8 @@ impl XdsDelivery {
         let Some(status) = self.debug_xds() else {
             return false;
         };
-        let nodes = status
-            .get("nodes")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        nodes.iter().any(|n| {
-            n.get("node").and_then(Value::as_str) == Some(NODE)
-                && n.get("revision").and_then(Value::as_str) == Some(revision)
-                && n.get("resources")
-                    .and_then(Value::as_object)
-                    .is_some_and(|r| r.values().all(|t| t.get("sent") == t.get("acked")))
-        })
+        testkit::xds_debug::synced_node(&status, NODE)
+            .is_some_and(|n| n.get("revision").and_then(Value::as_str) == Some(revision))
     }
 
     fn shim_log_tail(&self) -> String {
