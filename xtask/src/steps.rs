@@ -291,7 +291,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     )?;
     if quick {
         eprintln!(
-            "--quick: skipped the real-Envoy conformance run, the benchmark harnesses, the soak and fuzzing"
+            "--quick: skipped the real-Envoy conformance runs, the benchmark harnesses, the soak, the fleet and fuzzing"
         );
     } else {
         run_binary(
