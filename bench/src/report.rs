@@ -463,7 +463,10 @@ mod tests {
             text.contains("| 10 | 1.05 | 1.17 | 0.95 | 1.10 |"),
             "{text}"
         );
-        assert!(text.contains("libgateway_wasm_dynamic.so 900,000 bytes"), "{text}");
+        assert!(
+            text.contains("libgateway_wasm_dynamic.so 900,000 bytes"),
+            "{text}"
+        );
         assert!(
             text.contains("| 10 | 0.90 | 0.95 | 0.95 | 1.00 | 1.00 |"),
             "{text}"

@@ -21,6 +21,9 @@ use conformance::vectors::{self, Case, VectorFile};
         retries, upstream protocols) are skipped with the reason.\n\
         envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\
         envoy-dynamic: the same, with the Envoy dynamic module (--module) instead of the wasm filter.\n\
+        envoy-xds: the same, with a controller-shim process (--manifests, --xds-listen, the filter \
+        pulled from a local OCI registry process) feeding an Envoy started from `controller-shim \
+        bootstrap`; each case's objects are written as manifests.\n\
         kong-emulated: the controller-shim's Kong configuration loaded into kong-emulator, an \
         emulation of Kong 3.4-3.9 and ngx_wasm_module derived from their source (not Kong) running \
         the real wasm filter; once per Kong release (--kong-version). Cases Kong cannot support are \
@@ -51,7 +54,7 @@ struct Args {
     /// Kong releases for `--target kong-emulated` (repeatable: 3.4 … 3.9) [default: all six].
     #[arg(long = "kong-version", value_name = "3.N", value_parser = parse_kong_version)]
     kong_versions: Vec<kong_emulator::KongVersion>,
-    /// The filter module for `--target envoy` and `--target kong-emulated`.
+    /// The filter module for `--target envoy`, `envoy-xds` and `kong-emulated`.
     #[arg(long, default_value = "target/wasm32-wasip1/wasm/gateway_wasm.wasm")]
     wasm: PathBuf,
     /// The dynamic module for `--target envoy-dynamic` (`cargo build -p dynamic-module`).
@@ -75,6 +78,7 @@ enum Target {
     Native,
     Envoy,
     EnvoyDynamic,
+    EnvoyXds,
     KongEmulated,
 }
 
@@ -137,6 +141,12 @@ fn run(args: Args) -> anyhow::Result<Summary> {
             )?,
             Target::EnvoyDynamic => run_envoy(
                 conformance::envoy::EnvoyTarget::dynamic_module(&args.module)?,
+                &cases,
+                &file,
+                args.verbose,
+            )?,
+            Target::EnvoyXds => run_envoy(
+                conformance::envoy::EnvoyTarget::new_xds(&args.wasm, &cases)?,
                 &cases,
                 &file,
                 args.verbose,

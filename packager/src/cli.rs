@@ -583,7 +583,7 @@ async fn push(args: &PushArgs) -> Result<()> {
     let layout = layout::read_layout(&args.dir, None)?;
     let target = Target::parse(&args.reference)?;
     let registry = connect(&args.registry, &target)?;
-    let digest = registry.push_layout(&layout, &target).await?;
+    let digest = crate::push::push_layout(&registry, &layout, &target).await?;
     let tag = if target.explicit_tag {
         target.reference.tag().map(str::to_string)
     } else {

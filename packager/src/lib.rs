@@ -5,16 +5,18 @@
 //! deployment snippets. See `packager/README.md`.
 
 pub mod abi;
-pub mod auth;
 pub mod builder;
 pub mod check;
 pub mod cli;
 pub mod dynamic;
-pub mod formats;
 pub mod image;
 pub mod kong;
 pub mod layout;
-pub mod registry;
+pub mod push;
 pub mod schema;
 pub mod snippets;
 pub mod util;
+
+// The artifact formats, registry client and credentials are shared with the controller-shim
+// (which pulls the module it serves to its Envoys); they live in the `oci-artifacts` crate.
+pub use oci_artifacts::{auth, formats, registry};

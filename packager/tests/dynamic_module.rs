@@ -20,7 +20,7 @@ use packager::formats::Manifest;
 
 #[test]
 fn the_dynamic_module_packages_pushes_and_pulls_back_byte_identical() {
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let library_path = tmp.path().join("libgateway_wasm_dynamic.so");
     std::fs::copy(std::env::current_exe().unwrap(), &library_path).unwrap();

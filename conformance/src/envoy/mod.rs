@@ -4,9 +4,13 @@
 //! One Envoy is reused across cases: a case whose rendered bootstrap (listeners, TLS) equals the
 //! running one only pushes a new extension config and clusters, which Envoy hot-reloads, exactly as
 //! in production; a case that needs other listeners restarts Envoy with its bootstrap.
+//!
+//! [`EnvoyTarget::new_xds`] (`--target envoy-xds`) runs the same cases and checks with the
+//! controller-shim process feeding Envoy over xDS instead ([`xds`]).
 
 mod fleet;
 mod send;
+mod xds;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +21,7 @@ use controller_shim::api::ByteString;
 use controller_shim::envoy::{self as render, EnvoyOptions, FILTER_NAME};
 use controller_shim::resolution::GatewayResult;
 use controller_shim::{Settings, Snapshot, resolve};
-use testkit::certs::CertificateAuthority;
+use testkit::certs::{CertificateAuthority, IssuedCert};
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 
 use crate::outcome::Outcome;
@@ -49,6 +53,9 @@ pub struct EnvoyTarget {
     /// Extension-config pushes Envoy applied without a restart, and bootstrap restarts.
     hot_reloads: u64,
     restarts: u64,
+    /// `--target envoy-xds`: the shim process feeding Envoy over xDS, and the one certificate
+    /// (for every name of every case) its listeners present, so SDS changes only with listeners.
+    xds: Option<(Box<xds::XdsDelivery>, IssuedCert)>,
 }
 
 struct Running {
@@ -76,6 +83,7 @@ impl EnvoyTarget {
             running: None,
             hot_reloads: 0,
             restarts: 0,
+            xds: None,
         })
     }
 
@@ -95,6 +103,38 @@ impl EnvoyTarget {
         Ok(target)
     }
 
+    /// The xDS variant: a controller-shim process (`run --manifests --xds-listen --wasm oci://`,
+    /// the module published to a registry process) and an Envoy from `controller-shim bootstrap`.
+    /// `cases`: every case that will run, for the ports to map and the names to certify up front.
+    pub fn new_xds(wasm: &Path, cases: &[&Case]) -> anyhow::Result<EnvoyTarget> {
+        let mut target = EnvoyTarget::new(wasm)?;
+        let listeners = || {
+            cases.iter().flat_map(|c| {
+                c.gateway.listeners.iter().chain(
+                    c.gateway
+                        .listener_sets
+                        .iter()
+                        .flat_map(|s| s.listeners.iter()),
+                )
+            })
+        };
+        let ports = xds::port_map(listeners().map(|l| l.port))?;
+        let mut names: Vec<String> = vec!["localhost".to_owned()];
+        names.extend(listeners().filter_map(|l| l.hostname.clone()));
+        for case in cases {
+            names.extend(case.request.sni.clone());
+            names.extend(case.request.host.clone());
+        }
+        names.sort();
+        names.dedup();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let certificate = target.authority.issue(&refs)?;
+        let delivery = xds::XdsDelivery::start(target.dir.path(), wasm, ports)?;
+        target.ports = delivery.ports().clone();
+        target.xds = Some((Box::new(delivery), certificate));
+        Ok(target)
+    }
+
     /// Runs one case; infrastructure errors become failures that say what broke.
     pub fn run(&mut self, case: &Case, file: &VectorFile) -> Outcome {
         if let Some(reason) = crate::coverage::unchecked_grpc_capable_case(case) {
@@ -107,8 +147,11 @@ impl EnvoyTarget {
     }
 
     fn try_run(&mut self, case: &Case, file: &VectorFile) -> anyhow::Result<Outcome> {
-        let result = self.resolve(case, file)?;
-        self.push(&result)?;
+        let (snapshot, result) = self.resolve(case, file)?;
+        match self.xds.as_mut() {
+            Some((delivery, _)) => delivery.push(&snapshot, &result)?,
+            None => self.push(&result)?,
+        }
         let bind = |port: u16| self.ports.get(&port).copied();
         let Some(port) = bind(case.request.port) else {
             bail!("no Envoy listener for Gateway port {}", case.request.port);
@@ -169,7 +212,11 @@ impl EnvoyTarget {
     }
 
     /// Resolves the case with endpoints on the loopback fleet and real TLS certificates.
-    fn resolve(&mut self, case: &Case, file: &VectorFile) -> anyhow::Result<GatewayResult> {
+    fn resolve(
+        &mut self,
+        case: &Case,
+        file: &VectorFile,
+    ) -> anyhow::Result<(Snapshot, GatewayResult)> {
         let mut snapshot: Snapshot = snapshot_for(case, file);
         let mut services: BTreeMap<(String, String), &ServiceSpec> = BTreeMap::new();
         for s in file.services.iter().chain(case.extra_services.iter()) {
@@ -179,7 +226,7 @@ impl EnvoyTarget {
         snapshot.endpoint_slices = self.fleet.endpoint_slices(&services)?;
         self.real_certificates(&mut snapshot, case)?;
         let resolution = resolve(&snapshot, &Settings::default());
-        resolution
+        let result = resolution
             .gateways
             .into_iter()
             .find(|g| {
@@ -190,7 +237,8 @@ impl EnvoyTarget {
                     "the resolver produced no config for Gateway {}/{}",
                     case.gateway.namespace, case.gateway.name
                 )
-            })
+            })?;
+        Ok((snapshot, result))
     }
 
     /// Replaces the placeholder Secrets with a certificate for every hostname the case uses.
@@ -208,7 +256,10 @@ impl EnvoyTarget {
         names.sort();
         names.dedup();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let issued = self.authority.issue(&refs)?;
+        let issued = match &self.xds {
+            Some((_, certificate)) => certificate.clone(),
+            None => self.authority.issue(&refs)?,
+        };
         for secret in snapshot
             .secrets
             .iter_mut()
@@ -365,6 +416,12 @@ impl EnvoyTarget {
 
     /// How the run exercised Envoy: hot reloads applied, restarts for new listeners, rejections.
     pub fn summary(&self) -> String {
+        if let Some((delivery, _)) = &self.xds {
+            return format!(
+                "Envoy over xDS: {} case configurations delivered by the controller-shim and ACKed, {} Envoy starts (one per Gateway switch)",
+                delivery.deliveries, delivery.starts
+            );
+        }
         let rejected = self
             .running
             .as_ref()

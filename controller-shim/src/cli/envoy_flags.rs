@@ -11,8 +11,10 @@ use controller_shim::envoy::{
 
 #[derive(Debug, Args)]
 pub struct EnvoyFlags {
-    /// The filter Envoy loads [default: gateway_wasm.wasm in the output directory].
-    #[arg(long, value_name = "FILE")]
+    /// The filter Envoy loads [default: gateway_wasm.wasm in the output directory]. With
+    /// `run --xds-listen` also an OCI reference, oci://REGISTRY/REPO:TAG or …@sha256:DIGEST, of
+    /// an artifact `packager push` published (compat, oci or cncf format).
+    #[arg(long, value_name = "FILE|oci://REF")]
     pub wasm: Option<PathBuf>,
     /// Which build of the filter Envoy runs: the proxy-wasm filter (sandboxed, any Envoy with Wasm)
     /// or the Envoy dynamic module (native, fastest; Envoy 1.40-1.41 only; needs --module). Both
@@ -111,6 +113,14 @@ pub enum Policy {
 }
 
 impl EnvoyFlags {
+    /// `--wasm oci://…`: the reference after the scheme.
+    pub fn wasm_reference(&self) -> Option<&str> {
+        self.wasm
+            .as_ref()
+            .and_then(|w| w.to_str())
+            .and_then(|w| w.strip_prefix("oci://"))
+    }
+
     /// Rendering options for one Gateway's directory.
     pub fn options(&self, dir: &Path, wasm: &Path, admin_port: u16) -> EnvoyOptions {
         let mut options = EnvoyOptions::new(dir, wasm);
@@ -153,7 +163,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     engine::time::parse_duration_ms(text.trim()).map(Duration::from_millis)
 }
 
-fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
+pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
     let (gateway, bind) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;

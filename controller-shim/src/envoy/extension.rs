@@ -15,7 +15,8 @@ use flate2::write::GzEncoder;
 
 use super::node::Node;
 use super::{
-    COMPRESS_ABOVE_BYTES, ConfigCompression, EnvoyFilter, EnvoyOptions, FILTER_NAME, RenderError,
+    COMPRESS_ABOVE_BYTES, ConfigCompression, Delivery, EnvoyFilter, EnvoyOptions, FILTER_NAME,
+    RenderError,
 };
 
 const TYPED_EXTENSION_CONFIG: &str =
@@ -28,7 +29,19 @@ const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
 /// Envoy hands a `BytesValue` configuration to the filter as raw bytes (base64 only in the file).
 const BYTES_VALUE: &str = "type.googleapis.com/google.protobuf.BytesValue";
 
+/// The extension-config file: a DiscoveryResponse-shaped document holding [`extension_config`].
 pub(super) fn discovery_file(
+    config: &PluginConfig,
+    options: &EnvoyOptions,
+) -> Result<Node, RenderError> {
+    Ok(Node::map([(
+        "resources",
+        Node::list([extension_config(config, options)?]),
+    )]))
+}
+
+/// The filter's `TypedExtensionConfig`: the file's only resource, and the ECDS resource.
+pub(super) fn extension_config(
     config: &PluginConfig,
     options: &EnvoyOptions,
 ) -> Result<Node, RenderError> {
@@ -50,16 +63,13 @@ pub(super) fn discovery_file(
         EnvoyFilter::Wasm => Node::typed(WASM_FILTER_TYPE, [("config", wasm(json, options)?)]),
         EnvoyFilter::DynamicModule(module) => dynamic_module(module, json, options)?,
     };
-    Ok(Node::map([(
-        "resources",
-        Node::list([Node::typed(
-            TYPED_EXTENSION_CONFIG,
-            [
-                ("name", Node::from(FILTER_NAME)),
-                ("typed_config", typed_config),
-            ],
-        )]),
-    )]))
+    Ok(Node::typed(
+        TYPED_EXTENSION_CONFIG,
+        [
+            ("name", Node::from(FILTER_NAME)),
+            ("typed_config", typed_config),
+        ],
+    ))
 }
 
 /// The type URL of the filter resource, which the connection manager's `config_discovery` names.
@@ -112,28 +122,58 @@ fn wasm(json: String, options: &EnvoyOptions) -> Result<Node, RenderError> {
             "failure_policy",
             Node::from(options.failure_policy.as_envoy()),
         ),
-        (
-            "vm_config",
-            Node::map([
-                ("vm_id", Node::from(FILTER_NAME)),
-                ("runtime", Node::from("envoy.wasm.runtime.v8")),
-                (
-                    "code",
-                    Node::map([(
-                        "local",
-                        Node::map([(
-                            "filename",
-                            Node::from(options.wasm_path.display().to_string()),
-                        )]),
-                    )]),
-                ),
-            ]),
-        ),
+        ("vm_config", vm_config(options)),
         (
             "configuration",
             configuration(json, options.config_compression)?,
         ),
     ]))
+}
+
+/// The VM: the same for every push of one module, so Envoy keeps its VMs and only creates new root
+/// contexts. File mode loads the module from a local file; xDS mode downloads it from the shim,
+/// pinned by sha256 (Envoy caches remote code by that hash, so later pushes do not download it
+/// again).
+fn vm_config(options: &EnvoyOptions) -> Node {
+    let vm = Node::map([
+        ("vm_id", Node::from(FILTER_NAME)),
+        ("runtime", Node::from("envoy.wasm.runtime.v8")),
+    ]);
+    match &options.delivery {
+        Delivery::Files => vm.with(
+            "code",
+            Node::map([(
+                "local",
+                Node::map([(
+                    "filename",
+                    Node::from(options.wasm_path.display().to_string()),
+                )]),
+            )]),
+        ),
+        // Envoy 1.40 builds a filter from remote code synchronously (and NACKs a config the module
+        // refuses) only when the code is in its cache. On a miss it downloads through the init
+        // manager of a listener being created, which works when a listener starts but never runs
+        // for a listener already serving; `nack_on_code_cache_miss` instead installs a filter
+        // without a VM before NACKing. So the xDS server makes sure an Envoy has a new module in
+        // its cache before any extension config names it (docs/xds.md, "Changing the module").
+        Delivery::Ads(module) => vm.with(
+            "code",
+            Node::map([(
+                "remote",
+                Node::map([
+                    (
+                        "http_uri",
+                        Node::map([
+                            ("uri", Node::from(&module.uri)),
+                            ("cluster", Node::from(&module.cluster)),
+                            ("timeout", Node::from("30s")),
+                        ]),
+                    ),
+                    ("sha256", Node::from(&module.sha256)),
+                ]),
+            )]),
+        ),
+    }
 }
 
 /// The wasm `configuration`: the JSON as a string, or gzip-compressed as bytes (the filter tells

@@ -1,7 +1,9 @@
 //! `/healthz`, `/readyz` and `/metrics` on a small HTTP/1.1 server.
 //!
 //! `/healthz` answers 200 while the process serves; `/readyz` answers 200 once the first delivery
-//! round completed without a failed push, 503 before; `/metrics` is the Prometheus exposition.
+//! round completed without a failed push, 503 before; `/metrics` is the Prometheus exposition;
+//! `/debug/xds` (xDS mode) the connected Envoys with the versions they ACKed and their NACKs, as
+//! JSON.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,8 +29,27 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
     response
 }
 
-fn route(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn route(
+    request: &Request<Incoming>,
+    metrics: &Metrics,
+    xds: Option<&crate::xds::Registry>,
+) -> Response<Full<Bytes>> {
     match request.uri().path() {
+        "/debug/xds" => match xds {
+            Some(registry) => respond(
+                StatusCode::OK,
+                "application/json",
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&registry.document()).unwrap_or_default()
+                ),
+            ),
+            None => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not serving xDS (no --xds-listen)\n".into(),
+            ),
+        },
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" if metrics.ready() => respond(StatusCode::OK, "text/plain", "ready\n".into()),
         "/readyz" => respond(
@@ -50,6 +71,15 @@ pub async fn serve_health(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_health_with_xds(addr, metrics, None).await
+}
+
+/// [`serve_health`], plus `/debug/xds` from the xDS server's registry.
+pub async fn serve_health_with_xds(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    xds: Option<crate::xds::Registry>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -58,9 +88,10 @@ pub async fn serve_health(
                 continue;
             };
             let metrics = metrics.clone();
+            let xds = xds.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
-                    let response = route(&request, &metrics);
+                    let response = route(&request, &metrics, xds.as_ref());
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let _ = http1::Builder::new()

@@ -23,7 +23,7 @@
 
 mod health;
 
-pub use health::serve_health;
+pub use health::{serve_health, serve_health_with_xds};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -123,6 +123,9 @@ pub struct Runtime {
     /// Diagnostics already logged (so each is logged once).
     logged: BTreeSet<String>,
     ready: watch::Sender<bool>,
+    /// Ticks when the report's extra sections changed (the xDS server's ACKs and NACKs): the
+    /// report is written again without a new round.
+    report_refresh: Option<watch::Receiver<u64>>,
 }
 
 /// Waits until `changes` stayed quiet for one `period`, or `max_periods` periods went by (each
@@ -166,7 +169,14 @@ impl Runtime {
             delivered: BTreeMap::new(),
             logged: BTreeSet::new(),
             ready,
+            report_refresh: None,
         }
+    }
+
+    /// Rewrites the status report whenever `changes` ticks (see [`crate::status::report::Report::with_xds`]).
+    pub fn with_report_refresh(mut self, changes: watch::Receiver<u64>) -> Runtime {
+        self.report_refresh = Some(changes);
+        self
     }
 
     /// Becomes true after the first complete round.
@@ -187,10 +197,25 @@ impl Runtime {
         tokio::pin!(shutdown);
         let mut retry = false;
         let mut force = true;
+        let mut report_refresh = self.report_refresh.take();
         loop {
             if !force {
                 tokio::select! {
                     () = &mut shutdown => break,
+                    Some(()) = async {
+                        match report_refresh.as_mut() {
+                            Some(r) => r.changed().await.ok(),
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        // Batch a burst (every Envoy ACKing one push) into one write.
+                        tokio::time::sleep(self.config.debounce).await;
+                        if let Some(r) = report_refresh.as_mut() {
+                            r.mark_unchanged();
+                        }
+                        self.refresh_report();
+                        continue;
+                    }
                     changed = changes.changed() => {
                         if changed.is_err() { break; }
                     }
@@ -304,6 +329,15 @@ impl Runtime {
                     ));
                 }
             }
+        }
+    }
+
+    /// Writes the report again (directory mode) with nothing new from the resolver.
+    fn refresh_report(&mut self) {
+        if let StatusSink::Report(sink) = &mut self.status
+            && let Err(error) = sink.apply(&[], &self.shared.problems())
+        {
+            tracing::error!(%error, "status report not written");
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Report {
     existing: BTreeSet<(Kind, ObjectKey)>,
     printed: BTreeMap<String, String>,
     print: bool,
+    /// xDS mode: the connected Envoys, what they ACKed and NACKed (the report's `xds` section).
+    xds: Option<crate::xds::Registry>,
 }
 
 impl Report {
@@ -39,6 +41,12 @@ impl Report {
             print,
             ..Report::default()
         }
+    }
+
+    /// Adds the xDS server's view (connected Envoys, versions ACKed, NACKs) as the `xds` section.
+    pub fn with_xds(mut self, registry: crate::xds::Registry) -> Report {
+        self.xds = Some(registry);
+        self
     }
 
     /// Declares which objects exist now; statuses of the others are forgotten.
@@ -87,6 +95,9 @@ impl Report {
         let mut doc = Map::new();
         doc.insert("controllerName".to_owned(), json!(self.controller));
         doc.insert("problems".to_owned(), json!(problems));
+        if let Some(xds) = &self.xds {
+            doc.insert("xds".to_owned(), xds.document());
+        }
         // One section per kind whose status is written, empty ones included.
         for kind in Kind::ALL {
             let Some(section) = kind.status().report_section() else {
