@@ -79,7 +79,8 @@ struct RunArgs {
     /// Route-table sizes.
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
     sizes: Vec<usize>,
-    /// Rounds; each round runs every setup once, in the order native, plugin, floor.
+    /// Rounds; each round runs every setup once, in the order native, plugin, floor, dynamic,
+    /// dynamic-floor.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Seconds measured per run.
@@ -94,8 +95,12 @@ struct RunArgs {
     /// Route pushes per run of a routing setup (the median is reported).
     #[arg(long, default_value_t = 3)]
     pushes: u32,
-    /// Only these setups (native, plugin, floor).
-    #[arg(long, value_delimiter = ',', default_value = "native,plugin,floor")]
+    /// Only these setups (native, plugin, floor, dynamic, dynamic-floor).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "native,plugin,floor,dynamic,dynamic-floor"
+    )]
     variants: Vec<String>,
     /// The filter to measure (default: the workspace's `wasm` profile build).
     #[arg(long)]
@@ -103,6 +108,13 @@ struct RunArgs {
     /// The floor filter (default: the workspace's `wasm` profile build of bench/floor-filter).
     #[arg(long)]
     floor_wasm: Option<PathBuf>,
+    /// The dynamic module to measure (default: the workspace's release build,
+    /// target/release/libgateway_wasm_dynamic.so).
+    #[arg(long)]
+    dynamic_module: Option<PathBuf>,
+    /// The empty dynamic module (default: target/release/libdynamic_floor.so).
+    #[arg(long)]
+    dynamic_floor: Option<PathBuf>,
     /// The floor filter's configuration string. With `--floor-wasm` pointing at
     /// `bench/probe-filter`'s build, e.g. `sni=50` makes 50 calls of one kind per request: the
     /// cost of one host call is the difference in Envoy CPU per request divided by 50.
@@ -156,7 +168,7 @@ fn variants(names: &[String]) -> Result<Vec<Variant>> {
     }
     for name in names {
         if !Variant::ALL.iter().any(|v| v.name() == name) {
-            bail!("unknown setup {name:?} (native, plugin, floor)");
+            bail!("unknown setup {name:?} (native, plugin, floor, dynamic, dynamic-floor)");
         }
     }
     Ok(out)
@@ -204,6 +216,14 @@ fn run(mut args: RunArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| root.join("target/wasm32-wasip1/wasm/floor_filter.wasm")),
         floor_config: String::new(),
+        dynamic: args
+            .dynamic_module
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/libgateway_wasm_dynamic.so")),
+        dynamic_floor: args
+            .dynamic_floor
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/libdynamic_floor.so")),
     };
     for path in [&wasm.plugin, &wasm.floor] {
         if !path.is_file() {
@@ -214,11 +234,33 @@ fn run(mut args: RunArgs) -> Result<()> {
             );
         }
     }
+    let dynamic_setups = variants
+        .iter()
+        .any(|v| matches!(v, Variant::Dynamic | Variant::DynamicFloor));
+    for path in [&wasm.dynamic, &wasm.dynamic_floor] {
+        if dynamic_setups && !path.is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p dynamic-module -p \
+                 dynamic-floor` (or run `cargo xtask bench`)",
+                path.display()
+            );
+        }
+    }
     let out_dir = out_dir(args.out.as_deref(), &root)?;
     let wasm = WasmFiles {
         plugin: private_copy(&out_dir, &wasm.plugin, "gateway_wasm.wasm")?,
         floor: private_copy(&out_dir, &wasm.floor, "floor.wasm")?,
         floor_config: args.floor_config.clone(),
+        dynamic: if dynamic_setups {
+            private_copy(&out_dir, &wasm.dynamic, "libgateway_wasm_dynamic.so")?
+        } else {
+            wasm.dynamic
+        },
+        dynamic_floor: if dynamic_setups {
+            private_copy(&out_dir, &wasm.dynamic_floor, "libdynamic_floor.so")?
+        } else {
+            wasm.dynamic_floor
+        },
     };
     let (envoy_bin, pin) = prepare_tools(args.no_pin)?;
     let (envoy_cpu, load_cpu) = pin.cpus();
@@ -240,6 +282,8 @@ fn run(mut args: RunArgs) -> Result<()> {
         repeated_runs: 0,
         plugin_wasm_bytes: std::fs::metadata(&wasm.plugin)?.len(),
         floor_wasm_bytes: std::fs::metadata(&wasm.floor)?.len(),
+        dynamic_module_bytes: std::fs::metadata(&wasm.dynamic).map_or(0, |m| m.len()),
+        dynamic_floor_bytes: std::fs::metadata(&wasm.dynamic_floor).map_or(0, |m| m.len()),
         mix: Table::generate(10)
             .requests()
             .iter()

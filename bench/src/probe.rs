@@ -150,6 +150,8 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
         variants: vec![Variant::Floor.name().to_owned()],
         plugin_wasm: None,
         floor_wasm: None,
+        dynamic_module: None,
+        dynamic_floor: None,
         floor_config: String::new(),
         out: None,
         write_doc: None,
@@ -172,6 +174,9 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
                 plugin: probe.clone(),
                 floor: probe.clone(),
                 floor_config: config.clone(),
+                // The probe runs the Wasm floor setup only.
+                dynamic: PathBuf::new(),
+                dynamic_floor: PathBuf::new(),
             };
             let bench = Bench {
                 args: &run_args,

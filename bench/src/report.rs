@@ -60,6 +60,11 @@ pub struct Context {
     pub repeated_runs: u32,
     pub plugin_wasm_bytes: u64,
     pub floor_wasm_bytes: u64,
+    /// `libgateway_wasm_dynamic.so` and `libdynamic_floor.so` (release builds); 0 when not measured.
+    #[serde(default)]
+    pub dynamic_module_bytes: u64,
+    #[serde(default)]
+    pub dynamic_floor_bytes: u64,
     pub mix: Vec<String>,
 }
 
@@ -197,7 +202,7 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
     let _ = writeln!(
         out,
         "Machine: {} ({} cores), Linux {}, {}, {}. {}. Load: {} connections, {} s measured after {} s of \
-         warm-up, {} round(s), setups alternating native → plugin → floor in every round. Load average \
+         warm-up, {} round(s), setups alternating native → plugin → floor → dynamic → dynamic-floor in every round. Load average \
          (1 min) {:.2} before, {:.2} after; {} run(s) repeated because other processes took Envoy's CPU.\n",
         context.cpu_model,
         context.cores,
@@ -227,7 +232,7 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for &size in &sizes {
-        for variant in ["native", "plugin", "floor"] {
+        for variant in ["native", "plugin", "floor", "dynamic", "dynamic-floor"] {
             let Some(s) = summary(size, variant) else {
                 continue;
             };
@@ -284,13 +289,56 @@ pub fn markdown(context: &Context, runs: &[RunResult], envoy_cpu_index: usize) -
             num(plugin.push_on_configure_ms, 1),
         );
     }
+    dynamic_ratios(&mut out, &sizes, &summary);
     let _ = writeln!(
         out,
-        "\nWasm files (`wasm` profile): gateway_wasm.wasm {} bytes, floor_filter.wasm {} bytes.",
+        "\nWasm files (`wasm` profile): gateway_wasm.wasm {} bytes, floor_filter.wasm {} bytes. \
+         Dynamic modules: libgateway_wasm_dynamic.so {} bytes, libdynamic_floor.so {} bytes.",
         thousands(Some(context.plugin_wasm_bytes as f64)),
         thousands(Some(context.floor_wasm_bytes as f64)),
+        thousands(Some(context.dynamic_module_bytes as f64)),
+        thousands(Some(context.dynamic_floor_bytes as f64)),
     );
     out
+}
+
+/// The dynamic module against native routing, the Wasm filter and its own floor (issue 16's
+/// targets are dynamic/native req/s).
+fn dynamic_ratios(
+    out: &mut String,
+    sizes: &[usize],
+    summary: &dyn Fn(usize, &str) -> Option<Summary>,
+) {
+    if !sizes.iter().any(|&size| summary(size, "dynamic").is_some()) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n| routes | dynamic/native req/s | dynamic/plugin req/s | dynamic/dynamic-floor req/s | dynamic-floor/native req/s | native/dynamic CPU per request | dynamic/native p99 | dynamic on_configure ms (initial / push) | dynamic push → effect ms (median / max) | dynamic start → routed ms |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &size in sizes {
+        let native = summary(size, "native").unwrap_or_default();
+        let plugin = summary(size, "plugin").unwrap_or_default();
+        let dynamic = summary(size, "dynamic").unwrap_or_default();
+        let floor = summary(size, "dynamic-floor").unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
+            thousands(Some(size as f64)),
+            num(ratio(dynamic.rps, native.rps), 2),
+            num(ratio(dynamic.rps, plugin.rps), 2),
+            num(ratio(dynamic.rps, floor.rps), 2),
+            num(ratio(floor.rps, native.rps), 2),
+            num(ratio(native.cpu_us, dynamic.cpu_us), 2),
+            num(ratio(dynamic.p99_ms, native.p99_ms), 2),
+            num(dynamic.on_configure_ms, 1),
+            num(dynamic.push_on_configure_ms, 1),
+            num(dynamic.push_ms, 0),
+            num(dynamic.push_max_ms, 0),
+            num(dynamic.startup_ms, 0),
+        );
+    }
 }
 
 /// Replaces the text between the markers in `doc` (or appends the marked section).
@@ -393,6 +441,8 @@ mod tests {
             repeated_runs: 0,
             plugin_wasm_bytes: 600_000,
             floor_wasm_bytes: 30_000,
+            dynamic_module_bytes: 900_000,
+            dynamic_floor_bytes: 10_000,
             mix: vec!["early".into()],
         };
         let text = markdown(
@@ -401,10 +451,22 @@ mod tests {
                 run("native", 10_000.0),
                 run("plugin", 9_000.0),
                 run("floor", 9_500.0),
+                run("dynamic", 10_500.0),
+                run("dynamic-floor", 11_000.0),
             ],
             0,
         );
         assert!(text.contains("| 10 | native | 10,000 |"), "{text}");
+        assert!(text.contains("| 10 | dynamic-floor | 11,000 |"), "{text}");
+        // dynamic/native, dynamic/plugin, dynamic/dynamic-floor, dynamic-floor/native.
+        assert!(
+            text.contains("| 10 | 1.05 | 1.17 | 0.95 | 1.10 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("libgateway_wasm_dynamic.so 900,000 bytes"),
+            "{text}"
+        );
         assert!(
             text.contains("| 10 | 0.90 | 0.95 | 0.95 | 1.00 | 1.00 |"),
             "{text}"

@@ -191,7 +191,7 @@ impl Bench<'_> {
             }
         }
         envoy.shutdown()?;
-        let (on_configure_us, push_on_configure_us) = if variant == Variant::Plugin {
+        let (on_configure_us, push_on_configure_us) = if variant.runs_the_engine() {
             compile_times(&log_path, &table.revision())
         } else {
             (Vec::new(), Vec::new())
@@ -245,7 +245,9 @@ impl Bench<'_> {
                 .collect();
             let what = format!("{} ({}{})", request.label, request.host, request.path);
             let ok = match (variant, expected) {
-                (Variant::Floor, _) => status == 200 && reached == [&cluster_stat(&floor_cluster)],
+                (Variant::Floor | Variant::DynamicFloor, _) => {
+                    status == 200 && reached == [&cluster_stat(&floor_cluster)]
+                }
                 (_, Expect::NotFound) => status == 404 && reached.is_empty(),
                 (_, Expect::Forward { clusters, .. }) => {
                     status == 200

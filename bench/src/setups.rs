@@ -1,4 +1,4 @@
-//! The three Envoy setups, as files in a directory, all with the same listener settings, the same
+//! The five Envoy setups, as files in a directory, all with the same listener settings, the same
 //! clusters (pointing at the same upstream) and the same request mix:
 //!
 //! - **native**: Envoy's own router. The routes come from RDS (a watched file, so a push can be
@@ -7,6 +7,10 @@
 //!   gateway-wasm filter from ECDS with the PluginConfig, and the catch-all `cluster_header` route.
 //! - **floor**: the empty pass-through wasm filter (`bench/floor-filter`) in front of a catch-all
 //!   route to one cluster: what any wasm filter costs before it does any work.
+//! - **dynamic**: the shim's files with `--envoy-filter dynamic-module`: the same engine as an
+//!   Envoy dynamic module (`libgateway_wasm_dynamic.so`), same PluginConfig through ECDS.
+//! - **dynamic-floor**: the empty dynamic module (`bench/dynamic-floor`) in front of the floor's
+//!   catch-all route: what any dynamic module costs.
 //!
 //! The connection manager settings of native and floor copy the shim's (codec AUTO,
 //! `use_remote_address`, WebSocket upgrades); clusters are the shim's CDS file in all three.
@@ -16,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use controller_shim::envoy::{
-    CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyOptions, render, write_files,
+    CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyFilter, EnvoyOptions, render,
+    write_files,
 };
 use controller_shim::resolution::{BackendTarget, Endpoint, GatewayResult, ObjectKey};
 use serde_json::{Value, json};
@@ -26,6 +31,8 @@ use crate::tables::{GATEWAY_PORT, Table};
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const DYNAMIC_MODULE_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
 const ROUTE_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
 /// The native setup's RDS file (JSON: Envoy's fastest file format for a large route table).
@@ -37,22 +44,42 @@ pub enum Variant {
     Native,
     Plugin,
     Floor,
+    Dynamic,
+    DynamicFloor,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 3] = [Variant::Native, Variant::Plugin, Variant::Floor];
+    pub const ALL: [Variant; 5] = [
+        Variant::Native,
+        Variant::Plugin,
+        Variant::Floor,
+        Variant::Dynamic,
+        Variant::DynamicFloor,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Variant::Native => "native",
             Variant::Plugin => "plugin",
             Variant::Floor => "floor",
+            Variant::Dynamic => "dynamic",
+            Variant::DynamicFloor => "dynamic-floor",
         }
     }
 
     /// Whether the setup routes (and so can take a route push).
     pub fn routes(self) -> bool {
-        self != Variant::Floor
+        !self.is_floor()
+    }
+
+    /// The empty filters, which forward everything to one cluster.
+    pub fn is_floor(self) -> bool {
+        matches!(self, Variant::Floor | Variant::DynamicFloor)
+    }
+
+    /// The setups running the gateway-wasm engine in a filter (they log `on_configure` times).
+    pub fn runs_the_engine(self) -> bool {
+        matches!(self, Variant::Plugin | Variant::Dynamic)
     }
 }
 
@@ -72,10 +99,14 @@ pub struct WasmFiles {
     pub floor: PathBuf,
     /// The floor filter's plugin configuration (the floor ignores it; `bench/probe-filter` reads it).
     pub floor_config: String,
+    /// `libgateway_wasm_dynamic.so` and the empty dynamic module.
+    pub dynamic: PathBuf,
+    pub dynamic_floor: PathBuf,
 }
 
-fn shim_options(dir: &Path, wasm: &Path, listen_port: u16) -> EnvoyOptions {
+fn shim_options(dir: &Path, wasm: &Path, listen_port: u16, filter: EnvoyFilter) -> EnvoyOptions {
     let mut options = EnvoyOptions::new(dir, wasm);
+    options.filter = filter;
     options.port_map = BTreeMap::from([(GATEWAY_PORT, listen_port)]);
     options.bind_address = "127.0.0.1".into();
     options.admin_port = 0;
@@ -119,16 +150,27 @@ fn gateway_result(table: &Table, upstream_port: u16) -> Result<GatewayResult> {
     })
 }
 
-/// Renders the shim's files for `table`.
+/// Renders the shim's files for `table`, with the Wasm filter or the dynamic module.
 pub fn render_plugin(
     table: &Table,
     dir: &Path,
     wasm: &Path,
     listen_port: u16,
     upstream_port: u16,
+    filter: EnvoyFilter,
 ) -> Result<EnvoyFiles> {
     let result = gateway_result(table, upstream_port)?;
-    render(&result, &shim_options(dir, wasm, listen_port)).context("rendering the shim's files")
+    render(&result, &shim_options(dir, wasm, listen_port, filter))
+        .context("rendering the shim's files")
+}
+
+/// The shim's filter for a setup: the dynamic module for `dynamic`, else the Wasm filter.
+fn shim_filter(variant: Variant, wasm: &WasmFiles) -> EnvoyFilter {
+    if variant == Variant::Dynamic {
+        EnvoyFilter::DynamicModule(wasm.dynamic.clone())
+    } else {
+        EnvoyFilter::Wasm
+    }
 }
 
 fn file_source(dir: &Path, relative: &str) -> Value {
@@ -205,14 +247,21 @@ pub fn write_setup(
     listen_port: u16,
     upstream_port: u16,
 ) -> Result<Setup> {
-    // The shim renders the clusters for every setup (and everything for the plugin).
-    let files = render_plugin(table, dir, &wasm.plugin, listen_port, upstream_port)?;
+    // The shim renders the clusters for every setup (and everything for plugin and dynamic).
+    let files = render_plugin(
+        table,
+        dir,
+        &wasm.plugin,
+        listen_port,
+        upstream_port,
+        shim_filter(variant, wasm),
+    )?;
     let bootstrap_path = match variant {
-        Variant::Plugin => {
+        Variant::Plugin | Variant::Dynamic => {
             write_files(dir, &files).context("writing the shim's files")?;
             dir.join(controller_shim::envoy::BOOTSTRAP_FILE)
         }
-        Variant::Native | Variant::Floor => {
+        Variant::Native | Variant::Floor | Variant::DynamicFloor => {
             let clusters = files
                 .get(CLUSTERS_FILE)
                 .ok_or_else(|| anyhow!("the shim rendered no clusters file"))?;
@@ -242,7 +291,11 @@ pub fn write_setup(
                                         "route": {"cluster": cluster, "timeout": "0s"}}],
                         }]}),
                     ),
-                    vec![floor_filter(&wasm.floor, &wasm.floor_config)],
+                    vec![if variant == Variant::Floor {
+                        floor_filter(&wasm.floor, &wasm.floor_config)
+                    } else {
+                        dynamic_floor_filter(&wasm.dynamic_floor)
+                    }],
                 )
             };
             let path = dir.join("bootstrap.json");
@@ -276,6 +329,21 @@ fn floor_filter(wasm: &Path, configuration: &str) -> Value {
     })
 }
 
+/// The empty dynamic module, inline, loaded like the shim loads the real one.
+fn dynamic_floor_filter(module: &Path) -> Value {
+    json!({
+        "name": "dynamic-floor",
+        "typed_config": {"@type": DYNAMIC_MODULE_TYPE,
+            "dynamic_module_config": {
+                "module": {"local": {"filename": module.display().to_string()}},
+                "do_not_close": true,
+            },
+            "filter_name": "dynamic-floor",
+            "filter_config": {"@type": STRING_VALUE, "value": "{}"},
+        },
+    })
+}
+
 /// The file a route push replaces, and its new content.
 pub fn push_file(
     setup: &Setup,
@@ -285,19 +353,22 @@ pub fn push_file(
 ) -> Result<(PathBuf, String)> {
     match setup.variant {
         Variant::Native => Ok((setup.dir.join(ROUTES_FILE), native_routes(table)?)),
-        Variant::Plugin => {
+        Variant::Plugin | Variant::Dynamic => {
             let files = render_plugin(
                 table,
                 &setup.dir,
                 &wasm.plugin,
                 setup.listen_port,
                 upstream_port,
+                shim_filter(setup.variant, wasm),
             )?;
             let content = files
                 .get(EXTENSION_CONFIG_FILE)
                 .ok_or_else(|| anyhow!("the shim rendered no extension config"))?;
             Ok((setup.dir.join(EXTENSION_CONFIG_FILE), content.to_owned()))
         }
-        Variant::Floor => Err(anyhow!("the floor setup has no routes to push")),
+        Variant::Floor | Variant::DynamicFloor => {
+            Err(anyhow!("the floor setups have no routes to push"))
+        }
     }
 }

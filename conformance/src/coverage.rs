@@ -4,12 +4,16 @@
 //! when loading, but never passes a case with an expectation it does not check: such a case fails or
 //! is skipped with the reason, and a flipped expectation must make it fail." Every runner (native,
 //! Envoy, status) asks this module first and skips, with the reason printed, a case that:
-//! - has a route of a kind the project does not route yet (GRPCRoute today), which the HTTPRoute
-//!   machinery would otherwise read as an HTTPRoute;
+//! - has a route of a kind the target does not handle (GRPCRoute on targets that do not run gRPC
+//!   calls yet; the native target runs them, [`unchecked_request_case_with_grpc`]; status cases
+//!   take HTTPRoute and GRPCRoute, [`STATUS_ROUTE_KINDS`]), which the HTTPRoute machinery would
+//!   otherwise read as an HTTPRoute;
 //! - expects something this model does not know (an unknown field anywhere under `expect`), or
 //!   describes its request with fields the senders do not know (they would send another request);
-//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`): the targets do not send gRPC
-//!   calls yet. [`crate::grpc_status::check`] is the check they will apply once they do.
+//! - expects a gRPC outcome (`expect.grpcStatus`, `httpStatusOneOf`) on a target that does not
+//!   send gRPC calls yet. The native target sends them and applies [`crate::grpc_status::check`];
+//!   the real-Envoy target sends real ones ([`unchecked_grpc_capable_case`]) and skips only the
+//!   gRPC cases it cannot send as a gRPC client would ([`crate::grpc_exchange::unsendable`]).
 
 use serde_json::{Map, Value};
 
@@ -18,9 +22,38 @@ use crate::vectors::{Case, DEFAULT_ROUTE_KIND, RouteSpec, StatusCase};
 /// The route kinds the resolver and the engine implement.
 pub const SUPPORTED_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND];
 
-/// Why no target can check this request case today, if so.
+/// The route kinds the resolver implements (attachment and status): what the status runner checks.
+pub const STATUS_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
+
+/// Why a target without gRPC calls (kong-emulated today) cannot check this request case, if so.
 pub fn unchecked_request_case(case: &Case) -> Option<String> {
-    if let Some(reason) = unsupported_route_kinds(&case.routes) {
+    unchecked(case, SUPPORTED_ROUTE_KINDS, false)
+}
+
+/// Why a target that runs gRPC calls and GRPCRoutes (native) cannot check this request case, if
+/// so: what is left are fields the model does not know.
+pub fn unchecked_request_case_with_grpc(case: &Case) -> Option<String> {
+    unchecked(case, GRPC_REQUEST_ROUTE_KINDS, true)
+}
+
+/// Why a target that sends real gRPC calls over the network (the real-Envoy target, which checks
+/// them with [`crate::grpc_exchange::check`]) cannot check this request case, if so: as
+/// [`unchecked_request_case_with_grpc`], and a gRPC case no gRPC client would send that way.
+pub fn unchecked_grpc_capable_case(case: &Case) -> Option<String> {
+    unchecked_request_case_with_grpc(case).or_else(|| {
+        if case.is_grpc() {
+            crate::grpc_exchange::unsendable(case)
+        } else {
+            None
+        }
+    })
+}
+
+/// The route kinds a target that runs gRPC calls handles.
+pub const GRPC_REQUEST_ROUTE_KINDS: &[&str] = &[DEFAULT_ROUTE_KIND, "GRPCRoute"];
+
+fn unchecked(case: &Case, kinds: &[&str], grpc_calls: bool) -> Option<String> {
+    if let Some(reason) = unsupported_kinds(&case.routes, kinds) {
         return Some(reason);
     }
     let unknown = unknown_request_case_fields(case);
@@ -30,7 +63,7 @@ pub fn unchecked_request_case(case: &Case) -> Option<String> {
             unknown.join(", ")
         ));
     }
-    if case.is_grpc() {
+    if case.is_grpc() && !grpc_calls {
         return Some(
             "gRPC calls are not run by this target yet, so expect.grpcStatus cannot be checked"
                 .to_owned(),
@@ -41,7 +74,7 @@ pub fn unchecked_request_case(case: &Case) -> Option<String> {
 
 /// Why no runner can check this status case today, if so.
 pub fn unchecked_status_case(case: &StatusCase) -> Option<String> {
-    if let Some(reason) = unsupported_route_kinds(&case.routes) {
+    if let Some(reason) = unsupported_kinds(&case.routes, STATUS_ROUTE_KINDS) {
         return Some(reason);
     }
     let unknown = unknown_status_case_fields(case);
@@ -56,11 +89,13 @@ pub fn unchecked_status_case(case: &StatusCase) -> Option<String> {
 
 /// `GRPCRoute is not supported yet (gateway-conformance-infra/exact-matching)`.
 pub fn unsupported_route_kinds(routes: &[RouteSpec]) -> Option<String> {
+    unsupported_kinds(routes, SUPPORTED_ROUTE_KINDS)
+}
+
+/// The routes whose kind is not in `supported`, by kind.
+fn unsupported_kinds(routes: &[RouteSpec], supported: &[&str]) -> Option<String> {
     let mut kinds: Vec<(&str, Vec<String>)> = Vec::new();
-    for route in routes
-        .iter()
-        .filter(|r| !SUPPORTED_ROUTE_KINDS.contains(&r.kind()))
-    {
+    for route in routes.iter().filter(|r| !supported.contains(&r.kind())) {
         match kinds.iter_mut().find(|(kind, _)| *kind == route.kind()) {
             Some((_, names)) => names.push(route.key()),
             None => kinds.push((route.kind(), vec![route.key()])),

@@ -5,8 +5,9 @@
 //! input), and [`status`] (checks a `statusCases` entry against the resolver's output). Request
 //! cases run natively ([`native`]), through a real Envoy ([`envoy`]) or through the controller-shim's
 //! Kong rendering in an emulation of Kong ([`kong`]). [`coverage`] says which cases the runners cannot
-//! check (skipped with the reason, never passed) and [`grpc_status`] checks a case's gRPC outcome
-//! against a gateway's HTTP/2 answer.
+//! check (skipped with the reason, never passed), [`grpc_status`] checks a case's gRPC outcome
+//! against a gateway's HTTP/2 answer and [`grpc_exchange`] a whole gRPC call (outcome, backend,
+//! metadata).
 
 pub mod coverage;
 pub mod grpc_status;
@@ -18,6 +19,8 @@ pub mod vectors;
 pub mod distribution;
 pub mod envoy;
 pub mod exchange;
+pub mod grpc_exchange;
 pub mod kong;
 pub mod native;
+pub mod native_grpc;
 pub mod outcome;

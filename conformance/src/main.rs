@@ -16,9 +16,14 @@ use conformance::vectors::{self, Case, VectorFile};
     about = "Run Gateway API conformance vectors through the resolver and the filter's own code (native), a real Envoy, or an emulation of Kong",
     long_about = "Runs every case of a vector file in the shared schema.\n\n\
         native: the resolver, then the filter's configure and request adapter over its mock host \
-        (the same code as in Envoy, without the proxy); cases that need a live proxy (timeouts, \
+        (the same code as in Envoy, without the proxy); GRPCRoute cases are sent as gRPC calls and \
+        judged as a grpc-go client reads the answer; cases that need a live proxy (timeouts, \
         retries, upstream protocols) are skipped with the reason.\n\
         envoy: a real Envoy 1.40 with the wasm filter and real echo backends.\n\
+        envoy-dynamic: the same, with the Envoy dynamic module (--module) instead of the wasm filter.\n\
+        envoy-xds: the same, with a controller-shim process (--manifests, --xds-listen, the filter \
+        pulled from a local OCI registry process) feeding an Envoy started from `controller-shim \
+        bootstrap`; each case's objects are written as manifests.\n\
         kong-emulated: the controller-shim's Kong configuration loaded into kong-emulator, an \
         emulation of Kong 3.4-3.9 and ngx_wasm_module derived from their source (not Kong) running \
         the real wasm filter; once per Kong release (--kong-version). Cases Kong cannot support are \
@@ -27,9 +32,13 @@ use conformance::vectors::{self, Case, VectorFile};
         `N passed, N failed, N skipped`. Exit status 1 when anything failed."
 )]
 struct Args {
-    /// Vector file in the shared schema.
-    #[arg(long, default_value_os_t = vectors::httproute_vectors_path())]
-    vectors: PathBuf,
+    /// Vector file in the shared schema (HTTPRoute or GRPCRoute cases; each case says which)
+    /// [default: the vendored file of --kind].
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Which vendored vector file to run when --vectors is not given.
+    #[arg(long, value_enum, default_value_t = Kind::Http)]
+    kind: Kind,
     /// Where to run the request cases.
     #[arg(long, value_enum, default_value_t = Target::Native)]
     target: Target,
@@ -45,18 +54,31 @@ struct Args {
     /// Kong releases for `--target kong-emulated` (repeatable: 3.4 … 3.9) [default: all six].
     #[arg(long = "kong-version", value_name = "3.N", value_parser = parse_kong_version)]
     kong_versions: Vec<kong_emulator::KongVersion>,
-    /// The filter module for `--target envoy` and `--target kong-emulated`.
+    /// The filter module for `--target envoy`, `envoy-xds` and `kong-emulated`.
     #[arg(long, default_value = "target/wasm32-wasip1/wasm/gateway_wasm.wasm")]
     wasm: PathBuf,
+    /// The dynamic module for `--target envoy-dynamic` (`cargo build -p dynamic-module`).
+    #[arg(long, default_value = "target/debug/libgateway_wasm_dynamic.so")]
+    module: PathBuf,
     /// Also print a line for every passed case.
     #[arg(long, short)]
     verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// HTTPRoute (`conformance/vectors/httproute-vectors.json`).
+    Http,
+    /// GRPCRoute (`conformance/vectors/grpcroute-vectors.json`).
+    Grpc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {
     Native,
     Envoy,
+    EnvoyDynamic,
+    EnvoyXds,
     KongEmulated,
 }
 
@@ -77,7 +99,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<Summary> {
-    let file = vectors::load(&args.vectors)?;
+    let path = args.vectors.clone().unwrap_or_else(|| match args.kind {
+        Kind::Http => vectors::httproute_vectors_path(),
+        Kind::Grpc => vectors::grpcroute_vectors_path(),
+    });
+    let file = vectors::load(&path)?;
     let filter = args
         .case_filter
         .as_deref()
@@ -107,7 +133,24 @@ fn run(args: Args) -> anyhow::Result<Summary> {
             .collect();
         match args.target {
             Target::Native => run_native(&cases, &file, args.verbose),
-            Target::Envoy => run_envoy(&cases, &file, &args.wasm, args.verbose)?,
+            Target::Envoy => run_envoy(
+                conformance::envoy::EnvoyTarget::new(&args.wasm)?,
+                &cases,
+                &file,
+                args.verbose,
+            )?,
+            Target::EnvoyDynamic => run_envoy(
+                conformance::envoy::EnvoyTarget::dynamic_module(&args.module)?,
+                &cases,
+                &file,
+                args.verbose,
+            )?,
+            Target::EnvoyXds => run_envoy(
+                conformance::envoy::EnvoyTarget::new_xds(&args.wasm, &cases)?,
+                &cases,
+                &file,
+                args.verbose,
+            )?,
             Target::KongEmulated => {
                 let versions = if args.kong_versions.is_empty() {
                     kong_emulator::KongVersion::ALL.to_vec()
@@ -133,12 +176,11 @@ fn run_native(cases: &[&Case], file: &VectorFile, verbose: bool) -> Summary {
 }
 
 fn run_envoy(
+    mut target: conformance::envoy::EnvoyTarget,
     cases: &[&Case],
     file: &VectorFile,
-    wasm: &std::path::Path,
     verbose: bool,
 ) -> anyhow::Result<Summary> {
-    let mut target = conformance::envoy::EnvoyTarget::new(wasm)?;
     let mut summary = Summary::default();
     let started = std::time::Instant::now();
     for (i, case) in cases.iter().enumerate() {

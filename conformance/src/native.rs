@@ -19,7 +19,7 @@ use gateway_wasm::filter::{
     Compiled, FILTER_CHAIN_PREFIX, MIRROR_TIMEOUT_MS, Shared, Stream, UPSTREAM_HEADER, Verdict,
     configure, on_request_headers, on_response_headers,
 };
-use gateway_wasm::mock::MockHost;
+use gateway_wasm::mock::{LocalReply, MockHost};
 
 use crate::exchange::{EchoView, Exchange, check, request_authority, request_headers};
 use crate::outcome::Outcome;
@@ -31,8 +31,11 @@ pub const GATEWAY_IP: &str = "192.0.2.10";
 
 /// Runs one request case through the resolver and the filter.
 pub fn run(case: &Case, file: &VectorFile) -> Outcome {
-    if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+    if let Some(reason) = crate::coverage::unchecked_request_case_with_grpc(case) {
         return Outcome::Skip(reason);
+    }
+    if case.is_grpc() {
+        return crate::native_grpc::run(case, file);
     }
     if let Some(reason) = needs_live_proxy(case) {
         return Outcome::Skip(reason);
@@ -108,11 +111,12 @@ fn resolved_config(case: &Case, file: &VectorFile) -> Result<PluginConfig, Strin
     Ok(resolution.gateways.swap_remove(index).config)
 }
 
-/// `namespace/service` from a backend key `namespace/service:port`.
+/// `namespace/service` from a backend key `namespace/service:port` (GRPCRoute backends:
+/// `grpc:namespace/service:port`).
 fn service_of(backend_key: &str) -> String {
-    backend_key
-        .rsplit_once(':')
-        .map_or(backend_key, |(service, _)| service)
+    let key = backend_key.strip_prefix("grpc:").unwrap_or(backend_key);
+    key.rsplit_once(':')
+        .map_or(key, |(service, _)| service)
         .to_owned()
 }
 
@@ -211,15 +215,9 @@ impl Proxy {
     /// - every request gets a clock one mirror timeout later than the last, so mirrors are never
     ///   still in flight (requests are sent one at a time and a mirror is answered at once).
     pub fn send(&mut self, case: &Case) -> Result<Sent, String> {
-        let mut host = self.request_host(case);
-        let mut stream = Stream::default();
-        let verdict = on_request_headers(
-            &mut host,
-            Some(&self.compiled),
-            &self.shared,
-            true,
-            &mut stream,
-        );
+        let headers = request_headers(case);
+        let (mut host, mut stream, verdict) =
+            self.filter_request(case, &case.request.method, &case.request.path, &headers);
         let mirrored_to = host
             .dispatches
             .iter()
@@ -235,15 +233,40 @@ impl Proxy {
         })
     }
 
-    fn request_host(&mut self, case: &Case) -> MockHost {
+    /// Runs the filter's request phase on the case's request, sent as `method path` with
+    /// `headers` (besides the pseudo-headers): the host after it, the stream state and the verdict.
+    pub(crate) fn filter_request(
+        &mut self,
+        case: &Case,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> (MockHost, Stream, Verdict) {
+        let mut host = self.request_host(case, method, path, headers);
+        let mut stream = Stream::default();
+        let verdict = on_request_headers(
+            &mut host,
+            Some(&self.compiled),
+            &self.shared,
+            true,
+            &mut stream,
+        );
+        (host, stream, verdict)
+    }
+
+    fn request_host(
+        &mut self,
+        case: &Case,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> MockHost {
         let authority = request_authority(case, GATEWAY_IP);
-        let headers = request_headers(case);
         let extra: Vec<(&str, &str)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let mut host =
-            MockHost::request(&case.request.method, &authority, &case.request.path, &extra);
+        let mut host = MockHost::request(method, &authority, path, &extra);
         if !case.request.scheme.is_empty()
             && let Some((_, scheme)) = host
                 .request_headers
@@ -274,24 +297,7 @@ impl Proxy {
         host: &mut MockHost,
         stream: &mut Stream,
     ) -> Result<Exchange, String> {
-        let upstream = host
-            .header(UPSTREAM_HEADER)
-            .map(str::to_owned)
-            .ok_or("the filter let the request through without choosing an upstream")?;
-        let pseudo = |name: &str| host.header(name).unwrap_or_default().to_owned();
-        let echo = EchoView {
-            backend: self.service(&upstream)?,
-            method: pseudo(":method"),
-            path: pseudo(":path"),
-            host: pseudo(":authority"),
-            proto: String::new(),
-            headers: host
-                .request_headers
-                .iter()
-                .filter(|(n, _)| !n.starts_with(':') && !n.eq_ignore_ascii_case(UPSTREAM_HEADER))
-                .cloned()
-                .collect(),
-        };
+        let echo = self.echo_view(host, "")?;
         // The echo backend sets the response headers the request asked for.
         host.response_headers = case
             .request
@@ -308,6 +314,29 @@ impl Proxy {
         })
     }
 
+    /// What the backend the filter chose sees of the forwarded request: the upstream header (the
+    /// catch-all route removes it) and the pseudo-headers become the backend, method, path and Host.
+    pub(crate) fn echo_view(&self, host: &MockHost, proto: &str) -> Result<EchoView, String> {
+        let upstream = host
+            .header(UPSTREAM_HEADER)
+            .map(str::to_owned)
+            .ok_or("the filter let the request through without choosing an upstream")?;
+        let pseudo = |name: &str| host.header(name).unwrap_or_default().to_owned();
+        Ok(EchoView {
+            backend: self.service(&upstream)?,
+            method: pseudo(":method"),
+            path: pseudo(":path"),
+            host: pseudo(":authority"),
+            proto: proto.to_owned(),
+            headers: host
+                .request_headers
+                .iter()
+                .filter(|(n, _)| !n.starts_with(':') && !n.eq_ignore_ascii_case(UPSTREAM_HEADER))
+                .cloned()
+                .collect(),
+        })
+    }
+
     fn service(&self, upstream: &str) -> Result<String, String> {
         self.services.get(upstream).cloned().ok_or_else(|| {
             format!("the filter chose upstream {upstream:?}, which no backend of the config has")
@@ -315,15 +344,20 @@ impl Proxy {
     }
 }
 
-/// The filter answered itself (or reset the stream).
-fn local_exchange(case: &Case, host: &MockHost) -> Result<Exchange, String> {
-    let reply = host.local_reply.as_ref().ok_or_else(|| {
+/// The filter's own answer; an error when it reset the stream or answered nothing.
+pub(crate) fn local_reply(host: &MockHost) -> Result<&LocalReply, String> {
+    host.local_reply.as_ref().ok_or_else(|| {
         if host.reset {
             "the filter reset the stream".to_owned()
         } else {
             "the filter stopped the request without answering it".to_owned()
         }
-    })?;
+    })
+}
+
+/// The filter answered itself (or reset the stream).
+fn local_exchange(case: &Case, host: &MockHost) -> Result<Exchange, String> {
+    let reply = local_reply(host)?;
     Ok(Exchange {
         request_target: case.request.path.clone(),
         status: reply.status,

@@ -5,7 +5,11 @@
 //! - a GatewayClass ([`GATEWAY_CLASS_NAME`]) owned by the controller, and the Gateway pointing at it;
 //! - Namespaces with their labels (plus the `kubernetes.io/metadata.name` label the API server adds);
 //! - the shared Services plus the case's `extraServices`, each with an EndpointSlice of ready
-//!   endpoints (one per replica), the way the suite's Deployments or hand-written slices provide them;
+//!   endpoints (one per replica), the way the suite's Deployments or hand-written slices provide them
+//!   (`services[].grpcEcho` Services are the same objects: their ports carry
+//!   `appProtocol: kubernetes.io/h2c` in the vectors, and what runs behind them is the runners'
+//!   business);
+//! - routes of their `routes[].kind` (HTTPRoute when absent, or GRPCRoute);
 //! - for HTTPS listeners, whose TLS `certificateRefs` the vectors omit, a reference to a placeholder
 //!   `kubernetes.io/tls` Secret created in the listener's namespace, so the listener resolves.
 
@@ -18,6 +22,7 @@ use controller_shim::api::core::{Namespace, Secret, Service, ServicePort};
 use controller_shim::api::discovery::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use controller_shim::api::gatewayclasses::{GatewayClass, GatewayClassSpec};
 use controller_shim::api::gateways::{Gateway, GatewaySpec};
+use controller_shim::api::grpcroutes::GrpcRoute;
 use controller_shim::api::httproutes::HttpRoute;
 use controller_shim::api::listenersets::{ListenerSet, ListenerSetSpec};
 use controller_shim::api::meta::{ObjectMeta, Time};
@@ -102,9 +107,12 @@ fn build(
         }
     }
     for route in case.routes() {
-        match http_route(route) {
-            Ok(r) => snapshot.http_routes.push(r),
-            Err(e) => errors.push(e),
+        let converted = match route.kind() {
+            vectors::GRPC_ROUTE_KIND => grpc_route(route).map(|r| snapshot.grpc_routes.push(r)),
+            _ => http_route(route).map(|r| snapshot.http_routes.push(r)),
+        };
+        if let Err(e) = converted {
+            errors.push(e);
         }
     }
     for grant in case.reference_grants() {
@@ -245,7 +253,23 @@ fn listener_set(
 }
 
 fn http_route(route: &vectors::RouteSpec) -> Result<HttpRoute, String> {
-    let spec = route.http_route_spec()?;
+    Ok(HttpRoute {
+        metadata: route_meta(route)?,
+        spec: route.http_route_spec()?,
+        status: None,
+    })
+}
+
+fn grpc_route(route: &vectors::RouteSpec) -> Result<GrpcRoute, String> {
+    Ok(GrpcRoute {
+        metadata: route_meta(route)?,
+        spec: route.grpc_route_spec()?,
+        status: None,
+    })
+}
+
+/// A route's metadata: generation (1 when absent), labels, creationTimestamp.
+fn route_meta(route: &vectors::RouteSpec) -> Result<ObjectMeta, String> {
     let mut metadata = meta(Some(&route.namespace), &route.name);
     metadata.generation = Some(route.generation.unwrap_or(1));
     metadata.labels = route.labels.clone();
@@ -258,11 +282,7 @@ fn http_route(route: &vectors::RouteSpec) -> Result<HttpRoute, String> {
         })?;
         metadata.creation_timestamp = Some(Time(parsed));
     }
-    Ok(HttpRoute {
-        metadata,
-        spec,
-        status: None,
-    })
+    Ok(metadata)
 }
 
 fn reference_grant(grant: &vectors::ReferenceGrantSpec) -> Result<ReferenceGrant, String> {
@@ -445,6 +465,43 @@ mod tests {
         let infra_labels = snap.namespaces[1].metadata.labels.as_ref().unwrap();
         assert_eq!(infra_labels["team"], "infra");
         assert_eq!(infra_labels["kubernetes.io/metadata.name"], "infra");
+    }
+
+    /// `routes[].kind` decides the object's type; a GRPCRoute keeps its metadata like an HTTPRoute.
+    #[test]
+    fn grpc_routes_become_grpc_route_objects() {
+        let mut file = file();
+        let mut grpc = file.status_cases[0].routes[0].clone();
+        grpc.kind = Some("GRPCRoute".into());
+        grpc.name = "g".into();
+        grpc.spec.insert(
+            "rules".to_owned(),
+            json!([{"matches": [{"method": {"service": "pkg.Svc"}}],
+                    "backendRefs": [{"name": "echo", "namespace": "infra", "port": 8080}]}]),
+        );
+        file.status_cases[0].routes.push(grpc);
+        let case = &file.status_cases[0];
+        let snap = try_snapshot_for(case, &file, &SnapshotOptions::default()).unwrap();
+        assert_eq!(snap.http_routes.len(), 1);
+        let route = &snap.grpc_routes[0];
+        assert_eq!(route.metadata.name.as_deref(), Some("g"));
+        assert_eq!(route.metadata.generation, Some(3));
+        assert!(route.metadata.creation_timestamp.is_some());
+        let method = route.spec.rules.as_ref().unwrap()[0]
+            .matches
+            .as_ref()
+            .unwrap()[0]
+            .method
+            .as_ref()
+            .unwrap();
+        assert_eq!(method.service.as_deref(), Some("pkg.Svc"));
+
+        // The kind decides how the spec reads: as an HTTPRoute, a gRPC method match is no HTTP
+        // method, and the route is reported instead of read into something else.
+        let mut wrong = file.status_cases[0].clone();
+        wrong.routes[1].kind = Some("HTTPRoute".into());
+        let error = try_snapshot_for(&wrong, &file, &SnapshotOptions::default()).unwrap_err();
+        assert!(error.contains("route apps/g"), "{error}");
     }
 
     #[test]

@@ -276,6 +276,8 @@ pub struct RouteSpec {
 
 /// The route kind a vector means when `routes[].kind` is absent.
 pub const DEFAULT_ROUTE_KIND: &str = "HTTPRoute";
+/// `routes[].kind` of a GRPCRoute.
+pub const GRPC_ROUTE_KIND: &str = "GRPCRoute";
 
 impl RouteSpec {
     /// The route's kind: `routes[].kind`, [`DEFAULT_ROUTE_KIND`] when absent.
@@ -292,6 +294,23 @@ impl RouteSpec {
         if self.kind() != DEFAULT_ROUTE_KIND {
             return Err(format!(
                 "route {}/{} is a {}, not an HTTPRoute",
+                self.namespace,
+                self.name,
+                self.kind()
+            ));
+        }
+        serde_json::from_value(Value::Object(self.spec.clone()))
+            .map_err(|e| format!("route {}/{}: {e}", self.namespace, self.name))
+    }
+
+    /// The spec as a GRPCRoute (the experimental channel's type); a route of another kind is
+    /// refused.
+    pub fn grpc_route_spec(
+        &self,
+    ) -> Result<controller_shim::api::grpcroutes::GrpcRouteSpec, String> {
+        if self.kind() != GRPC_ROUTE_KIND {
+            return Err(format!(
+                "route {}/{} is a {}, not a GRPCRoute",
                 self.namespace,
                 self.name,
                 self.kind()

@@ -82,51 +82,55 @@ fn grpcroutes_are_not_converted_as_httproutes() {
     assert!(err.contains("is a GRPCRoute, not an HTTPRoute"), "{err}");
 }
 
+/// The native target runs every GRPCRoute request case through the filter and passes it; each
+/// case with its gRPC status flipped (0 <-> 12) fails, so no expectation goes unchecked.
 #[test]
-fn native_skips_every_grpcroute_case_with_the_reason_even_when_flipped() {
+fn native_passes_every_grpcroute_case_and_fails_it_flipped() {
     let file = grpc_file();
     for case in file.cases.iter().chain(&file.unreleased_cases) {
+        assert_eq!(native::run(case, &file), Outcome::Pass, "{}", case.id);
         let mut flipped = case.clone();
-        flipped.expect.grpc_status = Some(if case.expect.grpc_status == Some(0) {
-            12
+        let (code, name) = if case.expect.grpc_status == Some(0) {
+            (12, "UNIMPLEMENTED")
         } else {
-            0
-        });
-        for case in [case, &flipped] {
-            match native::run(case, &file) {
-                Outcome::Skip(reason) => assert!(
-                    reason.starts_with("GRPCRoute is not supported yet"),
-                    "{}: {reason}",
-                    case.id
-                ),
-                other => panic!("{}: {other:?}", case.id),
-            }
+            (0, "OK")
+        };
+        flipped.expect.grpc_status = Some(code);
+        flipped.expect.grpc_status_name = Some(name.to_owned());
+        match native::run(&flipped, &file) {
+            Outcome::Fail(_) => {}
+            other => panic!("{} flipped to grpcStatus {code}: {other:?}", case.id),
         }
     }
 }
 
+/// The resolver handles GRPCRoutes: every status case is checked and passes, and fails when its
+/// expectation is flipped (nothing is passed unchecked).
 #[test]
-fn status_skips_every_grpcroute_case_with_the_reason() {
+fn status_checks_every_grpcroute_case() {
     let file = grpc_file();
     for case in &file.status_cases {
-        match status::check(case, &file) {
-            Outcome::Skip(reason) => {
-                assert!(
-                    reason.starts_with("GRPCRoute is not supported yet"),
-                    "{reason}"
-                )
+        assert_eq!(status::check(case, &file), Outcome::Pass, "{}", case.id);
+        let mut flipped = case.clone();
+        for entry in &mut flipped.expect.route_parent_conditions {
+            for condition in &mut entry.conditions {
+                condition.status = "False".to_owned();
             }
-            other => panic!("{}: {other:?}", case.id),
         }
+        assert!(
+            matches!(status::check(&flipped, &file), Outcome::Fail(_)),
+            "{} passes with its expectation flipped",
+            case.id
+        );
     }
 }
 
 /// GRPCExactMethodMatching/0 with its GRPCRoute rewritten as the HTTPRoute Envoy Gateway would
-/// derive (POST to the exact path): the HTTP machinery can route it, but it cannot check the
-/// gRPC outcome, so the case is skipped; flipped, it is skipped too; only without its gRPC
-/// expectations does it pass, which shows the skip is what keeps it from passing unchecked.
+/// derive (POST to the exact path): the native target sends the gRPC call, an HTTPRoute takes it
+/// and the gRPC outcome is checked: it passes, and fails flipped; an expectation the model does
+/// not know is still a skip naming it.
 #[test]
-fn a_grpc_expectation_on_an_httproute_case_is_never_passed_unchecked() {
+fn a_grpc_call_an_httproute_takes_is_checked_on_native() {
     let file = grpc_file();
     let mut case: Case = file.cases[0].clone();
     assert_eq!(case.id, "GRPCExactMethodMatching/0");
@@ -139,28 +143,18 @@ fn a_grpc_expectation_on_an_httproute_case_is_never_passed_unchecked() {
             "backendRefs": [{"name": "grpc-infra-backend-v1", "port": 8080}]
         }]),
     );
-
-    let skip_reason = |case: &Case| match native::run(case, &file) {
-        Outcome::Skip(reason) => reason,
-        other => panic!("expected a skip, got {other:?}"),
-    };
-    assert!(skip_reason(&case).contains("grpcStatus"));
+    assert_eq!(native::run(&case, &file), Outcome::Pass);
     let mut flipped = case.clone();
     flipped.expect.grpc_status = Some(14);
     flipped.expect.grpc_status_name = Some("UNAVAILABLE".to_owned());
-    assert!(skip_reason(&flipped).contains("grpcStatus"));
+    assert!(matches!(native::run(&flipped, &file), Outcome::Fail(_)));
     let mut unknown = case.clone();
-    unknown.expect.grpc_status = None;
-    unknown.expect.grpc_status_name = None;
-    unknown.expect.http_status_one_of.clear();
     unknown
         .expect
         .extra
         .insert("grpcStatusDetails".to_owned(), serde_json::json!("x"));
-    assert!(skip_reason(&unknown).contains("expect.grpcStatusDetails"));
-
-    let mut http_only = unknown.clone();
-    http_only.expect.extra.clear();
-    http_only.request.grpc = None;
-    assert_eq!(native::run(&http_only, &file), Outcome::Pass);
+    match native::run(&unknown, &file) {
+        Outcome::Skip(reason) => assert!(reason.contains("expect.grpcStatusDetails"), "{reason}"),
+        other => panic!("expected a skip, got {other:?}"),
+    }
 }

@@ -12,7 +12,8 @@
 //!
 //! This crate adds the I/O around it: [`source`] (Kubernetes watchers, manifest directory poller,
 //! the index they feed), [`runtime`] (the loop), [`envoy`] (rendering Envoy's files), [`deliver`]
-//! (Envoy files, Kong's Admin API), [`status`] (writing status under a Lease, or a report).
+//! (Envoy files, Kong's Admin API), [`xds`] (the xDS server for a fleet of Envoys), [`status`]
+//! (writing status under a Lease, or a report).
 
 pub mod deliver;
 pub mod envoy;
@@ -21,6 +22,7 @@ pub mod rbac;
 pub mod runtime;
 pub mod source;
 pub mod status;
+pub mod xds;
 
 pub use gateway_resolver::{
     Kind, Object, Resolution, Settings, Snapshot, api, explain, kinds, manifests, request_text,

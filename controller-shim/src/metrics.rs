@@ -38,6 +38,11 @@ struct Inner {
     resolutions: u64,
     leader: bool,
     ready: bool,
+    xds_connected: i64,
+    xds_responses: BTreeMap<String, u64>,
+    xds_acks: BTreeMap<String, u64>,
+    xds_nacks: BTreeMap<String, u64>,
+    module_pulls: BTreeMap<String, u64>,
 }
 
 /// Every metric the shim exports. Shared by `Arc`.
@@ -86,6 +91,43 @@ impl Metrics {
             .status_patches
             .entry((kind.to_owned(), result.to_owned()))
             .or_default() += 1;
+    }
+
+    /// An xDS stream opened (`1`) or closed (`-1`).
+    pub fn xds_connected(&self, change: i64) {
+        self.lock().xds_connected += change;
+    }
+
+    /// An xDS response sent (`kind`: `CDS`, `EDS`, `SDS`, `LDS`, `ECDS`).
+    pub fn xds_response(&self, kind: &str) {
+        *self
+            .lock()
+            .xds_responses
+            .entry(kind.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn xds_ack(&self, kind: &str) {
+        *self.lock().xds_acks.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// A NACK: an Envoy rejected an update of `kind`.
+    pub fn xds_nack(&self, kind: &str) {
+        *self.lock().xds_nacks.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// A module pull from a registry (`result`: `ok`, `unchanged`, `error`).
+    pub fn module_pull(&self, result: &str) {
+        *self
+            .lock()
+            .module_pulls
+            .entry(result.to_owned())
+            .or_default() += 1;
+    }
+
+    /// The value of `gateway_wasm_xds_nacks_total{type}` (tests).
+    pub fn xds_nacks(&self, kind: &str) -> u64 {
+        self.lock().xds_nacks.get(kind).copied().unwrap_or_default()
     }
 
     pub fn resolved(&self) {
@@ -240,7 +282,58 @@ impl Metrics {
             "1 once the first delivery round completed.",
         );
         let _ = writeln!(out, "gateway_wasm_ready {}", u8::from(inner.ready));
+        encode_xds(&inner, &mut out);
         out
+    }
+}
+
+/// The xDS server's metrics.
+fn encode_xds(inner: &Inner, out: &mut String) {
+    header(
+        out,
+        "gateway_wasm_xds_connected_proxies",
+        "gauge",
+        "Envoys with an open xDS stream to this replica.",
+    );
+    let _ = writeln!(
+        out,
+        "gateway_wasm_xds_connected_proxies {}",
+        inner.xds_connected
+    );
+    for (name, help, counts) in [
+        (
+            "gateway_wasm_xds_responses_total",
+            "xDS responses sent, by resource type.",
+            &inner.xds_responses,
+        ),
+        (
+            "gateway_wasm_xds_acks_total",
+            "xDS responses Envoys accepted (ACK), by resource type.",
+            &inner.xds_acks,
+        ),
+        (
+            "gateway_wasm_xds_nacks_total",
+            "xDS responses Envoys rejected (NACK), by resource type; they keep the last version they accepted.",
+            &inner.xds_nacks,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (kind, n) in counts {
+            let _ = writeln!(out, "{name}{{type=\"{}\"}} {n}", esc(kind));
+        }
+    }
+    header(
+        out,
+        "gateway_wasm_module_pulls_total",
+        "counter",
+        "Filter module resolutions against the OCI registry, by result (ok, unchanged, error).",
+    );
+    for (result, n) in &inner.module_pulls {
+        let _ = writeln!(
+            out,
+            "gateway_wasm_module_pulls_total{{result=\"{}\"}} {n}",
+            esc(result)
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every permission the shim needs, from the table of kinds plus the leader-election Lease.
 //!
-//! `examples/kubernetes/rbac.yaml` grants exactly these (a test compares them), and a test against
+//! `examples/kubernetes/base/rbac.yaml` grants exactly these (a test compares them), and a test against
 //! the fake API server checks that every request the shim makes is covered.
 
 use gateway_resolver::api::Lease;

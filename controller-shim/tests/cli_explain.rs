@@ -138,3 +138,70 @@ fn explain_json_prints_the_playground_document() {
     assert_eq!(value["decision"]["kind"], "redirect");
     assert_eq!(value["decision"]["status"], 301);
 }
+
+/// `--grpc SERVICE/METHOD`: a gRPC call to the URL's host; the GRPCRoute takes it, the trace names
+/// it, and a call no route takes is answered with grpc-status 12 over HTTP 200.
+#[test]
+fn explain_takes_a_grpc_call() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("all.yaml"), fixture!("grpc-route.yaml")).unwrap();
+    let service = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho";
+    let rpc = format!("{service}/Echo");
+    let out = explain(
+        dir.path(),
+        &["--request", "http://grpc.example.com", "--grpc", &rpc],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("route:    GRPCRoute infra/rpc rules[0]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("forward to grpc:infra/echo:8080"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "gRPC request: service {service:?}, method \"Echo\""
+        )),
+        "{stdout}"
+    );
+
+    let out = explain(
+        dir.path(),
+        &[
+            "--request",
+            "http://grpc.example.com",
+            "--grpc",
+            "other.Svc/Get",
+        ],
+    );
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("answer locally with HTTP 200, grpc-status 12 (Unimplemented)"),
+        "{stdout}"
+    );
+
+    // Without --grpc the same URL is a plain GET: no GRPCRoute can take it.
+    let out = explain(
+        dir.path(),
+        &["--request", &format!("http://grpc.example.com/{rpc}")],
+    );
+    assert!(
+        text(&out).contains("action:   answer 404 locally"),
+        "{}",
+        text(&out)
+    );
+
+    let out = explain(
+        dir.path(),
+        &["--request", "http://grpc.example.com", "--grpc", "NoSlash"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("is not 'SERVICE/METHOD'"),
+        "{}",
+        text(&out)
+    );
+}

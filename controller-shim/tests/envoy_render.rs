@@ -192,6 +192,46 @@ fn golden_https_gateway_with_port_map() {
     check_golden("https-sni", &files);
 }
 
+/// A GRPCRoute's backend is an h2c cluster of its own, rendered straight from manifests: the
+/// resolver infers HTTP/2 from the route kind, the renderer gives the cluster HTTP/2 protocol
+/// options, and the HTTPRoute to the same Service port keeps its HTTP/1.1 cluster.
+#[test]
+fn golden_grpc_route_gateway() {
+    let mut loaded = controller_shim::manifests::Loaded::default();
+    controller_shim::manifests::load_str(
+        fixture!("grpc-route.yaml"),
+        Path::new("grpc-route.yaml"),
+        &mut loaded,
+    )
+    .unwrap();
+    let resolution =
+        controller_shim::resolve(&loaded.snapshot, &controller_shim::Settings::default());
+    let files = envoy::render(&resolution.gateways[0], &options()).unwrap();
+    check_golden("grpc-route", &files);
+
+    let cds: serde_json::Value =
+        serde_norway::from_str(files.get(envoy::CLUSTERS_FILE).unwrap()).unwrap();
+    let clusters = cds["resources"].as_array().unwrap();
+    let http2 = |name: &str| {
+        let cluster = clusters
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no cluster {name}"));
+        cluster["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+            .get("http2_protocol_options")
+            .is_some()
+    };
+    assert!(
+        http2("grpc:infra/echo:8080"),
+        "the GRPCRoute's cluster speaks h2c"
+    );
+    assert!(
+        !http2("infra/echo:8080"),
+        "the HTTPRoute's cluster stays HTTP/1.1"
+    );
+}
+
 #[test]
 fn warnings_name_what_is_not_served() {
     let files = envoy::render(&https_case(), &options()).unwrap();
@@ -370,4 +410,202 @@ fn envoy_validates_the_rendered_bootstrap() {
     let files = envoy::render(&result, &options).unwrap();
     envoy::write_files(dir.path(), &files).unwrap();
     testkit::validate_config(&dir.path().join(envoy::BOOTSTRAP_FILE)).unwrap();
+}
+
+fn dynamic_module_options() -> EnvoyOptions {
+    let mut options = options();
+    options.filter = envoy::EnvoyFilter::DynamicModule(
+        "/usr/lib/gateway-wasm/libgateway_wasm_dynamic.so".into(),
+    );
+    options
+}
+
+#[test]
+fn golden_http_gateway_dynamic_module() {
+    let files = envoy::render(&http_case(), &dynamic_module_options()).unwrap();
+    check_golden("http-two-ports-dynamic-module", &files);
+}
+
+/// The two builds get the same bytes: only the resource around them differs.
+#[test]
+fn the_dynamic_module_gets_the_wasm_filters_configuration() {
+    for compression in [
+        envoy::ConfigCompression::Never,
+        envoy::ConfigCompression::Always,
+    ] {
+        let mut wasm = options();
+        wasm.config_compression = compression;
+        let mut dynamic = dynamic_module_options();
+        dynamic.config_compression = compression;
+        let wasm_files = envoy::render(&http_case(), &wasm).unwrap();
+        let dynamic_files = envoy::render(&http_case(), &dynamic).unwrap();
+        let ecds: serde_json::Value =
+            serde_json::from_str(dynamic_files.get(envoy::EXTENSION_CONFIG_FILE).unwrap()).unwrap();
+        let typed = &ecds["resources"][0]["typed_config"];
+        assert_eq!(
+            typed["@type"],
+            "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+        );
+        assert_eq!(
+            typed["dynamic_module_config"]["module"]["local"]["filename"],
+            "/usr/lib/gateway-wasm/libgateway_wasm_dynamic.so"
+        );
+        let (wasm_type, wasm_value) = configuration(&wasm_files);
+        assert_eq!(typed["filter_config"]["@type"], wasm_type.as_str());
+        assert_eq!(typed["filter_config"]["value"], wasm_value.as_str());
+        // The connection manager discovers the dynamic module's type, and each route names
+        // its Gateway port for the module.
+        let bootstrap = dynamic_files.get(envoy::BOOTSTRAP_FILE).unwrap();
+        assert!(bootstrap.contains("dynamic_modules.v3.DynamicModuleFilter"));
+        assert!(!bootstrap.contains("filters.http.wasm.v3.Wasm"));
+        assert!(bootstrap.contains("filter_chain_name: gateway-wasm:"));
+        assert!(
+            !wasm_files
+                .get(envoy::BOOTSTRAP_FILE)
+                .unwrap()
+                .contains("filter_chain_name")
+        );
+    }
+}
+
+/// xDS-mode rendering options: resources from the ADS stream, the module downloaded from the shim.
+fn ads_options() -> EnvoyOptions {
+    let mut options = options();
+    options.delivery = envoy::Delivery::Ads(envoy::RemoteModule {
+        uri: "http://gateway-wasm-xds/modules/sha256/00.wasm".into(),
+        cluster: envoy::XDS_CLUSTER.into(),
+        sha256: "00".into(),
+    });
+    options
+}
+
+/// Replaces, anywhere in `value`, what legitimately differs between file and xDS delivery (where
+/// the filter config and the certificates come from) with a marker.
+fn without_sources(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("config_source") {
+                map.insert("config_source".into(), "<source>".into());
+            }
+            for key in ["tls_certificates", "tls_certificate_sds_secret_configs"] {
+                if map.remove(key).is_some() {
+                    map.insert("<certificates>".into(), true.into());
+                }
+            }
+            map.values_mut().for_each(without_sources);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(without_sources),
+        _ => {}
+    }
+}
+
+#[test]
+fn envoy_validates_the_rendered_dynamic_module_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = EnvoyOptions::new(dir.path(), dir.path().join("gateway_wasm.wasm"));
+    options.filter =
+        envoy::EnvoyFilter::DynamicModule(dir.path().join("libgateway_wasm_dynamic.so"));
+    options.port_offset = 20000;
+    options.admin_port = 0;
+    let files = envoy::render(&http_case(), &options).unwrap();
+    envoy::write_files(dir.path(), &files).unwrap();
+    testkit::validate_config(&dir.path().join(envoy::BOOTSTRAP_FILE)).unwrap();
+}
+
+#[test]
+fn lds_listeners_are_the_file_bootstraps_listeners() {
+    for (case, result) in [("http", http_case()), ("https", https_case())] {
+        let files = envoy::render(&result, &options()).unwrap();
+        let bootstrap: serde_json::Value =
+            serde_norway::from_str(files.get(envoy::BOOTSTRAP_FILE).unwrap()).unwrap();
+        let mut from_file = bootstrap["static_resources"]["listeners"].clone();
+        let envoy::RenderedListeners {
+            listeners, secrets, ..
+        } = envoy::listeners(&result, &ads_options()).unwrap();
+        let mut from_lds = serde_json::to_value(&listeners).unwrap();
+        // Same connection manager (every edge setting), same filter chains, same routes: the
+        // listeners differ only in where the filter config and certificates come from.
+        assert!(
+            from_lds.to_string().contains("\"ads\""),
+            "{case}: {from_lds}"
+        );
+        for edge_setting in [
+            "normalize_path",
+            "path_with_escaped_slashes_action",
+            "per_connection_buffer_limit_bytes",
+        ] {
+            assert!(
+                from_lds.to_string().contains(edge_setting),
+                "{case}: no {edge_setting}: {from_lds}"
+            );
+        }
+        without_sources(&mut from_file);
+        without_sources(&mut from_lds);
+        assert_eq!(from_lds, from_file, "{case}");
+        if case == "https" {
+            assert!(!secrets.is_empty());
+            assert!(
+                secrets
+                    .iter()
+                    .all(|s| s.certificate_chain_pem.contains("CERTIFICATE"))
+            );
+        }
+    }
+}
+
+#[test]
+fn every_resource_of_both_cases_converts_to_protobuf() {
+    use controller_shim::xds::{Hub, ModuleInfo, Published, ResourceType};
+    for result in [http_case(), https_case()] {
+        let hub = Hub::new(options());
+        hub.set_module(ModuleInfo {
+            sha256: "ab".repeat(32),
+            origin: "test".into(),
+        });
+        assert!(matches!(
+            hub.set_gateway(&result).unwrap(),
+            Published::Rendered { .. }
+        ));
+        let catalog = hub.catalog();
+        let gateway = &catalog.gateways[&result.gateway];
+        for kind in ResourceType::ALL {
+            let resources = gateway.resources(kind, &envoy::Binding::default()).unwrap();
+            assert!(
+                !resources.is_empty() || kind == ResourceType::Secret,
+                "{kind:?} is empty"
+            );
+        }
+    }
+}
+
+#[test]
+fn envoy_validates_the_xds_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = envoy::ads_bootstrap(&envoy::AdsBootstrap {
+        xds_host: "gateway-wasm-xds.gateway-system.svc".into(),
+        xds_port: 18000,
+        gateway: ObjectKey {
+            namespace: "infra".into(),
+            name: "gw".into(),
+        },
+        node_id: "envoy-0".into(),
+        admin_port: 19000,
+        protocol: envoy::AdsProtocol::Delta,
+        binding: envoy::Binding::default(),
+        edge: envoy::EdgeOptions::default(),
+    })
+    .unwrap();
+    assert!(text.contains("api_type: DELTA_GRPC"), "{text}");
+    assert!(text.contains("gateway: infra/gw"), "{text}");
+    assert!(
+        text.contains("type: STRICT_DNS"),
+        "a name is resolved: {text}"
+    );
+    // Edge-safe as the file bootstrap: the overload manager, the admin endpoint exempt from it.
+    assert!(text.contains("overload_manager:"), "{text}");
+    assert!(text.contains("max_heap_size_bytes"), "{text}");
+    assert!(text.contains("ignore_global_conn_limit: true"), "{text}");
+    let path = dir.path().join("bootstrap.yaml");
+    std::fs::write(&path, text).unwrap();
+    testkit::validate_config(&path).unwrap();
 }

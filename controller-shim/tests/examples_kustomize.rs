@@ -193,3 +193,93 @@ fn the_sidecar_overlay_runs_the_image_packager_builds() {
         }
     }
 }
+
+/// The arguments examples/kubernetes-fleet/README.md gives `controller-shim bootstrap`.
+const FLEET_BOOTSTRAP_ARGS: [&str; 8] = [
+    "--xds",
+    "gateway-wasm-xds.gateway-system.svc.cluster.local:18000",
+    "--gateway",
+    "gateway-system/gw",
+    "--node-id",
+    "envoy",
+    "--port-offset",
+    "8000",
+];
+
+#[test]
+fn the_fleet_example_renders_type_checks_and_feeds_its_envoys_over_xds() {
+    let dir = examples().join("kubernetes-fleet");
+    let objects = kustomize(&dir);
+    for object in &objects {
+        type_check(object)
+            .unwrap_or_else(|e| panic!("kubernetes-fleet renders {}: {e}", name(object)));
+    }
+    let deployment = |app: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == app)
+            .unwrap_or_else(|| panic!("no Deployment {app}"))
+    };
+    let shim = deployment("controller-shim");
+    assert_eq!(shim["spec"]["replicas"], 2);
+    let args = shim["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    for flag in [
+        "--kube",
+        "--xds-listen=0.0.0.0:18000",
+        "--wasm=oci://",
+        "--gateway=gateway-system/gw",
+    ] {
+        assert!(args.contains(flag), "the shim runs without {flag}: {args}");
+    }
+    // The Service the bootstrap names selects the shim replicas and reaches their xDS port.
+    let xds = objects
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "gateway-wasm-xds")
+        .unwrap();
+    assert_eq!(xds["spec"]["selector"]["app"], "controller-shim");
+    assert_eq!(xds["spec"]["ports"][0]["port"], 18000);
+    // The Envoys mount the generated bootstrap ConfigMap by its hashed name.
+    let envoy = deployment("envoy");
+    let map = objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("envoy-bootstrap-")
+        })
+        .unwrap();
+    assert_eq!(
+        envoy["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"],
+        map["metadata"]["name"]
+    );
+    // bootstrap.yaml is exactly what `controller-shim bootstrap` prints, and Envoy accepts it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_controller-shim"))
+        .arg("bootstrap")
+        .args(FLEET_BOOTSTRAP_ARGS)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let path = dir.join("bootstrap.yaml");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, &printed).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        printed,
+        "examples/kubernetes-fleet/bootstrap.yaml is stale: BLESS=1 cargo test -p controller-shim --test examples_kustomize"
+    );
+    assert_eq!(map["data"]["bootstrap.yaml"], printed.as_str());
+    testkit::validate_config(&path).unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&FLEET_BOOTSTRAP_ARGS.join(" ")),
+        "README.md must give the bootstrap command's arguments"
+    );
+}

@@ -72,7 +72,8 @@ fn the_gateway_class_is_ours_and_the_gateway_is_programmed() {
     let listeners = status["listeners"].as_array().unwrap();
     assert_eq!(listeners.len(), 1);
     assert_eq!(listeners[0]["name"], "http");
-    assert_eq!(listeners[0]["attachedRoutes"], 3);
+    // Three HTTPRoutes and the GRPCRoute rpc/echo.
+    assert_eq!(listeners[0]["attachedRoutes"], 4);
 }
 
 #[test]
@@ -84,7 +85,10 @@ fn every_route_is_accepted_with_resolved_backends() {
         .map(|r| r.route.to_string())
         .collect();
     names.sort();
-    assert_eq!(names, ["site/site", "store/store", "store/store-on-www"]);
+    assert_eq!(
+        names,
+        ["rpc/echo", "site/site", "store/store", "store/store-on-www"]
+    );
     for route in &resolution.routes {
         let status = serde_json::to_value(&route.status).unwrap();
         let parents = status["parents"].as_array().unwrap();
@@ -102,12 +106,14 @@ fn every_route_is_accepted_with_resolved_backends() {
 
 #[test]
 fn backends_are_the_demo_echo_ports() {
-    // The table in examples/quickstart/README.md and xtask/src/demo.rs's BACKENDS.
+    // The table in examples/quickstart/README.md and xtask/src/demo's BACKENDS and GRPC_BACKEND
+    // (the GRPCRoute's backend key is its own: an h2c upstream).
     let expected = [
         ("store/store-v1:8080", 18081),
         ("store/store-v2:8080", 18082),
         ("site/site-v1:8080", 18083),
         ("site/site-v2:8080", 18084),
+        ("grpc:rpc/grpc-echo:8080", 18085),
     ];
     let resolution = resolved();
     let gateway = gateway(&resolution);
@@ -128,7 +134,7 @@ fn backends_are_the_demo_echo_ports() {
     }
     let readme = std::fs::read_to_string(quickstart().join("README.md")).unwrap();
     for (key, port) in expected {
-        let service = key.split_once(':').unwrap().0;
+        let service = key.trim_start_matches("grpc:").split_once(':').unwrap().0;
         assert!(
             readme.contains(&format!("`{service}`")) && readme.contains(&format!("{port}")),
             "README.md does not list {service} on {port}"

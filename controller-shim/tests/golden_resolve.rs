@@ -6,8 +6,8 @@
 //! - `plugin-config.json`: the PluginConfig pushed for each Gateway of ours, keyed `namespace/name`;
 //! - `data-plane.yaml`: what the proxy gets next to it (each backend's Service port and ready
 //!   endpoints, each HTTPS listener's certificate Secrets);
-//! - `status.yaml`: the status written on every GatewayClass, Gateway (with listeners), ListenerSet
-//!   and HTTPRoute.
+//! - `status.yaml`: the status written on every GatewayClass, Gateway (with listeners), ListenerSet,
+//!   HTTPRoute and GRPCRoute.
 //!
 //! The input is read by the manifest loader `controller-shim render --manifests` uses and resolved
 //! with fixed settings; the outputs are compared byte for byte. `cargo xtask bless` (or
@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use controller_shim::manifests::{self, Loaded};
-use controller_shim::{Settings, resolve};
+use controller_shim::{Kind, Settings, resolve};
 use serde::Serialize;
 use serde_norway::{Mapping, Value};
 
@@ -219,9 +219,20 @@ fn render(loaded: &Loaded) -> BTreeMap<&'static str, String> {
         resolution
             .routes
             .iter()
+            .filter(|r| r.kind == Kind::HttpRoute)
             .map(|r| (r.route.to_string(), to_value(&r.status)))
             .collect(),
     );
+    // Only in cases with GRPCRoutes, so the HTTPRoute cases read as before.
+    let grpc: Vec<(String, Value)> = resolution
+        .routes
+        .iter()
+        .filter(|r| r.kind == Kind::GrpcRoute)
+        .map(|r| (r.route.to_string(), to_value(&r.status)))
+        .collect();
+    if !grpc.is_empty() {
+        section("grpcRoutes", grpc);
+    }
     if !loaded.unknown.is_empty() {
         // Kinds the resolver does not read get no status from it.
         let not_read = loaded

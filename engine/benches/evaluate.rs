@@ -1,5 +1,6 @@
 //! Evaluation cost against route tables of 10, 1,000 and 10,000 routes, compared with a naive
-//! linear scan over every match (the cost model of a route list checked in order).
+//! linear scan over every match (the cost model of a route list checked in order), and of gRPC
+//! calls against 10 and 10,000 GRPCRoutes (`evaluate-grpc`).
 //!
 //! Run: `cargo bench -p engine --bench evaluate` (or `cargo xtask bench --engine`).
 
@@ -63,6 +64,37 @@ fn evaluate(c: &mut Criterion) {
                     },
                 );
             }
+        }
+    }
+    group.finish();
+}
+
+/// gRPC calls against GRPCRoute tables: the per-call cost must stay flat from 10 to 10,000
+/// routes (hostname bucket, then a hash probe on service/method or service).
+fn evaluate_grpc(c: &mut Criterion) {
+    let mut group = c.benchmark_group("evaluate-grpc");
+    for n in [10, 10_000] {
+        let json = tables::grpc::config(n).to_string();
+        let table = RouteTable::from_json(json.as_bytes()).unwrap();
+        for (label, host, path, headers, expected) in tables::grpc::requests(n) {
+            let request = Request {
+                port: 80,
+                sni: None,
+                method: "POST",
+                authority: &host,
+                path: &path,
+                headers: &headers,
+            };
+            let decision = table.evaluate(&request, &mut SplitMix64(1));
+            let got = match decision.action {
+                Action::Forward(_) => decision.route.map(|r| (r.name.to_owned(), r.rule_index)),
+                _ => None,
+            };
+            assert_eq!(got, expected, "{label} with {n} GRPCRoutes");
+            let mut rng = SplitMix64(7);
+            group.bench_with_input(BenchmarkId::new(label, n), &request, |b, request| {
+                b.iter(|| black_box(table.evaluate(black_box(request), &mut rng)))
+            });
         }
     }
     group.finish();
@@ -177,5 +209,5 @@ impl Naive {
     }
 }
 
-criterion_group!(benches, evaluate, compile);
+criterion_group!(benches, evaluate, evaluate_grpc, compile);
 criterion_main!(benches);

@@ -16,7 +16,9 @@ use regex_lite::Regex;
 
 use crate::config::*;
 use crate::cors::CompiledCors;
+use crate::decision::RouteKind;
 use crate::error::{ConfigError, JsonPath, quoted};
+use crate::grpc::GrpcCandidate;
 use crate::index::PathIndex;
 use crate::matchers::{HeaderCondition, QueryCondition, ValueMatcher, compile_full_match};
 use crate::table::*;
@@ -28,6 +30,10 @@ pub(crate) fn compile_validated(config: &PluginConfig) -> Result<RouteTable, Con
     let routes = JsonPath::ROOT.field("routes");
     for (index, route) in config.routes.iter().enumerate() {
         compiler.add_route(route, &routes.index(index))?;
+    }
+    let grpc_routes = JsonPath::ROOT.field("grpcRoutes");
+    for (index, route) in config.grpc_routes.iter().enumerate() {
+        compiler.add_grpc_route(route, &grpc_routes.index(index))?;
     }
     Ok(compiler.finish())
 }
@@ -65,6 +71,7 @@ impl<'c> Compiler<'c> {
                 protocol: l.protocol,
                 hostname: l.hostname.clone(),
                 hosts: Default::default(),
+                grpc_hosts: Default::default(),
             })
             .collect();
         let listener_ids = config
@@ -81,6 +88,7 @@ impl<'c> Compiler<'c> {
                 routes: Vec::with_capacity(config.routes.len()),
                 rules: Vec::new(),
                 candidates: Vec::new(),
+                grpc_candidates: Vec::new(),
                 backends,
             },
             backend_ids,
@@ -90,22 +98,109 @@ impl<'c> Compiler<'c> {
 
     /// Step 2: one route, rule by rule.
     fn add_route(&mut self, route: &Route, path: &JsonPath<'_>) -> Result<(), ConfigError> {
-        let created = match &route.creation_timestamp {
+        let parents = self.listeners_of(&route.parents, path)?;
+        let route_id = self.add_route_meta(
+            RouteKind::HTTPRoute,
+            &route.namespace,
+            &route.name,
+            route.creation_timestamp.as_deref(),
+            path,
+        )?;
+        let rules = path.field("rules");
+        for (index, rule) in route.rules.iter().enumerate() {
+            self.add_rule(route_id, index as u32, rule, &parents, &rules.index(index))?;
+        }
+        Ok(())
+    }
+
+    /// The identity and age of a route of either kind; its id.
+    fn add_route_meta(
+        &mut self,
+        kind: RouteKind,
+        namespace: &str,
+        name: &str,
+        creation_timestamp: Option<&str>,
+        path: &JsonPath<'_>,
+    ) -> Result<u32, ConfigError> {
+        let created = match creation_timestamp {
             Some(ts) => {
                 Some(parse_rfc3339(ts).map_err(|e| path.field("creationTimestamp").error(e))?)
             }
             None => None,
         };
-        let parents = self.listeners_of(route, path)?;
         let route_id = self.table.routes.len() as u32;
         self.table.routes.push(RouteMeta {
-            namespace: route.namespace.clone(),
-            name: route.name.clone(),
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
             created,
         });
-        let rules = path.field("rules");
+        Ok(route_id)
+    }
+
+    /// Step 2 for a GRPCRoute: its rules share `rules` with HTTPRoute rules (filters and weighted
+    /// backends work the same); its matches are indexed in each listener's GRPCRoute buckets. "If
+    /// no matches are specified, the implementation MUST match every gRPC request."
+    fn add_grpc_route(
+        &mut self,
+        route: &GrpcRoute,
+        path: &JsonPath<'_>,
+    ) -> Result<(), ConfigError> {
+        let parents = self.listeners_of(&route.parents, path)?;
+        let route_id = self.add_route_meta(
+            RouteKind::GRPCRoute,
+            &route.namespace,
+            &route.name,
+            route.creation_timestamp.as_deref(),
+            path,
+        )?;
+        let rules_path = path.field("rules");
         for (index, rule) in route.rules.iter().enumerate() {
-            self.add_rule(route_id, index as u32, rule, &parents, &rules.index(index))?;
+            let rule_path = rules_path.index(index);
+            let backends = self.compile_backend_refs(&rule.backend_refs, &rule_path)?;
+            let rule_id = self.table.rules.len() as u32;
+            self.table.rules.push(CompiledRule {
+                route: route_id,
+                index: index as u32,
+                name: rule.name.clone(),
+                filters: self.compile_filters(&rule.filters, &rule_path.field("filters"))?,
+                total_weight: backends.iter().map(|b| u64::from(b.weight)).sum(),
+                backends,
+                request_timeout_ms: None,
+                backend_request_timeout_ms: None,
+                retry: None,
+            });
+            let default_match = [GrpcMatch::default()];
+            let matches = if rule.matches.is_empty() {
+                &default_match[..]
+            } else {
+                &rule.matches[..]
+            };
+            let matches_path = rule_path.field("matches");
+            for (match_index, m) in matches.iter().enumerate() {
+                let candidate = GrpcCandidate::compile(
+                    rule_id,
+                    match_index as u32,
+                    m,
+                    &matches_path.index(match_index),
+                )?;
+                let id = self.table.grpc_candidates.len() as u32;
+                for parent in &parents {
+                    let Some(listener) = self.table.listeners.get_mut(parent.listener) else {
+                        continue;
+                    };
+                    if parent.hostnames.is_empty() {
+                        listener.grpc_hosts.bucket(None).insert(&candidate, id);
+                    }
+                    for hostname in parent.hostnames {
+                        listener
+                            .grpc_hosts
+                            .bucket(Some(hostname))
+                            .insert(&candidate, id);
+                    }
+                }
+                self.table.grpc_candidates.push(candidate);
+            }
         }
         Ok(())
     }
@@ -205,6 +300,15 @@ impl<'c> Compiler<'c> {
                     .precedence(hostname, b)
                     .cmp(&table.precedence(hostname, a))
             });
+            listener
+                .grpc_hosts
+                .for_each_bucket(&mut |hostname, bucket| {
+                    bucket.sort(&|a, b| {
+                        table
+                            .grpc_precedence(hostname, b)
+                            .cmp(&table.grpc_precedence(hostname, a))
+                    });
+                });
         }
         self.table.listeners = listeners;
         self.table
@@ -214,12 +318,12 @@ impl<'c> Compiler<'c> {
     /// guarantees every listener exists; a missing one is an error naming the reference.
     fn listeners_of<'r>(
         &self,
-        route: &'r Route,
+        attachments: &'r [Attachment],
         path: &JsonPath<'_>,
     ) -> Result<Vec<Parent<'r>>, ConfigError> {
         let parents_path = path.field("parents");
-        let mut parents = Vec::with_capacity(route.parents.len());
-        for (i, parent) in route.parents.iter().enumerate() {
+        let mut parents = Vec::with_capacity(attachments.len());
+        for (i, parent) in attachments.iter().enumerate() {
             let listener = self.listener_ids.get(parent.listener.as_str()).copied();
             let listener = listener.ok_or_else(|| {
                 parents_path.index(i).field("listener").error(format!(
@@ -251,16 +355,7 @@ impl<'c> Compiler<'c> {
         rule: &Rule,
         path: &JsonPath<'_>,
     ) -> Result<CompiledRule, ConfigError> {
-        let refs_path = path.field("backendRefs");
-        let mut backends = Vec::with_capacity(rule.backend_refs.len());
-        for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
-            let ref_path = refs_path.index(i);
-            backends.push(CompiledBackendRef {
-                backend: self.backend(&backend_ref.backend, &ref_path.field("backend"))?,
-                weight: backend_ref.weight,
-                filters: self.compile_filters(&backend_ref.filters, &ref_path.field("filters"))?,
-            });
-        }
+        let backends = self.compile_backend_refs(&rule.backend_refs, path)?;
         let timeouts = rule.timeouts.as_ref();
         let timeouts_path = path.field("timeouts");
         let retry_path = path.field("retry");
@@ -288,6 +383,25 @@ impl<'c> Compiler<'c> {
                 None => None,
             },
         })
+    }
+
+    /// A rule's `backendRefs` (at `path.backendRefs`), of either route kind.
+    fn compile_backend_refs(
+        &self,
+        refs: &[BackendRef],
+        path: &JsonPath<'_>,
+    ) -> Result<Vec<CompiledBackendRef>, ConfigError> {
+        let refs_path = path.field("backendRefs");
+        let mut backends = Vec::with_capacity(refs.len());
+        for (i, backend_ref) in refs.iter().enumerate() {
+            let ref_path = refs_path.index(i);
+            backends.push(CompiledBackendRef {
+                backend: self.backend(&backend_ref.backend, &ref_path.field("backend"))?,
+                weight: backend_ref.weight,
+                filters: self.compile_filters(&backend_ref.filters, &ref_path.field("filters"))?,
+            });
+        }
+        Ok(backends)
     }
 
     fn compile_filters(
@@ -353,19 +467,7 @@ fn compile_match(
     m: &Match,
     path: &JsonPath<'_>,
 ) -> Result<Candidate, ConfigError> {
-    let mut headers: Vec<HeaderCondition> = Vec::with_capacity(m.headers.len());
-    for (i, h) in m.headers.iter().enumerate() {
-        let name = h.name.to_ascii_lowercase();
-        if headers.iter().any(|c| *c.name == *name) {
-            continue;
-        }
-        let value = ValueMatcher::new(h.kind, &h.value)
-            .map_err(|e| path.field("headers").index(i).field("value").error(e))?;
-        headers.push(HeaderCondition {
-            name: name.into(),
-            value,
-        });
-    }
+    let headers = compile_headers(&m.headers, path)?;
     let mut query: Vec<QueryCondition> = Vec::with_capacity(m.query_params.len());
     for (i, q) in m.query_params.iter().enumerate() {
         if query.iter().any(|c| *c.name == *q.name) {
@@ -383,9 +485,30 @@ fn compile_match(
         match_index,
         path: m.path.clone().unwrap_or_default(),
         method: m.method.as_deref().map(Into::into),
-        headers: headers.into_boxed_slice(),
+        headers,
         query: query.into_boxed_slice(),
     })
+}
+
+/// Header conditions of a match of either kind; a repeated name after the first is left out.
+pub(crate) fn compile_headers(
+    matches: &[HeaderMatch],
+    path: &JsonPath<'_>,
+) -> Result<Box<[HeaderCondition]>, ConfigError> {
+    let mut headers: Vec<HeaderCondition> = Vec::with_capacity(matches.len());
+    for (i, h) in matches.iter().enumerate() {
+        let name = h.name.to_ascii_lowercase();
+        if headers.iter().any(|c| *c.name == *name) {
+            continue;
+        }
+        let value = ValueMatcher::new(h.kind, &h.value)
+            .map_err(|e| path.field("headers").index(i).field("value").error(e))?;
+        headers.push(HeaderCondition {
+            name: name.into(),
+            value,
+        });
+    }
+    Ok(headers.into_boxed_slice())
 }
 
 #[cfg(test)]

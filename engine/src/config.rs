@@ -38,6 +38,16 @@ pub struct PluginConfig {
     /// Routes attached to at least one listener.
     #[serde(default, deserialize_with = "crate::lenient::list")]
     pub routes: Vec<Route>,
+    /// GRPCRoutes attached to at least one listener. Only gRPC requests (POST with a
+    /// `content-type` of `application/grpc`, `application/grpc+…` or `application/grpc;…`) can
+    /// match them, and for those they are tried before `routes`. Left out of the document when
+    /// empty, so configs without GRPCRoutes read exactly as before.
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub grpc_routes: Vec<GrpcRoute>,
     /// Resolved backends, keyed by the id that backendRefs and mirror filters use.
     #[serde(default)]
     pub backends: BTreeMap<String, Backend>,
@@ -143,6 +153,79 @@ pub struct Route {
     pub parents: Vec<Attachment>,
     #[serde(default, deserialize_with = "crate::lenient::list")]
     pub rules: Vec<Rule>,
+}
+
+/// A GRPCRoute as the data plane needs it: the same identity and attachments as [`Route`], with
+/// gRPC rules. The shim leaves out a GRPCRoute that lost the HTTPRoute/GRPCRoute hostname conflict
+/// on a listener (Gateway API `GRPCRouteSpec.hostnames`), so attachments here are never contested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcRoute {
+    pub namespace: String,
+    pub name: String,
+    /// RFC 3339 creation time; older routes win precedence ties, as for [`Route`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    /// The listeners this route is attached to, each with the route's effective hostnames there.
+    #[serde(deserialize_with = "crate::lenient::list")]
+    pub parents: Vec<Attachment>,
+    #[serde(default, deserialize_with = "crate::lenient::list")]
+    pub rules: Vec<GrpcRule>,
+}
+
+/// One GRPCRoute rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcRule {
+    /// The rule's `name`, reported in decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ORed; empty matches every gRPC request ("If no matches are specified, the implementation
+    /// MUST match every gRPC request").
+    #[serde(default, deserialize_with = "crate::lenient::list")]
+    pub matches: Vec<GrpcMatch>,
+    /// Only `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestMirror` and `Unresolved`
+    /// (the GRPCRoute filter types; an ExtensionRef the shim cannot resolve is `Unresolved`).
+    #[serde(default, deserialize_with = "crate::lenient::list")]
+    pub filters: Vec<Filter>,
+    /// Empty answers `grpc-status: 14` (UNAVAILABLE): there is nothing to forward to. Backend
+    /// filters have the same restriction as rule filters.
+    #[serde(default, deserialize_with = "crate::lenient::list")]
+    pub backend_refs: Vec<BackendRef>,
+}
+
+/// GRPCRouteMatch: every present condition must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcMatch {
+    /// Absent matches every service and method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<GrpcMethodMatch>,
+    /// ANDed; names case-insensitive, values case-sensitive (as [`HeaderMatch`] in `routes`).
+    #[serde(default, deserialize_with = "crate::lenient::list")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// GRPCMethodMatch on the request's `:path` `/<service>/<method>`: at least one of `service` and
+/// `method` is present; an absent one matches anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrpcMethodMatch {
+    /// `Exact` (case-sensitive equality) or `RegularExpression` (each present value is a regular
+    /// expression that must match the whole service or method).
+    #[serde(rename = "type", default)]
+    pub kind: ValueMatchType,
+    /// Fully-qualified service (`pkg.Service`): the part of `:path` between the leading `/` and
+    /// the last `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Method: the part of `:path` after the last `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 /// A route's attachment to one listener.

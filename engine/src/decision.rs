@@ -18,6 +18,8 @@ pub struct Decision<'t> {
 /// Which route rule (and which of its matches) a request matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteIdentity<'t> {
+    /// HTTPRoute (`routes`) or GRPCRoute (`grpcRoutes`): one namespace/name may be both.
+    pub kind: RouteKind,
     pub namespace: &'t str,
     pub name: &'t str,
     pub rule_index: usize,
@@ -25,8 +27,29 @@ pub struct RouteIdentity<'t> {
     pub match_index: usize,
 }
 
+/// The kind of route a rule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    HTTPRoute,
+    GRPCRoute,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::HTTPRoute => "HTTPRoute",
+            RouteKind::GRPCRoute => "GRPCRoute",
+        }
+    }
+}
+
+/// `ns/name rules[0] (rule name)`; a GRPCRoute says so first (`GRPCRoute ns/name rules[0]`), an
+/// HTTPRoute reads as it always did.
 impl std::fmt::Display for RouteIdentity<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.kind == RouteKind::GRPCRoute {
+            write!(f, "GRPCRoute ")?;
+        }
         write!(
             f,
             "{}/{} rules[{}]",
@@ -82,9 +105,43 @@ pub struct Redirect<'t> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalResponse<'t> {
+    /// The HTTP status; 200 for a gRPC answer (see `grpc`).
     pub status: u16,
     pub reason: LocalReason<'t>,
     pub headers: Vec<HeaderEdit<'t>>,
+    /// A gRPC request gets a gRPC answer: HTTP 200, `content-type: application/grpc`, this
+    /// `grpc-status` and a `grpc-message` (a trailers-only response). "A gRPC client reads any HTTP
+    /// error status as UNKNOWN": the host adapter sends it so, never with a body.
+    pub grpc: Option<GrpcCode>,
+}
+
+/// The gRPC status codes the engine answers with itself (grpc/doc/statuscodes.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrpcCode {
+    /// 12: "The operation is not implemented or is not supported/enabled in this service": no
+    /// listener or no route takes the call.
+    Unimplemented,
+    /// 14: "The service is currently unavailable": the GRPCRoute rule has nothing usable to
+    /// forward to (an invalid picked backend, no backends or weight 0, an unresolved filter).
+    Unavailable,
+}
+
+impl GrpcCode {
+    /// The number sent as `grpc-status`.
+    pub fn code(self) -> u32 {
+        match self {
+            GrpcCode::Unimplemented => 12,
+            GrpcCode::Unavailable => 14,
+        }
+    }
+
+    /// The name grpc-go prints (`codes.Code.String`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GrpcCode::Unimplemented => "Unimplemented",
+            GrpcCode::Unavailable => "Unavailable",
+        }
+    }
 }
 
 /// Why the engine answered by itself.

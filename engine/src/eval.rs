@@ -4,8 +4,10 @@ use std::cmp::Reverse;
 use std::fmt;
 use std::ops::ControlFlow;
 
+use crate::config::PathMatch;
 use crate::decision::*;
 use crate::filters::Edits;
+use crate::grpc::{GrpcCall, grpc_answer};
 use crate::index::{HostHit, PathHit, hostname_specificity};
 use crate::matchers::{HeaderCondition, QueryCondition};
 use crate::request::{RandomSource, Request, ascii_lowercase, below, host_of, split_query};
@@ -44,6 +46,30 @@ impl RouteTable {
         random: &mut impl RandomSource,
         tracer: &mut T,
     ) -> Decision<'a> {
+        let call = GrpcCall::of(request);
+        if let Some(call) = &call {
+            tracer.note(|| {
+                format!(
+                    "gRPC request: service {:?}, method {:?}",
+                    call.service, call.method
+                )
+            });
+        }
+        let mut decision = self.decide(request, call.as_ref(), random, tracer);
+        if call.is_some() {
+            grpc_answer(&mut decision, tracer);
+        }
+        decision
+    }
+
+    /// Listener, then (for a gRPC call) the GRPCRoute rules, then the HTTPRoute rules.
+    fn decide<'a, H: AsRef<str>, T: Tracer>(
+        &'a self,
+        request: &Request<'a, H>,
+        call: Option<&GrpcCall<'a>>,
+        random: &mut impl RandomSource,
+        tracer: &mut T,
+    ) -> Decision<'a> {
         let raw_host = host_of(request.authority);
         let mut host_buffer = None;
         let host = ascii_lowercase(raw_host, &mut host_buffer);
@@ -51,19 +77,48 @@ impl RouteTable {
             ControlFlow::Continue(listener) => listener,
             ControlFlow::Break(answer) => return answer,
         };
+        if let Some(call) = call
+            && let Some(candidate) =
+                self.best_grpc_candidate(listener, &host, call, request, tracer)
+        {
+            let selected = Selected {
+                rule: candidate.rule,
+                match_index: candidate.match_index,
+                matched_path: None,
+            };
+            return self.take(request, listener, raw_host, selected, random, tracer);
+        }
         let Some(candidate) = self.best_candidate(listener, &host, request, tracer) else {
             tracer.note(|| "404: no route rule matches".to_owned());
             return respond(Some(listener), None, 404, LocalReason::NoRoute);
         };
-        let Some(rule) = self.rules.get(candidate.rule as usize) else {
+        let selected = Selected {
+            rule: candidate.rule,
+            match_index: candidate.match_index,
+            matched_path: Some(&candidate.path),
+        };
+        self.take(request, listener, raw_host, selected, random, tracer)
+    }
+
+    /// Applies the rule of the winning match (of either route kind).
+    fn take<'a, H: AsRef<str>, T: Tracer>(
+        &'a self,
+        request: &Request<'a, H>,
+        listener: &'a CompiledListener,
+        raw_host: &'a str,
+        selected: Selected<'a>,
+        random: &mut impl RandomSource,
+        tracer: &mut T,
+    ) -> Decision<'a> {
+        let Some(rule) = self.rules.get(selected.rule as usize) else {
             return respond(Some(listener), None, 500, LocalReason::NoBackends);
         };
-        let identity = self.identity(rule, candidate);
-        tracer.note(|| format!("selected {identity} matches[{}]", candidate.match_index));
+        let identity = self.identity(rule, selected.match_index);
+        tracer.note(|| format!("selected {identity} matches[{}]", selected.match_index));
         let context = Context {
             request,
             listener,
-            candidate,
+            matched_path: selected.matched_path,
             host: raw_host,
             identity,
         };
@@ -159,17 +214,13 @@ impl RouteTable {
         path_hit: PathHit<'_>,
         verdict: &Result<(), Mismatch<'_, '_>>,
     ) {
-        let bucket = match host_hit {
-            HostHit::Exact(h) => format!("hostname {h}"),
-            HostHit::Wildcard(s) => format!("hostname *{s}"),
-            HostHit::Any => "any hostname".to_owned(),
-        };
+        let bucket = host_hit.to_string();
         let how = match path_hit {
             PathHit::Exact => format!("Exact {:?}", candidate.path.value),
             PathHit::Regex => format!("RegularExpression {:?}", candidate.path.value),
             PathHit::Prefix(p) => format!("PathPrefix {p:?}"),
         };
-        let who = self.describe_candidate(candidate);
+        let who = self.describe_match(candidate.rule, candidate.match_index);
         tracer.note(|| match verdict {
             Ok(()) => format!("  {who} [{bucket}, path {how}]: matches"),
             Err(why) => format!("  {who} [{bucket}, path {how}]: {why}"),
@@ -197,21 +248,30 @@ impl RouteTable {
             .map_or_else(|| "<none>".to_owned(), |l| format!("{:?}", l.name))
     }
 
-    fn describe_candidate(&self, c: &Candidate) -> String {
-        match self.rules.get(c.rule as usize) {
-            Some(rule) => format!("{} matches[{}]", self.identity(rule, c), c.match_index),
+    /// `ns/name rules[1] matches[0]` (GRPCRoutes say so first), for traces.
+    pub(crate) fn describe_match(&self, rule: u32, match_index: u32) -> String {
+        match self.rules.get(rule as usize) {
+            Some(rule) => format!(
+                "{} matches[{match_index}]",
+                self.identity(rule, match_index)
+            ),
             None => "?".to_owned(),
         }
     }
 
-    fn identity<'a>(&'a self, rule: &'a CompiledRule, c: &Candidate) -> RouteIdentity<'a> {
+    pub(crate) fn identity<'a>(
+        &'a self,
+        rule: &'a CompiledRule,
+        match_index: u32,
+    ) -> RouteIdentity<'a> {
         let route = self.routes.get(rule.route as usize);
         RouteIdentity {
+            kind: route.map_or(RouteKind::HTTPRoute, |r| r.kind),
             namespace: route.map_or("", |r| r.namespace.as_str()),
             name: route.map_or("", |r| r.name.as_str()),
             rule_index: rule.index as usize,
             rule_name: rule.name.as_deref(),
-            match_index: c.match_index as usize,
+            match_index: match_index as usize,
         }
     }
 
@@ -320,11 +380,20 @@ impl RouteTable {
     }
 }
 
+/// The match that won: its rule, its index in the rule's `matches`, and (HTTPRoute) its path.
+struct Selected<'a> {
+    rule: u32,
+    match_index: u32,
+    matched_path: Option<&'a PathMatch>,
+}
+
 /// What evaluation needs to carry from matching into the filters.
 pub(crate) struct Context<'a, 'r, H: AsRef<str>> {
     pub(crate) request: &'r Request<'a, H>,
     pub(crate) listener: &'a CompiledListener,
-    pub(crate) candidate: &'a Candidate,
+    /// The HTTPRoute path match that selected the rule (ReplacePrefixMatch rewrites relative to
+    /// it); `None` for a GRPCRoute rule.
+    pub(crate) matched_path: Option<&'a PathMatch>,
     /// The request host without port, as sent (redirects keep the client's spelling).
     pub(crate) host: &'a str,
     pub(crate) identity: RouteIdentity<'a>,
@@ -394,6 +463,7 @@ pub(crate) fn respond<'a>(
             status,
             reason,
             headers: Vec::new(),
+            grpc: None,
         }),
     }
 }

@@ -166,6 +166,7 @@ impl RouteTable {
                     status: 200,
                     reason: LocalReason::CorsPreflight,
                     headers,
+                    grpc: None,
                 }),
             });
         }
@@ -193,8 +194,8 @@ impl RouteTable {
             PathModifier::ReplacePrefixMatch {
                 replace_prefix_match,
             } => {
-                let matched = match cx.candidate.path.kind {
-                    PathMatchType::PathPrefix => cx.candidate.path.value.trim_end_matches('/'),
+                let matched = match cx.matched_path {
+                    Some(p) if p.kind == PathMatchType::PathPrefix => p.value.trim_end_matches('/'),
                     _ => "",
                 };
                 let rest = path.get(matched.len()..).unwrap_or("");

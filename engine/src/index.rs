@@ -136,13 +136,24 @@ impl PrefixNode {
     }
 }
 
-/// Hostname buckets of one listener.
-#[derive(Debug, Default)]
-pub(crate) struct HostIndex {
-    exact: FastMap<Box<str>, PathIndex>,
+/// Hostname buckets of one listener. `B` is what a bucket holds: a [`PathIndex`] of HTTPRoute
+/// matches, or the GRPCRoute matches of [`crate::grpc::GrpcBucket`].
+#[derive(Debug)]
+pub(crate) struct HostIndex<B = PathIndex> {
+    exact: FastMap<Box<str>, B>,
     /// `*.example.com` stored under `.example.com`.
-    wildcard: FastMap<Box<str>, PathIndex>,
-    any: PathIndex,
+    wildcard: FastMap<Box<str>, B>,
+    any: B,
+}
+
+impl<B: Default> Default for HostIndex<B> {
+    fn default() -> Self {
+        HostIndex {
+            exact: FastMap::default(),
+            wildcard: FastMap::default(),
+            any: B::default(),
+        }
+    }
 }
 
 /// Which bucket a candidate was found in, for traces.
@@ -153,9 +164,20 @@ pub(crate) enum HostHit<'h> {
     Any,
 }
 
-impl HostIndex {
+/// `hostname a.example.com`, `hostname *.example.com`, `any hostname`.
+impl std::fmt::Display for HostHit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostHit::Exact(h) => write!(f, "hostname {h}"),
+            HostHit::Wildcard(suffix) => write!(f, "hostname *{suffix}"),
+            HostHit::Any => write!(f, "any hostname"),
+        }
+    }
+}
+
+impl<B: Default> HostIndex<B> {
     /// The bucket for an effective hostname (`None` = every host).
-    pub(crate) fn bucket(&mut self, hostname: Option<&str>) -> &mut PathIndex {
+    pub(crate) fn bucket(&mut self, hostname: Option<&str>) -> &mut B {
         match hostname {
             None => &mut self.any,
             Some(h) => match h.strip_prefix('*') {
@@ -165,26 +187,50 @@ impl HostIndex {
         }
     }
 
+    /// Calls `each` with every bucket and how its hostname matches the hosts it serves.
+    pub(crate) fn for_each_bucket(&mut self, each: &mut impl FnMut(HostnameMatch, &mut B)) {
+        for (name, bucket) in &mut self.exact {
+            each(HostnameMatch::Exact { chars: name.len() }, bucket);
+        }
+        for (suffix, bucket) in &mut self.wildcard {
+            let suffix_chars = suffix.len();
+            each(HostnameMatch::Wildcard { suffix_chars }, bucket);
+        }
+        each(HostnameMatch::Any, &mut self.any);
+    }
+
+    /// The buckets that serve `host` (lowercase), most specific first: the host itself, wildcard
+    /// suffixes longest first (one hash probe per `.`), then the catch-all bucket.
+    pub(crate) fn buckets<'s>(
+        &'s self,
+        host: &'s str,
+    ) -> impl Iterator<Item = (HostHit<'s>, &'s B)> {
+        let exact = self.exact.get(host).map(|b| (HostHit::Exact(host), b));
+        let wildcards = (!self.wildcard.is_empty())
+            .then(|| host.match_indices('.'))
+            .into_iter()
+            .flatten()
+            .filter(|(i, _)| *i > 0)
+            .filter_map(|(i, _)| {
+                let suffix = host.get(i..)?;
+                Some((HostHit::Wildcard(suffix), self.wildcard.get(suffix)?))
+            });
+        exact
+            .into_iter()
+            .chain(wildcards)
+            .chain(std::iter::once((HostHit::Any, &self.any)))
+    }
+}
+
+impl HostIndex<PathIndex> {
     /// Sorts the candidates of every bucket with `order`, which is told how the bucket's hostname
     /// matches the hosts it serves.
     pub(crate) fn sort(&mut self, order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering) {
         // One closure type for every bucket: each closure type would be another copy of the
         // sorting code in the wasm module.
-        fn sort_bucket(
-            index: &mut PathIndex,
-            hostname: HostnameMatch,
-            order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering,
-        ) {
+        self.for_each_bucket(&mut |hostname, index: &mut PathIndex| {
             index.sort(&|a, b| order(hostname, a, b));
-        }
-        for (name, index) in &mut self.exact {
-            sort_bucket(index, HostnameMatch::Exact { chars: name.len() }, order);
-        }
-        for (suffix, index) in &mut self.wildcard {
-            let suffix_chars = suffix.len();
-            sort_bucket(index, HostnameMatch::Wildcard { suffix_chars }, order);
-        }
-        sort_bucket(&mut self.any, HostnameMatch::Any, order);
+        });
     }
 
     /// Visits candidates bucket by bucket in hostname-specificity order; `host` must be lowercase.
@@ -194,26 +240,9 @@ impl HostIndex {
         path: &str,
         visit: &mut impl FnMut(HostHit<'_>, u32, PathHit<'_>) -> bool,
     ) -> bool {
-        if let Some(index) = self.exact.get(host)
-            && index.visit(path, &mut |c, hit| visit(HostHit::Exact(host), c, hit))
-        {
-            return true;
-        }
-        if !self.wildcard.is_empty() {
-            for (i, _) in host.match_indices('.') {
-                if let Some(suffix) = host.get(i..)
-                    && let Some(index) = self.wildcard.get(suffix)
-                    && i > 0
-                    && index.visit(path, &mut |c, hit| visit(HostHit::Wildcard(suffix), c, hit))
-                {
-                    return true;
-                }
-            }
-        }
-        !self.any.is_empty()
-            && self
-                .any
-                .visit(path, &mut |c, hit| visit(HostHit::Any, c, hit))
+        self.buckets(host).any(|(host_hit, index)| {
+            !index.is_empty() && index.visit(path, &mut |c, hit| visit(host_hit, c, hit))
+        })
     }
 }
 
@@ -273,7 +302,7 @@ mod tests {
 
     #[test]
     fn hostnames_are_tried_from_most_to_least_specific() {
-        let mut hosts = HostIndex::default();
+        let mut hosts = HostIndex::<PathIndex>::default();
         for (i, h) in [
             (0, None),
             (1, Some("*.com")),

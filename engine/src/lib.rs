@@ -1,4 +1,4 @@
-//! Gateway API HTTPRoute semantics for a data plane, with no proxy and no Kubernetes dependency.
+//! Gateway API HTTPRoute and GRPCRoute semantics for a data plane, with no proxy and no Kubernetes dependency.
 //!
 //! Consumes a PluginConfig document (JSON, produced by the controller-shim; see [`config`]) and
 //! produces, for each request, a [`Decision`]: forward to an upstream with header edits and rewrites,
@@ -35,6 +35,7 @@ pub mod decision;
 mod error;
 mod eval;
 mod filters;
+mod grpc;
 mod hash;
 pub mod hostname;
 mod index;
@@ -52,13 +53,15 @@ mod validate;
 
 pub use config::PluginConfig;
 pub use decision::{
-    Action, Decision, Forward, HeaderEdit, LocalReason, LocalResponse, Mirror, Redirect,
-    RouteIdentity,
+    Action, Decision, Forward, GrpcCode, HeaderEdit, LocalReason, LocalResponse, Mirror, Redirect,
+    RouteIdentity, RouteKind,
 };
 pub use error::ConfigError;
 pub use hostname::{HostnameError, check_hostname, check_precise_hostname, is_valid_hostname};
 pub use matchers::{REGEX_NEST_LIMIT, REGEX_SIZE_LIMIT};
-pub use precedence::{HostnameMatch, HttpMatch, PathMatchRank, Precedence};
+pub use precedence::{
+    GrpcMatchRank, HostnameMatch, HttpMatch, NameMatchRank, PathMatchRank, Precedence,
+};
 pub use request::{RandomSource, Request, SplitMix64};
 pub use table::RouteTable;
 pub use trace::{NoTrace, Trace, Tracer};

@@ -13,9 +13,9 @@ use crate::time::Timestamp;
 
 /// How well one `matches[]` entry of one rule claims a request. **Greater wins.**
 ///
-/// `M` is the protocol's own part: [`HttpMatch`] for HTTPRoute. GRPCRoute ranks by
-/// hostname, then the characters of the matching service, then of the method, then the number of
-/// header matches, then the same route tie-breaks; it plugs its own `M` in here.
+/// `M` is the protocol's own part: [`HttpMatch`] for HTTPRoute, [`GrpcMatchRank`] for GRPCRoute
+/// (the characters of the matching service, then of the method, then the number of header
+/// matches); the hostname before it and the route tie-breaks after it are the same for both.
 ///
 /// `Ord` is consistent with `Eq`: two summaries compare `Equal` only when every field is equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,47 @@ impl Ord for HttpMatch {
 }
 
 impl PartialOrd for HttpMatch {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The GRPCRoute criteria after the hostname, in the spec's order (GRPCRouteRule: "Characters in a
+/// matching service. Characters in a matching method. Header matches."). Compared by a hand-written
+/// `Ord`: service first, then method, then the number of header matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcMatchRank {
+    pub service: NameMatchRank,
+    pub method: NameMatchRank,
+    /// Header conditions (after dropping repeated names, as for HTTPRoute).
+    pub headers: usize,
+}
+
+/// How a GRPCMethodMatch's `service` (or `method`) claims the request. "Characters in a matching
+/// service": every Exact match of one request has the request's own service, so an Exact match
+/// has the most characters any match can have. The spec leaves RegularExpression to
+/// implementations: we place it below Exact and above an absent value, longer patterns first (as
+/// RegularExpression paths sit between Exact and PathPrefix for HTTPRoute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NameMatchRank {
+    /// No value: every service (or method) matches.
+    Any,
+    /// A regular expression of `chars` characters as written.
+    RegularExpression { chars: usize },
+    /// The request's service (or method) itself, `chars` long.
+    Exact { chars: usize },
+}
+
+impl Ord for GrpcMatchRank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.service
+            .cmp(&other.service)
+            .then_with(|| self.method.cmp(&other.method))
+            .then_with(|| self.headers.cmp(&other.headers))
+    }
+}
+
+impl PartialOrd for GrpcMatchRank {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -383,6 +424,128 @@ mod tests {
         let mut second = base();
         second.match_index = 1;
         assert_eq!(best(first, second), Policy::Expected);
+    }
+
+    fn grpc(f: impl FnOnce(&mut GrpcMatchRank)) -> Precedence<'static, GrpcMatchRank> {
+        let b = base();
+        let mut request = GrpcMatchRank {
+            service: NameMatchRank::Any,
+            method: NameMatchRank::Any,
+            headers: 0,
+        };
+        f(&mut request);
+        Precedence {
+            hostname: b.hostname,
+            request,
+            created: b.created,
+            namespace: b.namespace,
+            name: b.name,
+            rule_index: b.rule_index,
+            match_index: b.match_index,
+        }
+    }
+
+    fn best_grpc(
+        expected: Precedence<'_, GrpcMatchRank>,
+        unexpected: Precedence<'_, GrpcMatchRank>,
+    ) -> Policy {
+        assert_ne!(expected, unexpected);
+        let forward = expected.cmp(&unexpected);
+        assert_eq!(forward, unexpected.cmp(&expected).reverse());
+        if forward == Ordering::Greater {
+            Policy::Expected
+        } else {
+            Policy::Unexpected
+        }
+    }
+
+    #[test]
+    fn grpc_hostname_beats_service() {
+        let mut exact_host = grpc(|_| {});
+        exact_host.hostname = HostnameMatch::Exact { chars: 4 };
+        let mut exact_service = grpc(|r| {
+            r.service = NameMatchRank::Exact { chars: 9 };
+            r.method = NameMatchRank::Exact { chars: 9 };
+            r.headers = 9;
+        });
+        exact_service.hostname = HostnameMatch::Wildcard { suffix_chars: 4 };
+        assert_eq!(best_grpc(exact_host, exact_service), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_exact_service_beats_regular_expression_service() {
+        let exact = grpc(|r| r.service = NameMatchRank::Exact { chars: 3 });
+        let regex = grpc(|r| r.service = NameMatchRank::RegularExpression { chars: 99 });
+        assert_eq!(best_grpc(exact, regex), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_regular_expression_service_beats_any_service() {
+        let regex = grpc(|r| r.service = NameMatchRank::RegularExpression { chars: 1 });
+        let any = grpc(|r| r.method = NameMatchRank::Exact { chars: 9 });
+        assert_eq!(best_grpc(regex, any), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_longer_service_regular_expression_beats_shorter() {
+        let long = grpc(|r| r.service = NameMatchRank::RegularExpression { chars: 8 });
+        let short = grpc(|r| r.service = NameMatchRank::RegularExpression { chars: 2 });
+        assert_eq!(best_grpc(long, short), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_service_beats_method() {
+        let service = grpc(|r| r.service = NameMatchRank::Exact { chars: 3 });
+        let method = grpc(|r| {
+            r.method = NameMatchRank::Exact { chars: 30 };
+            r.headers = 5;
+        });
+        assert_eq!(best_grpc(service, method), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_exact_method_beats_regular_expression_method() {
+        let exact = grpc(|r| r.method = NameMatchRank::Exact { chars: 3 });
+        let regex = grpc(|r| r.method = NameMatchRank::RegularExpression { chars: 30 });
+        assert_eq!(best_grpc(exact, regex), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_method_beats_headers() {
+        let method = grpc(|r| r.method = NameMatchRank::RegularExpression { chars: 1 });
+        let headers = grpc(|r| r.headers = 5);
+        assert_eq!(best_grpc(method, headers), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_more_headers_beat_fewer() {
+        let two = grpc(|r| r.headers = 2);
+        let one = grpc(|r| r.headers = 1);
+        assert_eq!(best_grpc(two, one), Policy::Expected);
+    }
+
+    #[test]
+    fn grpc_headers_beat_age_then_name_then_rule_order() {
+        let mut young = grpc(|r| r.headers = 1);
+        young.created = Some((2_000, 0));
+        let mut old = grpc(|_| {});
+        old.created = Some((1_000, 0));
+        assert_eq!(best_grpc(young, old), Policy::Expected);
+        let mut older = grpc(|_| {});
+        (older.created, older.name) = (Some((1, 0)), "z");
+        let mut newer = grpc(|_| {});
+        (newer.created, newer.name) = (Some((2, 0)), "a");
+        assert_eq!(best_grpc(older, newer), Policy::Expected);
+        let mut alpha = grpc(|_| {});
+        (alpha.name, alpha.rule_index) = ("a", 5);
+        let mut beta = grpc(|_| {});
+        beta.name = "b";
+        assert_eq!(best_grpc(alpha, beta), Policy::Expected);
+        let mut first = grpc(|_| {});
+        first.match_index = 2;
+        let mut second = grpc(|_| {});
+        second.rule_index = 1;
+        assert_eq!(best_grpc(first, second), Policy::Expected);
     }
 
     #[test]

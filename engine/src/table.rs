@@ -3,10 +3,12 @@
 
 use crate::config::*;
 use crate::cors::CompiledCors;
+use crate::decision::RouteKind;
 use crate::error::ConfigError;
+use crate::grpc::{GrpcBucket, GrpcCandidate};
 use crate::index::HostIndex;
 use crate::matchers::{HeaderCondition, QueryCondition};
-use crate::precedence::{HostnameMatch, HttpMatch, PathMatchRank, Precedence};
+use crate::precedence::{GrpcMatchRank, HostnameMatch, HttpMatch, PathMatchRank, Precedence};
 use crate::time::Timestamp;
 use crate::validate::validate;
 
@@ -36,6 +38,29 @@ use crate::validate::validate;
 /// 6. **Age**: the oldest route by `creationTimestamp` (a route without one after those with one).
 /// 7. **Name**: the route first in alphabetical order by `{namespace}/{name}`.
 /// 8. **Rule order**: "the FIRST matching rule (in list order)", then the first of its `matches`.
+///
+/// # GRPCRoute precedence
+///
+/// A request is a gRPC request when its method is `POST` and its `content-type` is
+/// `application/grpc`, `application/grpc+…` or `application/grpc;…`; its `:path` is
+/// `/<service>/<method>`. For a gRPC request the GRPCRoute rules of the listener are tried first
+/// (HTTPRoutes only when none matches), the winner having the greatest
+/// [`Precedence`]`<`[`GrpcMatchRank`]`>`, in GRPCRouteRule's order:
+///
+/// 1. **Hostname**, as for HTTPRoute ("Characters in a matching non-wildcard hostname. Characters
+///    in a matching hostname.").
+/// 2. **Service** ("Characters in a matching service."): an `Exact` service (the request's own,
+///    so the most characters a match can have), then `RegularExpression` services (longer
+///    patterns first; the spec leaves regular expressions to implementations), then matches
+///    without a service.
+/// 3. **Method** ("Characters in a matching method."): likewise `Exact`, `RegularExpression`,
+///    absent.
+/// 4. **Headers** ("Header matches."): more header matches.
+/// 5. **Age**, 6. **Name**, 7. **Rule order**, as for HTTPRoute.
+///
+/// A gRPC request nothing matches is answered `grpc-status: 12` (UNIMPLEMENTED) with HTTP 200;
+/// a GRPCRoute rule with nothing usable to forward to, `grpc-status: 14` (UNAVAILABLE), never an
+/// HTTP 500 (see [`LocalResponse::grpc`](crate::LocalResponse::grpc)).
 ///
 /// ```
 /// use engine::{Action, Request, RouteTable, SplitMix64};
@@ -67,6 +92,8 @@ pub struct RouteTable {
     pub(crate) routes: Vec<RouteMeta>,
     pub(crate) rules: Vec<CompiledRule>,
     pub(crate) candidates: Vec<Candidate>,
+    /// GRPCRoute matches; their rules are in `rules` with the HTTPRoute rules.
+    pub(crate) grpc_candidates: Vec<GrpcCandidate>,
     pub(crate) backends: Vec<CompiledBackend>,
 }
 
@@ -77,10 +104,13 @@ pub(crate) struct CompiledListener {
     pub(crate) protocol: Protocol,
     pub(crate) hostname: Option<String>,
     pub(crate) hosts: HostIndex,
+    /// GRPCRoute matches by hostname, then service and method.
+    pub(crate) grpc_hosts: HostIndex<GrpcBucket>,
 }
 
 #[derive(Debug)]
 pub(crate) struct RouteMeta {
+    pub(crate) kind: RouteKind,
     pub(crate) namespace: String,
     pub(crate) name: String,
     pub(crate) created: Option<Timestamp>,
@@ -170,13 +200,14 @@ impl RouteTable {
         &self.gateway
     }
 
-    /// Counts for logs: (listeners, routes, rules, match candidates).
+    /// Counts for logs: (listeners, routes, rules, match candidates), GRPCRoutes and their
+    /// rules and matches included.
     pub fn stats(&self) -> (usize, usize, usize, usize) {
         (
             self.listeners.len(),
             self.routes.len(),
             self.rules.len(),
-            self.candidates.len(),
+            self.candidates.len() + self.grpc_candidates.len(),
         )
     }
 
@@ -189,16 +220,47 @@ impl RouteTable {
     /// `hostname`; `None` for an id that is not in the table.
     pub(crate) fn precedence(&self, hostname: HostnameMatch, id: u32) -> Option<Precedence<'_>> {
         let candidate = self.candidates.get(id as usize)?;
-        let rule = self.rules.get(candidate.rule as usize)?;
+        self.precedence_of(
+            hostname,
+            candidate.rule,
+            candidate.match_index,
+            candidate.http_match(),
+        )
+    }
+
+    /// The precedence of GRPCRoute candidate `id` in a hostname bucket that matched as `hostname`.
+    pub(crate) fn grpc_precedence(
+        &self,
+        hostname: HostnameMatch,
+        id: u32,
+    ) -> Option<Precedence<'_, GrpcMatchRank>> {
+        let candidate = self.grpc_candidates.get(id as usize)?;
+        self.precedence_of(
+            hostname,
+            candidate.rule,
+            candidate.match_index,
+            candidate.rank(),
+        )
+    }
+
+    /// A match's precedence: its protocol criteria `request`, with its route's tie-breaks.
+    fn precedence_of<M>(
+        &self,
+        hostname: HostnameMatch,
+        rule: u32,
+        match_index: u32,
+        request: M,
+    ) -> Option<Precedence<'_, M>> {
+        let rule = self.rules.get(rule as usize)?;
         let route = self.routes.get(rule.route as usize)?;
         Some(Precedence {
             hostname,
-            request: candidate.http_match(),
+            request,
             created: route.created,
             namespace: &route.namespace,
             name: &route.name,
             rule_index: rule.index,
-            match_index: candidate.match_index,
+            match_index,
         })
     }
 }

@@ -11,6 +11,8 @@ use crate::error::{ConfigError, JsonPath, quoted};
 use crate::hostname::{check_hostname, check_precise_hostname};
 use crate::time::{parse_duration_ms, parse_rfc3339};
 
+mod grpc;
+
 /// Longest accepted path, hostname-free string values (paths, header values, regexes).
 pub const MAX_VALUE_LEN: usize = 4096;
 
@@ -87,32 +89,77 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
     for (i, route) in config.routes.iter().enumerate() {
         let path_parent = root.field("routes");
         let path = path_parent.index(i);
-        non_empty(&path.field("namespace"), &route.namespace)?;
-        non_empty(&path.field("name"), &route.name)?;
-        if !route_ids.insert((route.namespace.as_str(), route.name.as_str())) {
-            return Err(path.error(format!(
-                "route {}/{} appears twice",
-                route.namespace, route.name
-            )));
-        }
-        if let Some(ts) = &route.creation_timestamp {
-            parse_rfc3339(ts).map_err(|e| path.field("creationTimestamp").error(e))?;
-        }
-        for (j, parent) in route.parents.iter().enumerate() {
-            let ppath_parent = path.field("parents");
-            let ppath = ppath_parent.index(j);
-            if !listener_names.contains(parent.listener.as_str()) {
-                return Err(ppath.field("listener").error(format!(
-                    "{} is not a listener of this config",
-                    quoted(&parent.listener)
-                )));
-            }
-            for (k, hostname) in parent.hostnames.iter().enumerate() {
-                hostname_pattern(&ppath.field("hostnames").index(k), hostname)?;
-            }
-        }
+        let head = RouteHead {
+            kind: "route",
+            namespace: &route.namespace,
+            name: &route.name,
+            creation_timestamp: route.creation_timestamp.as_deref(),
+            parents: &route.parents,
+        };
+        validate_route_head(&path, &head, &listener_names, &mut route_ids)?;
         for (j, rule) in route.rules.iter().enumerate() {
             validate_rule(&path.field("rules").index(j), rule, config)?;
+        }
+    }
+
+    // GRPCRoutes are another kind: one may share its namespace/name with an HTTPRoute.
+    let mut grpc_route_ids = BTreeSet::new();
+    for (i, route) in config.grpc_routes.iter().enumerate() {
+        let path_parent = root.field("grpcRoutes");
+        let path = path_parent.index(i);
+        let head = RouteHead {
+            kind: "GRPCRoute",
+            namespace: &route.namespace,
+            name: &route.name,
+            creation_timestamp: route.creation_timestamp.as_deref(),
+            parents: &route.parents,
+        };
+        validate_route_head(&path, &head, &listener_names, &mut grpc_route_ids)?;
+        for (j, rule) in route.rules.iter().enumerate() {
+            grpc::rule(&path.field("rules").index(j), rule, config)?;
+        }
+    }
+    Ok(())
+}
+
+/// What HTTPRoutes and GRPCRoutes share: identity, age and attachments.
+struct RouteHead<'a> {
+    /// `route` or `GRPCRoute`, for the duplicate message.
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    creation_timestamp: Option<&'a str>,
+    parents: &'a [Attachment],
+}
+
+fn validate_route_head<'a>(
+    path: &JsonPath<'_>,
+    head: &RouteHead<'a>,
+    listener_names: &HashSet<&str>,
+    seen: &mut BTreeSet<(&'a str, &'a str)>,
+) -> Result<(), ConfigError> {
+    non_empty(&path.field("namespace"), head.namespace)?;
+    non_empty(&path.field("name"), head.name)?;
+    if !seen.insert((head.namespace, head.name)) {
+        return Err(path.error(format!(
+            "{} {}/{} appears twice",
+            head.kind, head.namespace, head.name
+        )));
+    }
+    if let Some(ts) = head.creation_timestamp {
+        parse_rfc3339(ts).map_err(|e| path.field("creationTimestamp").error(e))?;
+    }
+    for (j, parent) in head.parents.iter().enumerate() {
+        let ppath_parent = path.field("parents");
+        let ppath = ppath_parent.index(j);
+        if !listener_names.contains(parent.listener.as_str()) {
+            return Err(ppath.field("listener").error(format!(
+                "{} is not a listener of this config",
+                quoted(&parent.listener)
+            )));
+        }
+        for (k, hostname) in parent.hostnames.iter().enumerate() {
+            hostname_pattern(&ppath.field("hostnames").index(k), hostname)?;
         }
     }
     Ok(())
@@ -173,29 +220,12 @@ fn validate_rule(
         config,
         false,
     )?;
-    for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
-        let bpath_parent = path.field("backendRefs");
-        let bpath = bpath_parent.index(i);
-        if !config.backends.contains_key(&backend_ref.backend) {
-            return Err(bpath.field("backend").error(format!(
-                "{} is not a key of backends",
-                quoted(&backend_ref.backend)
-            )));
-        }
-        if backend_ref.weight > 1_000_000 {
-            return Err(bpath.field("weight").error(format!(
-                "{} is above the maximum of 1000000",
-                backend_ref.weight
-            )));
-        }
-        validate_filters(
-            &bpath.field("filters"),
-            &backend_ref.filters,
-            all_prefix,
-            config,
-            true,
-        )?;
-    }
+    backend_refs(
+        &path.field("backendRefs"),
+        &rule.backend_refs,
+        config,
+        |fpath, filters| validate_filters(fpath, filters, all_prefix, config, true),
+    )?;
     if let Some(timeouts) = &rule.timeouts {
         let tpath = path.field("timeouts");
         let request = timeouts
@@ -241,6 +271,45 @@ fn validate_rule(
     Ok(())
 }
 
+/// Backend keys and weights of a rule's backendRefs; `filters` checks each backend's filters.
+pub(crate) fn backend_refs(
+    path: &JsonPath<'_>,
+    refs: &[BackendRef],
+    config: &PluginConfig,
+    filters: impl Fn(&JsonPath<'_>, &[Filter]) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    for (i, backend_ref) in refs.iter().enumerate() {
+        let bpath = path.index(i);
+        if !config.backends.contains_key(&backend_ref.backend) {
+            return Err(bpath.field("backend").error(format!(
+                "{} is not a key of backends",
+                quoted(&backend_ref.backend)
+            )));
+        }
+        if backend_ref.weight > 1_000_000 {
+            return Err(bpath.field("weight").error(format!(
+                "{} is above the maximum of 1000000",
+                backend_ref.weight
+            )));
+        }
+        filters(&bpath.field("filters"), &backend_ref.filters)?;
+    }
+    Ok(())
+}
+
+/// Header matches: a valid name and a bounded value.
+pub(crate) fn header_matches(
+    path: &JsonPath<'_>,
+    headers: &[HeaderMatch],
+) -> Result<(), ConfigError> {
+    for (i, h) in headers.iter().enumerate() {
+        let hpath = path.index(i);
+        header_name(&hpath.field("name"), &h.name)?;
+        bounded(&hpath.field("value"), &h.value)?;
+    }
+    Ok(())
+}
+
 fn validate_match(path: &JsonPath<'_>, m: &Match) -> Result<(), ConfigError> {
     if let Some(p) = &m.path {
         let vpath_parent = path.field("path");
@@ -250,12 +319,7 @@ fn validate_match(path: &JsonPath<'_>, m: &Match) -> Result<(), ConfigError> {
             PathMatchType::RegularExpression => bounded(&vpath, &p.value)?,
         }
     }
-    for (i, h) in m.headers.iter().enumerate() {
-        let hpath_parent = path.field("headers");
-        let hpath = hpath_parent.index(i);
-        header_name(&hpath.field("name"), &h.name)?;
-        bounded(&hpath.field("value"), &h.value)?;
-    }
+    header_matches(&path.field("headers"), &m.headers)?;
     for (i, q) in m.query_params.iter().enumerate() {
         let qpath_parent = path.field("queryParams");
         let qpath = qpath_parent.index(i);
@@ -273,7 +337,7 @@ fn validate_match(path: &JsonPath<'_>, m: &Match) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn validate_filters(
+pub(crate) fn validate_filters(
     path: &JsonPath<'_>,
     filters: &[Filter],
     all_prefix: bool,
@@ -465,7 +529,7 @@ fn path_modifier(
     }
 }
 
-fn non_empty(path: &JsonPath<'_>, value: &str) -> Result<(), ConfigError> {
+pub(crate) fn non_empty(path: &JsonPath<'_>, value: &str) -> Result<(), ConfigError> {
     if value.is_empty() {
         Err(path.error("must not be empty"))
     } else {
@@ -473,7 +537,7 @@ fn non_empty(path: &JsonPath<'_>, value: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn bounded(path: &JsonPath<'_>, value: &str) -> Result<(), ConfigError> {
+pub(crate) fn bounded(path: &JsonPath<'_>, value: &str) -> Result<(), ConfigError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(path.error(format!(
             "{} is longer than {MAX_VALUE_LEN} bytes",

@@ -262,3 +262,86 @@ fn the_counter_sees_allocations() {
     drop(black_box(String::from("x")));
     assert_eq!(allocations() - before, 2);
 }
+
+/// GRPCRoutes on the port-80 listener: exact service and method, exact service, a method-only
+/// match with a header, a regular-expression service, and one with a backend that is invalid.
+fn grpc_table() -> RouteTable {
+    let config = json!({
+        "schemaVersion": 1,
+        "gateway": {"namespace": "infra", "name": "gw"},
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        "grpcRoutes": [{
+            "namespace": "app", "name": "grpc",
+            "parents": [{"listener": "http", "hostnames": ["grpc.example.com"]}],
+            "rules": [
+                {"matches": [{"method": {"service": "pkg.Svc", "method": "Get"},
+                              "headers": [{"name": "x-canary", "value": "yes"}]}],
+                 "backendRefs": [{"backend": "app/special:80"}]},
+                {"matches": [{"method": {"method": "Get"},
+                              "headers": [{"name": "x-version", "type": "RegularExpression", "value": "v[0-9]+"}]}],
+                 "backendRefs": [{"backend": "app/special:80"}]},
+                {"matches": [{"method": {"type": "RegularExpression", "service": "pkg\\.S.*", "method": "G.t"}},
+                             {"method": {"service": "pkg.Svc"}}],
+                 "backendRefs": [{"backend": "app/api:80", "weight": 3},
+                                 {"backend": "app/api-b:80", "weight": 1}]},
+                {"matches": [{"method": {"service": "pkg.Broken"}}],
+                 "backendRefs": [{"backend": "app/gone:80"}]}
+            ]
+        }],
+        "backends": {
+            "app/special:80": {"upstream": "special"},
+            "app/api:80": {"upstream": "api"},
+            "app/api-b:80": {"upstream": "api-b"},
+            "app/gone:80": {"invalid": {"reason": "Service app/gone not found"}}
+        }
+    });
+    RouteTable::from_json(config.to_string().as_bytes()).unwrap()
+}
+
+fn grpc_request<'a>(
+    authority: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+) -> Request<'a> {
+    Request {
+        method: "POST",
+        ..request(80, authority, path, headers)
+    }
+}
+
+#[test]
+fn a_grpc_forward_and_grpc_answers_allocate_nothing() {
+    let table = grpc_table();
+    let mut random = SplitMix64(7);
+    let headers = [
+        ("content-type", "application/grpc+proto"),
+        ("x-canary", "no"),
+        ("x-version", "beta"),
+    ];
+    // The exact match fails on its header, the method-only one on its regex header; the regex
+    // service match then takes the call.
+    let req = grpc_request("GRPC.example.com", "/pkg.Svc/Get", &headers);
+    let (count, decision) = measure(&table, &req, &mut random);
+    assert!(
+        matches!(upstream(&decision), "api" | "api-b"),
+        "{decision:?}"
+    );
+    assert_eq!(count, 0, "a gRPC forward allocated {count} times");
+    for (authority, path, code) in [
+        ("grpc.example.com", "/other.Svc/Put", 12),
+        ("nowhere.example.com", "/pkg.Svc/Get", 12),
+        ("grpc.example.com", "/pkg.Broken/Get", 14),
+    ] {
+        let req = grpc_request(authority, path, &headers);
+        let (count, decision) = measure(&table, &req, &mut random);
+        let Action::Respond(answer) = &decision.action else {
+            panic!("{path}: expected a local answer, got {decision:?}");
+        };
+        assert_eq!(
+            (answer.status, answer.grpc.map(|c| c.code())),
+            (200, Some(code)),
+            "{authority}{path}"
+        );
+        assert_eq!(count, 0, "{authority}{path} allocated {count} times");
+    }
+}

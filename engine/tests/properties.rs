@@ -10,7 +10,7 @@
 
 mod support;
 
-use engine::{Action, Request, RouteTable, SplitMix64};
+use engine::{Action, GrpcCode, Request, RouteKind, RouteTable, SplitMix64};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -89,6 +89,31 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 
 /// A config exercising every feature, used as the seed for mutations and request fuzzing.
 fn rich_config() -> Value {
+    let mut config = http_config();
+    // GRPCRoutes on the same listeners: every method-match kind, headers, filters, weights, an
+    // invalid backend and an unresolved filter.
+    config["grpcRoutes"] = json!([
+        {"namespace": "g", "name": "rpc", "creationTimestamp": "2024-01-01T00:00:00Z",
+         "parents": [{"listener": "http"}, {"listener": "wild", "hostnames": ["*.example.com"]}, {"listener": "tls"}],
+         "rules": [
+            {"matches": [{"method": {"service": "pkg.Svc", "method": "Get"}, "headers": [{"name": "h", "value": "v"}]},
+                         {"method": {"type": "RegularExpression", "service": "pkg\\..*", "method": "G.*"}},
+                         {"method": {"method": "List"}}],
+             "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x", "value": "1"}]}},
+                         {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [{"name": "y", "value": "2"}]}},
+                         {"type": "RequestMirror", "requestMirror": {"backend": "mirror", "percent": 50}}],
+             "backendRefs": [{"backend": "one", "weight": 3}, {"backend": "bad:x", "weight": 1}, {"backend": "two", "weight": 0}]},
+            {"matches": [{"method": {"service": "pkg.Empty"}}]},
+            {"matches": [{"method": {"service": "pkg.Unresolved"}}], "filters": [{"type": "Unresolved", "reason": "x"}],
+             "backendRefs": [{"backend": "one"}]},
+         ]},
+        {"namespace": "g", "name": "all", "parents": [{"listener": "http", "hostnames": ["grpc.example.com"]}],
+         "rules": [{"backendRefs": [{"backend": "two"}]}]},
+    ]);
+    config
+}
+
+fn http_config() -> Value {
     support::config_json(
         json!([
             {"name": "http", "port": 80, "protocol": "HTTP"},
@@ -136,11 +161,39 @@ fn check_decision(table: &RouteTable, request: &Request<'_, String>) {
         Action::Redirect(r) => assert!(matches!(r.status, 301 | 302 | 303 | 307 | 308)),
         Action::Respond(r) => assert!(matches!(r.status, 200 | 404 | 421 | 500), "{}", r.status),
     }
+    check_grpc_semantics(request, &decision);
     let (explained, _) = table.explain(request, &mut SplitMix64(request.path.len() as u64));
     assert_eq!(
         explained, decision,
         "explain must decide exactly like evaluate"
     );
+}
+
+/// gRPC requests get gRPC answers (HTTP 200 with a grpc-status) unless an HTTPRoute took them
+/// (HTTPRoute semantics) or the request was misdirected (421); other requests never match a
+/// GRPCRoute and never get a gRPC answer.
+fn check_grpc_semantics(request: &Request<'_, String>, decision: &engine::Decision<'_>) {
+    let grpc = request.method == "POST"
+        && request.header("content-type").is_some_and(|v| {
+            v.starts_with("application/grpc") && !v.starts_with("application/grpc-")
+        });
+    let kind = decision.route.map(|r| r.kind);
+    if !grpc {
+        assert_ne!(kind, Some(RouteKind::GRPCRoute), "{decision:?}");
+        if let Action::Respond(r) = &decision.action {
+            assert_eq!(r.grpc, None, "{decision:?}");
+        }
+        return;
+    }
+    if let Action::Respond(r) = &decision.action {
+        match (r.status, r.grpc, kind) {
+            (200, Some(GrpcCode::Unimplemented), None) => {}
+            (200, Some(GrpcCode::Unavailable), Some(RouteKind::GRPCRoute)) => {}
+            (421, None, _) => {}
+            (_, None, Some(RouteKind::HTTPRoute)) => {}
+            other => panic!("a gRPC request answered {other:?}: {decision:?}"),
+        }
+    }
 }
 
 proptest! {
@@ -189,6 +242,28 @@ proptest! {
         for path in [path.clone(), format!("/p/{path}"), format!("/exact?{path}")] {
             check_decision(&table, &Request { port, sni: sni.as_deref(), method, authority: &authority, path: &path, headers: &headers });
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_grpc_requests_get_grpc_answers(
+        service in prop::sample::select(vec!["pkg.Svc", "pkg.Empty", "pkg.Unresolved", "pkg.Other", "other", "", "pkg.Svc/x"]),
+        method in prop::sample::select(vec!["Get", "List", "Put", "", "G"]),
+        authority in prop::sample::select(vec!["foo.example.com", "grpc.example.com", "secure.example.com", "x", ""]),
+        content_type in prop::sample::select(vec!["application/grpc", "application/grpc+proto", "application/grpc;a=b", "application/grpc-web", "application/json"]),
+        port in prop::sample::select(vec![80u16, 443, 8080]),
+        extra in prop::collection::vec(("[a-z]{1,3}", "[ -~]{0,8}"), 0..3),
+        verb in prop::sample::select(vec!["POST", "GET"]),
+    ) {
+        let table = RouteTable::from_json(rich_config().to_string().as_bytes()).expect("rich config is valid");
+        let mut headers: Vec<(String, String)> = extra;
+        headers.push(("content-type".into(), content_type.into()));
+        let path = format!("/{service}/{method}");
+        let sni = (port == 443).then_some(authority);
+        check_decision(&table, &Request { port, sni, method: verb, authority, path: &path, headers: &headers });
     }
 }
 

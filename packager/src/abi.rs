@@ -209,8 +209,8 @@ pub fn refused_reason(module: &str, name: &str) -> Option<&'static str> {
         .map(|(_, _, why)| *why)
 }
 
-/// The ABI marker export the module must carry.
-pub const ABI_MARKER: &str = "proxy_abi_version_0_2_1";
+/// The ABI marker export the module must carry (the artifacts' runtime config names it too).
+pub use oci_artifacts::formats::ABI_MARKER;
 /// Other ABI markers a module might carry instead (older ABIs).
 pub const OTHER_ABI_MARKERS: &[&str] = &["proxy_abi_version_0_1_0", "proxy_abi_version_0_2_0"];
 

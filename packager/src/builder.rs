@@ -201,6 +201,27 @@ pub fn build_plugin(ws: &Workspace, release: bool) -> Result<PathBuf> {
     Ok(artifact)
 }
 
+/// Builds the Envoy dynamic module (`cargo build --release -p dynamic-module`) and returns
+/// `target/release/libgateway_wasm_dynamic.so`.
+pub fn build_dynamic_module(ws: &Workspace) -> Result<PathBuf> {
+    progress("building dynamic-module (profile release)");
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(&ws.root)
+        .args(["build", "--release", "-p", "dynamic-module"]);
+    run(&mut cmd, "cargo build")?;
+    let artifact = ws
+        .root
+        .join("target/release")
+        .join(crate::dynamic::LIBRARY_FILE);
+    if !artifact.is_file() {
+        bail!(
+            "cargo build succeeded but {} is missing; does dynamic-module/Cargo.toml still name its lib `gateway_wasm` with crate-type cdylib?",
+            artifact.display()
+        );
+    }
+    Ok(artifact)
+}
+
 /// Finds `wasm-opt` on PATH or in the project-local `.tools`.
 pub fn find_wasm_opt(ws: &Workspace) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {

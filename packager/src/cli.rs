@@ -79,6 +79,14 @@ pub enum Cmd {
     /// Output is deterministic: the same module and metadata give the same digests. The layout is
     /// built next to DIR and renamed into place, so a failure leaves nothing half-written.
     Package(PackageArgs),
+    /// Package the Envoy dynamic module (libgateway_wasm_dynamic.so) as an OCI artifact and a tarball.
+    ///
+    /// Builds it with `cargo build --release -p dynamic-module` unless --module names one. The
+    /// artifact has media types of its own (artifactType
+    /// application/vnd.gateway-wasm.envoy.dynamic-module.v1, the library as the one layer), so no
+    /// Wasm fetcher mistakes it for a Wasm module; its annotations record the library's sha256 and
+    /// the Envoy versions it loads into (1.40-1.41, ABI v0.2.0). `push` and `pull` handle it.
+    DynamicModule(DynamicModuleArgs),
     /// Build the controller-shim container image as an OCI image-layout directory.
     ///
     /// Builds the shim as a static musl binary (`cargo build --profile image --target
@@ -143,6 +151,21 @@ pub struct PackageArgs {
     /// The module to package (default: the plugin's release build).
     #[arg(long, value_name = "FILE")]
     pub wasm: Option<PathBuf>,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DynamicModuleArgs {
+    /// The OCI layout directory to write (replaced if it is already a layout).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also write the library and its metadata as a deterministic .tar.gz.
+    #[arg(long, value_name = "FILE")]
+    pub tarball: Option<PathBuf>,
+    /// The library to package (default: build the workspace's release build).
+    #[arg(long, value_name = "FILE")]
+    pub module: Option<PathBuf>,
     #[command(flatten)]
     pub provenance: ProvenanceArgs,
 }
@@ -272,6 +295,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Package(args) => package(ws, &args),
+        Cmd::DynamicModule(args) => dynamic_module(ws, &args),
         Cmd::Image(args) => image(ws, &args),
         Cmd::Push(args) => runtime()?.block_on(push(&args)),
         Cmd::Pull(args) => runtime()?.block_on(pull(&args)),
@@ -444,6 +468,46 @@ fn package(ws: Option<&Path>, args: &PackageArgs) -> Result<()> {
     Ok(())
 }
 
+fn dynamic_module(ws: Option<&Path>, args: &DynamicModuleArgs) -> Result<()> {
+    let path = match &args.module {
+        Some(path) => path.clone(),
+        None => builder::build_dynamic_module(&Workspace::locate(ws)?)?,
+    };
+    let library = read_module(&path)?;
+    let git_dir = ws
+        .map(Path::to_path_buf)
+        .or_else(|| path.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let (meta, _) = metadata(&args.provenance, &git_dir)?;
+    let tag = args
+        .provenance
+        .tag
+        .clone()
+        .unwrap_or_else(|| meta.version.clone());
+    let (content, digest) = crate::dynamic::artifact(&library, &meta, &tag)
+        .with_context(|| format!("packaging {}", path.display()))?;
+    layout::write_content(&args.out, &content)?;
+    say!(
+        "wrote {} (Envoy dynamic module for Envoy {}-{}, tag {tag})",
+        args.out.display(),
+        crate::dynamic::ENVOY_MIN,
+        crate::dynamic::ENVOY_MAX
+    );
+    say!("manifest: {digest}");
+    if let Some(tarball) = &args.tarball {
+        let bytes = crate::dynamic::tarball(&library)?;
+        atomic_file::write(tarball, &bytes, atomic_file::Access::Public)?;
+        say!("wrote {} ({} bytes)", tarball.display(), bytes.len());
+    }
+    say!(
+        "library:  sha256:{} ({} bytes, {})",
+        crate::util::sha256_hex(&library),
+        library.len(),
+        human_size(library.len())
+    );
+    Ok(())
+}
+
 fn image(ws: Option<&Path>, args: &ImageArgs) -> Result<()> {
     let ws = Workspace::locate(ws)?;
     let mut arches = args.arches.clone();
@@ -519,7 +583,7 @@ async fn push(args: &PushArgs) -> Result<()> {
     let layout = layout::read_layout(&args.dir, None)?;
     let target = Target::parse(&args.reference)?;
     let registry = connect(&args.registry, &target)?;
-    let digest = registry.push_layout(&layout, &target).await?;
+    let digest = crate::push::push_layout(&registry, &layout, &target).await?;
     let tag = if target.explicit_tag {
         target.reference.tag().map(str::to_string)
     } else {
@@ -536,6 +600,10 @@ async fn push(args: &PushArgs) -> Result<()> {
 async fn pull(args: &PullArgs) -> Result<()> {
     let target = Target::parse(&args.reference)?;
     let registry = connect(&args.registry, &target)?;
+    let fetched = registry.fetch_manifest(&target).await?;
+    if crate::dynamic::is_dynamic_module(&fetched.manifest) {
+        return pull_dynamic_module(args, &registry, &target, &fetched).await;
+    }
     let pulled = registry
         .pull_module(&target, args.sha256.as_deref())
         .await?;
@@ -555,6 +623,47 @@ async fn pull(args: &PullArgs) -> Result<()> {
         pulled.format
     );
     say!("module sha256: {}", pulled.module_sha256);
+    Ok(())
+}
+
+/// `pull` of a dynamic-module artifact: the library, verified against the manifest's sha256 (and
+/// --sha256), written to --out.
+async fn pull_dynamic_module(
+    args: &PullArgs,
+    registry: &Registry,
+    target: &Target,
+    fetched: &crate::registry::Fetched,
+) -> Result<()> {
+    let layer = crate::dynamic::library_layer(&fetched.manifest, &target.raw)?;
+    let library = registry.fetch_blob(target, layer).await?;
+    let sha256 = formats::verify_module(
+        &fetched.manifest,
+        &library,
+        args.sha256.as_deref(),
+        &target.raw,
+    )?;
+    crate::dynamic::elf_architecture(&library)
+        .with_context(|| format!("the library in {} is not a shared library", target.raw))?;
+    atomic_file::write(&args.out, &library, atomic_file::Access::Public)?;
+    say!(
+        "wrote {} ({} bytes) from {}/{}@{} (Envoy dynamic module, Envoy {}-{})",
+        args.out.display(),
+        library.len(),
+        target.registry(),
+        target.repository(),
+        fetched.digest,
+        fetched
+            .manifest
+            .annotations
+            .get(crate::dynamic::ANN_ENVOY_MIN)
+            .map_or("?", String::as_str),
+        fetched
+            .manifest
+            .annotations
+            .get(crate::dynamic::ANN_ENVOY_MAX)
+            .map_or("?", String::as_str),
+    );
+    say!("module sha256: {sha256}");
     Ok(())
 }
 

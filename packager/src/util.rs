@@ -4,17 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// OCI digest string `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", sha256_hex(bytes))
-}
+pub use oci_artifacts::digest::{base64_decode, sha256_digest, sha256_hex, short_digest};
 
 /// The parent directory a temporary sibling of `path` goes into (created if missing).
 fn parent_dir(path: &Path) -> Result<PathBuf> {
@@ -120,23 +111,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// Decodes the `auth` field of Docker's config file: standard base64 of `user:password`, with or
-/// without padding (both occur in the wild).
-pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const DOCKER_AUTH: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    DOCKER_AUTH.decode(input.trim()).ok()
-}
-
-/// Shortens `sha256:0123456789abcdef…` to `sha256:0123456789ab` for progress lines.
-pub fn short_digest(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,22 +120,6 @@ mod tests {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn base64_round_trips_docker_auth() {
-        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YQ").unwrap(), b"a");
-        assert!(base64_decode("not base64!").is_none());
-    }
-
-    #[test]
-    fn sha256_of_empty() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn get_until_ok(port: u16, path: &str) -> testkit::client::Response {
 
 #[test]
 fn published_artifacts_load_in_envoy_and_serve_requests() {
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let plugin = real_plugin();
     let module = std::fs::read(&plugin).unwrap();

@@ -192,7 +192,7 @@ fn unpack_layer(layout: &Path, manifest: &Manifest, into: &Path) {
 #[test]
 fn pushed_image_passes_skopeo_its_sbom_is_a_referrer_and_the_binary_runs_from_the_layer() {
     let built = built();
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let repo = format!("{}/gateway-wasm/controller-shim", registry.host());
     let pushed = ok(&packager(&[
         "push",

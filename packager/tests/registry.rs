@@ -41,7 +41,7 @@ fn package_fixture(dir: &std::path::Path, format: &str) -> (std::path::PathBuf, 
 
 #[test]
 fn each_format_pushes_and_pulls_back_byte_identical() {
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     for format in FORMATS {
         let (layout, module, digest) = package_fixture(tmp.path(), format);
@@ -107,7 +107,7 @@ fn each_format_pushes_and_pulls_back_byte_identical() {
 
 #[test]
 fn push_without_tag_uses_the_layout_tag() {
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, digest) = package_fixture(tmp.path(), "compat");
     let repo = format!("{}/untagged", registry.host());
@@ -129,7 +129,7 @@ fn push_without_tag_uses_the_layout_tag() {
 
 #[test]
 fn wrong_digest_on_pull_fails_with_expected_and_got() {
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, digest) = package_fixture(tmp.path(), "compat");
     let repo = format!("{}/pinned", registry.host());
@@ -222,7 +222,7 @@ fn unreachable_registry_names_the_address() {
 
 #[test]
 fn snippets_fill_in_digests_and_the_remote_blob_serves_the_module() {
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (layout, module, digest) = package_fixture(tmp.path(), "oci");
     let repo = format!("{}/snippets", registry.host());
@@ -274,7 +274,7 @@ fn snippets_fill_in_digests_and_the_remote_blob_serves_the_module() {
 
 #[test]
 fn authenticated_registry_takes_stdin_and_docker_config_credentials() {
-    let registry = TestRegistry::start_with_htpasswd("alice", "s3cr3t-pass");
+    let registry = TestRegistry::start_with_htpasswd("alice", "s3cr3t-pass").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (layout, module, _) = package_fixture(tmp.path(), "cncf");
     let repo = format!("{}/private", registry.host());

@@ -1,38 +1,14 @@
 //! gateway-wasm: the proxy-wasm filter that evaluates Gateway API routes inside Envoy (and Kong).
 //!
-//! Consumes a PluginConfig document (the plugin configuration the controller-shim pushes) and, per
-//! request, produces the [`engine`] decision applied through the proxy: header edits and rewrites,
-//! the upstream selector (Envoy: the `x-gateway-wasm-upstream` header read by a catch-all route's
-//! `cluster_header`; Kong: Kong's `$upstream_uri`, prefixed with the backend's Kong route, see
-//! [`kong`]), timeouts, retries and mirrors, or a local answer (redirects, 404/421/500, CORS
-//! preflights).
-//!
-//! - [`host`]: the operations the filter needs from its proxy, as a trait;
-//! - [`configure`]: configuration bytes to the compiled table (logged, counted);
-//! - [`filter`]: the request adapter over that trait (unit-tested natively with a mock host);
-//! - [`kong`]: what differs in Kong 3.4–3.9 (routing through Kong's router, Host and path through
-//!   Kong's variables, version-gated metrics, bodyless mirrors);
-//! - [`payload`]: the configuration bytes, plain or gzip-compressed;
-//! - `mock` (tests, and the `mock-host` feature): a recording [`host::Host`];
-//! - `glue` (wasm32 only): root and HTTP contexts over `proxy_wasm::hostcalls`.
+//! The adapter (configure, per-request evaluation, the `Host` trait, Kong specifics, payload
+//! decoding) lives in [`filter_core`], shared with the Envoy dynamic module; this crate is the
+//! proxy-wasm glue over it (`glue`, wasm32 only: root and HTTP contexts over
+//! `proxy_wasm::hostcalls`). The adapter's modules are re-exported under their old paths.
 //!
 //! Build: `cargo build -p plugin --target wasm32-wasip1 --profile wasm` → `gateway_wasm.wasm`.
 //! Behaviour in Envoy (bootstrap, port discovery, failure policy, stats): `docs/envoy.md`.
 
-pub mod configure;
-pub mod filter;
-pub mod host;
-pub mod kong;
-pub mod payload;
+pub use filter_core::{configure, filter, host, kong, payload};
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
-
-#[cfg(test)]
-mod kong_tests;
-/// The recording host of the unit tests; with the `mock-host` feature also for host-side tools
-/// (the native conformance target runs every request through [`filter`] over it).
-#[cfg(any(test, feature = "mock-host"))]
-pub mod mock;
-#[cfg(test)]
-mod tests;

@@ -12,14 +12,24 @@
 //! (`api::httproutes::HttpRouteRules`, `api::core::ServicePort`).
 
 pub use gateway_api::experimental::{
-    gatewayclasses, gateways, httproutes, listenersets, referencegrants,
+    gatewayclasses, gateways, grpcroutes, httproutes, listenersets, referencegrants,
 };
 
 pub use gatewayclasses::{GatewayClass, GatewayClassSpec, GatewayClassStatus};
 pub use gateways::{Gateway, GatewaySpec, GatewayStatus};
+pub use grpcroutes::{GrpcRoute, GrpcRouteSpec, GrpcRouteStatus};
 pub use httproutes::{HttpRoute, HttpRouteSpec, HttpRouteStatus};
 pub use listenersets::{ListenerSet, ListenerSetSpec, ListenerSetStatus};
 pub use referencegrants::{ReferenceGrant, ReferenceGrantSpec};
+
+/// Gateway API `RouteStatus`, which every route kind inlines (`HTTPRouteStatus` and
+/// `GRPCRouteStatus` are both `struct { RouteStatus }`). The generated HTTPRoute types stand for
+/// it, for every kind: the JSON is the same, and a test in `resolve` pins that.
+pub type RouteStatus = httproutes::HttpRouteStatus;
+/// Gateway API `RouteParentStatus` (one `status.parents[]` entry), for every route kind.
+pub type RouteParentStatus = httproutes::HttpRouteStatusParents;
+/// Gateway API `ParentReference` as echoed in `status.parents[].parentRef`, for every route kind.
+pub type RouteStatusParentRef = httproutes::HttpRouteStatusParentsParentRef;
 
 /// `apps/v1`.
 pub use k8s_openapi::api::apps::v1 as apps;

@@ -14,7 +14,7 @@
 //!   [`StatusWrite`] is not `None`, and the section of the directory mode's status report);
 //! - the RBAC the shim needs ([`Kind::rbac`]: `get`, `list`, `watch` on every kind, `patch` on the
 //!   `/status` of the kinds whose status it writes), which a test compares with
-//!   `examples/kubernetes/rbac.yaml`.
+//!   `examples/kubernetes/base/rbac.yaml`.
 //!
 //! A row reads: `Variant(type) { kind, snapshot field, status, manifest aliases, watch field
 //! selector }`, with doc comments that become the variant's and the snapshot field's.
@@ -65,6 +65,13 @@ kinds! {
         kind: "HTTPRoute",
         snapshot: http_routes,
         status: StatusWrite::RouteParents { report: "httpRoutes" },
+        manifest_aliases: [],
+        watch_fields: None,
+    },
+    GrpcRoute(api::GrpcRoute) {
+        kind: "GRPCRoute",
+        snapshot: grpc_routes,
+        status: StatusWrite::RouteParents { report: "grpcRoutes" },
         manifest_aliases: [],
         watch_fields: None,
     },
@@ -296,28 +303,45 @@ impl Snapshot {
         kind.visit(KeysOf(self))
     }
 
-    /// `(route, gateway)` for every HTTPRoute parentRef naming a Gateway that is not in the
-    /// snapshot. No controller writes status for such a parent (a controller only reports on
-    /// parents of its own Gateways), so the shim logs these and the playground draws them.
-    pub fn routes_to_missing_gateways(&self) -> Vec<(ObjectKey, ObjectKey)> {
+    /// `(route kind, route, gateway)` for every HTTPRoute and GRPCRoute parentRef naming a Gateway
+    /// that is not in the snapshot. No controller writes status for such a parent (a controller only
+    /// reports on parents of its own Gateways), so the shim logs these and the playground draws them.
+    pub fn routes_to_missing_gateways(&self) -> Vec<(&'static str, ObjectKey, ObjectKey)> {
+        /// `(namespace, name)` of every Gateway parentRef of a route of either kind (their
+        /// generated parentRef types share field names).
+        macro_rules! parent_gateways {
+            ($route:expr) => {
+                $route
+                    .spec
+                    .parent_refs
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway")
+                    .map(|p| (p.namespace.clone(), p.name.clone()))
+                    .collect::<Vec<_>>()
+            };
+        }
         let gateways: std::collections::BTreeSet<ObjectKey> =
             self.keys_of(Kind::Gateway).into_iter().collect();
+        let routes = self
+            .http_routes
+            .iter()
+            .map(|r| ("HTTPRoute", &r.metadata, parent_gateways!(r)))
+            .chain(
+                self.grpc_routes
+                    .iter()
+                    .map(|r| ("GRPCRoute", &r.metadata, parent_gateways!(r))),
+            );
         let mut missing = Vec::new();
-        for route in &self.http_routes {
-            let key = ObjectKey::of(&route.metadata);
-            for parent in route.spec.parent_refs.iter().flatten() {
-                if parent.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
-                    continue;
-                }
+        for (kind, meta, parents) in routes {
+            let key = ObjectKey::of(meta);
+            for (namespace, name) in parents {
                 let target = ObjectKey {
-                    namespace: parent
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| key.namespace.clone()),
-                    name: parent.name.clone(),
+                    namespace: namespace.unwrap_or_else(|| key.namespace.clone()),
+                    name,
                 };
                 if !gateways.contains(&target) {
-                    missing.push((key.clone(), target));
+                    missing.push((kind, key.clone(), target));
                 }
             }
         }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use engine::PluginConfig;
 
 use crate::api::{
-    GatewayClassStatus, GatewayStatus, HttpRouteStatus, ListenerSetStatus, ObjectMeta, Time,
+    GatewayClassStatus, GatewayStatus, ListenerSetStatus, ObjectMeta, RouteStatus, Time,
 };
+use crate::kinds::Kind;
 
 /// How this controller identifies itself, and the clock the resolver stamps conditions with.
 #[derive(Debug, Clone)]
@@ -62,8 +63,9 @@ impl std::fmt::Display for ObjectKey {
 pub struct Resolution {
     /// One entry per Gateway whose class is ours (accepted or not).
     pub gateways: Vec<GatewayResult>,
-    /// Status for every HTTPRoute that references at least one of our Gateways (only the
-    /// `parents[]` entries this controller owns).
+    /// Status for every route (HTTPRoute, GRPCRoute) that references at least one of our
+    /// Gateways (only the `parents[]` entries this controller owns), sorted by `namespace/name`
+    /// then kind.
     pub routes: Vec<RouteStatusUpdate>,
     pub gateway_classes: Vec<ClassStatusUpdate>,
     pub listener_sets: Vec<ListenerSetStatusUpdate>,
@@ -91,7 +93,11 @@ pub struct BackendTarget {
     pub service: String,
     /// The Service port the backendRef named.
     pub port: u16,
-    /// The Service port's `appProtocol` (`kubernetes.io/h2c`, `kubernetes.io/ws`, …).
+    /// The protocol to speak to the backend, as a KEP-3726 `appProtocol` name
+    /// (`kubernetes.io/h2c`, `kubernetes.io/ws`, …): the Service port's `appProtocol`, or
+    /// `kubernetes.io/h2c` for the backends of GRPCRoutes (keys starting with `grpc:`), which
+    /// need HTTP/2 whatever the port says ("Implementations MAY infer the protocol from the Route
+    /// type referring to the backend Service").
     pub app_protocol: Option<String>,
     /// Ready endpoint addresses and target ports from EndpointSlices; empty when none are known
     /// (the proxy then uses the Service's cluster DNS name, `service.namespace.svc:port`).
@@ -114,9 +120,12 @@ pub struct TlsCertificate {
 
 #[derive(Debug, Clone)]
 pub struct RouteStatusUpdate {
+    /// [`Kind::HttpRoute`] or [`Kind::GrpcRoute`].
+    pub kind: Kind,
     pub route: ObjectKey,
     pub generation: Option<i64>,
-    pub status: HttpRouteStatus,
+    /// Gateway API `RouteStatus`, the same for every route kind.
+    pub status: RouteStatus,
 }
 
 #[derive(Debug, Clone)]

@@ -39,10 +39,12 @@ pub mod envoy;
 pub mod grpc;
 pub mod lua_cjson;
 pub mod ports;
+pub mod registry;
 pub mod rt;
 mod serve;
 pub mod wasm;
 pub mod websocket;
+pub mod xds_debug;
 
 pub use client::{HttpClient, Protocol, Request, Response, TlsConfig};
 pub use echo::{EchoBody, EchoIdentity, EchoServer};

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`, second half: the side-by-side Envoy benchmark (native routes, the
-//! gateway-wasm filter, an empty wasm filter). Builds the two wasm files with the `wasm` profile,
+//! gateway-wasm filter, an empty wasm filter, the dynamic module, an empty dynamic module). Builds
+//! the two wasm files with the `wasm` profile and the two dynamic modules in release mode,
 //! then runs the `bench` crate's `gateway-bench` binary in release mode, which does the rest
 //! (installing wrk when missing, Envoy, the upstream, the runs, the report in `target/bench/`).
 //!
@@ -16,7 +17,22 @@ pub fn envoy(quick: bool) -> anyhow::Result<()> {
         "wasm filters (plugin, floor-filter; wasm profile)",
         &wasm_build_args(&["plugin", "floor-filter"]),
     )?;
-    gateway_bench("Envoy benchmark: native vs plugin vs floor", &[], quick)
+    cargo(
+        "dynamic modules (dynamic-module, dynamic-floor; release)",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "dynamic-module",
+            "-p",
+            "dynamic-floor",
+        ],
+    )?;
+    gateway_bench(
+        "Envoy benchmark: native vs plugin vs floor vs dynamic vs dynamic-floor",
+        &[],
+        quick,
+    )
 }
 
 /// Builds the probe filter, then prices single host calls in Envoy (`--quick`: one short round, to

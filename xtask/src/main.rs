@@ -6,6 +6,7 @@
 
 mod bench;
 mod demo;
+mod fleet;
 mod fuzz;
 mod playground;
 mod soak;
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Everything CI checks: formatting, clippy, unit and integration tests, the wasm builds, the
-    /// conformance runs, and short soak and fuzz runs. Installs the wasm target and the Debian
+    /// conformance runs, and short soak, fleet (4 Envoys over xDS) and fuzz runs. Installs the wasm target and the Debian
     /// packages the tests need.
     Test {
         /// Skip the slow end-to-end steps (real Envoy conformance); for quick local iterations.
@@ -33,7 +34,9 @@ enum Command {
         quick: bool,
     },
     /// Run Gateway API conformance vectors (see `cargo run -p conformance -- --help`): `--target
-    /// native` (default), `envoy` or `kong-emulated` (builds the wasm filter first for the last two).
+    /// native` (default), `envoy`, `envoy-dynamic` (the Envoy dynamic module), `envoy-xds` or
+    /// `kong-emulated` (builds the wasm filter, or the dynamic module, first; `envoy-xds` also the
+    /// controller-shim).
     Conformance {
         /// Arguments passed to the runner, e.g. `--target native --status --case 'CORS'`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -50,6 +53,7 @@ enum Command {
     },
     Demo(demo::DemoArgs),
     Playground(playground::PlaygroundArgs),
+    Fleet(fleet::FleetArgs),
     Fuzz(fuzz::FuzzArgs),
     Soak(soak::SoakArgs),
     /// Regenerate golden files (JSON Schema, rendered Envoy configs, the resolver corpus under
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Bench { quick, probe: true } => bench::probe(quick),
         Command::Demo(args) => demo::run(&args),
         Command::Playground(args) => playground::run(&args),
+        Command::Fleet(args) => fleet::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Soak(args) => soak::run(&args),
         Command::Bless => steps::bless(),

@@ -19,6 +19,8 @@ pub fn wasm_build_args<'a>(packages: &[&'a str]) -> Vec<&'a str> {
 
 /// The vendored copy of the shared conformance vectors (kept identical by a test in `conformance`).
 pub const VECTORS: &str = "conformance/vectors/httproute-vectors.json";
+/// The vendored GRPCRoute vectors.
+pub const GRPC_VECTORS: &str = "conformance/vectors/grpcroute-vectors.json";
 
 /// Debian packages the test suite needs, with a file proving each is installed: a real OCI
 /// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test,
@@ -78,7 +80,7 @@ fn debug_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn run_binary(label: &str, binary: &Path, args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn run_binary(label: &str, binary: &Path, args: &[&str]) -> anyhow::Result<()> {
     run(label, &binary.to_string_lossy(), args, &[])
 }
 
@@ -307,19 +309,45 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &[&vectors[..], &["--status"]].concat(),
     )?;
     run_binary(
+        "conformance: GRPCRoute status cases",
+        &conformance,
+        &["--vectors", GRPC_VECTORS, "--status"],
+    )?;
+    run_binary(
+        "conformance: GRPCRoute request cases (native, gRPC calls through the filter)",
+        &conformance,
+        &["--vectors", GRPC_VECTORS, "--target", "native"],
+    )?;
+    run_binary(
         "conformance: request cases (Kong 3.4-3.9 emulated, real wasm filter)",
         &conformance,
         &[&vectors[..], &["--target", "kong-emulated"]].concat(),
     )?;
     if quick {
         eprintln!(
-            "--quick: skipped the real-Envoy conformance run, the benchmark harnesses, the soak and fuzzing"
+            "--quick: skipped the real-Envoy conformance runs, the benchmark harnesses, the soak, the fleet and fuzzing"
         );
     } else {
         run_binary(
             "conformance: request cases (real Envoy + wasm filter)",
             &conformance,
             &[&vectors[..], &["--target", "envoy"]].concat(),
+        )?;
+        run_binary(
+            "conformance: GRPCRoute request cases (real Envoy + wasm filter, real gRPC calls)",
+            &conformance,
+            &["--vectors", GRPC_VECTORS, "--target", "envoy"],
+        )?;
+        // `cargo test --workspace` built the module (target/debug/libgateway_wasm_dynamic.so).
+        run_binary(
+            "conformance: request cases (real Envoy + dynamic module)",
+            &conformance,
+            &[&vectors[..], &["--target", "envoy-dynamic"]].concat(),
+        )?;
+        run_binary(
+            "conformance: request cases (real Envoy fed over xDS by the controller-shim, filter from a registry)",
+            &conformance,
+            &[&vectors[..], &["--target", "envoy-xds"]].concat(),
         )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
@@ -331,10 +359,17 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "benchmark harness: floor and probe filters",
             &wasm_build_args(&["floor-filter", "probe-filter"]),
         )?;
+        // The dynamic modules of `cargo test --workspace` (debug builds: only the harness is checked).
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
             &debug_binary("gateway-bench")?,
-            &["--quick"],
+            &[
+                "--quick",
+                "--dynamic-module",
+                "target/debug/libgateway_wasm_dynamic.so",
+                "--dynamic-floor",
+                "target/debug/libdynamic_floor.so",
+            ],
         )?;
         run_binary(
             "benchmark harness: host-call probe (--quick)",
@@ -347,6 +382,12 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "soak (short: 100 route edits under load, Envoy and shim restarts)",
             &xtask,
             &["soak", "--pushes", "100", "--prebuilt"],
+        )?;
+        // The 20-Envoy run is recorded in docs/benchmarks.md; CI runs a small fleet.
+        run_binary(
+            "fleet (short: one controller-shim, 4 Envoys over xDS, every scenario)",
+            &xtask,
+            &["fleet", "--envoys", "4", "--pushes", "4", "--prebuilt"],
         )?;
         run_binary(
             "fuzz (short: every target 15 s, dependencies unoptimized to build faster)",
@@ -369,13 +410,31 @@ pub fn conformance(args: &[String]) -> anyhow::Result<()> {
         || args
             .iter()
             .any(|a| a.starts_with("--target=") && a != "--target=native");
+    let dynamic = args
+        .iter()
+        .any(|a| a == "envoy-dynamic" || a == "--target=envoy-dynamic");
+    if dynamic
+        && !args
+            .iter()
+            .any(|a| a == "--module" || a.starts_with("--module="))
+    {
+        cargo("dynamic module (debug)", &["build", "-p", "dynamic-module"])?;
+    }
     if runs_the_filter
+        && !dynamic
         && !args
             .iter()
             .any(|a| a == "--wasm" || a.starts_with("--wasm="))
     {
         ensure_wasm_target()?;
         cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
+    }
+    // `--target envoy-xds` runs the controller-shim binary next to the runner's.
+    if args.iter().any(|a| a.ends_with("envoy-xds")) {
+        cargo(
+            "controller-shim (for --target envoy-xds)",
+            &["build", "-p", "controller-shim", "--bin", "controller-shim"],
+        )?;
     }
     let mut full: Vec<&str> = vec!["run", "-q", "-p", "conformance", "--"];
     if !args

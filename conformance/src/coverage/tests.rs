@@ -101,7 +101,7 @@ fn every_httproute_case_stays_checkable() {
 }
 
 #[test]
-fn every_grpcroute_case_is_refused_with_the_kind() {
+fn every_grpcroute_request_case_is_refused_with_the_kind() {
     let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
     for c in file.cases.iter().chain(&file.unreleased_cases) {
         let reason = unchecked_request_case(c).unwrap();
@@ -111,12 +111,70 @@ fn every_grpcroute_case_is_refused_with_the_kind() {
             c.id
         );
     }
+}
+
+/// The native target runs gRPC calls: every GRPCRoute request case is checkable there, and an
+/// unknown field or kind is still refused.
+#[test]
+fn every_grpcroute_request_case_is_checkable_with_grpc_calls() {
+    let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
+    assert!(!file.cases.is_empty());
+    for c in file.cases.iter().chain(&file.unreleased_cases) {
+        assert_eq!(unchecked_request_case_with_grpc(c), None, "{}", c.id);
+    }
+    let mut c = file.cases[0].clone();
+    c.expect
+        .extra
+        .insert("grpcTrailers".into(), serde_json::json!({"x": "y"}));
+    let reason = unchecked_request_case_with_grpc(&c).unwrap();
+    assert!(reason.contains("expect.grpcTrailers"), "{reason}");
+    let mut c = file.cases[0].clone();
+    c.routes[0].kind = Some("TLSRoute".into());
+    assert!(unchecked_request_case_with_grpc(&c).is_some());
+    assert_eq!(unchecked_request_case_with_grpc(&case(HTTP_CASE)), None);
+}
+
+/// The resolver handles GRPCRoutes: every GRPCRoute status case is checkable; a kind it does not
+/// handle is still refused.
+#[test]
+fn grpcroute_status_cases_are_checkable() {
+    let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
+    assert!(!file.status_cases.is_empty());
     for c in &file.status_cases {
-        let reason = unchecked_status_case(c).unwrap();
-        assert!(
-            reason.starts_with("GRPCRoute is not supported yet"),
-            "{}: {reason}",
-            c.id
-        );
+        assert_eq!(unchecked_status_case(c), None, "{}", c.id);
+    }
+    let mut c = file.status_cases[0].clone();
+    c.routes[0].kind = Some("TLSRoute".into());
+    let reason = unchecked_status_case(&c).unwrap();
+    assert!(
+        reason.starts_with("TLSRoute is not supported yet"),
+        "{reason}"
+    );
+}
+
+/// The real-Envoy target sends gRPC calls: every GRPCRoute request case is checkable there, an
+/// unknown field still makes it a skip, and a kind no target routes is still refused.
+#[test]
+fn grpc_capable_targets_check_every_grpcroute_request_case() {
+    let file: VectorFile = vectors::load(vectors::grpcroute_vectors_path()).unwrap();
+    for c in file.cases.iter().chain(&file.unreleased_cases) {
+        assert_eq!(unchecked_grpc_capable_case(c), None, "{}", c.id);
+    }
+    let mut c = file.cases[0].clone();
+    c.expect
+        .extra
+        .insert("grpcStatusDetails".into(), serde_json::json!([]));
+    let reason = unchecked_grpc_capable_case(&c).unwrap();
+    assert!(reason.contains("expect.grpcStatusDetails"), "{reason}");
+    let mut c = file.cases[0].clone();
+    c.routes[0].kind = Some("TLSRoute".into());
+    let reason = unchecked_grpc_capable_case(&c).unwrap();
+    assert!(
+        reason.starts_with("TLSRoute is not supported yet"),
+        "{reason}"
+    );
+    let http: VectorFile = vectors::load(vectors::httproute_vectors_path()).unwrap();
+    for c in http.cases.iter().chain(&http.unreleased_cases) {
+        assert_eq!(unchecked_grpc_capable_case(c), None, "{}", c.id);
     }
 }

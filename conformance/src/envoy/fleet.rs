@@ -1,6 +1,7 @@
 //! The echo backends behind the real-Envoy target: one echo server per Service port on loopback,
 //! started on first use and kept for the whole run, and EndpointSlices that point the resolver at
-//! them.
+//! them. A Service marked `grpcEcho` gets the suite's gRPC echo server (h2c) instead of the HTTP
+//! one, as its pods run `echo-basic` in gRPC mode.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use controller_shim::api::discovery::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use controller_shim::api::meta::ObjectMeta;
+use testkit::grpc::GrpcEchoServer;
 use testkit::{EchoIdentity, EchoServer};
 
 use crate::vectors::ServiceSpec;
@@ -16,26 +18,57 @@ use crate::vectors::ServiceSpec;
 /// their EndpointSlices with `infra-backend-v1`'s pod addresses).
 const ENDPOINTS_DONOR: (&str, &str) = ("gateway-conformance-infra", "infra-backend-v1");
 
+/// One Service port's backend: the HTTP echo server or the gRPC echo server.
+pub enum Backend {
+    Http(EchoServer),
+    Grpc(GrpcEchoServer),
+}
+
+impl Backend {
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Backend::Http(server) => server.addr(),
+            Backend::Grpc(server) => server.addr(),
+        }
+    }
+
+    /// Requests (HTTP requests or gRPC calls) the backend received so far.
+    pub fn request_count(&self) -> u64 {
+        match self {
+            Backend::Http(server) => server.request_count(),
+            Backend::Grpc(server) => server.request_count(),
+        }
+    }
+}
+
 /// `(namespace, service, port)` → a running echo server.
 #[derive(Default)]
 pub struct Fleet {
-    servers: BTreeMap<(String, String, i32), EchoServer>,
+    servers: BTreeMap<(String, String, i32), Backend>,
 }
 
 impl Fleet {
-    /// The echo server for a Service port, started when first asked for.
+    /// The echo server for a Service port, started when first asked for (the gRPC one when
+    /// `grpc`).
     pub fn server(
         &mut self,
         namespace: &str,
         service: &str,
         port: i32,
-    ) -> anyhow::Result<&EchoServer> {
+        grpc: bool,
+    ) -> anyhow::Result<&Backend> {
         let key = (namespace.to_owned(), service.to_owned(), port);
         if !self.servers.contains_key(&key) {
             let identity = EchoIdentity::new(namespace, service, format!("{service}-{port}-0"));
             let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
-            let server = EchoServer::start(identity, bind).with_context(|| {
-                format!("starting the echo backend for {namespace}/{service}:{port}")
+            let started = if grpc {
+                GrpcEchoServer::start(identity, bind).map(Backend::Grpc)
+            } else {
+                EchoServer::start(identity, bind).map(Backend::Http)
+            };
+            let kind = if grpc { "gRPC echo" } else { "echo" };
+            let server = started.with_context(|| {
+                format!("starting the {kind} backend for {namespace}/{service}:{port}")
             })?;
             self.servers.insert(key.clone(), server);
         }
@@ -43,7 +76,7 @@ impl Fleet {
     }
 
     /// The server that answers for `namespace/service` (any port), if it was started.
-    pub fn find(&self, backend: &str) -> Vec<&EchoServer> {
+    pub fn find(&self, backend: &str) -> Vec<&Backend> {
         self.servers
             .iter()
             .filter(|((ns, svc, _), _)| format!("{ns}/{svc}") == backend)
@@ -63,9 +96,9 @@ impl Fleet {
             let mut ports = Vec::new();
             for port in &spec.ports {
                 let server = if donor {
-                    self.server(ENDPOINTS_DONOR.0, ENDPOINTS_DONOR.1, 8080)?
+                    self.server(ENDPOINTS_DONOR.0, ENDPOINTS_DONOR.1, 8080, false)?
                 } else {
-                    self.server(&spec.namespace, &spec.name, port.port)?
+                    self.server(&spec.namespace, &spec.name, port.port, spec.grpc_echo)?
                 };
                 // One slice per port: EndpointSlice ports apply to every endpoint of the slice, and
                 // each Service port has its own loopback server.

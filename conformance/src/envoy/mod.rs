@@ -4,9 +4,13 @@
 //! One Envoy is reused across cases: a case whose rendered bootstrap (listeners, TLS) equals the
 //! running one only pushes a new extension config and clusters, which Envoy hot-reloads, exactly as
 //! in production; a case that needs other listeners restarts Envoy with its bootstrap.
+//!
+//! [`EnvoyTarget::new_xds`] (`--target envoy-xds`) runs the same cases and checks with the
+//! controller-shim process feeding Envoy over xDS instead ([`xds`]).
 
 mod fleet;
 mod send;
+mod xds;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +21,9 @@ use controller_shim::api::ByteString;
 use controller_shim::envoy::{self as render, EnvoyOptions, FILTER_NAME};
 use controller_shim::resolution::GatewayResult;
 use controller_shim::{Settings, Snapshot, resolve};
-use testkit::certs::CertificateAuthority;
+use testkit::certs::{CertificateAuthority, IssuedCert};
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 
-use crate::exchange::check;
 use crate::outcome::Outcome;
 use crate::snapshot::{PLACEHOLDER_TLS_SECRET, snapshot_for};
 use crate::vectors::{Case, ServiceSpec, VectorFile};
@@ -40,6 +43,8 @@ const PUSH_DEADLINE: Duration = Duration::from_secs(10);
 pub struct EnvoyTarget {
     dir: tempfile::TempDir,
     wasm: PathBuf,
+    /// The Wasm filter, or the dynamic module (`--target envoy-dynamic`).
+    filter: render::EnvoyFilter,
     fleet: fleet::Fleet,
     authority: CertificateAuthority,
     /// Gateway port → loopback port Envoy binds, stable across cases so bootstraps compare equal.
@@ -48,6 +53,9 @@ pub struct EnvoyTarget {
     /// Extension-config pushes Envoy applied without a restart, and bootstrap restarts.
     hot_reloads: u64,
     restarts: u64,
+    /// `--target envoy-xds`: the shim process feeding Envoy over xDS, and the one certificate
+    /// (for every name of every case) its listeners present, so SDS changes only with listeners.
+    xds: Option<(Box<xds::XdsDelivery>, IssuedCert)>,
 }
 
 struct Running {
@@ -68,18 +76,68 @@ impl EnvoyTarget {
         Ok(EnvoyTarget {
             dir: tempfile::tempdir().context("creating a work directory")?,
             wasm: wasm.to_path_buf(),
+            filter: render::EnvoyFilter::Wasm,
             fleet: fleet::Fleet::default(),
             authority: CertificateAuthority::new("gateway-wasm conformance CA")?,
             ports: BTreeMap::new(),
             running: None,
             hot_reloads: 0,
             restarts: 0,
+            xds: None,
         })
+    }
+
+    /// The same target with the Envoy dynamic module (`libgateway_wasm_dynamic.so`) instead of the Wasm
+    /// filter: same rendering, same cases, same checks.
+    pub fn dynamic_module(module: &Path) -> anyhow::Result<EnvoyTarget> {
+        if !module.is_file() {
+            bail!(
+                "{} does not exist; build it with `cargo build -p dynamic-module`",
+                module.display()
+            );
+        }
+        let module = std::path::absolute(module)
+            .with_context(|| format!("resolving {}", module.display()))?;
+        let mut target = EnvoyTarget::new(&module)?;
+        target.filter = render::EnvoyFilter::DynamicModule(module);
+        Ok(target)
+    }
+
+    /// The xDS variant: a controller-shim process (`run --manifests --xds-listen --wasm oci://`,
+    /// the module published to a registry process) and an Envoy from `controller-shim bootstrap`.
+    /// `cases`: every case that will run, for the ports to map and the names to certify up front.
+    pub fn new_xds(wasm: &Path, cases: &[&Case]) -> anyhow::Result<EnvoyTarget> {
+        let mut target = EnvoyTarget::new(wasm)?;
+        let listeners = || {
+            cases.iter().flat_map(|c| {
+                c.gateway.listeners.iter().chain(
+                    c.gateway
+                        .listener_sets
+                        .iter()
+                        .flat_map(|s| s.listeners.iter()),
+                )
+            })
+        };
+        let ports = xds::port_map(listeners().map(|l| l.port))?;
+        let mut names: Vec<String> = vec!["localhost".to_owned()];
+        names.extend(listeners().filter_map(|l| l.hostname.clone()));
+        for case in cases {
+            names.extend(case.request.sni.clone());
+            names.extend(case.request.host.clone());
+        }
+        names.sort();
+        names.dedup();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let certificate = target.authority.issue(&refs)?;
+        let delivery = xds::XdsDelivery::start(target.dir.path(), wasm, ports)?;
+        target.ports = delivery.ports().clone();
+        target.xds = Some((Box::new(delivery), certificate));
+        Ok(target)
     }
 
     /// Runs one case; infrastructure errors become failures that say what broke.
     pub fn run(&mut self, case: &Case, file: &VectorFile) -> Outcome {
-        if let Some(reason) = crate::coverage::unchecked_request_case(case) {
+        if let Some(reason) = crate::coverage::unchecked_grpc_capable_case(case) {
             return Outcome::Skip(reason);
         }
         match self.try_run(case, file) {
@@ -89,13 +147,21 @@ impl EnvoyTarget {
     }
 
     fn try_run(&mut self, case: &Case, file: &VectorFile) -> anyhow::Result<Outcome> {
-        let result = self.resolve(case, file)?;
-        self.push(&result)?;
+        let (snapshot, result) = self.resolve(case, file)?;
+        match self.xds.as_mut() {
+            Some((delivery, _)) => delivery.push(&snapshot, &result)?,
+            None => self.push(&result)?,
+        }
         let bind = |port: u16| self.ports.get(&port).copied();
         let Some(port) = bind(case.request.port) else {
             bail!("no Envoy listener for Gateway port {}", case.request.port);
         };
-        let sender = send::Sender::new(case, port);
+        let sender = if case.is_grpc() {
+            let table = crate::grpc_status::http_table(file).map_err(anyhow::Error::msg)?;
+            send::Sender::grpc(case, port, table)
+        } else {
+            send::Sender::new(case, port)
+        };
 
         if !case.expect.websocket_echo.is_empty() {
             return Ok(match sender.websocket(&case.expect.websocket_echo) {
@@ -110,17 +176,17 @@ impl EnvoyTarget {
                 case.expect.samples.unwrap_or(500),
                 case.expect.distribution_tolerance.unwrap_or(0.05),
                 || {
-                    let exchange = sender.send()?;
-                    anyhow::Ok(check(case, &exchange).map(|()| exchange.echo.map(|e| e.backend)))
+                    let checked = sender.send_any()?.check(case);
+                    anyhow::Ok(checked.map(|exchange| exchange.echo.map(|e| e.backend)))
                 },
             );
         }
 
         let mirror_counts = self.mirror_counts(case);
-        let exchange = sender.send()?;
-        if let Err(e) = check(case, &exchange) {
-            return Ok(Outcome::Fail(e));
-        }
+        let exchange = match sender.send_any()?.check(case) {
+            Ok(exchange) => exchange,
+            Err(e) => return Ok(Outcome::Fail(e)),
+        };
         if let Some(protocol) = &case.expect.upstream_protocol
             && let Err(e) = send::check_upstream_protocol(protocol, &exchange)
         {
@@ -128,8 +194,11 @@ impl EnvoyTarget {
         }
         if !case.expect.per_backend_request_headers.is_empty() {
             for _ in 0..50 {
-                let exchange = sender.send()?;
-                if let Err(e) = crate::exchange::check_backend_headers(case, &exchange) {
+                let checked = sender
+                    .send_any()?
+                    .into_exchange()
+                    .and_then(|exchange| crate::exchange::check_backend_headers(case, &exchange));
+                if let Err(e) = checked {
                     return Ok(Outcome::Fail(e));
                 }
             }
@@ -143,7 +212,11 @@ impl EnvoyTarget {
     }
 
     /// Resolves the case with endpoints on the loopback fleet and real TLS certificates.
-    fn resolve(&mut self, case: &Case, file: &VectorFile) -> anyhow::Result<GatewayResult> {
+    fn resolve(
+        &mut self,
+        case: &Case,
+        file: &VectorFile,
+    ) -> anyhow::Result<(Snapshot, GatewayResult)> {
         let mut snapshot: Snapshot = snapshot_for(case, file);
         let mut services: BTreeMap<(String, String), &ServiceSpec> = BTreeMap::new();
         for s in file.services.iter().chain(case.extra_services.iter()) {
@@ -153,7 +226,7 @@ impl EnvoyTarget {
         snapshot.endpoint_slices = self.fleet.endpoint_slices(&services)?;
         self.real_certificates(&mut snapshot, case)?;
         let resolution = resolve(&snapshot, &Settings::default());
-        resolution
+        let result = resolution
             .gateways
             .into_iter()
             .find(|g| {
@@ -164,7 +237,8 @@ impl EnvoyTarget {
                     "the resolver produced no config for Gateway {}/{}",
                     case.gateway.namespace, case.gateway.name
                 )
-            })
+            })?;
+        Ok((snapshot, result))
     }
 
     /// Replaces the placeholder Secrets with a certificate for every hostname the case uses.
@@ -182,7 +256,10 @@ impl EnvoyTarget {
         names.sort();
         names.dedup();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let issued = self.authority.issue(&refs)?;
+        let issued = match &self.xds {
+            Some((_, certificate)) => certificate.clone(),
+            None => self.authority.issue(&refs)?,
+        };
         for secret in snapshot
             .secrets
             .iter_mut()
@@ -214,6 +291,7 @@ impl EnvoyTarget {
         let config_dir = self.dir.path().join("envoy");
         let mut options = EnvoyOptions::new(&config_dir, &self.wasm);
         options.port_map = self.ports.clone();
+        options.filter = self.filter.clone();
         options.bind_address = "127.0.0.1".to_owned();
         options.admin_port = 0;
         let files = render::render(result, &options).context("rendering the Envoy files")?;
@@ -310,7 +388,7 @@ impl EnvoyTarget {
             .any(|m| m.percent.is_some_and(|p| p < 100));
         let requests: u64 = if sampled { 400 } else { 1 };
         for _ in 1..requests {
-            sender.send().map_err(|e| format!("{e:#}"))?;
+            sender.send_any().map_err(|e| format!("{e:#}"))?;
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for expected in &case.expect.mirrored_to {
@@ -338,6 +416,12 @@ impl EnvoyTarget {
 
     /// How the run exercised Envoy: hot reloads applied, restarts for new listeners, rejections.
     pub fn summary(&self) -> String {
+        if let Some((delivery, _)) = &self.xds {
+            return format!(
+                "Envoy over xDS: {} case configurations delivered by the controller-shim and ACKed, {} Envoy starts (one per Gateway switch)",
+                delivery.deliveries, delivery.starts
+            );
+        }
         let rejected = self
             .running
             .as_ref()

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use testkit::client::{HttpClient, Protocol, Request, Response, TlsConfig};
+use testkit::grpc::status::HttpToGrpc;
+use testkit::grpc::{GrpcClient, GrpcRequest};
 
-use crate::exchange::{EchoView, Exchange, request_authority, request_headers};
+use crate::exchange::{EchoView, Exchange, check, request_authority, request_headers};
 use crate::native::GATEWAY_IP;
 use crate::vectors::Case;
 
@@ -20,6 +22,34 @@ static PROBES: AtomicU64 = AtomicU64::new(0);
 pub struct Sender<'c> {
     case: &'c Case,
     client: HttpClient,
+    /// Set for a gRPC case: real gRPC calls, read with the file's HTTP-to-gRPC table.
+    grpc: Option<(GrpcClient, HttpToGrpc)>,
+}
+
+/// What one send produced: the exchange, or (a gRPC case) the verdict of
+/// [`crate::grpc_exchange::check`] on the call, which needs the raw answer.
+pub enum Sent {
+    Http(Exchange),
+    Grpc(Result<Exchange, String>),
+}
+
+impl Sent {
+    /// Checks the case's expectations (for a gRPC call: its outcome first).
+    pub fn check(self, case: &Case) -> Result<Exchange, String> {
+        match self {
+            Sent::Http(exchange) => check(case, &exchange).map(|()| exchange),
+            Sent::Grpc(verdict) => verdict,
+        }
+    }
+
+    /// The exchange for checks made on top of [`Sent::check`]'s (an HTTP exchange unchecked; a
+    /// gRPC call only when its own check passed).
+    pub fn into_exchange(self) -> Result<Exchange, String> {
+        match self {
+            Sent::Http(exchange) => Ok(exchange),
+            Sent::Grpc(verdict) => verdict,
+        }
+    }
 }
 
 impl<'c> Sender<'c> {
@@ -40,7 +70,39 @@ impl<'c> Sender<'c> {
         let client = HttpClient::new(addr, protocol)
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(20));
-        Sender { case, client }
+        Sender {
+            case,
+            client,
+            grpc: None,
+        }
+    }
+
+    /// A sender of real gRPC calls: h2c with prior knowledge, or HTTP/2 over TLS (ALPN `h2`) for
+    /// `https`, as the suite's grpc-go client dials the gateway.
+    pub fn grpc(case: &'c Case, port: u16, table: HttpToGrpc) -> Sender<'c> {
+        let mut sender = Sender::new(case, port);
+        let addr = sender.client.addr();
+        let client = match sender.client.protocol() {
+            Protocol::Http2Tls(tls) | Protocol::Http1Tls(tls) => GrpcClient::tls(addr, tls.clone()),
+            _ => GrpcClient::h2c(addr),
+        }
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(20));
+        sender.grpc = Some((client, table));
+        sender
+    }
+
+    /// One call as the suite makes it: the case's `:path`, `:authority` and metadata, an empty
+    /// `EchoRequest`.
+    fn grpc_request(&self) -> GrpcRequest {
+        let r = &self.case.request;
+        let mut request = GrpcRequest::new(r.path.clone())
+            .with_message(&testkit::grpc::proto::EchoRequest {})
+            .with_authority(crate::grpc_exchange::authority(self.case, GATEWAY_IP));
+        for (name, value) in &r.headers {
+            request = request.with_metadata(name.clone(), value.clone());
+        }
+        request
     }
 
     fn request(&self) -> Request {
@@ -58,6 +120,25 @@ impl<'c> Sender<'c> {
             request = request.with_header(name, value);
         }
         request
+    }
+
+    /// Sends the request (or the gRPC call) once.
+    pub fn send_any(&self) -> anyhow::Result<Sent> {
+        let Some((client, table)) = &self.grpc else {
+            return self.send().map(Sent::Http);
+        };
+        let request = self.grpc_request();
+        let answer = client.call_raw(&request).with_context(|| {
+            format!(
+                "gRPC call {} (:authority {}) through Envoy at {}",
+                request.path,
+                request.authority.as_deref().unwrap_or_default(),
+                client.addr()
+            )
+        })?;
+        Ok(Sent::Grpc(crate::grpc_exchange::check(
+            self.case, table, &answer,
+        )))
     }
 
     /// Sends the request once.

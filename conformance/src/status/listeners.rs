@@ -77,17 +77,20 @@ fn listener_diff(
             errors.push(e);
         }
     }
+    // As the suite's `listenersMatch` compares them: "Ensure that the expected
+    // Listener.SupportedKinds items are present in actual Listener.SupportedKinds ... because the
+    // implementation might support more Kinds than defined in the test", and an expected empty
+    // list needs an empty one ("Expected list of SupportedKinds was empty, but the actual list for
+    // comparison was not").
     if let Some(want_kinds) = &want.supported_kinds {
         let norm = |g: &Option<String>| g.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned());
-        let mut w: Vec<(String, String)> = want_kinds
+        let w: Vec<(String, String)> = want_kinds
             .iter()
             .map(|k| (norm(&k.group), k.kind.clone()))
             .collect();
-        let mut g: Vec<(String, String)> =
-            kinds.iter().map(|(gr, k)| (norm(gr), k.clone())).collect();
-        w.sort();
-        g.sort();
-        if w != g {
+        let g: Vec<(String, String)> = kinds.iter().map(|(gr, k)| (norm(gr), k.clone())).collect();
+        let missing: Vec<&(String, String)> = w.iter().filter(|k| !g.contains(k)).collect();
+        if !missing.is_empty() || (w.is_empty() && !g.is_empty()) {
             errors.push(format!("expected supportedKinds {w:?}, got {g:?}"));
         }
     }
@@ -187,5 +190,46 @@ pub fn check_prose(
                 report(format!("{parent} listener {name}: {e}"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vectors::SupportedKind;
+
+    fn want(kinds: &[&str]) -> ListenerStatusExpect {
+        ListenerStatusExpect {
+            supported_kinds: Some(
+                kinds
+                    .iter()
+                    .map(|k| SupportedKind {
+                        group: None,
+                        kind: (*k).to_owned(),
+                    })
+                    .collect(),
+            ),
+            ..ListenerStatusExpect::default()
+        }
+    }
+
+    fn got(kinds: &[&str]) -> Vec<(Option<String>, String)> {
+        kinds
+            .iter()
+            .map(|k| (Some(GATEWAY_GROUP.to_owned()), (*k).to_owned()))
+            .collect()
+    }
+
+    /// The suite's `listenersMatch`: expected kinds must be present (more may be), and an
+    /// expected empty list needs an empty one.
+    #[test]
+    fn supported_kinds_compare_as_the_suite_does() {
+        let diff = |w: &[&str], g: &[&str]| listener_diff(&want(w), 0, &[], got(g));
+        assert!(diff(&["HTTPRoute"], &["HTTPRoute", "GRPCRoute"]).is_empty());
+        assert!(diff(&["HTTPRoute"], &["HTTPRoute"]).is_empty());
+        assert!(!diff(&["HTTPRoute"], &["GRPCRoute"]).is_empty());
+        assert!(!diff(&["HTTPRoute", "GRPCRoute"], &["HTTPRoute"]).is_empty());
+        assert!(diff(&[], &[]).is_empty());
+        assert!(!diff(&[], &["HTTPRoute"]).is_empty());
     }
 }

@@ -10,15 +10,16 @@
 //! same-namespace route), the implementation's controllerName, and conditions whose
 //! observedGeneration equals metadata.generation."
 
-use controller_shim::api::GATEWAY_GROUP;
-use controller_shim::api::httproutes::HttpRouteStatusParents;
 use controller_shim::api::meta::Condition;
+use controller_shim::api::{GATEWAY_GROUP, RouteParentStatus};
+use controller_shim::kinds::StatusWrite;
 use controller_shim::resolution::{GatewayResult, RouteStatusUpdate};
-use controller_shim::{Resolution, Settings, Snapshot, resolve};
+use controller_shim::{Kind, Resolution, Settings, Snapshot, resolve};
+use engine::config::{Attachment, PluginConfig};
 
 use crate::outcome::Outcome;
 use crate::snapshot::{SnapshotOptions, try_snapshot_for};
-use crate::vectors::{ExpectedCondition, RouteParentConditions, StatusCase, VectorFile};
+use crate::vectors::{ExpectedCondition, RouteParentConditions, RouteSpec, StatusCase, VectorFile};
 
 mod listeners;
 mod mutation;
@@ -89,17 +90,19 @@ pub fn check_with(case: &StatusCase, file: &VectorFile, settings: &Settings) -> 
     check_resolution(case, &snapshot, &resolution, settings, "", &mut errors);
 
     if let (Some(m), Some(route)) = (&mutation, &expect.route) {
-        match mutation::apply(&snapshot, &resolution, route, m) {
+        let patched = route_kind(case, route).and_then(|kind| {
+            Ok((
+                kind,
+                mutation::apply(&snapshot, &resolution, kind, route, m)?,
+            ))
+        });
+        match patched {
             Err(e) => errors.push(format!("mutation {:?}: {e}", m.text)),
-            Ok(patched) => {
+            Ok((kind, patched)) => {
                 let after = resolve(&patched, settings);
-                let generation = |s: &Snapshot| {
-                    s.http_routes
-                        .iter()
-                        .find(|r| key(&r.metadata) == *route)
-                        .and_then(|r| r.metadata.generation)
-                };
-                if generation(&patched) == generation(&snapshot) {
+                if route_generation(&patched, kind, route)
+                    == route_generation(&snapshot, kind, route)
+                {
                     errors.push("after the patch: metadata.generation did not change".to_owned());
                 }
                 check_resolution(
@@ -119,14 +122,6 @@ pub fn check_with(case: &StatusCase, file: &VectorFile, settings: &Settings) -> 
     } else {
         Outcome::Fail(errors.join("\n"))
     }
-}
-
-fn key(meta: &controller_shim::api::meta::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
-    )
 }
 
 /// A parent as the vectors name it: `ns/name` (a Gateway), `Gateway ns/name (sectionName x)` or
@@ -196,12 +191,15 @@ fn check_resolution(
     // Shape of every route status entry of the case's routes.
     for route in &case.routes {
         let route_key = route.key();
-        let generation = snapshot
-            .http_routes
-            .iter()
-            .find(|r| key(&r.metadata) == route_key)
-            .and_then(|r| r.metadata.generation);
-        if let Some(update) = route_status(resolution, &route_key) {
+        let Some(kind) = route_kind_named(route.kind()) else {
+            report(format!(
+                "route {route_key}: unknown kind {:?}",
+                route.kind()
+            ));
+            continue;
+        };
+        let generation = route_generation(snapshot, kind, &route_key);
+        if let Some(update) = route_status(resolution, kind, &route_key) {
             for parent in &update.status.parents {
                 for e in parent_shape(parent, settings, generation) {
                     report(format!("route {route_key}: {e}"));
@@ -231,13 +229,16 @@ fn check_resolution(
         if !named_parents.contains(&parent) {
             named_parents.push(parent.clone());
         }
-        let generation = snapshot
-            .http_routes
-            .iter()
-            .find(|r| key(&r.metadata) == *route)
-            .and_then(|r| r.metadata.generation);
+        let kind = match route_kind(case, route) {
+            Ok(kind) => kind,
+            Err(e) => {
+                report(e);
+                continue;
+            }
+        };
+        let generation = route_generation(snapshot, kind, route);
         let route_ns = route.split('/').next().unwrap_or_default();
-        let entries: Vec<&HttpRouteStatusParents> = route_status(resolution, route)
+        let entries: Vec<&RouteParentStatus> = route_status(resolution, kind, route)
             .map(|u| {
                 u.status
                     .parents
@@ -249,7 +250,7 @@ fn check_resolution(
         if expect.no_accepted_parents == Some(true) {
             // "status.parents empty or a single parent with Accepted=False": the conditions below
             // are then checked on that single entry.
-            let all = route_status(resolution, route).map_or(0, |u| u.status.parents.len());
+            let all = route_status(resolution, kind, route).map_or(0, |u| u.status.parents.len());
             if all > 1 {
                 report(format!(
                     "route {route}: noAcceptedParents: expected at most one parent entry, got {all}"
@@ -259,7 +260,7 @@ fn check_resolution(
         if entries.is_empty() {
             report(format!(
                 "route {route}: no status.parents entry for {parent}; got {}",
-                describe_parents(route_status(resolution, route))
+                describe_parents(route_status(resolution, kind, route))
             ));
             continue;
         }
@@ -286,13 +287,7 @@ fn check_resolution(
             match config {
                 None => report(format!("route {route}: no config for {parent}")),
                 Some(gw) => {
-                    let attached: Vec<&str> = gw
-                        .config
-                        .routes
-                        .iter()
-                        .filter(|r| format!("{}/{}", r.namespace, r.name) == *route)
-                        .flat_map(|r| r.parents.iter().map(|p| p.listener.as_str()))
-                        .collect();
+                    let attached = attached_listeners(&gw.config, kind, route);
                     for section in sections {
                         if !attached.contains(&listener_name(section).as_str()) {
                             report(format!(
@@ -398,11 +393,78 @@ fn check_resolution(
     }
 }
 
-fn route_status<'r>(resolution: &'r Resolution, route: &str) -> Option<&'r RouteStatusUpdate> {
+fn route_status<'r>(
+    resolution: &'r Resolution,
+    kind: Kind,
+    route: &str,
+) -> Option<&'r RouteStatusUpdate> {
     resolution
         .routes
         .iter()
-        .find(|r| r.route.to_string() == route)
+        .find(|r| r.kind == kind && r.route.to_string() == route)
+}
+
+/// The table's route kind for a `routes[].kind` string.
+fn route_kind_named(kind: &str) -> Option<Kind> {
+    Kind::from_manifest(GATEWAY_GROUP, kind)
+        .filter(|k| matches!(k.status(), StatusWrite::RouteParents { .. }))
+}
+
+/// The kind of the case's route `key` (expectations name routes by `namespace/name` only). When
+/// routes of two kinds share that name the expectation does not say which it means: an error
+/// rather than a guess.
+pub(super) fn route_kind(case: &StatusCase, key: &str) -> Result<Kind, String> {
+    let mut kinds: Vec<&str> = case
+        .routes
+        .iter()
+        .filter(|r| r.key() == key)
+        .map(RouteSpec::kind)
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    match kinds.as_slice() {
+        [] => Ok(Kind::HttpRoute),
+        [kind] => {
+            route_kind_named(kind).ok_or_else(|| format!("route {key}: unknown kind {kind:?}"))
+        }
+        _ => Err(format!(
+            "route {key}: routes of kinds {} share this name; the expectation cannot say which",
+            kinds.join(" and ")
+        )),
+    }
+}
+
+/// `metadata.generation` of a route in the snapshot.
+fn route_generation(snapshot: &Snapshot, kind: Kind, route: &str) -> Option<i64> {
+    snapshot
+        .objects_of(kind)
+        .into_iter()
+        .find(|o| o.key().to_string() == route)
+        .and_then(|o| o.metadata().generation)
+}
+
+/// The listeners a route of `kind` is attached to in a config.
+fn attached_listeners<'c>(config: &'c PluginConfig, kind: Kind, route: &str) -> Vec<&'c str> {
+    let parents: Vec<&'c [Attachment]> = if kind == Kind::GrpcRoute {
+        config
+            .grpc_routes
+            .iter()
+            .filter(|r| format!("{}/{}", r.namespace, r.name) == route)
+            .map(|r| r.parents.as_slice())
+            .collect()
+    } else {
+        config
+            .routes
+            .iter()
+            .filter(|r| format!("{}/{}", r.namespace, r.name) == route)
+            .map(|r| r.parents.as_slice())
+            .collect()
+    };
+    parents
+        .into_iter()
+        .flatten()
+        .map(|p| p.listener.as_str())
+        .collect()
 }
 
 pub(super) fn gateway<'r>(resolution: &'r Resolution, key: &str) -> Option<&'r GatewayResult> {
@@ -412,7 +474,7 @@ pub(super) fn gateway<'r>(resolution: &'r Resolution, key: &str) -> Option<&'r G
         .find(|g| g.gateway.to_string() == key)
 }
 
-fn parent_is(entry: &HttpRouteStatusParents, parent: &Parent, route_ns: &str) -> bool {
+fn parent_is(entry: &RouteParentStatus, parent: &Parent, route_ns: &str) -> bool {
     let r = &entry.parent_ref;
     r.kind.as_deref().unwrap_or("Gateway") == parent.kind
         && r.name == parent.name
@@ -457,7 +519,7 @@ pub(super) fn describe_conditions(conditions: &[Condition]) -> String {
 /// The namespace "may be omitted only for a same-namespace route": an omitted namespace means the
 /// route's own, so omission cannot be wrong here (`exactParents` cases require it separately).
 fn parent_shape(
-    parent: &HttpRouteStatusParents,
+    parent: &RouteParentStatus,
     settings: &Settings,
     generation: Option<i64>,
 ) -> Vec<String> {
@@ -544,6 +606,54 @@ mod tests {
             "ListenerSet"
         );
         assert_eq!(parse_parent("nonsense"), None);
+    }
+
+    /// The GRPCRoute status cases are checked, not waved through: flipping an expected condition,
+    /// or naming a listener the route is not attached to, fails them.
+    #[test]
+    fn grpcroute_status_cases_fail_when_flipped() {
+        let file = crate::vectors::load(crate::vectors::grpcroute_vectors_path()).unwrap();
+        for case in &file.status_cases {
+            assert_eq!(check(case, &file), Outcome::Pass, "{}", case.id);
+            let mut flipped = case.clone();
+            flipped.expect.route_parent_conditions[0].conditions[0].status = "False".into();
+            assert!(
+                matches!(check(&flipped, &file), Outcome::Fail(_)),
+                "{} flipped",
+                case.id
+            );
+        }
+        let mut case = file
+            .status_cases
+            .iter()
+            .find(|c| c.id.starts_with("GRPCRouteListenerHostnameMatching"))
+            .unwrap()
+            .clone();
+        case.expect.route_parent_conditions[0].parent_section_names =
+            Some(vec!["listener-4".into()]);
+        let Outcome::Fail(error) = check(&case, &file) else {
+            panic!("a wrong listener expectation must fail");
+        };
+        assert!(
+            error.contains("expected to be attached to listener listener-4"),
+            "{error}"
+        );
+    }
+
+    /// Expectations name routes by `namespace/name`; when an HTTPRoute and a GRPCRoute share it, the
+    /// runner says it cannot tell which is meant instead of guessing.
+    #[test]
+    fn a_name_shared_by_two_kinds_is_ambiguous() {
+        let file = crate::vectors::load(crate::vectors::grpcroute_vectors_path()).unwrap();
+        let mut case = file.status_cases[0].clone();
+        let mut twin = case.routes[0].clone();
+        twin.kind = Some("HTTPRoute".into());
+        case.routes.push(twin);
+        let error = route_kind(&case, &case.routes[0].key()).unwrap_err();
+        assert!(
+            error.contains("GRPCRoute and HTTPRoute share this name"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The `mutation` expectation: a change applied to a route between two resolutions
 //! ("patch spec.rules[0].backendRefs[0].name to infra-backend-v2").
 
-use controller_shim::{Resolution, Snapshot};
+use controller_shim::api::RouteStatus;
+use controller_shim::kinds::KindType;
+use controller_shim::{Kind, Resolution, Snapshot};
 use serde_json::Value;
 
 /// A parsed `patch <path> to <value>` mutation.
@@ -54,18 +56,40 @@ pub fn parse(text: &str) -> Option<Mutation> {
 pub fn apply(
     snapshot: &Snapshot,
     before: &Resolution,
+    kind: Kind,
     route: &str,
     m: &Mutation,
 ) -> Result<Snapshot, String> {
     let mut patched = snapshot.clone();
-    let object = patched
-        .http_routes
+    let status = before
+        .routes
+        .iter()
+        .find(|r| r.kind == kind && r.route.to_string() == route)
+        .map(|r| r.status.clone());
+    match kind {
+        Kind::HttpRoute => patch(&mut patched.http_routes, route, m, status)?,
+        Kind::GrpcRoute => patch(&mut patched.grpc_routes, route, m, status)?,
+        other => return Err(format!("{other} {route} is not a route")),
+    }
+    Ok(patched)
+}
+
+/// Applies the mutation to route `route` of one kind's list, bumps its generation and gives it the
+/// status the controller wrote before.
+fn patch<T: KindType>(
+    routes: &mut [T],
+    route: &str,
+    m: &Mutation,
+    status: Option<RouteStatus>,
+) -> Result<(), String> {
+    let object = routes
         .iter_mut()
         .find(|r| {
+            let meta = r.meta();
             format!(
                 "{}/{}",
-                r.metadata.namespace.as_deref().unwrap_or_default(),
-                r.metadata.name.as_deref().unwrap_or_default()
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default()
             ) == route
         })
         .ok_or_else(|| format!("route {route} is not in the snapshot"))?;
@@ -82,14 +106,16 @@ pub fn apply(
         return Err(format!("the value is already {:?}", m.value));
     }
     *target = Value::String(m.value.clone());
+    if let (Some(status), Some(fields)) = (status, value.as_object_mut()) {
+        fields.insert(
+            "status".to_owned(),
+            serde_json::to_value(status).map_err(|e| e.to_string())?,
+        );
+    }
     *object = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    object.metadata.generation = Some(object.metadata.generation.unwrap_or(1) + 1);
-    object.status = before
-        .routes
-        .iter()
-        .find(|r| r.route.to_string() == route)
-        .map(|r| r.status.clone());
-    Ok(patched)
+    let meta = object.meta_mut();
+    meta.generation = Some(meta.generation.unwrap_or(1) + 1);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,14 +6,29 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use controller_shim::envoy::{
-    ConfigCompression, EdgeOptions, EnvoyOptions, EscapedSlashes, FailurePolicy,
+    ConfigCompression, EdgeOptions, EnvoyFilter, EnvoyOptions, EscapedSlashes, FailurePolicy,
 };
 
 #[derive(Debug, Args)]
 pub struct EnvoyFlags {
-    /// The filter Envoy loads [default: gateway_wasm.wasm in the output directory].
-    #[arg(long, value_name = "FILE")]
+    /// The filter Envoy loads [default: gateway_wasm.wasm in the output directory]. With
+    /// `run --xds-listen` also an OCI reference, oci://REGISTRY/REPO:TAG or …@sha256:DIGEST, of
+    /// an artifact `packager push` published (compat, oci or cncf format).
+    #[arg(long, value_name = "FILE|oci://REF")]
     pub wasm: Option<PathBuf>,
+    /// Which build of the filter Envoy runs: the proxy-wasm filter (sandboxed, any Envoy with Wasm)
+    /// or the Envoy dynamic module (native, fastest; Envoy 1.40-1.41 only; needs --module). Both
+    /// get the same configuration. docs/dynamic-module.md compares them.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = FilterKind::Wasm)]
+    pub envoy_filter: FilterKind,
+    /// The dynamic module Envoy loads (`libgateway_wasm_dynamic.so`, as Envoy will see it) with
+    /// `--envoy-filter dynamic-module`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_if_eq("envoy_filter", "dynamic-module")
+    )]
+    pub module: Option<PathBuf>,
     /// Bind every listener at Gateway port + N (to run without privileges, or several side by side).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub port_offset: u16,
@@ -72,6 +87,14 @@ pub enum Slashes {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilterKind {
+    /// `gateway_wasm.wasm` in Envoy's Wasm runtime.
+    Wasm,
+    /// `libgateway_wasm_dynamic.so` through Envoy's dynamic-modules HTTP filter.
+    DynamicModule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Compress {
     /// Above 64 KiB of JSON.
     Auto,
@@ -90,9 +113,22 @@ pub enum Policy {
 }
 
 impl EnvoyFlags {
+    /// `--wasm oci://…`: the reference after the scheme.
+    pub fn wasm_reference(&self) -> Option<&str> {
+        self.wasm
+            .as_ref()
+            .and_then(|w| w.to_str())
+            .and_then(|w| w.strip_prefix("oci://"))
+    }
+
     /// Rendering options for one Gateway's directory.
     pub fn options(&self, dir: &Path, wasm: &Path, admin_port: u16) -> EnvoyOptions {
         let mut options = EnvoyOptions::new(dir, wasm);
+        options.filter = match (self.envoy_filter, &self.module) {
+            (FilterKind::DynamicModule, Some(module)) => EnvoyFilter::DynamicModule(module.clone()),
+            // clap requires --module with dynamic-module; without one, the Wasm filter.
+            _ => EnvoyFilter::Wasm,
+        };
         options.port_offset = self.port_offset;
         options.port_map = self.port_map.iter().copied().collect();
         options.bind_address.clone_from(&self.bind_address);
@@ -127,7 +163,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     engine::time::parse_duration_ms(text.trim()).map(Duration::from_millis)
 }
 
-fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
+pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
     let (gateway, bind) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use controller_shim::explain;
@@ -22,9 +22,15 @@ use engine::{Action, Decision, HeaderEdit, RouteTable, SplitMix64};
 /// The request's port selects the Gateway listener (80 for http:// and 443 for https:// when the
 /// URL has none); for https:// the host is also the TLS server name.
 ///
+/// With --grpc SERVICE/METHOD the request is a gRPC call to the URL's host and port (POST
+/// /SERVICE/METHOD with content-type application/grpc): GRPCRoutes are tried first, then
+/// HTTPRoutes; the engine's own answers are gRPC ones (grpc-status 12 or 14 with HTTP 200).
+///
 /// Example:
 ///   controller-shim explain --manifests ./manifests \
 ///     --request 'GET http://example.com/api/users?page=2' -H 'x-version: 2'
+///   controller-shim explain --manifests ./manifests \
+///     --request http://grpc.example.com --grpc pkg.v1.Cart/AddItem
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ExplainArgs {
@@ -34,6 +40,10 @@ pub struct ExplainArgs {
     /// The request: 'METHOD URL' (or just the URL for GET), e.g. 'POST http://example.com/api'.
     #[arg(long, value_name = "REQUEST")]
     request: String,
+    /// Make the request a gRPC call of this RPC, 'SERVICE/METHOD' (e.g. 'pkg.v1.Cart/AddItem'), to
+    /// the host and port of --request.
+    #[arg(long, value_name = "SERVICE/METHOD")]
+    grpc: Option<String>,
     /// A request header 'name: value' (repeatable).
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     headers: Vec<String>,
@@ -93,21 +103,56 @@ fn describe(decision: &Decision<'_>) -> String {
             "action:   redirect {} to {}\n",
             redirect.status, redirect.location
         )),
-        Action::Respond(local) => out.push_str(&format!(
-            "action:   answer {} locally ({:?})\n",
-            local.status, local.reason
-        )),
+        Action::Respond(local) => match local.grpc {
+            Some(code) => out.push_str(&format!(
+                "action:   answer locally with HTTP {}, grpc-status {} ({}) ({:?})\n",
+                local.status,
+                code.code(),
+                code.name(),
+                local.reason
+            )),
+            None => out.push_str(&format!(
+                "action:   answer {} locally ({:?})\n",
+                local.status, local.reason
+            )),
+        },
     }
     out
 }
 
+/// Turns the request into the gRPC call `rpc`: `POST /SERVICE/METHOD`, `content-type:
+/// application/grpc` unless a -H header sets one.
+fn grpc_call(
+    rpc: &str,
+    target: &mut controller_shim::request_text::RequestText,
+    headers: &mut Vec<(String, String)>,
+) -> Result<()> {
+    let rpc = rpc.strip_prefix('/').unwrap_or(rpc);
+    match rpc.rsplit_once('/') {
+        Some((service, method)) if !service.is_empty() && !method.is_empty() => {}
+        _ => bail!("--grpc {rpc:?} is not 'SERVICE/METHOD' (e.g. 'pkg.v1.Cart/AddItem')"),
+    }
+    target.method = "POST".to_owned();
+    target.path = format!("/{rpc}");
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
+    }
+    Ok(())
+}
+
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
-    let target = parse_request(&args.request)?;
-    let headers: Vec<(String, String)> = args
+    let mut target = parse_request(&args.request)?;
+    let mut headers: Vec<(String, String)> = args
         .headers
         .iter()
         .map(|h| parse_header(h))
         .collect::<Result<_, _>>()?;
+    if let Some(rpc) = &args.grpc {
+        grpc_call(rpc, &mut target, &mut headers)?;
+    }
     let loaded = manifests::load_dir(&args.manifests)
         .with_context(|| format!("loading {}", args.manifests.display()))?;
     let mut settings = Settings::default();

@@ -15,7 +15,7 @@ use controller_shim::envoy::{self, EnvoyOptions};
 use super::envoy_flags::EnvoyFlags;
 use controller_shim::manifests;
 use controller_shim::resolution::{GatewayResult, Resolution};
-use controller_shim::{Settings, resolve};
+use controller_shim::{Kind, Settings, resolve};
 
 /// Render Envoy configuration for every Gateway in a directory of manifests, once.
 ///
@@ -153,6 +153,7 @@ fn status_json(resolution: &Resolution, written: &[Written], loaded: &manifests:
                 "revision": g.config.revision,
                 "listeners": g.config.listeners.len(),
                 "routes": g.config.routes.len(),
+                "grpcRoutes": g.config.grpc_routes.len(),
                 "backends": g.backends.len(),
                 "directory": w.dir.display().to_string(),
                 "filesWritten": w.files_written,
@@ -165,7 +166,7 @@ fn status_json(resolution: &Resolution, written: &[Written], loaded: &manifests:
     let routes: Vec<Value> = resolution
         .routes
         .iter()
-        .map(|r| json!({"route": r.route.to_string(), "generation": r.generation, "status": r.status}))
+        .map(|r| json!({"kind": r.kind.as_str(), "route": r.route.to_string(), "generation": r.generation, "status": r.status}))
         .collect();
     let classes: Vec<Value> = resolution
         .gateway_classes
@@ -263,7 +264,7 @@ fn status_text(resolution: &Resolution, written: &[Written], loaded: &manifests:
             &mut out,
         );
     }
-    let mut by_route: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut by_route: BTreeMap<(String, Kind), Vec<Value>> = BTreeMap::new();
     for route in &resolution.routes {
         let status = serde_json::to_value(&route.status).unwrap_or_default();
         let parents = status
@@ -272,12 +273,12 @@ fn status_text(resolution: &Resolution, written: &[Written], loaded: &manifests:
             .cloned()
             .unwrap_or_default();
         by_route
-            .entry(route.route.to_string())
+            .entry((route.route.to_string(), route.kind))
             .or_default()
             .extend(parents);
     }
-    for (route, parents) in by_route {
-        let _ = writeln!(out, "HTTPRoute {route}");
+    for ((route, kind), parents) in by_route {
+        let _ = writeln!(out, "{kind} {route}");
         for parent in parents {
             let reference = parent.get("parentRef").cloned().unwrap_or_default();
             let field = |k: &str| {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::envoy_flags::EnvoyFlags;
+use super::xds_flags::XdsFlags;
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args, ValueEnum};
 
@@ -16,12 +17,13 @@ use controller_shim::deliver::envoy_files::EnvoyFilesTarget;
 use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
 use controller_shim::metrics::Metrics;
 use controller_shim::runtime::ui::{Assets, Ui};
-use controller_shim::runtime::{LiveView, Runtime, RuntimeConfig, StatusSink, serve_health_and_ui};
+use controller_shim::runtime::{LiveView, Runtime, RuntimeConfig, StatusSink, serve_health_with};
 use controller_shim::source::dir::DirSource;
 use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
 use controller_shim::status::lease::{self, Elector, LeaseConfig};
 use controller_shim::status::report::Report;
+use controller_shim::xds::{XdsServer, XdsTarget};
 
 use super::explain::parse_key;
 
@@ -36,6 +38,10 @@ use super::explain::parse_key;
 /// Targets (at least one):
 ///   --envoy-dir OUT   Envoy files under OUT/<namespace>/<gateway>/ (start Envoy with its
 ///                     bootstrap.yaml; routes and clusters then reload without a restart)
+///   --xds-listen ADDR an xDS server (gRPC ADS, state of the world and delta) for any number of
+///                     Envoys started from `controller-shim bootstrap`; it streams listeners,
+///                     clusters, endpoints, certificates and the filter, and serves the module
+///                     (--wasm FILE or oci://REGISTRY/REPO:TAG) over HTTP on the same port
 ///   --kong-admin URL  Kong 3.4–3.9's Admin API (one Gateway per Kong). With a database the
 ///                     shim upserts its own services, routes and filter chain (an entry route
 ///                     running the filter, one route per backend that Kong's router picks);
@@ -49,7 +55,7 @@ use super::explain::parse_key;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 #[command(group(ArgGroup::new("source").required(true).args(["manifests", "kube"])))]
-#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["envoy_dir", "kong_admin"])))]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["envoy_dir", "kong_admin", "xds_listen"])))]
 pub struct RunArgs {
     /// Read objects from this directory of manifests (recursively; *.yaml, *.yml, *.json).
     #[arg(long, value_name = "DIR")]
@@ -66,6 +72,8 @@ pub struct RunArgs {
     envoy_dir: Option<PathBuf>,
     #[command(flatten)]
     envoy: EnvoyFlags,
+    #[command(flatten)]
+    xds: XdsFlags,
     /// Kong's Admin API base URL (plain http, e.g. http://127.0.0.1:8001).
     #[arg(long, value_name = "URL")]
     kong_admin: Option<String>,
@@ -182,16 +190,21 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     runtime.block_on(run_async(args))
 }
 
-fn targets(args: &RunArgs) -> Vec<Target> {
+fn targets(args: &RunArgs, xds: Option<&XdsServer>) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
     if let Some(dir) = &args.envoy_dir {
+        if args.envoy.wasm_reference().is_some() {
+            bail!(
+                "--wasm oci://… needs --xds-listen (the shim serves the pulled module to xDS-mode Envoys); with --envoy-dir, pass the module's file"
+            );
+        }
         let wasm = args
             .envoy
             .wasm
             .clone()
             .unwrap_or_else(|| dir.join("gateway_wasm.wasm"));
         let options = args.envoy.options(dir, &wasm, args.envoy.admin_port);
-        targets.push(Target::Envoy(EnvoyFilesTarget::new(options)));
+        targets.push(Target::Envoy(Box::new(EnvoyFilesTarget::new(options))));
     }
     if let Some(url) = &args.kong_admin {
         let mut options = KongOptions::new(url);
@@ -208,7 +221,10 @@ fn targets(args: &RunArgs) -> Vec<Target> {
         options.ports = args.kong_port.iter().copied().collect();
         targets.push(Target::Kong(Box::new(KongTarget::new(options))));
     }
-    targets
+    if let Some(server) = xds {
+        targets.push(Target::Xds(XdsTarget::new(server.clone())));
+    }
+    Ok(targets)
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is *called*, not when the
@@ -253,16 +269,32 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
         bail!("a Kong target serves one Gateway; pass at most one --gateway with --kong-admin");
     }
     let metrics = Arc::new(Metrics::default());
+    let xds = match args.xds.xds_listen {
+        Some(addr) => {
+            Some(super::xds_flags::start(&args.xds, &args.envoy, addr, metrics.clone()).await?)
+        }
+        None => None,
+    };
     let (live, ui) = live_ui(args, &controller_name)?;
-    let (health_addr, _health) = serve_health_and_ui(args.metrics_addr, metrics.clone(), ui)
-        .await
-        .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
-    tracing::info!(%health_addr, "serving /healthz, /readyz, /metrics{}", if live.is_some() { ", /ui/" } else { "" });
+    let (health_addr, _health) = serve_health_with(
+        args.metrics_addr,
+        metrics.clone(),
+        xds.as_ref().map(|x| x.server.registry.clone()),
+        ui,
+    )
+    .await
+    .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
+    tracing::info!(
+        %health_addr,
+        "serving /healthz, /readyz, /metrics{}{}",
+        if xds.is_some() { ", /debug/xds" } else { "" },
+        if live.is_some() { ", /ui/" } else { "" }
+    );
     let filter = IndexFilter {
         controller_name: Some(controller_name.clone()),
     };
     let shared = Arc::new(Shared::new(Index::new(filter, Kind::ALL)));
-    let targets = targets(args);
+    let targets = targets(args, xds.as_ref().map(|x| &x.server))?;
 
     if let Some(dir) = &args.manifests {
         if !dir.is_dir() {
@@ -273,17 +305,22 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
             .report
             .clone()
             .or_else(|| args.envoy_dir.as_ref().map(|d| d.join("status.json")));
-        let status = StatusSink::Report(Report::new(report_path, &controller_name, true));
+        let mut report = Report::new(report_path, &controller_name, true);
+        if let Some(xds) = &xds {
+            report = report.with_xds(xds.server.registry.clone());
+        }
+        let status = StatusSink::Report(report);
         let source = tokio::spawn(controller_shim::source::dir::run(
             DirSource::new(dir),
             shared.clone(),
             metrics.clone(),
         ));
         tracing::info!(manifests = %dir.display(), controller = %controller_name, "watching the manifest directory");
-        Runtime::new(shared, targets, status, metrics, config)
-            .with_live(live)
-            .run(shutdown)
-            .await;
+        let mut runtime = Runtime::new(shared, targets, status, metrics, config).with_live(live);
+        if let Some(xds) = &xds {
+            runtime = runtime.with_report_refresh(xds.server.registry.subscribe());
+        }
+        runtime.run(shutdown).await;
         source.abort();
         return Ok(ExitCode::SUCCESS);
     }

@@ -2,6 +2,7 @@
 //!
 //! - [`envoy_files::EnvoyFilesTarget`]: the Envoy files (bootstrap, ECDS, CDS, certificates) under
 //!   `<dir>/<namespace>/<gateway>/`, written atomically and only when their content changed;
+//! - [`crate::xds::XdsTarget`]: the xDS server's catalog, streamed to every Envoy of the Gateway;
 //! - [`kong::KongTarget`]: Kong 3.4–3.9's Admin API (a catch-all service and route carrying a
 //!   filter chain with the `gateway_wasm` filter), upserted by name when Kong has a database,
 //!   posted as the whole declarative configuration when it is DB-less.
@@ -28,8 +29,10 @@ pub struct Delivered {
 /// A configured target.
 #[derive(Debug)]
 pub enum Target {
-    Envoy(envoy_files::EnvoyFilesTarget),
+    Envoy(Box<envoy_files::EnvoyFilesTarget>),
     Kong(Box<kong::KongTarget>),
+    /// The xDS server's catalog (every Envoy connected for the Gateway).
+    Xds(crate::xds::XdsTarget),
 }
 
 impl Target {
@@ -38,6 +41,7 @@ impl Target {
         match self {
             Target::Envoy(_) => "envoy",
             Target::Kong(_) => "kong",
+            Target::Xds(_) => "xds",
         }
     }
 
@@ -45,6 +49,7 @@ impl Target {
         match self {
             Target::Envoy(t) => t.deliver(gateway).await,
             Target::Kong(t) => t.deliver(gateway).await,
+            Target::Xds(t) => t.deliver(gateway).await,
         }
     }
 }

@@ -6,16 +6,18 @@ use std::path::Path;
 use engine::config::{Listener, Protocol};
 
 use super::edge;
-use super::extension::WASM_FILTER_TYPE;
+use super::extension::filter_type;
 use super::node::Node;
 use super::{
-    CLUSTERS_FILE, EXTENSION_CONFIG_FILE, EnvoyFiles, EnvoyOptions, FILTER_CHAIN_PREFIX,
-    FILTER_NAME, RenderError, RenderedFile, UPSTREAM_HEADER,
+    CLUSTERS_FILE, Delivery, EXTENSION_CONFIG_FILE, EnvoyFilter, EnvoyOptions, FILTER_CHAIN_PREFIX,
+    FILTER_NAME, ListenerExtras, ROUTE_METADATA_FILTER_CHAIN, ROUTE_METADATA_NAMESPACE,
+    RenderError, RenderedFile, SdsSecret, UPSTREAM_HEADER,
 };
 use crate::resolution::GatewayResult;
 
-const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+pub(super) const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+pub(super) const ROUTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const TLS_CONTEXT_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 const TLS_INSPECTOR_TYPE: &str =
@@ -47,6 +49,22 @@ fn file_source(options: &EnvoyOptions, relative: &str) -> Node {
                 ),
             ]),
         ),
+    ])
+}
+
+/// Where a resource comes from: a watched file in file mode, the ADS stream in xDS mode.
+fn config_source(options: &EnvoyOptions, relative: &str) -> Node {
+    match options.delivery {
+        Delivery::Files => file_source(options, relative),
+        Delivery::Ads(_) => ads_source(),
+    }
+}
+
+/// `{ads: {}, resource_api_version: V3}`: the resource arrives on the aggregated stream.
+pub(super) fn ads_source() -> Node {
+    Node::map([
+        ("ads", Node::Map(Vec::new())),
+        ("resource_api_version", Node::from("V3")),
     ])
 }
 
@@ -83,7 +101,7 @@ pub(super) fn bootstrap(
     ])
 }
 
-fn socket_address(address: &str, port: u16) -> Node {
+pub(super) fn socket_address(address: &str, port: u16) -> Node {
     Node::map([(
         "socket_address",
         Node::map([
@@ -124,15 +142,36 @@ fn connection_manager(options: &EnvoyOptions, gateway_port: u16) -> Node {
             ]),
         ),
     ]);
+    // The dynamic module has no `xds.filter_chain_name` property: it reads the Gateway port from
+    // the route's metadata (one route per filter chain, so per Gateway port).
+    let route = match options.filter {
+        EnvoyFilter::Wasm => route,
+        EnvoyFilter::DynamicModule(_) => route.with(
+            "metadata",
+            Node::map([(
+                "filter_metadata",
+                Node::map([(
+                    ROUTE_METADATA_NAMESPACE,
+                    Node::map([(
+                        ROUTE_METADATA_FILTER_CHAIN,
+                        Node::from(format!("{FILTER_CHAIN_PREFIX}{gateway_port}")),
+                    )]),
+                )]),
+            )]),
+        ),
+    };
     let wasm = Node::map([
         ("name", Node::from(FILTER_NAME)),
         (
             "config_discovery",
             Node::map([
-                ("config_source", file_source(options, EXTENSION_CONFIG_FILE)),
+                (
+                    "config_source",
+                    config_source(options, EXTENSION_CONFIG_FILE),
+                ),
                 // Listeners wait for the first configuration rather than run without the filter.
                 ("apply_default_config_without_warming", Node::from(false)),
-                ("type_urls", Node::list([Node::from(WASM_FILTER_TYPE)])),
+                ("type_urls", Node::list([Node::from(filter_type(options))])),
             ]),
         ),
     ]);
@@ -199,7 +238,7 @@ fn file_name_part(name: &str) -> String {
 pub(super) fn listeners(
     result: &GatewayResult,
     options: &EnvoyOptions,
-    out: &mut EnvoyFiles,
+    out: &mut ListenerExtras,
 ) -> Result<Vec<Node>, RenderError> {
     let mut by_port: BTreeMap<u16, Vec<&Listener>> = BTreeMap::new();
     for listener in &result.config.listeners {
@@ -271,7 +310,7 @@ fn https_chains(
     options: &EnvoyOptions,
     port: u16,
     listeners: &[&Listener],
-    out: &mut EnvoyFiles,
+    out: &mut ListenerExtras,
 ) -> Vec<Node> {
     let mut chains = Vec::new();
     let mut server_names: Vec<Option<&str>> = Vec::new();
@@ -298,31 +337,16 @@ fn https_chains(
             continue;
         }
         server_names.push(hostname);
+        let certificates_key = match options.delivery {
+            Delivery::Files => "tls_certificates",
+            Delivery::Ads(_) => "tls_certificate_sds_secret_configs",
+        };
         let mut tls_certificates = Vec::new();
         for (i, certificate) in certificates.iter().enumerate() {
-            let stem = format!("tls/{}-{i}", file_name_part(&listener.name));
-            let cert_path = format!("{stem}.crt");
-            let key_path = format!("{stem}.key");
-            out.files.push(RenderedFile {
-                path: cert_path.clone().into(),
-                content: certificate.certificate_pem.clone(),
-                private: false,
+            tls_certificates.push(match options.delivery {
+                Delivery::Files => certificate_files(options, &listener.name, i, certificate, out),
+                Delivery::Ads(_) => certificate_secret(&listener.name, i, certificate, out),
             });
-            out.files.push(RenderedFile {
-                path: key_path.clone().into(),
-                content: certificate.private_key_pem.clone(),
-                private: true,
-            });
-            tls_certificates.push(Node::map([
-                (
-                    "certificate_chain",
-                    Node::map([("filename", Node::from(path_text(options, &cert_path)))]),
-                ),
-                (
-                    "private_key",
-                    Node::map([("filename", Node::from(path_text(options, &key_path)))]),
-                ),
-            ]));
         }
         let mut chain = Node::map([(
             "name",
@@ -349,7 +373,7 @@ fn https_chains(
                                     "alpn_protocols",
                                     Node::list([Node::from("h2"), Node::from("http/1.1")]),
                                 ),
-                                ("tls_certificates", Node::List(tls_certificates)),
+                                (certificates_key, Node::List(tls_certificates)),
                             ]),
                         )],
                     ),
@@ -359,4 +383,55 @@ fn https_chains(
         chains.push(chain.with("filters", Node::list([connection_manager(options, port)])));
     }
     chains
+}
+
+/// File mode: the certificate and key written next to the bootstrap, referenced by file name.
+fn certificate_files(
+    options: &EnvoyOptions,
+    listener: &str,
+    index: usize,
+    certificate: &crate::resolution::TlsCertificate,
+    out: &mut ListenerExtras,
+) -> Node {
+    let stem = format!("tls/{}-{index}", file_name_part(listener));
+    let cert_path = format!("{stem}.crt");
+    let key_path = format!("{stem}.key");
+    out.files.push(RenderedFile {
+        path: cert_path.clone().into(),
+        content: certificate.certificate_pem.clone(),
+        private: false,
+    });
+    out.files.push(RenderedFile {
+        path: key_path.clone().into(),
+        content: certificate.private_key_pem.clone(),
+        private: true,
+    });
+    Node::map([
+        (
+            "certificate_chain",
+            Node::map([("filename", Node::from(path_text(options, &cert_path)))]),
+        ),
+        (
+            "private_key",
+            Node::map([("filename", Node::from(path_text(options, &key_path)))]),
+        ),
+    ])
+}
+
+/// xDS mode: an SDS secret named after the listener, fetched on the ADS stream. A rotated
+/// certificate is a new version of the same secret, which Envoy applies to new connections
+/// without touching the listener.
+fn certificate_secret(
+    listener: &str,
+    index: usize,
+    certificate: &crate::resolution::TlsCertificate,
+    out: &mut ListenerExtras,
+) -> Node {
+    let name = format!("{FILTER_CHAIN_PREFIX}{listener}:{index}");
+    out.secrets.push(SdsSecret {
+        name: name.clone(),
+        certificate_chain_pem: certificate.certificate_pem.clone(),
+        private_key_pem: certificate.private_key_pem.clone(),
+    });
+    Node::map([("name", Node::from(name)), ("sds_config", ads_source())])
 }

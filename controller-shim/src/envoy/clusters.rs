@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use engine::PluginConfig;
 
+use super::Delivery;
 use super::node::Node;
 use crate::resolution::{BackendTarget, GatewayResult};
 
@@ -11,7 +12,7 @@ const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 const HTTP_OPTIONS_TYPE: &str =
     "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 /// The Service port `appProtocol` that asks for HTTP/2 over cleartext (Gateway API GEP-1911).
-const H2C: &str = "kubernetes.io/h2c";
+pub(super) const H2C: &str = "kubernetes.io/h2c";
 
 /// The Envoy cluster name for a backend key. Keys are already unique and readable
 /// (`namespace/service:port`); Envoy accepts them as cluster names and shows them in stats with `:`
@@ -45,7 +46,7 @@ pub(super) fn clusters(
     (config, nodes)
 }
 
-fn cluster(name: &str, target: &BackendTarget) -> Node {
+pub(super) fn cluster(name: &str, target: &BackendTarget) -> Node {
     let dns = target.endpoints.is_empty()
         || target
             .endpoints
@@ -131,3 +132,63 @@ fn cluster(name: &str, target: &BackendTarget) -> Node {
 pub(super) fn discovery_file(clusters: Vec<Node>) -> Node {
     Node::map([("resources", Node::List(clusters))])
 }
+
+/// The clusters as a delivery serves them. Files: unchanged, endpoints inline. ADS: a cluster with
+/// IP endpoints (from EndpointSlices) becomes an EDS cluster whose `ClusterLoadAssignment` is a
+/// resource of its own, so an endpoint change updates the endpoints without re-creating (and
+/// re-warming) the cluster; a cluster resolved through DNS keeps its inline endpoints.
+pub(super) fn for_delivery(clusters: Vec<Node>, delivery: &Delivery) -> (Vec<Node>, Vec<Node>) {
+    if *delivery == Delivery::Files {
+        return (clusters, Vec::new());
+    }
+    let mut load_assignments = Vec::new();
+    let clusters = clusters
+        .into_iter()
+        .map(|cluster| match to_eds(cluster) {
+            Ok((cluster, assignment)) => {
+                load_assignments.push(assignment);
+                cluster
+            }
+            Err(cluster) => cluster,
+        })
+        .collect();
+    (clusters, load_assignments)
+}
+
+/// A `STATIC` cluster → (the same cluster as `EDS` from ADS, its load assignment with `@type`);
+/// any other cluster is handed back unchanged.
+fn to_eds(cluster: Node) -> Result<(Node, Node), Node> {
+    let Node::Map(entries) = &cluster else {
+        return Err(cluster);
+    };
+    let is_static = entries
+        .iter()
+        .any(|(k, v)| k == "type" && *v == Node::from("STATIC"));
+    let assignment = entries
+        .iter()
+        .find(|(k, _)| k == "load_assignment")
+        .map(|(_, v)| v.clone());
+    let (true, Some(Node::Map(assignment))) = (is_static, assignment) else {
+        return Err(cluster);
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        match key.as_str() {
+            "type" => {
+                out.push((key.clone(), Node::from("EDS")));
+                out.push((
+                    "eds_cluster_config".to_owned(),
+                    Node::map([("eds_config", super::bootstrap::ads_source())]),
+                ));
+            }
+            "load_assignment" => {}
+            _ => out.push((key.clone(), value.clone())),
+        }
+    }
+    let mut typed = vec![("@type".to_owned(), Node::from(LOAD_ASSIGNMENT_TYPE))];
+    typed.extend(assignment);
+    Ok((Node::Map(out), Node::Map(typed)))
+}
+
+const LOAD_ASSIGNMENT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";

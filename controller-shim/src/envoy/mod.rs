@@ -18,13 +18,24 @@
 //! [`write_files`] writes them atomically (temp file + rename in the same directory) and only when
 //! their content changed; Envoy watches the `ecds/` and `cds/` directories and reloads on rename.
 //! How it all fits together in Envoy: `docs/envoy.md`.
+//!
+//! The same functions render the resources the xDS server streams ([`Delivery::Ads`]): the
+//! listeners of the file bootstrap are LDS's listeners, with their config sources pointing at the
+//! ADS stream instead of files and certificates coming from SDS ([`resources`]); the minimal
+//! bootstrap of an xDS-mode Envoy is [`ads_bootstrap`]. `docs/xds.md` explains that mode.
 
+mod ads_bootstrap;
 mod bootstrap;
 mod clusters;
 mod edge;
 mod extension;
-mod node;
+pub(crate) mod node;
 mod write;
+
+pub use ads_bootstrap::{
+    AdsBootstrap, AdsProtocol, Binding, MODULE_PATH_PREFIX, MODULE_WARMUP_LISTENER,
+    NODE_METADATA_KEY, XDS_CLUSTER, ads_bootstrap, module_warmup_listener,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,6 +82,23 @@ impl FailurePolicy {
     }
 }
 
+/// Which build of the filter Envoy runs. Both take the same PluginConfig bytes from the same
+/// extension-config (ECDS) resource; only the resource's type differs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EnvoyFilter {
+    /// The proxy-wasm filter ([`EnvoyOptions::wasm_path`]) in Envoy's V8: sandboxed, any Envoy.
+    #[default]
+    Wasm,
+    /// The Envoy dynamic module (`libgateway_wasm_dynamic.so`, as Envoy will see it): native code,
+    /// Envoy 1.40-1.41 only. The filter chain's name reaches it as route metadata.
+    DynamicModule(PathBuf),
+}
+
+/// The route-metadata namespace and key that carry a filter chain's name to the dynamic module
+/// (its ABI has no `xds.filter_chain_name` property).
+pub const ROUTE_METADATA_NAMESPACE: &str = "gateway-wasm";
+pub const ROUTE_METADATA_FILTER_CHAIN: &str = "filter_chain_name";
+
 /// How the PluginConfig travels inside the extension-config file.
 ///
 /// Envoy reads that file at a few MB per second (the 10,000-route document of ~6 MB takes it about
@@ -111,6 +139,34 @@ pub struct EnvoyOptions {
     pub config_compression: ConfigCompression,
     /// Path normalization, timeouts, HTTP/2 and buffer limits, the overload manager.
     pub edge: EdgeOptions,
+    /// The Wasm filter or the dynamic module.
+    pub filter: EnvoyFilter,
+    /// Files for one Envoy, or the xDS server's stream for a fleet.
+    pub delivery: Delivery,
+}
+
+/// Where Envoy takes what changes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Files under [`EnvoyOptions::config_dir`] that Envoy watches; the module from
+    /// [`EnvoyOptions::wasm_path`].
+    #[default]
+    Files,
+    /// The controller-shim's aggregated discovery stream: listeners (LDS), clusters (CDS) and their
+    /// endpoints (EDS), certificates (SDS) and the filter (ECDS); the module over HTTP, pinned by
+    /// its sha256.
+    Ads(RemoteModule),
+}
+
+/// Where an xDS-mode Envoy downloads the module (`vm_config.code.remote`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteModule {
+    /// The URL Envoy asks for (its host and path; the connection goes to `cluster`).
+    pub uri: String,
+    /// The bootstrap cluster that reaches the controller-shim.
+    pub cluster: String,
+    /// Lower-case hex sha256 of the module: Envoy refuses other bytes, and caches by it.
+    pub sha256: String,
 }
 
 impl EnvoyOptions {
@@ -127,6 +183,8 @@ impl EnvoyOptions {
             failure_policy: FailurePolicy::default(),
             config_compression: ConfigCompression::default(),
             edge: EdgeOptions::default(),
+            filter: EnvoyFilter::Wasm,
+            delivery: Delivery::default(),
         }
     }
 
@@ -183,11 +241,86 @@ pub enum RenderError {
     Write(#[from] atomic_file::Error),
 }
 
+/// A certificate and its key for SDS (xDS mode), named as the listeners' filter chains ask for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdsSecret {
+    pub name: String,
+    pub certificate_chain_pem: String,
+    pub private_key_pem: String,
+}
+
+/// What rendering listeners produced besides the listeners: the certificate files (file mode) or
+/// SDS secrets (xDS mode), and warnings.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerExtras {
+    pub files: Vec<RenderedFile>,
+    pub secrets: Vec<SdsSecret>,
+    pub warnings: Vec<String>,
+}
+
+/// One Gateway's resources for the xDS server (rendered with [`Delivery::Ads`]): the parts every
+/// Envoy of the Gateway shares. Listeners depend on how each Envoy binds ([`listeners`]).
+#[derive(Debug, Clone)]
+pub struct SharedResources {
+    /// CDS: `envoy.config.cluster.v3.Cluster` documents (with `@type`).
+    pub clusters: Vec<node::Node>,
+    /// EDS: `envoy.config.endpoint.v3.ClusterLoadAssignment` documents, one per EDS cluster.
+    pub load_assignments: Vec<node::Node>,
+    /// ECDS: the `envoy.config.core.v3.TypedExtensionConfig` of the filter.
+    pub extension_config: node::Node,
+    pub warnings: Vec<String>,
+}
+
+/// The shared resources of one Gateway (see [`SharedResources`]).
+pub fn shared_resources(
+    result: &GatewayResult,
+    options: &EnvoyOptions,
+) -> Result<SharedResources, RenderError> {
+    let mut warnings = Vec::new();
+    let (config, cluster_nodes) = clusters::clusters(result, &mut warnings);
+    let (clusters, load_assignments) = clusters::for_delivery(cluster_nodes, &options.delivery);
+    Ok(SharedResources {
+        clusters,
+        load_assignments,
+        extension_config: extension::extension_config(&config, options)?,
+        warnings,
+    })
+}
+
+/// The listeners one Envoy of the Gateway runs (LDS in xDS mode; the bootstrap's in file mode), with
+/// the SDS secrets they name and warnings. The very function the file bootstrap uses: an xDS
+/// listener and a file listener for the same Gateway and options differ only in where their filter
+/// config and certificates come from.
+pub fn listeners(
+    result: &GatewayResult,
+    options: &EnvoyOptions,
+) -> Result<RenderedListeners, RenderError> {
+    let mut extras = ListenerExtras::default();
+    let listeners = bootstrap::listeners(result, options, &mut extras)?;
+    Ok(RenderedListeners {
+        listeners,
+        secrets: extras.secrets,
+        warnings: extras.warnings,
+    })
+}
+
+/// What [`listeners`] renders.
+#[derive(Debug)]
+pub struct RenderedListeners {
+    pub listeners: Vec<node::Node>,
+    /// The certificates the listeners name (SDS).
+    pub secrets: Vec<SdsSecret>,
+    pub warnings: Vec<String>,
+}
+
 /// Renders every file for one Gateway.
 pub fn render(result: &GatewayResult, options: &EnvoyOptions) -> Result<EnvoyFiles, RenderError> {
     let mut out = EnvoyFiles::default();
     let (config, cluster_nodes) = clusters::clusters(result, &mut out.warnings);
-    let listeners = bootstrap::listeners(result, options, &mut out)?;
+    let mut extras = ListenerExtras::default();
+    let listeners = bootstrap::listeners(result, options, &mut extras)?;
+    out.files.append(&mut extras.files);
+    out.warnings.append(&mut extras.warnings);
     out.files.push(RenderedFile {
         path: CLUSTERS_FILE.into(),
         content: to_yaml("clusters", &clusters::discovery_file(cluster_nodes))?,
@@ -224,7 +357,7 @@ fn to_json(what: &'static str, node: &node::Node) -> Result<String, RenderError>
         })
 }
 
-fn to_yaml(what: &'static str, node: &node::Node) -> Result<String, RenderError> {
+pub(crate) fn to_yaml(what: &'static str, node: &node::Node) -> Result<String, RenderError> {
     serde_norway::to_string(node).map_err(|e| RenderError::Serialize {
         what,
         message: e.to_string(),

@@ -34,6 +34,14 @@ impl Node {
         self
     }
 
+    /// The map without `key` (other nodes unchanged).
+    pub fn without(mut self, key: &str) -> Node {
+        if let Node::Map(entries) = &mut self {
+            entries.retain(|(k, _)| k != key);
+        }
+        self
+    }
+
     pub fn list(items: impl IntoIterator<Item = Node>) -> Node {
         Node::List(items.into_iter().collect())
     }

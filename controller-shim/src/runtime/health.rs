@@ -1,8 +1,9 @@
-//! `/healthz`, `/readyz`, `/metrics` and `/ui` on a small HTTP/1.1 server.
+//! `/healthz`, `/readyz`, `/metrics`, `/debug/xds` and `/ui` on a small HTTP/1.1 server.
 //!
 //! `/healthz` answers 200 while the process serves; `/readyz` answers 200 once the first delivery
 //! round completed without a failed push, 503 before; `/metrics` is the Prometheus exposition;
-//! `/ui/` the playground page with the live configuration ([`super::ui`]).
+//! `/ui/` the playground page with the live configuration ([`super::ui`]); `/debug/xds` (xDS mode)
+//! the connected Envoys with the versions they ACKed and their NACKs, as JSON.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,7 +35,12 @@ fn respond(
     response
 }
 
-fn route(request: &Request<Incoming>, metrics: &Metrics, ui: Option<&Ui>) -> Response<Full<Bytes>> {
+fn route(
+    request: &Request<Incoming>,
+    metrics: &Metrics,
+    xds: Option<&crate::xds::Registry>,
+    ui: Option<&Ui>,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if let Some(ui) = ui {
         if path == "/ui" {
@@ -51,6 +57,21 @@ fn route(request: &Request<Incoming>, metrics: &Metrics, ui: Option<&Ui>) -> Res
         }
     }
     match path {
+        "/debug/xds" => match xds {
+            Some(registry) => respond(
+                StatusCode::OK,
+                "application/json",
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&registry.document()).unwrap_or_default()
+                ),
+            ),
+            None => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not serving xDS (no --xds-listen)\n",
+            ),
+        },
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" if metrics.ready() => respond(StatusCode::OK, "text/plain", "ready\n"),
         "/readyz" => respond(
@@ -72,13 +93,15 @@ pub async fn serve_health(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    serve_health_and_ui(addr, metrics, None).await
+    serve_health_with(addr, metrics, None, None).await
 }
 
-/// [`serve_health`], plus `/ui` when `ui` is given.
-pub async fn serve_health_and_ui(
+/// [`serve_health`], plus `/debug/xds` from the xDS server's registry when `xds` is given and
+/// `/ui` when `ui` is given.
+pub async fn serve_health_with(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    xds: Option<crate::xds::Registry>,
     ui: Option<Ui>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let ui = ui.map(Arc::new);
@@ -90,10 +113,11 @@ pub async fn serve_health_and_ui(
                 continue;
             };
             let metrics = metrics.clone();
+            let xds = xds.clone();
             let ui = ui.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
-                    let response = route(&request, &metrics, ui.as_deref());
+                    let response = route(&request, &metrics, xds.as_ref(), ui.as_deref());
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let _ = http1::Builder::new()

@@ -25,7 +25,7 @@ mod health;
 pub mod live;
 pub mod ui;
 
-pub use health::{serve_health, serve_health_and_ui};
+pub use health::{serve_health, serve_health_with};
 pub use live::LiveView;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,6 +113,9 @@ pub struct Runtime {
     ready: watch::Sender<bool>,
     /// What the proxies run now, for `/ui` (none when the page is off).
     live: Option<Arc<LiveView>>,
+    /// Ticks when the report's extra sections changed (the xDS server's ACKs and NACKs): the
+    /// report is written again without a new round.
+    report_refresh: Option<watch::Receiver<u64>>,
 }
 
 /// Waits until `changes` stayed quiet for one `period`, or `max_periods` periods went by (each
@@ -157,12 +160,19 @@ impl Runtime {
             logged: BTreeSet::new(),
             ready,
             live: None,
+            report_refresh: None,
         }
     }
 
     /// Records every round and delivery in `live` (the `/ui` page reads it).
     pub fn with_live(mut self, live: Option<Arc<LiveView>>) -> Runtime {
         self.live = live;
+        self
+    }
+
+    /// Rewrites the status report whenever `changes` ticks (see [`crate::status::report::Report::with_xds`]).
+    pub fn with_report_refresh(mut self, changes: watch::Receiver<u64>) -> Runtime {
+        self.report_refresh = Some(changes);
         self
     }
 
@@ -184,10 +194,25 @@ impl Runtime {
         tokio::pin!(shutdown);
         let mut retry = false;
         let mut force = true;
+        let mut report_refresh = self.report_refresh.take();
         loop {
             if !force {
                 tokio::select! {
                     () = &mut shutdown => break,
+                    Some(()) = async {
+                        match report_refresh.as_mut() {
+                            Some(r) => r.changed().await.ok(),
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        // Batch a burst (every Envoy ACKing one push) into one write.
+                        tokio::time::sleep(self.config.debounce).await;
+                        if let Some(r) = report_refresh.as_mut() {
+                            r.mark_unchanged();
+                        }
+                        self.refresh_report();
+                        continue;
+                    }
                     changed = changes.changed() => {
                         if changed.is_err() { break; }
                     }
@@ -321,6 +346,15 @@ impl Runtime {
         }
     }
 
+    /// Writes the report again (directory mode) with nothing new from the resolver.
+    fn refresh_report(&mut self) {
+        if let StatusSink::Report(sink) = &mut self.status
+            && let Err(error) = sink.apply(&[], &self.shared.problems())
+        {
+            tracing::error!(%error, "status report not written");
+        }
+    }
+
     async fn write_status(
         &mut self,
         snapshot: &Snapshot,
@@ -379,13 +413,13 @@ impl Runtime {
         }
     }
 
-    /// Logs (once per distinct message) what the resolver cannot put in any status: routes whose
-    /// parentRef names a Gateway that does not exist, and source problems.
+    /// Logs (once per distinct message) what the resolver cannot put in any status: routes (of
+    /// every kind) whose parentRef names a Gateway that does not exist, and source problems.
     fn diagnose(&mut self, snapshot: &Snapshot, resolution: &Resolution) {
         let mut messages = BTreeSet::new();
-        for (key, target) in snapshot.routes_to_missing_gateways() {
+        for (kind, key, target) in snapshot.routes_to_missing_gateways() {
             messages.insert(format!(
-                "HTTPRoute {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
+                "{kind} {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
             ));
         }
         for (source, problem) in self.shared.problems() {

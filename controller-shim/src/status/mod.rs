@@ -2,7 +2,7 @@
 //!
 //! [`plan`] is pure: it compares what the resolver wants with what each object currently carries
 //! (ignoring `lastTransitionTime`, and keeping the recorded time of conditions whose status did not
-//! change) and returns one [`StatusPatch`] per object whose status must change. HTTPRoute patches
+//! change) and returns one [`StatusPatch`] per object whose status must change. Route patches
 //! carry every `parents[]` entry of other controllers unchanged (a merge patch replaces arrays
 //! whole) and the object's `resourceVersion`, so a concurrent write by another controller makes
 //! ours fail with 409 instead of erasing theirs; the next round, triggered by the watch event of
@@ -154,8 +154,8 @@ pub fn plan(
     }
     let mut routed: BTreeSet<(Kind, &ObjectKey)> = BTreeSet::new();
     for route in &resolution.routes {
-        routed.insert((Kind::HttpRoute, &route.route));
-        consider(Kind::HttpRoute, &route.route, to_json(&route.status));
+        routed.insert((route.kind, &route.route));
+        consider(route.kind, &route.route, to_json(&route.status));
     }
     for (kind, key) in routes_in_snapshot {
         if routed.contains(&(*kind, key)) {
@@ -282,5 +282,48 @@ mod tests {
         assert_eq!(patches[0].key, key("left"));
         assert_eq!(patches[0].status, json!({"parents": [theirs]}));
         assert_eq!(patches[0].body()["metadata"]["resourceVersion"], "7");
+    }
+
+    /// An HTTPRoute and a GRPCRoute may share `namespace/name`: each status goes to its own kind.
+    #[test]
+    fn route_statuses_go_to_their_own_kind() {
+        let known = Fixed(
+            [Kind::HttpRoute, Kind::GrpcRoute]
+                .into_iter()
+                .map(|kind| ((kind, key("echo")), Current::default()))
+                .collect(),
+        );
+        let update = |kind: Kind, reason: &str| {
+            crate::resolution::RouteStatusUpdate {
+            kind,
+            route: key("echo"),
+            generation: Some(1),
+            status: serde_json::from_value(json!({"parents": [{
+                "parentRef": {"name": "gw"}, "controllerName": "us",
+                "conditions": [{"type": "Accepted", "status": "True", "reason": reason, "message": "",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+            }]}))
+            .unwrap(),
+        }
+        };
+        let resolution = Resolution {
+            routes: vec![
+                update(Kind::HttpRoute, "ForHttp"),
+                update(Kind::GrpcRoute, "ForGrpc"),
+            ],
+            ..Resolution::default()
+        };
+        let patches = plan(&resolution, &known, "us", &[]);
+        let written: Vec<(Kind, &Value)> = patches
+            .iter()
+            .map(|p| (p.kind, &p.status["parents"][0]["conditions"][0]["reason"]))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (Kind::HttpRoute, &json!("ForHttp")),
+                (Kind::GrpcRoute, &json!("ForGrpc"))
+            ]
+        );
     }
 }

@@ -28,6 +28,8 @@ pub struct Report {
     existing: BTreeSet<(Kind, ObjectKey)>,
     printed: BTreeMap<String, String>,
     print: bool,
+    /// xDS mode: the connected Envoys, what they ACKed and NACKed (the report's `xds` section).
+    xds: Option<crate::xds::Registry>,
 }
 
 impl Report {
@@ -39,6 +41,12 @@ impl Report {
             print,
             ..Report::default()
         }
+    }
+
+    /// Adds the xDS server's view (connected Envoys, versions ACKed, NACKs) as the `xds` section.
+    pub fn with_xds(mut self, registry: crate::xds::Registry) -> Report {
+        self.xds = Some(registry);
+        self
     }
 
     /// Declares which objects exist now; statuses of the others are forgotten.
@@ -87,6 +95,9 @@ impl Report {
         let mut doc = Map::new();
         doc.insert("controllerName".to_owned(), json!(self.controller));
         doc.insert("problems".to_owned(), json!(problems));
+        if let Some(xds) = &self.xds {
+            doc.insert("xds".to_owned(), xds.document());
+        }
         // One section per kind whose status is written, empty ones included.
         for kind in Kind::ALL {
             let Some(section) = kind.status().report_section() else {
@@ -103,7 +114,7 @@ impl Report {
         Value::Object(doc)
     }
 
-    /// Every route parent line we own, keyed by route and parent.
+    /// Every route parent line we own, keyed by kind, route and parent.
     pub fn lines(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for ((kind, key), status) in &self.statuses {
@@ -126,9 +137,15 @@ impl Report {
                             .join(", ")
                     })
                     .unwrap_or_default();
+                // HTTPRoutes read as before; other kinds (GRPCRoute) name their kind, and an
+                // HTTPRoute and a GRPCRoute of one name keep a line each.
+                let route = match kind {
+                    Kind::HttpRoute => key.to_string(),
+                    other => format!("{other} {key}"),
+                };
                 out.insert(
-                    format!("{key} {target}"),
-                    format!("{key} → {target}: {conditions}"),
+                    format!("{kind} {key} {target}"),
+                    format!("{route} → {target}: {conditions}"),
                 );
             }
         }
@@ -226,6 +243,60 @@ mod tests {
         assert!(
             report.apply(&[patch], &BTreeMap::new()).unwrap().is_empty(),
             "unchanged lines are not repeated"
+        );
+    }
+
+    /// A GRPCRoute's lines name its kind, and land in the report's `grpcRoutes` section, apart from
+    /// an HTTPRoute of the same name.
+    #[test]
+    fn grpc_route_lines_and_section() {
+        let mut report = Report::new(None, "us", false);
+        let key = ObjectKey {
+            namespace: "app".into(),
+            name: "echo".into(),
+        };
+        report.set_existing(
+            [
+                (Kind::HttpRoute, key.clone()),
+                (Kind::GrpcRoute, key.clone()),
+            ]
+            .into(),
+        );
+        let status = |reason: &str| {
+            json!({"parents": [{"parentRef": {"name": "gw", "namespace": "infra"}, "controllerName": "us",
+                                "conditions": [{"type": "Accepted", "status": "True", "reason": reason, "message": ""}]}]})
+        };
+        let patch = |kind: Kind, reason: &str| StatusPatch {
+            kind,
+            key: key.clone(),
+            patch_status: status(reason),
+            status: status(reason),
+            resource_version: None,
+        };
+        let changed = report
+            .apply(
+                &[
+                    patch(Kind::HttpRoute, "ForHttp"),
+                    patch(Kind::GrpcRoute, "ForGrpc"),
+                ],
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        assert_eq!(
+            changed,
+            [
+                "GRPCRoute app/echo → infra/gw: Accepted=True (ForGrpc)",
+                "app/echo → infra/gw: Accepted=True (ForHttp)"
+            ]
+        );
+        let doc = report.document(&BTreeMap::new());
+        assert_eq!(
+            doc["grpcRoutes"]["app/echo"]["parents"][0]["conditions"][0]["reason"],
+            "ForGrpc"
+        );
+        assert_eq!(
+            doc["httpRoutes"]["app/echo"]["parents"][0]["conditions"][0]["reason"],
+            "ForHttp"
         );
     }
 }

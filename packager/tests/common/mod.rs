@@ -10,12 +10,11 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 /// The workspace root (packager/..).
 pub fn workspace_root() -> PathBuf {
@@ -39,125 +38,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Minimal HTTP/1.0 GET on loopback: (status, body).
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header terminator"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    Ok((status, raw[split + 4..].to_vec()))
-}
-
-/// A docker-registry child process on 127.0.0.1, storing into a temporary directory.
-pub struct TestRegistry {
-    pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl TestRegistry {
-    pub fn start() -> Self {
-        Self::start_with_auth(None)
-    }
-
-    /// A registry that requires HTTP basic auth (htpasswd, bcrypt) for `user`/`password`.
-    pub fn start_with_htpasswd(user: &str, password: &str) -> Self {
-        Self::start_with_auth(Some((user, password)))
-    }
-
-    fn start_with_auth(credentials: Option<(&str, &str)>) -> Self {
-        ensure_debian_package("docker-registry", "docker-registry");
-        let dir = tempfile::tempdir().unwrap();
-        let mut auth = String::new();
-        if let Some((user, password)) = credentials {
-            ensure_debian_package("htpasswd", "apache2-utils");
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .expect("running htpasswd");
-            assert!(out.status.success(), "htpasswd failed: {out:?}");
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, &out.stdout).unwrap();
-            auth = format!(
-                "auth:\n  htpasswd:\n    realm: packager-test\n    path: {}\n",
-                file.display()
-            );
-        }
-        let port = free_port();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-                data.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        let mut registry = TestRegistry {
-            port,
-            child,
-            _dir: dir,
-        };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200 | 401, _)) = http_get(self.port, "/v2/") {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "docker-registry exited early ({status}) on port {}",
-                    self.port
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer /v2/ on 127.0.0.1:{} within 30s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// The registry process and the raw GET the tests read it with live in testkit (the
+// controller-shim's OCI tests use them too).
+#[allow(unused_imports)]
+pub use testkit::registry::{TestRegistry, http_get};
 
 /// Runs the packager binary with an isolated Docker config (anonymous registry access).
 pub fn packager(args: &[&str]) -> Output {

@@ -1,4 +1,4 @@
-//! HTTPRoute parentRefs → listeners.
+//! Route parentRefs → listeners, for every route kind.
 //!
 //! Spec (ParentReference): Group "When unspecified, "gateway.networking.k8s.io" is inferred";
 //! Namespace "When unspecified, this refers to the local namespace of the Route"; SectionName
@@ -7,25 +7,36 @@
 //! match both specified values." and "If 1 of 2 Gateway listeners accept attachment from the
 //! referencing Route, the Route MUST be considered successfully attached. If no Gateway listeners
 //! accept attachment from this Route, the Route MUST be considered detached from the Gateway."
+//!
+//! After every route is matched to its listeners, [`conflicts`](super::conflicts) settles HTTPRoutes
+//! and GRPCRoutes claiming the same hostname on one listener, and only then are attached routes
+//! counted.
 
 use std::collections::BTreeSet;
 
-use crate::api::httproutes::{HttpRoute, HttpRouteParentRefs, HttpRouteStatusParentsParentRef};
+use crate::api::RouteStatusParentRef;
 
 use super::conditions::{Problem, route as reason};
-use super::listeners::{FromNamespaces, GatewayModel, HTTP_ROUTE, ListenerModel, Owner};
+use super::listeners::{FromNamespaces, GatewayModel, ListenerModel, Owner};
+use super::routes::{ParentRef, RouteKind, RouteObject};
 use super::rules::{self, Converted};
-use super::{Lookup, hostnames, key, namespace};
+use super::{Lookup, conflicts, grpc_rules, hostnames, key, namespace};
 use crate::api::GATEWAY_GROUP;
 use crate::resolution::ObjectKey;
 
-/// One HTTPRoute that references at least one Gateway or ListenerSet of ours.
+/// One route that references at least one Gateway or ListenerSet of ours.
 #[derive(Debug)]
 pub struct RouteResult<'a> {
-    pub object: &'a HttpRoute,
+    pub object: RouteObject<'a>,
     pub key: ObjectKey,
     pub rules: Converted,
     pub parents: Vec<ParentResult>,
+}
+
+impl RouteResult<'_> {
+    pub fn kind(&self) -> RouteKind {
+        self.object.kind()
+    }
 }
 
 /// One parentRef of ours and what became of it.
@@ -34,42 +45,50 @@ pub struct ParentResult {
     /// Index into the Gateway list.
     pub gateway: usize,
     /// The parentRef echoed into status, defaults made explicit.
-    pub parent_ref: HttpRouteStatusParentsParentRef,
+    pub parent_ref: RouteStatusParentRef,
     /// The listeners (indices into the Gateway's merged list) with the route's effective hostnames
     /// on each, or why the route is not accepted through this parentRef.
     pub accepted: Result<Vec<(usize, Vec<String>)>, Problem>,
+    /// Listeners this parentRef selected but lost to a route of the other kind while it kept
+    /// others (said in the Accepted message).
+    pub lost: Vec<String>,
 }
 
-/// Matches every route's parentRefs and counts attached routes on the listeners.
+/// Matches every route's parentRefs, settles cross-kind hostname conflicts and counts attached
+/// routes on the listeners.
 pub fn routes<'a>(lookup: &Lookup<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec<RouteResult<'a>> {
     let mut out = Vec::new();
     for route in lookup.routes() {
-        let route_ns = namespace(&route.metadata);
+        let route_ns = namespace(route.meta());
         let mut parents = Vec::new();
         let mut seen = BTreeSet::new();
-        for p in route.spec.parent_refs.iter().flatten() {
-            let Some((gw, owner)) = parent(gateways, route_ns, p) else {
+        for p in route.parent_refs() {
+            let Some((gw, owner)) = parent(gateways, route_ns, &p) else {
                 continue;
             };
-            let echo = echo(route_ns, p, owner);
+            let echo = echo(route_ns, &p, owner);
             // ParentRefs "must be _distinct_"; a repeated one adds nothing and would duplicate
             // the status entry.
             if !seen.insert(format!("{echo:?}")) {
                 continue;
             }
             let accepted = gateways.get(gw).map_or(Err(no_parent("the Gateway")), |g| {
-                listeners(lookup, g, owner, route, p)
+                listeners(lookup, g, owner, route, &p)
             });
             parents.push(ParentResult {
                 gateway: gw,
                 parent_ref: echo,
                 accepted,
+                lost: Vec::new(),
             });
         }
         if parents.is_empty() {
             continue;
         }
-        let rules = rules::convert(lookup, route);
+        let rules = match route {
+            RouteObject::Http(r) => rules::convert(lookup, r),
+            RouteObject::Grpc(r) => grpc_rules::convert(lookup, r),
+        };
         // "A Route MUST be considered "Accepted" if at least one of the Route's rules is
         // implemented by the Gateway."
         if rules.rules.is_empty() {
@@ -97,11 +116,12 @@ pub fn routes<'a>(lookup: &Lookup<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec
         }
         out.push(RouteResult {
             object: route,
-            key: key(&route.metadata),
+            key: key(route.meta()),
             rules,
             parents,
         });
     }
+    conflicts::settle(gateways, &mut out);
     count_attached(gateways, &out);
     out
 }
@@ -112,13 +132,13 @@ pub fn routes<'a>(lookup: &Lookup<'a>, gateways: &mut [GatewayModel<'a>]) -> Vec
 fn parent(
     gateways: &[GatewayModel<'_>],
     route_ns: &str,
-    p: &HttpRouteParentRefs,
+    p: &ParentRef<'_>,
 ) -> Option<(usize, Owner)> {
-    if p.group.as_deref().unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
+    if p.group.unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
         return None;
     }
-    let ns = p.namespace.as_deref().unwrap_or(route_ns);
-    match p.kind.as_deref().unwrap_or("Gateway") {
+    let ns = p.namespace.unwrap_or(route_ns);
+    match p.kind.unwrap_or("Gateway") {
         "Gateway" => gateways
             .iter()
             .position(|g| g.key.namespace == ns && g.key.name == p.name)
@@ -134,8 +154,8 @@ fn parent(
 }
 
 /// The parentRef as written, with group, kind and namespace made explicit.
-fn echo(route_ns: &str, p: &HttpRouteParentRefs, owner: Owner) -> HttpRouteStatusParentsParentRef {
-    HttpRouteStatusParentsParentRef {
+fn echo(route_ns: &str, p: &ParentRef<'_>, owner: Owner) -> RouteStatusParentRef {
+    RouteStatusParentRef {
         group: Some(GATEWAY_GROUP.to_owned()),
         kind: Some(
             match owner {
@@ -144,10 +164,10 @@ fn echo(route_ns: &str, p: &HttpRouteParentRefs, owner: Owner) -> HttpRouteStatu
             }
             .to_owned(),
         ),
-        name: p.name.clone(),
-        namespace: Some(p.namespace.clone().unwrap_or_else(|| route_ns.to_owned())),
+        name: p.name.to_owned(),
+        namespace: Some(p.namespace.unwrap_or(route_ns).to_owned()),
         port: p.port,
-        section_name: p.section_name.clone().filter(|s| !s.is_empty()),
+        section_name: p.section_name.filter(|s| !s.is_empty()).map(str::to_owned),
     }
 }
 
@@ -164,8 +184,8 @@ fn listeners(
     lookup: &Lookup<'_>,
     gw: &GatewayModel<'_>,
     owner: Owner,
-    route: &HttpRoute,
-    p: &HttpRouteParentRefs,
+    route: RouteObject<'_>,
+    p: &ParentRef<'_>,
 ) -> Result<Vec<(usize, Vec<String>)>, Problem> {
     if let Err(problem) = &gw.accepted {
         return Err(Problem::new(
@@ -181,7 +201,7 @@ fn listeners(
             problem.message.clone(),
         ));
     }
-    let section = p.section_name.as_deref().filter(|s| !s.is_empty());
+    let section = p.section_name.filter(|s| !s.is_empty());
     let selected: Vec<(usize, &ListenerModel)> = gw
         .listeners_of(owner)
         .filter(|(_, l)| section.is_none_or(|s| s == l.section_name))
@@ -201,21 +221,23 @@ fn listeners(
         ));
     }
 
-    let route_ns = namespace(&route.metadata);
+    // AllowedRoutes: "Kinds specifies the groups and kinds of Routes that are allowed to bind to
+    // this Gateway Listener." and the namespaces they may come from; a listener that allows
+    // neither leaves the route "NotAllowedByListeners".
+    let route_ns = namespace(route.meta());
+    let (group, kind) = route.kind().group_kind();
     let allowed: Vec<(usize, &ListenerModel)> = selected
         .into_iter()
-        .filter(|(_, l)| {
-            l.allows_kind(GATEWAY_GROUP, HTTP_ROUTE) && namespace_allowed(lookup, l, route_ns)
-        })
+        .filter(|(_, l)| l.allows_kind(group, kind) && namespace_allowed(lookup, l, route_ns))
         .collect();
     if allowed.is_empty() {
         return Err(Problem::new(
             reason::NOT_ALLOWED_BY_LISTENERS,
-            format!("no selected listener allows HTTPRoutes from namespace {route_ns}"),
+            format!("no selected listener allows {kind}s from namespace {route_ns}"),
         ));
     }
 
-    let route_hostnames = route.spec.hostnames.as_deref().unwrap_or_default();
+    let route_hostnames = route.hostnames();
     if let Some((bad, why)) = route_hostnames
         .iter()
         .find_map(|h| Some((h, engine::check_hostname(h).err()?)))
@@ -235,9 +257,10 @@ fn listeners(
         })
         .collect();
     if attached.is_empty() {
-        // "If both the Listener and HTTPRoute have specified hostnames, and none match with the
-        // criteria above, then the HTTPRoute is not accepted. The implementation must raise an
-        // 'Accepted' Condition with a status of `False` in the corresponding RouteParentStatus."
+        // HTTPRoute and GRPCRoute alike: "If both the Listener and GRPCRoute have specified
+        // hostnames, and none match with the criteria above, then the GRPCRoute MUST NOT be
+        // accepted by the implementation. The implementation MUST raise an 'Accepted' Condition
+        // with a status of `False` in the corresponding RouteParentStatus."
         return Err(Problem::new(
             reason::NO_MATCHING_LISTENER_HOSTNAME,
             "no hostname of the route intersects a hostname of the selected listeners",
@@ -262,19 +285,19 @@ fn namespace_allowed(lookup: &Lookup<'_>, l: &ListenerModel, route_ns: &str) -> 
 
 /// "The AttachedRoutes number represents the number of Routes with the Accepted condition set to
 /// "True" that have been attached to this Listener." A route counts once per listener however many
-/// of its parentRefs select it.
+/// of its parentRefs select it; HTTPRoutes and GRPCRoutes both count.
 fn count_attached(gateways: &mut [GatewayModel<'_>], routes: &[RouteResult<'_>]) {
-    let mut attached: BTreeSet<(usize, usize, &ObjectKey)> = BTreeSet::new();
+    let mut attached: BTreeSet<(usize, usize, RouteKind, &ObjectKey)> = BTreeSet::new();
     for route in routes {
         for parent in &route.parents {
             if let Ok(listeners) = &parent.accepted {
                 for (l, _) in listeners {
-                    attached.insert((parent.gateway, *l, &route.key));
+                    attached.insert((parent.gateway, *l, route.kind(), &route.key));
                 }
             }
         }
     }
-    for (gw, l, _) in attached {
+    for (gw, l, _, _) in attached {
         if let Some(listener) = gateways.get_mut(gw).and_then(|g| g.listeners.get_mut(l)) {
             listener.attached_routes = listener.attached_routes.saturating_add(1);
         }

@@ -13,6 +13,7 @@ use crate::api::core::ServicePort;
 use engine::config::{Backend, InvalidBackend};
 
 use super::conditions::{Problem, route as reason};
+use super::routes::RouteKind;
 use super::{Lookup, grants};
 use crate::api::GATEWAY_GROUP;
 use crate::resolution::{BackendTarget, Endpoint};
@@ -27,26 +28,47 @@ pub struct Ref<'a> {
     pub port: Option<i32>,
 }
 
-/// Service port `appProtocol` values this data plane can speak (KEP-3726 standard names, plus
-/// plain `http`). "If a Route is not able to send traffic to the backend using the specified
+/// Service port `appProtocol` values an HTTPRoute's backend may have (KEP-3726 standard names,
+/// plus plain `http`). "If a Route is not able to send traffic to the backend using the specified
 /// protocol then the backend is considered invalid. Implementations MUST set the "ResolvedRefs"
 /// condition to "False" with the "UnsupportedProtocol" reason."
-const SUPPORTED_APP_PROTOCOLS: &[&str] = &["http", "kubernetes.io/h2c", "kubernetes.io/ws"];
+const SUPPORTED_APP_PROTOCOLS: &[&str] = &["http", H2C, "kubernetes.io/ws"];
+
+/// HTTP/2 over cleartext (KEP-3726).
+pub const H2C: &str = "kubernetes.io/h2c";
+
+/// Prefix of the `backends` keys GRPCRoutes use: their upstreams speak HTTP/2, so an HTTPRoute and
+/// a GRPCRoute to the same Service port get two keys (two Envoy clusters).
+pub const GRPC_KEY_PREFIX: &str = "grpc:";
 
 /// The backends one route references: `config.backends` entries, their targets, and the first
 /// problem for the route's ResolvedRefs condition.
 #[derive(Debug, Default)]
 pub struct Backends {
+    /// The kind of the route: it decides the ReferenceGrant `from` kind, the protocol spoken to
+    /// the backend and the key.
+    pub kind: RouteKind,
     pub entries: BTreeMap<String, Backend>,
     pub targets: BTreeMap<String, BackendTarget>,
     pub problem: Option<Problem>,
 }
 
 impl Backends {
+    /// No backends yet, for a route of `kind`.
+    pub fn of(kind: RouteKind) -> Backends {
+        Backends {
+            kind,
+            ..Backends::default()
+        }
+    }
+
     /// Resolves a reference from a route in `route_namespace`; returns the `backends` key.
     pub fn add(&mut self, lookup: &Lookup<'_>, route_namespace: &str, r: Ref<'_>) -> String {
-        let base = base_key(route_namespace, r);
-        match target(lookup, route_namespace, r) {
+        let mut base = base_key(route_namespace, r);
+        if self.kind == RouteKind::Grpc {
+            base.insert_str(0, GRPC_KEY_PREFIX);
+        }
+        match target(lookup, self.kind, route_namespace, r) {
             Ok(target) => {
                 self.entries.insert(
                     base.clone(),
@@ -97,6 +119,7 @@ fn base_key(route_namespace: &str, r: Ref<'_>) -> String {
 
 fn target(
     lookup: &Lookup<'_>,
+    route_kind: RouteKind,
     route_namespace: &str,
     r: Ref<'_>,
 ) -> Result<BackendTarget, Problem> {
@@ -123,9 +146,11 @@ fn target(
     }
     // The grant is checked before the Service is looked up, so a route cannot probe which
     // Services exist in namespaces that did not grant it access.
+    // ReferenceGrant: "From describes the trusted namespaces and kinds that can reference the
+    // resources described in "To"": a grant from HTTPRoutes does not admit GRPCRoutes.
     let from = grants::From {
         group: GATEWAY_GROUP,
-        kind: "HTTPRoute",
+        kind: route_kind.as_str(),
         namespace: route_namespace,
     };
     let to = grants::To {
@@ -138,7 +163,8 @@ fn target(
         return Err(Problem::new(
             reason::REF_NOT_PERMITTED,
             format!(
-                "no ReferenceGrant in namespace {namespace} allows HTTPRoutes from {route_namespace} to use Service {}",
+                "no ReferenceGrant in namespace {namespace} allows {}s from {route_namespace} to use Service {}",
+                route_kind.as_str(),
                 r.name
             ),
         ));
@@ -185,19 +211,32 @@ fn target(
             ),
         ));
     }
-    if let Some(app) = port
-        .app_protocol
-        .as_deref()
-        .filter(|a| !SUPPORTED_APP_PROTOCOLS.contains(a))
-    {
-        return Err(Problem::new(
-            reason::UNSUPPORTED_PROTOCOL,
-            format!(
-                "Service {namespace}/{} port {port_number} has appProtocol {app}, which this data plane cannot speak",
-                r.name
-            ),
-        ));
-    }
+    let app_protocol = match (route_kind, port.app_protocol.as_deref()) {
+        (RouteKind::Http, Some(app)) if !SUPPORTED_APP_PROTOCOLS.contains(&app) => {
+            return Err(Problem::new(
+                reason::UNSUPPORTED_PROTOCOL,
+                format!(
+                    "Service {namespace}/{} port {port_number} has appProtocol {app}, which this data plane cannot speak",
+                    r.name
+                ),
+            ));
+        }
+        (RouteKind::Http, app) => app.map(str::to_owned),
+        // gRPC needs HTTP/2 to the backend. GRPCBackendRef: "If a Service appProtocol isn't
+        // specified, an implementation MAY infer the backend protocol through its own means.
+        // Implementations MAY infer the protocol from the Route type referring to the backend
+        // Service." We infer h2c; a port that says it speaks something else cannot carry gRPC.
+        (RouteKind::Grpc, None | Some(H2C)) => Some(H2C.to_owned()),
+        (RouteKind::Grpc, Some(app)) => {
+            return Err(Problem::new(
+                reason::UNSUPPORTED_PROTOCOL,
+                format!(
+                    "Service {namespace}/{} port {port_number} has appProtocol {app}; a GRPCRoute needs HTTP/2 to its backends ({H2C}, or no appProtocol)",
+                    r.name
+                ),
+            ));
+        }
+    };
     let port_u16 = u16::try_from(port_number)
         .ok()
         .filter(|p| *p != 0)
@@ -211,7 +250,7 @@ fn target(
         namespace: namespace.to_owned(),
         service: r.name.to_owned(),
         port: port_u16,
-        app_protocol: port.app_protocol.clone(),
+        app_protocol,
         endpoints: endpoints(lookup, namespace, r.name, port),
     })
 }

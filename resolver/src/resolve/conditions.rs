@@ -23,6 +23,10 @@ pub mod route {
     pub const INVALID_KIND: &str = "InvalidKind";
     pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
     pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
+    /// Not a Gateway API route reason: the spec requires Accepted=False for the loser of an
+    /// HTTPRoute/GRPCRoute hostname conflict on a listener but names no reason. Istio and Traefik
+    /// report this one (after the listener reason of the same name).
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
 }
 
 /// Gateway, listener and ListenerSet reasons.

@@ -1,15 +1,18 @@
 //! The PluginConfig of one Gateway: its programmed listeners, the routes accepted on them with
-//! their effective hostnames, and every backend those routes name.
+//! their effective hostnames (HTTPRoutes in `routes`, GRPCRoutes in `grpcRoutes`), and every
+//! backend those routes name.
 
 use std::collections::BTreeMap;
 
 use engine::config::{
-    Attachment, Listener, ObjectRef, PluginConfig, Route, SCHEMA_VERSION, UpstreamSelector,
+    Attachment, GrpcRoute, Listener, ObjectRef, PluginConfig, Route, SCHEMA_VERSION,
+    UpstreamSelector,
 };
 
 use super::attach::RouteResult;
 use super::creation_timestamp;
 use super::listeners::GatewayModel;
+use super::rules::Rules;
 use crate::resolution::{BackendTarget, TlsCertificate};
 
 /// What a Gateway's data plane needs.
@@ -46,6 +49,7 @@ pub fn build(gw_index: usize, gw: &GatewayModel<'_>, routes: &[RouteResult<'_>])
     }
 
     let mut config_routes = Vec::new();
+    let mut grpc_routes = Vec::new();
     let mut backends = BTreeMap::new();
     let mut targets = BTreeMap::new();
     for route in routes {
@@ -78,13 +82,27 @@ pub fn build(gw_index: usize, gw: &GatewayModel<'_>, routes: &[RouteResult<'_>])
         for (k, v) in &route.rules.backends.targets {
             targets.insert(k.clone(), v.clone());
         }
-        config_routes.push(Route {
-            namespace: route.key.namespace.clone(),
-            name: route.key.name.clone(),
-            creation_timestamp: creation_timestamp(&route.object.metadata),
-            parents,
-            rules: route.rules.rules.clone(),
-        });
+        let namespace = route.key.namespace.clone();
+        let name = route.key.name.clone();
+        let creation_timestamp = creation_timestamp(route.object.meta());
+        match &route.rules.rules {
+            Rules::Http(rules) => config_routes.push(Route {
+                namespace,
+                name,
+                creation_timestamp,
+                parents,
+                rules: rules.clone(),
+            }),
+            // Contract: "The resolver never emits a GRPCRoute that lost the HTTPRoute/GRPCRoute
+            // hostname conflict on that listener": such listeners are no longer in `accepted`.
+            Rules::Grpc(rules) => grpc_routes.push(GrpcRoute {
+                namespace,
+                name,
+                creation_timestamp,
+                parents,
+                rules: rules.clone(),
+            }),
+        }
     }
 
     let mut config = PluginConfig {
@@ -96,6 +114,7 @@ pub fn build(gw_index: usize, gw: &GatewayModel<'_>, routes: &[RouteResult<'_>])
         },
         listeners,
         routes: config_routes,
+        grpc_routes,
         backends,
         upstream_selector: UpstreamSelector::default(),
         kong: None,

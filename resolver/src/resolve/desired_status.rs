@@ -3,17 +3,18 @@
 use crate::api::gateways::{
     GatewayStatus, GatewayStatusListeners, GatewayStatusListenersSupportedKinds,
 };
-use crate::api::httproutes::{HttpRouteStatus, HttpRouteStatusParents};
 use crate::api::listenersets::{
     ListenerSetStatus, ListenerSetStatusListeners, ListenerSetStatusListenersSupportedKinds,
 };
 use crate::api::meta::Condition;
+use crate::api::{RouteParentStatus, RouteStatus};
 
 use super::attach::RouteResult;
 use super::conditions::{
     self, Problem, Stamp, carry_transition_times, gateway as gw_reason, route as route_reason,
 };
 use super::listeners::{GatewayModel, ListenerModel, Owner};
+use super::routes::RouteObject;
 use super::{Lookup, config, key};
 use crate::resolution::{GatewayResult, ListenerSetStatusUpdate, Resolution, RouteStatusUpdate};
 
@@ -44,20 +45,28 @@ pub fn finish<'a>(
 }
 
 fn route_status(lookup: &Lookup<'_>, route: &RouteResult<'_>) -> RouteStatusUpdate {
+    let meta = route.object.meta();
     let stamp = Stamp {
-        generation: route.object.metadata.generation,
+        generation: meta.generation,
         now: &lookup.settings.now,
     };
-    let old = route.object.status.as_ref().map(|s| &s.parents);
+    let old = route.object.current_parents();
     let parents = route
         .parents
         .iter()
         .map(|parent| {
             let mut conditions = vec![match &parent.accepted {
                 Ok(_) => {
+                    let notes: Vec<&str> = route
+                        .rules
+                        .notes
+                        .iter()
+                        .chain(&parent.lost)
+                        .map(String::as_str)
+                        .collect();
                     let mut message = "Accepted".to_owned();
-                    if !route.rules.notes.is_empty() {
-                        message = format!("Accepted; {}", route.rules.notes.join("; "));
+                    if !notes.is_empty() {
+                        message = format!("Accepted; {}", notes.join("; "));
                     }
                     stamp.condition(conditions::ACCEPTED, true, route_reason::ACCEPTED, &message)
                 }
@@ -92,14 +101,12 @@ fn route_status(lookup: &Lookup<'_>, route: &RouteResult<'_>) -> RouteStatusUpda
                     &format!("Dropped Rule(s): {message}"),
                 ));
             }
-            let previous = old.and_then(|parents| {
-                parents.iter().find(|p| {
-                    p.controller_name == lookup.settings.controller_name
-                        && p.parent_ref == parent.parent_ref
-                })
+            let previous = old.iter().find(|p| {
+                p.controller_name == lookup.settings.controller_name
+                    && p.parent_ref == parent.parent_ref
             });
-            carry_transition_times(&mut conditions, previous.map(|p| p.conditions.as_slice()));
-            HttpRouteStatusParents {
+            carry_transition_times(&mut conditions, previous.map(|p| p.conditions));
+            RouteParentStatus {
                 conditions,
                 controller_name: lookup.settings.controller_name.clone(),
                 parent_ref: parent.parent_ref.clone(),
@@ -107,9 +114,10 @@ fn route_status(lookup: &Lookup<'_>, route: &RouteResult<'_>) -> RouteStatusUpda
         })
         .collect();
     RouteStatusUpdate {
+        kind: route.kind().kind(),
         route: route.key.clone(),
-        generation: route.object.metadata.generation,
-        status: HttpRouteStatus { parents },
+        generation: meta.generation,
+        status: RouteStatus { parents },
     }
 }
 
@@ -120,18 +128,26 @@ fn stale_routes<'a>(
     lookup: &'a Lookup<'_>,
     routes: &'a [RouteResult<'_>],
 ) -> impl Iterator<Item = RouteStatusUpdate> + 'a {
-    lookup.snapshot.http_routes.iter().filter_map(move |r| {
+    let snapshot = lookup.snapshot;
+    let all = snapshot
+        .http_routes
+        .iter()
+        .map(RouteObject::Http)
+        .chain(snapshot.grpc_routes.iter().map(RouteObject::Grpc));
+    all.filter_map(move |r| {
         let ours = r
-            .status
-            .as_ref()?
-            .parents
+            .current_parents()
             .iter()
             .any(|p| p.controller_name == lookup.settings.controller_name);
-        let route_key = key(&r.metadata);
-        (ours && !routes.iter().any(|x| x.key == route_key)).then(|| RouteStatusUpdate {
+        let route_key = key(r.meta());
+        let resolved = routes
+            .iter()
+            .any(|x| x.kind() == r.kind() && x.key == route_key);
+        (ours && !resolved).then(|| RouteStatusUpdate {
+            kind: r.kind().kind(),
             route: route_key,
-            generation: r.metadata.generation,
-            status: HttpRouteStatus { parents: vec![] },
+            generation: r.meta().generation,
+            status: RouteStatus { parents: vec![] },
         })
     })
 }

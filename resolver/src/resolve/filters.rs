@@ -1,12 +1,17 @@
-//! Gateway API HTTPRoute filters → the engine's filters, with the spec's defaults filled in.
+//! Gateway API HTTPRoute and GRPCRoute filters → the engine's filters, with the spec's defaults
+//! filled in.
 //!
-//! Rule-level (`HTTPRouteFilter`) and backendRef-level filters are distinct generated types with the
-//! same field names, so one macro converts both. A filter that cannot be converted makes its rule
+//! Rule-level (`HTTPRouteFilter`, `GRPCRouteFilter`) and backendRef-level filters are distinct
+//! generated types with the same field names, so macros convert them all. A filter that cannot be converted makes its rule
 //! invalid ([`Problem`], reason `UnsupportedValue`); a reference that cannot be resolved (an
 //! ExtensionRef) becomes an `Unresolved` filter, because "If a reference to a custom filter type
 //! cannot be resolved, the filter MUST NOT be skipped. Instead, requests that would have been
 //! processed by that filter MUST receive a HTTP error response."
 
+use crate::api::grpcroutes::{
+    GrpcRouteRulesBackendRefsFilters, GrpcRouteRulesBackendRefsFiltersType, GrpcRouteRulesFilters,
+    GrpcRouteRulesFiltersType,
+};
 use crate::api::httproutes::{
     HttpRouteRulesBackendRefsFilters, HttpRouteRulesBackendRefsFiltersRequestRedirectPathType,
     HttpRouteRulesBackendRefsFiltersRequestRedirectScheme, HttpRouteRulesBackendRefsFiltersType,
@@ -149,6 +154,90 @@ macro_rules! path_modifier {
     }};
 }
 
+/// The RequestHeaderModifier arm, for every generated filter type.
+macro_rules! request_header_modifier {
+    ($f:expr, $loc:expr) => {
+        $f.request_header_modifier
+            .as_ref()
+            .map(|m| Filter::RequestHeaderModifier {
+                request_header_modifier: header_modifier!(m),
+            })
+            .ok_or_else(|| missing($loc, "requestHeaderModifier"))
+    };
+}
+
+/// The ResponseHeaderModifier arm, for every generated filter type.
+macro_rules! response_header_modifier {
+    ($f:expr, $loc:expr) => {
+        $f.response_header_modifier
+            .as_ref()
+            .map(|m| Filter::ResponseHeaderModifier {
+                response_header_modifier: header_modifier!(m),
+            })
+            .ok_or_else(|| missing($loc, "responseHeaderModifier"))
+    };
+}
+
+/// The RequestMirror arm, for every generated filter type (the mirror target is resolved like a
+/// backendRef of the route's kind).
+macro_rules! request_mirror {
+    ($f:expr, $cx:expr, $loc:expr) => {{
+        let f = $f;
+        let cx: &mut Context<'_, '_> = $cx;
+        let loc: &str = $loc;
+        let m = f
+            .request_mirror
+            .as_ref()
+            .ok_or_else(|| missing(loc, "requestMirror"))?;
+        let (percent, fraction) = mirror_share(
+            m.percent,
+            m.fraction.as_ref().map(|f| (f.numerator, f.denominator)),
+            loc,
+        )?;
+        let b = &m.backend_ref;
+        // "If the referent cannot be found, this BackendRef is invalid and must be dropped
+        // from the Gateway. The controller must ensure the "ResolvedRefs" condition on the
+        // Route status is set to `status: False`". The invalid backend stays in the config
+        // so the filter's trace says why nothing is mirrored; the engine never sends to it.
+        let backend = cx.backends.add(
+            cx.lookup,
+            cx.route_namespace,
+            backends::Ref {
+                group: b.group.as_deref(),
+                kind: b.kind.as_deref(),
+                name: &b.name,
+                namespace: b.namespace.as_deref(),
+                port: b.port,
+            },
+        );
+        Ok(Filter::RequestMirror {
+            request_mirror: RequestMirror {
+                backend,
+                percent,
+                fraction,
+            },
+        })
+    }};
+}
+
+/// The ExtensionRef arm, for every generated filter type: never resolvable here.
+macro_rules! extension_ref {
+    ($f:expr, $cx:expr, $loc:expr) => {{
+        let f = $f;
+        let cx: &mut Context<'_, '_> = $cx;
+        let loc: &str = $loc;
+        let what = f.extension_ref.as_ref().map_or_else(
+            || "an ExtensionRef filter without extensionRef".to_owned(),
+            |e| format!("ExtensionRef {}/{} {}", e.group, e.kind, e.name),
+        );
+        let message = format!("{loc}: {what} is not supported by this controller");
+        cx.backends
+            .problem
+            .get_or_insert_with(|| Problem::new(reason::INVALID_KIND, message.clone()));
+        Filter::Unresolved { reason: message }
+    }};
+}
+
 /// Converts one filter of either generated type. `$ty`, `$scheme`, `$redirect_path` and
 /// `$rewrite_path` name that type's enums.
 macro_rules! convert_filter {
@@ -158,20 +247,8 @@ macro_rules! convert_filter {
         let loc = cx.location.clone();
         let loc = loc.as_str();
         match f.r#type {
-            $ty::RequestHeaderModifier => f
-                .request_header_modifier
-                .as_ref()
-                .map(|m| Filter::RequestHeaderModifier {
-                    request_header_modifier: header_modifier!(m),
-                })
-                .ok_or_else(|| missing(loc, "requestHeaderModifier")),
-            $ty::ResponseHeaderModifier => f
-                .response_header_modifier
-                .as_ref()
-                .map(|m| Filter::ResponseHeaderModifier {
-                    response_header_modifier: header_modifier!(m),
-                })
-                .ok_or_else(|| missing(loc, "responseHeaderModifier")),
+            $ty::RequestHeaderModifier => request_header_modifier!(f, loc),
+            $ty::ResponseHeaderModifier => response_header_modifier!(f, loc),
             $ty::RequestRedirect => {
                 let r = f
                     .request_redirect
@@ -216,40 +293,7 @@ macro_rules! convert_filter {
                     },
                 })
             }
-            $ty::RequestMirror => {
-                let m = f
-                    .request_mirror
-                    .as_ref()
-                    .ok_or_else(|| missing(loc, "requestMirror"))?;
-                let (percent, fraction) = mirror_share(
-                    m.percent,
-                    m.fraction.as_ref().map(|f| (f.numerator, f.denominator)),
-                    loc,
-                )?;
-                let b = &m.backend_ref;
-                // "If the referent cannot be found, this BackendRef is invalid and must be dropped
-                // from the Gateway. The controller must ensure the "ResolvedRefs" condition on the
-                // Route status is set to `status: False`". The invalid backend stays in the config
-                // so the filter's trace says why nothing is mirrored; the engine never sends to it.
-                let backend = cx.backends.add(
-                    cx.lookup,
-                    cx.route_namespace,
-                    backends::Ref {
-                        group: b.group.as_deref(),
-                        kind: b.kind.as_deref(),
-                        name: &b.name,
-                        namespace: b.namespace.as_deref(),
-                        port: b.port,
-                    },
-                );
-                Ok(Filter::RequestMirror {
-                    request_mirror: RequestMirror {
-                        backend,
-                        percent,
-                        fraction,
-                    },
-                })
-            }
+            $ty::RequestMirror => request_mirror!(f, cx, loc),
             $ty::Cors => {
                 let c = f.cors.as_ref().ok_or_else(|| missing(loc, "cors"))?;
                 let max_age = match c.max_age {
@@ -273,17 +317,7 @@ macro_rules! convert_filter {
                     },
                 })
             }
-            $ty::ExtensionRef => {
-                let what = f.extension_ref.as_ref().map_or_else(
-                    || "an ExtensionRef filter without extensionRef".to_owned(),
-                    |e| format!("ExtensionRef {}/{} {}", e.group, e.kind, e.name),
-                );
-                let message = format!("{loc}: {what} is not supported by this controller");
-                cx.backends
-                    .problem
-                    .get_or_insert_with(|| Problem::new(reason::INVALID_KIND, message.clone()));
-                Ok(Filter::Unresolved { reason: message })
-            }
+            $ty::ExtensionRef => Ok(extension_ref!(f, cx, loc)),
             $ty::ExternalAuth => {
                 // "If there is any problem communicating with the external service, this filter
                 // MUST fail closed." Not implemented here, so it fails closed: 500.
@@ -322,6 +356,42 @@ pub fn backend_filter(
         HttpRouteRulesBackendRefsFiltersRequestRedirectPathType,
         HttpRouteRulesBackendRefsFiltersUrlRewritePathType
     )
+}
+
+/// Converts one GRPCRoute filter of either generated type (rule or backendRef level). The types
+/// hold only what GRPCRouteFilterType allows ("Enum=ResponseHeaderModifier;
+/// RequestHeaderModifier;RequestMirror;ExtensionRef"): any other `type` is refused when the object
+/// is read, as the API server refuses it.
+macro_rules! convert_grpc_filter {
+    ($f:expr, $cx:expr, $ty:ident) => {{
+        let f = $f;
+        let cx: &mut Context<'_, '_> = $cx;
+        let loc = cx.location.clone();
+        let loc = loc.as_str();
+        match f.r#type {
+            $ty::RequestHeaderModifier => request_header_modifier!(f, loc),
+            $ty::ResponseHeaderModifier => response_header_modifier!(f, loc),
+            $ty::RequestMirror => request_mirror!(f, cx, loc),
+            $ty::ExtensionRef => Ok(extension_ref!(f, cx, loc)),
+        }
+    }};
+}
+
+/// Converts a GRPCRoute rule-level filter.
+pub fn grpc_rule_filter(
+    f: &GrpcRouteRulesFilters,
+    cx: &mut Context<'_, '_>,
+) -> Result<Filter, Problem> {
+    convert_grpc_filter!(f, cx, GrpcRouteRulesFiltersType)
+}
+
+/// Converts a GRPCRoute backendRef-level filter ("Filters defined at this level MUST be executed
+/// if and only if the request is being forwarded to the backend defined here").
+pub fn grpc_backend_filter(
+    f: &GrpcRouteRulesBackendRefsFilters,
+    cx: &mut Context<'_, '_>,
+) -> Result<Filter, Problem> {
+    convert_grpc_filter!(f, cx, GrpcRouteRulesBackendRefsFiltersType)
 }
 
 #[cfg(test)]

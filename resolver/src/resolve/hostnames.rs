@@ -33,6 +33,15 @@ pub fn intersect(listener: Option<&str>, route: &[String]) -> Option<Vec<String>
     }
 }
 
+/// Whether two routes' effective hostnames on one listener share a host. An empty list means every
+/// host the listener accepts, which shares a host with anything the listener accepts.
+pub fn overlap(a: &[String], b: &[String]) -> bool {
+    a.is_empty()
+        || b.is_empty()
+        || a.iter()
+            .any(|x| b.iter().any(|y| intersect_one(x, y).is_some()))
+}
+
 /// The intersection of two hostname patterns: the narrower one when one includes the other.
 fn intersect_one(listener: &str, route: &str) -> Option<String> {
     if listener == route {
@@ -163,6 +172,19 @@ mod tests {
             ),
             Some(v(&["test.example.com"]))
         );
+    }
+
+    #[test]
+    fn overlap_is_a_shared_host() {
+        assert!(overlap(&[], &v(&["a.com"])));
+        assert!(overlap(&v(&["a.com"]), &[]));
+        assert!(overlap(&v(&["a.com", "b.com"]), &v(&["b.com"])));
+        assert!(overlap(&v(&["*.a.com"]), &v(&["x.a.com"])));
+        assert!(overlap(&v(&["x.a.com"]), &v(&["*.a.com"])));
+        assert!(overlap(&v(&["*.a.com"]), &v(&["*.x.a.com"])));
+        assert!(!overlap(&v(&["a.com"]), &v(&["b.com"])));
+        assert!(!overlap(&v(&["*.a.com"]), &v(&["a.com"])));
+        assert!(!overlap(&v(&["*.a.com"]), &v(&["*.b.com"])));
     }
 
     #[test]

@@ -17,13 +17,11 @@ use crate::api::listenersets::{
 
 use super::classes::Classes;
 use super::conditions::{Problem, gateway as reason};
+use super::routes::RouteKind;
 use super::selectors::{Selector, selector_from};
 use super::{Lookup, key, name, namespace, tls};
 use crate::api::GATEWAY_GROUP;
 use crate::resolution::{ObjectKey, TlsCertificate};
-
-/// Route kinds this controller serves on HTTP and HTTPS listeners.
-pub const HTTP_ROUTE: &str = "HTTPRoute";
 
 /// Which object defines a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -397,20 +395,36 @@ fn build(
     // an implementation MUST set the "ResolvedRefs" condition to "False" with the
     // "InvalidRouteKinds" reason. If both valid and invalid Route kinds are specified, the
     // implementation MUST reference the valid Route kinds that have been specified."
-    let mut supported_kinds = Vec::new();
+    //
+    // HTTP and HTTPS listeners serve HTTPRoutes and GRPCRoutes (GRPCRoute: "Implementations
+    // supporting `GRPCRoute` with the `HTTPS` `ProtocolType` MUST accept HTTP/2 connections
+    // without an initial upgrade from HTTP/1.1, i.e. via ALPN" and, for `HTTP`, "MUST support
+    // HTTP/2 over cleartext TCP (h2c ...) ... with prior knowledge": the rendered Envoy listeners
+    // do both).
+    let served = |group: &str, kind: &str| {
+        http_family
+            && RouteKind::ALL
+                .iter()
+                .any(|r| r.group_kind() == (group, kind))
+    };
+    let mut supported_kinds: Vec<(String, String)> = Vec::new();
     let mut unsupported = Vec::new();
     match raw.kinds.filter(|k| !k.is_empty()) {
         // "When unspecified or empty, the kinds of Routes selected are determined using the
         // Listener protocol."
         None => {
             if http_family {
-                supported_kinds.push((GATEWAY_GROUP.to_owned(), HTTP_ROUTE.to_owned()));
+                supported_kinds.extend(RouteKind::ALL.iter().map(|r| {
+                    let (group, kind) = r.group_kind();
+                    (group.to_owned(), kind.to_owned())
+                }));
             }
         }
         Some(kinds) => {
             for (group, kind) in kinds {
+                // RouteGroupKind.group: "+kubebuilder:default=gateway.networking.k8s.io".
                 let group = group.unwrap_or_else(|| GATEWAY_GROUP.to_owned());
-                if http_family && group == GATEWAY_GROUP && kind == HTTP_ROUTE {
+                if served(&group, &kind) {
                     if !supported_kinds.contains(&(group.clone(), kind.clone())) {
                         supported_kinds.push((group, kind));
                     }

@@ -7,12 +7,14 @@
 //! 2. [`listeners`]: each Gateway's listeners merged with those of the ListenerSets it allows,
 //!    validated (protocol, port, hostname, TLS certificateRefs via [`grants`]) and checked for
 //!    conflicts;
-//! 3. [`attach`]: each HTTPRoute parentRef matched to listeners (group/kind/namespace defaults,
-//!    sectionName, port, `allowedRoutes` via [`selectors`], hostname intersection via
-//!    [`hostnames`]);
-//! 4. [`rules`] + [`filters`] + [`backends`]: the route's rules converted to the engine's shape,
-//!    backendRefs resolved to Service ports and EndpointSlices (ReferenceGrants again), rules the
-//!    engine would reject dropped;
+//! 3. [`attach`]: each route's parentRefs (HTTPRoute and GRPCRoute alike, read through
+//!    [`routes`]) matched to listeners (group/kind/namespace defaults, sectionName, port,
+//!    `allowedRoutes` namespaces via [`selectors`] and kinds, hostname intersection via
+//!    [`hostnames`]), then [`conflicts`]: an HTTPRoute and a GRPCRoute sharing a hostname on a
+//!    listener, only one kept;
+//! 4. [`rules`] / [`grpc_rules`] + [`filters`] + [`backends`]: the route's rules converted to the
+//!    engine's shape, backendRefs resolved to Service ports and EndpointSlices (ReferenceGrants
+//!    again; h2c for GRPCRoutes), rules the engine would reject dropped;
 //! 5. [`desired_status`]: the status routes, listeners, Gateways and ListenerSets should carry
 //!    ([`conditions`]), and the assembly of the [`Resolution`] (writing it is the controller-shim's
 //!    `status` module);
@@ -25,11 +27,14 @@ mod backends;
 mod classes;
 mod conditions;
 mod config;
+mod conflicts;
 mod desired_status;
 mod filters;
 mod grants;
+mod grpc_rules;
 mod hostnames;
 mod listeners;
+mod routes;
 mod rules;
 mod selectors;
 #[cfg(test)]
@@ -39,11 +44,12 @@ mod tls;
 use std::collections::BTreeMap;
 
 use crate::api::{
-    EndpointSlice, HttpRoute, NAMESPACE_NAME_LABEL, ObjectMeta, ReferenceGrant, SERVICE_NAME_LABEL,
-    Secret, Service,
+    EndpointSlice, GrpcRoute, HttpRoute, NAMESPACE_NAME_LABEL, ObjectMeta, ReferenceGrant,
+    SERVICE_NAME_LABEL, Secret, Service,
 };
 use crate::kinds::Snapshot;
 use crate::resolution::{ObjectKey, Resolution, Settings};
+use routes::RouteObject;
 
 /// Resolves a snapshot into per-Gateway configs and statuses.
 pub fn resolve(snapshot: &Snapshot, settings: &Settings) -> Resolution {
@@ -59,7 +65,9 @@ pub fn resolve(snapshot: &Snapshot, settings: &Settings) -> Resolution {
     resolution
         .gateways
         .sort_by(|a, b| a.gateway.cmp(&b.gateway));
-    resolution.routes.sort_by(|a, b| a.route.cmp(&b.route));
+    resolution
+        .routes
+        .sort_by(|a, b| (&a.route, a.kind).cmp(&(&b.route, b.kind)));
     resolution
         .gateway_classes
         .sort_by(|a, b| a.class.cmp(&b.class));
@@ -151,20 +159,27 @@ impl<'a> Lookup<'a> {
         labels
     }
 
-    /// Routes sorted by `namespace/name`. Objects without a name or namespace, and repeats of a
-    /// name (possible in a directory of manifests, not in a cluster), are left out: the data plane
-    /// identifies routes by `namespace/name`.
-    pub fn routes(&self) -> Vec<&'a HttpRoute> {
-        let mut routes: Vec<&HttpRoute> = self
-            .snapshot
-            .http_routes
-            .iter()
-            .filter(|r| !name(&r.metadata).is_empty() && !namespace(&r.metadata).is_empty())
-            .collect();
-        routes.sort_by_key(|r| key(&r.metadata));
-        routes.dedup_by_key(|r| key(&r.metadata));
-        routes
+    /// Routes of every kind: HTTPRoutes, then GRPCRoutes, each sorted by `namespace/name`.
+    /// Objects without a name or namespace, and repeats of a name within a kind (possible in a
+    /// directory of manifests, not in a cluster), are left out: the data plane identifies routes
+    /// by kind and `namespace/name`.
+    pub fn routes(&self) -> Vec<RouteObject<'a>> {
+        let mut http: Vec<&HttpRoute> = self.snapshot.http_routes.iter().collect();
+        let mut grpc: Vec<&GrpcRoute> = self.snapshot.grpc_routes.iter().collect();
+        sorted_named(&mut http, |r| &r.metadata);
+        sorted_named(&mut grpc, |r| &r.metadata);
+        http.into_iter()
+            .map(RouteObject::Http)
+            .chain(grpc.into_iter().map(RouteObject::Grpc))
+            .collect()
     }
+}
+
+/// Keeps the objects with a name and a namespace, sorted by `namespace/name`, the first of each.
+fn sorted_named<T>(objects: &mut Vec<&T>, meta: impl Fn(&T) -> &ObjectMeta) {
+    objects.retain(|o| !name(meta(o)).is_empty() && !namespace(meta(o)).is_empty());
+    objects.sort_by_key(|o| key(meta(o)));
+    objects.dedup_by_key(|o| key(meta(o)));
 }
 
 pub(crate) fn name(meta: &ObjectMeta) -> &str {

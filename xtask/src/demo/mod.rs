@@ -2,7 +2,8 @@
 //! controller-shim and the echo backend, starts echo backends, the controller-shim (directory mode,
 //! on a copy of `examples/quickstart/`) and Envoy, then sends requests and checks each answer:
 //! host and path routing for two teams, a header canary, a weighted split, a redirect, a path
-//! rewrite, header edits, a 404, and a route edit reaching Envoy without a restart.
+//! rewrite, header edits, a 404, a GRPCRoute called with real gRPC, and a route edit reaching Envoy
+//! without a restart.
 //!
 //! Every process it starts joins one process group led by a small `sh` watchdog whose stdin is a
 //! pipe from this process. When this process ends for any reason — done, an error, Ctrl-C, SIGTERM,
@@ -13,7 +14,8 @@
 //!
 //! Modules: [`setup`] (tools and builds), [`start`] (the echo backends, the shim and Envoy, each
 //! started and waited for), [`procs`] (the processes and their watchdog), [`http`] (a one-request
-//! HTTP/1.1 client and the echo backend's answers), [`scenario`] (the checked steps).
+//! HTTP/1.1 client and the echo backend's answers), [`scenario`] (the checked steps), [`grpc`]
+//! (the gRPC step, through testkit's `grpc-call`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 
+mod grpc;
 pub(crate) mod http;
 pub(crate) mod probes;
 pub(crate) mod procs;
@@ -53,6 +56,10 @@ const BACKENDS: [(&str, &str, u16); 4] = [
     ("site", "site-v1", 18083),
     ("site", "site-v2", 18084),
 ];
+/// The quickstart's gRPC Service (`examples/quickstart/grpc/`) and its gRPC echo backend's port.
+const GRPC_BACKEND: (&str, &str, u16) = ("rpc", "grpc-echo", 18085);
+/// Route parents the quickstart attaches: three HTTPRoutes and one GRPCRoute.
+const ROUTE_PARENTS: usize = 4;
 use envoy_install::ENVOY_VERSION;
 const RELOAD_LIMIT: Duration = Duration::from_secs(5);
 
@@ -143,6 +150,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         root: root.clone(),
         style,
         shim: binaries.shim.clone(),
+        grpc_call: binaries.grpc_call.clone(),
         manifests: work.manifests.clone(),
         envoy: SocketAddr::from(([127, 0, 0, 1], LISTEN_PORT)),
         admin: SocketAddr::from(([127, 0, 0, 1], ADMIN_PORT)),
@@ -180,6 +188,7 @@ fn ensure_ports_free() -> anyhow::Result<()> {
     let ports: Vec<u16> = [LISTEN_PORT, ADMIN_PORT, METRICS_PORT]
         .into_iter()
         .chain(BACKENDS.iter().map(|(_, _, port)| *port))
+        .chain([GRPC_BACKEND.2])
         .collect();
     let busy: Vec<String> = ports
         .iter()
@@ -248,8 +257,8 @@ fn check_routes_accepted(demo: &mut Demo, statuses: &[String]) {
             .iter()
             .all(|l| l.contains("Accepted=True") && l.contains("ResolvedRefs=True"));
     demo.check(
-        routes_ok && statuses.len() == 3,
-        "3 route parents: Accepted=True, ResolvedRefs=True",
+        routes_ok && statuses.len() == ROUTE_PARENTS,
+        &format!("{ROUTE_PARENTS} route parents (3 HTTPRoutes, 1 GRPCRoute): Accepted=True, ResolvedRefs=True"),
     );
     println!(
         "   {}",
@@ -275,6 +284,7 @@ fn run_scenario(
     demo.rewrite();
     demo.header_edits();
     demo.not_found();
+    demo.grpc();
     demo.hot_reload(processes, envoy_pid, &work.shim_log(), &work.envoy_log())?;
     if let Err(e) = processes.check_running() {
         demo.check(false, &format!("every process still running: {e:#}"));
@@ -348,6 +358,10 @@ fn print_keep_instructions(demo: &Demo, shim: &Path, work: &WorkDir) {
         format!("curl -H 'Host: www.example.com' '{url}/store/cart?item=42'"),
         format!("curl -i -H 'Host: www.example.com' '{url}/old-blog/2024/hello'"),
         format!("curl -i -H 'Host: shop.example.com' '{url}/'"),
+        format!(
+            "{} --addr 127.0.0.1:{LISTEN_PORT} --authority grpc.example.com --method Echo",
+            shown(root, &demo.grpc_call)
+        ),
     ] {
         println!("  {}", s.cyan(&line));
     }
@@ -379,9 +393,19 @@ mod tests {
 
     #[test]
     fn backends_match_the_quickstart_endpoint_slices() {
-        for (namespace, service, port) in BACKENDS {
-            let file =
-                crate::steps::root().join(format!("examples/quickstart/{namespace}/services.yaml"));
+        let directory = |namespace: &str| {
+            if namespace == GRPC_BACKEND.0 {
+                "grpc"
+            } else {
+                namespace
+            }
+            .to_owned()
+        };
+        for (namespace, service, port) in BACKENDS.into_iter().chain([GRPC_BACKEND]) {
+            let file = crate::steps::root().join(format!(
+                "examples/quickstart/{}/services.yaml",
+                directory(namespace)
+            ));
             let text = std::fs::read_to_string(&file).unwrap();
             let slice = text
                 .split("\n---\n")

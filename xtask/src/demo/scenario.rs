@@ -6,6 +6,7 @@ pub(crate) struct Demo {
     pub(crate) root: PathBuf,
     pub(crate) style: Style,
     pub(crate) shim: PathBuf,
+    pub(crate) grpc_call: PathBuf,
     pub(crate) manifests: PathBuf,
     pub(crate) envoy: SocketAddr,
     pub(crate) admin: SocketAddr,
@@ -384,7 +385,7 @@ impl Demo {
         shim_log: &Path,
         envoy_log: &Path,
     ) -> anyhow::Result<()> {
-        self.heading("8. Hot reload: the site team promotes site-v2 by editing its route");
+        self.heading("9. Hot reload: the site team promotes site-v2 by editing its route");
         let p = RELOADED;
         let before = self.request(&p);
         let was_v1 = Self::served_by(before.as_ref()).as_deref() == Some("site/site-v1");

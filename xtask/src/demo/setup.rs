@@ -92,7 +92,7 @@ pub(crate) fn ensure_envoy(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `cargo` arguments that build the host binaries the demo and the soak run.
-pub(crate) const SHIM_AND_ECHO_BUILD: [&str; 9] = [
+pub(crate) const SHIM_AND_ECHO_BUILD: [&str; 11] = [
     "build",
     "-p",
     "controller-shim",
@@ -102,6 +102,8 @@ pub(crate) const SHIM_AND_ECHO_BUILD: [&str; 9] = [
     "testkit",
     "--bin",
     "echo-backend",
+    "--bin",
+    "grpc-call",
 ];
 
 pub(crate) fn cargo_build(root: &Path, label: &str, args: &[&str]) -> anyhow::Result<Duration> {
@@ -133,6 +135,8 @@ pub(crate) struct Binaries {
     pub(crate) wasm: PathBuf,
     pub(crate) shim: PathBuf,
     pub(crate) echo: PathBuf,
+    /// testkit's gRPC client (`grpc-call`), for the gRPC step.
+    pub(crate) grpc_call: PathBuf,
 }
 
 /// Builds the filter, and the shim and the echo backend unless `prebuilt`; checks that they are
@@ -160,8 +164,9 @@ pub(crate) fn build_binaries(root: &Path, prebuilt: bool) -> anyhow::Result<(Bin
         wasm: target.join("wasm32-wasip1/wasm/gateway_wasm.wasm"),
         shim: target.join("debug/controller-shim"),
         echo: target.join("debug/echo-backend"),
+        grpc_call: target.join("debug/grpc-call"),
     };
-    for binary in [&binaries.shim, &binaries.echo] {
+    for binary in [&binaries.shim, &binaries.echo, &binaries.grpc_call] {
         if !binary.exists() {
             bail!(
                 "{} is missing; run the demo without --prebuilt to build it",

@@ -3,27 +3,36 @@
 
 use super::*;
 
-/// One echo backend per quickstart Service, on the port its EndpointSlice names.
+/// One echo backend per quickstart Service (the gRPC one for `rpc/grpc-echo`), on the port its
+/// EndpointSlice names.
 pub(crate) fn start_echo_backends(
     processes: &mut Processes,
     echo: &Path,
     logs: &Path,
 ) -> anyhow::Result<()> {
-    for (namespace, service, port) in BACKENDS {
+    let every = BACKENDS
+        .into_iter()
+        .map(|backend| (backend, false))
+        .chain([(GRPC_BACKEND, true)]);
+    for ((namespace, service, port), grpc) in every {
         let mut command = Command::new(echo);
+        if grpc {
+            command.arg("--grpc");
+        }
         command
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(["--namespace", namespace, "--service", service])
             .arg("--pod")
             .arg(format!("{service}-0"));
+        let kind = if grpc { " --grpc" } else { "" };
         processes.spawn(
-            &format!("echo-backend {namespace}/{service}"),
+            &format!("echo-backend{kind} {namespace}/{service}"),
             command,
             &logs.join(format!("echo-{service}.log")),
         )?;
     }
-    for (namespace, service, port) in BACKENDS {
+    for (namespace, service, port) in BACKENDS.into_iter().chain([GRPC_BACKEND]) {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         wait_for(
             &format!("echo backend {namespace}/{service}"),
@@ -38,6 +47,10 @@ pub(crate) fn start_echo_backends(
         BACKENDS
             .iter()
             .map(|(ns, svc, port)| format!("{ns}/{svc} :{port}"))
+            .chain([format!(
+                "{}/{} :{} (gRPC)",
+                GRPC_BACKEND.0, GRPC_BACKEND.1, GRPC_BACKEND.2
+            )])
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -96,7 +109,7 @@ pub(crate) fn start_shim(
 pub(crate) fn shim_status_lines(log: &Path) -> Vec<String> {
     let mut statuses = status_lines(log);
     let deadline = Instant::now() + Duration::from_secs(3);
-    while statuses.len() < 3 && Instant::now() < deadline {
+    while statuses.len() < ROUTE_PARENTS && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(25));
         statuses = status_lines(log);
     }

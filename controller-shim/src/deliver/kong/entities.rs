@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher as _, Hasher as _};
 
 use engine::PluginConfig;
-use engine::config::{KongDataPlane, UpstreamSelector};
+use engine::config::{Filter, KongDataPlane, UpstreamSelector};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -149,6 +149,7 @@ pub fn layout(
     }
     let ports = kong_ports(gateway, options)?;
     let mut config = gateway.config.clone();
+    let refused = refuse_grpc_routes(&mut config);
     config.upstream_selector = UpstreamSelector::KongRoute;
     config.kong = Some(KongDataPlane {
         proxy: proxy.to_owned(),
@@ -183,7 +184,8 @@ pub fn layout(
             prefix,
         });
     }
-    let warnings = limitations(&config);
+    let mut warnings = refused;
+    warnings.extend(limitations(&config));
     let filters = filters(&config, options.config_as_string)?;
     Ok(Layout {
         name,
@@ -228,6 +230,46 @@ fn kong_ports(
         }
     }
     Ok(map)
+}
+
+/// Takes the GRPCRoutes out of what Kong gets, with one warning naming each, and the backends only
+/// they used. Kong cannot carry the filter's choice for a gRPC call: it proxies gRPC only through
+/// `grpc_pass $upstream_scheme://kong_upstream` (`kong/templates/nginx_kong.lua` 346 at 3.9.3,
+/// `location @grpc`), which sends the client's `:path` as it came — `$upstream_uri`, the filter's
+/// one lever (*Upstream selection* in `docs/kong.md`), is not used there — and a service of
+/// protocol `grpc` may not have a path (`kong/db/schema/entities/services.lua` 54), so no backend
+/// route can be reached by prefix; and the entry hop to Kong's own listener is an HTTP/1.1
+/// `proxy_pass` (`proxy_http_version 1.1`, 181), which cannot carry gRPC's trailers. One GRPCRoute must not stop the Gateway's HTTPRoutes from being
+/// delivered, so the rest of the config still goes out; gRPC calls get what the HTTPRoutes give
+/// them, as if the GRPCRoutes did not exist.
+fn refuse_grpc_routes(config: &mut PluginConfig) -> Vec<String> {
+    if config.grpc_routes.is_empty() {
+        return Vec::new();
+    }
+    let warnings = std::mem::take(&mut config.grpc_routes)
+        .iter()
+        .map(|route| {
+            format!(
+                "GRPCRoute {}/{} is not delivered to Kong: Kong proxies gRPC only with grpc_pass, which cannot carry the filter's backend choice (docs/kong.md, GRPCRoute); gRPC calls get what the HTTPRoutes give them",
+                route.namespace, route.name
+            )
+        })
+        .collect();
+    let mut used = BTreeSet::new();
+    for rule in config.routes.iter().flat_map(|r| &r.rules) {
+        let filters = rule
+            .filters
+            .iter()
+            .chain(rule.backend_refs.iter().flat_map(|b| &b.filters));
+        for filter in filters {
+            if let Filter::RequestMirror { request_mirror } = filter {
+                used.insert(request_mirror.backend.clone());
+            }
+        }
+        used.extend(rule.backend_refs.iter().map(|b| b.backend.clone()));
+    }
+    config.backends.retain(|key, _| used.contains(key));
+    warnings
 }
 
 /// Gateway API features in the config that Kong cannot apply, one line per route rule.
@@ -378,6 +420,87 @@ mod tests {
                 "routes": [{"parents": [{"listener": "http"}], "rules": [{"matches": [{}]}]}],
                 "backends": {}
             })
+        );
+    }
+
+    /// A Gateway with an HTTPRoute and a GRPCRoute sharing one Service port (two backend keys),
+    /// resolved from manifests.
+    fn mixed_gateway() -> GatewayResult {
+        let manifests = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: wasm}
+spec: {controllerName: gateway-wasm.dev/controller-shim}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: wasm
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [web.example.com]
+  rules: [{backendRefs: [{name: api, port: 8080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: rpc, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [grpc.example.com]
+  rules:
+  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 9090}}}]
+    backendRefs: [{name: api, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: infra}
+spec: {ports: [{port: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: mirror, namespace: infra}
+spec: {ports: [{port: 9090}]}
+"#;
+        let mut loaded = crate::manifests::Loaded::default();
+        crate::manifests::load_str(manifests, std::path::Path::new("m.yaml"), &mut loaded).unwrap();
+        crate::resolve(&loaded.snapshot, &crate::Settings::default())
+            .gateways
+            .remove(0)
+    }
+
+    /// Kong cannot carry the filter's choice for a gRPC call: GRPCRoutes are refused by name, and
+    /// the HTTPRoutes of the same Gateway still go out, without the backends only GRPCRoutes used.
+    #[test]
+    fn grpc_routes_are_refused_by_name_and_the_rest_is_delivered() {
+        let gateway = mixed_gateway();
+        assert_eq!(gateway.config.grpc_routes.len(), 1, "the resolver emits it");
+        let mut options = KongOptions::new("http://127.0.0.1:8001");
+        options.route_secret = "test-secret-0123456789".to_owned();
+        let layout = layout(&gateway, &options, "127.0.0.1:8000").unwrap();
+        assert!(
+            layout.warnings.iter().any(|w| w.starts_with(
+                "GRPCRoute infra/rpc is not delivered to Kong: Kong proxies gRPC only with grpc_pass"
+            )),
+            "{:?}",
+            layout.warnings
+        );
+        let keys: Vec<&str> = layout.backends.iter().map(|b| b.key.as_str()).collect();
+        assert_eq!(keys, ["infra/api:8080"]);
+        let config = &layout.filters[0]["config"];
+        assert!(config.get("grpcRoutes").is_none(), "{config}");
+        assert_eq!(config["routes"][0]["name"], "web");
+        assert!(
+            !config["backends"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.starts_with("grpc:"))
         );
     }
 

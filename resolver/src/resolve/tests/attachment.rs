@@ -228,7 +228,7 @@ fn allowed_routes_all_and_selector() {
 }
 
 /// "Kinds specifies the groups and kinds of Routes that are allowed to bind to this Gateway
-/// Listener." Unsupported kinds: "ResolvedRefs" False with "InvalidRouteKinds".
+/// Listener.": a listener that lists only GRPCRoute turns HTTPRoutes away.
 #[test]
 fn allowed_routes_kinds() {
     let mut s = base("infra");
@@ -263,19 +263,40 @@ fn allowed_routes_kinds() {
         "True",
         "Accepted",
     );
-    let grpc = listener(&r, GW, "grpc-only");
+    for (name, kind) in [("grpc-only", "GRPCRoute"), ("http-only", "HTTPRoute")] {
+        let l = listener(&r, GW, name);
+        assert_condition(&l.conditions, "ResolvedRefs", "True", "ResolvedRefs");
+        let kinds = l.supported_kinds.as_ref().unwrap();
+        assert_eq!(kinds.len(), 1, "{name}");
+        assert_eq!(kinds[0].group.as_deref(), Some("gateway.networking.k8s.io"));
+        assert_eq!(kinds[0].kind, kind);
+    }
+}
+
+/// "If kinds are specified in Spec that are not supported, they MUST NOT appear in this list and
+/// an implementation MUST set the "ResolvedRefs" condition to "False" with the
+/// "InvalidRouteKinds" reason."
+#[test]
+fn unsupported_allowed_route_kinds() {
+    let mut s = base("infra");
+    s.gateways.push(gateway(
+        "infra",
+        "gw",
+        json!([
+            {"name": "tcp", "port": 80, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "TCPRoute"}]}},
+        ]),
+    ));
+    s.http_routes.push(simple_route("infra", "r", "gw"));
+    let r = run(&s);
+    let l = listener(&r, GW, "tcp");
+    assert_condition(&l.conditions, "ResolvedRefs", "False", "InvalidRouteKinds");
+    assert_eq!(l.supported_kinds.as_deref().map(<[_]>::len), Some(0));
     assert_condition(
-        &grpc.conditions,
-        "ResolvedRefs",
+        &parents(&r, "infra/r")[0].conditions,
+        "Accepted",
         "False",
-        "InvalidRouteKinds",
+        "NotAllowedByListeners",
     );
-    assert_eq!(grpc.supported_kinds.as_deref().map(<[_]>::len), Some(0));
-    let http = listener(&r, GW, "http-only");
-    assert_condition(&http.conditions, "ResolvedRefs", "True", "ResolvedRefs");
-    let kinds = http.supported_kinds.as_ref().unwrap();
-    assert_eq!(kinds[0].group.as_deref(), Some("gateway.networking.k8s.io"));
-    assert_eq!(kinds[0].kind, "HTTPRoute");
 }
 
 /// Route hostnames ∩ listener hostname, wildcards on either side; "If both the Listener and

@@ -5,21 +5,25 @@
 
 mod attachment;
 mod backends;
+mod grpc;
+mod grpc_conflicts;
 mod listeners;
 mod rules;
 
+use crate::api::RouteParentStatus;
 use crate::api::core::{Namespace, Secret, Service};
 use crate::api::discovery::EndpointSlice;
 use crate::api::gatewayclasses::GatewayClass;
 use crate::api::gateways::{Gateway, GatewayStatusListeners};
-use crate::api::httproutes::{HttpRoute, HttpRouteStatusParents};
+use crate::api::grpcroutes::GrpcRoute;
+use crate::api::httproutes::HttpRoute;
 use crate::api::listenersets::ListenerSet;
 use crate::api::meta::Condition;
 use crate::api::referencegrants::ReferenceGrant;
 use engine::config::PluginConfig;
 use serde_json::{Value, json};
 
-use crate::kinds::Snapshot;
+use crate::kinds::{Kind, Snapshot};
 use crate::resolution::{Resolution, Settings};
 
 pub const CONTROLLER: &str = "example.com/gateway-wasm-test";
@@ -74,6 +78,25 @@ pub fn simple_route(ns: &str, name: &str, gw: &str) -> HttpRoute {
         name,
         json!({"parentRefs": [{"name": gw}], "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]}),
     )
+}
+
+pub fn grpc_route(ns: &str, name: &str, spec: Value) -> GrpcRoute {
+    object(json!({"metadata": {"namespace": ns, "name": name, "generation": 5}, "spec": spec}))
+}
+
+/// A GRPCRoute to Gateway `gw` (same namespace) sending every call to `svc:8080`.
+pub fn simple_grpc_route(ns: &str, name: &str, gw: &str) -> GrpcRoute {
+    grpc_route(
+        ns,
+        name,
+        json!({"parentRefs": [{"name": gw}], "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]}),
+    )
+}
+
+/// Sets `metadata.creationTimestamp` (RFC 3339).
+pub fn created<T: kube_core::Resource>(mut object: T, at: &str) -> T {
+    object.meta_mut().creation_timestamp = Some(crate::api::Time(at.parse().unwrap()));
+    object
 }
 
 pub fn service(ns: &str, name: &str, ports: Value) -> Service {
@@ -156,18 +179,29 @@ pub fn run(snapshot: &Snapshot) -> Resolution {
     resolution
 }
 
-/// Our status entries of a route (`ns/name`); panics when the route has no status update.
-pub fn parents<'r>(r: &'r Resolution, route: &str) -> &'r [HttpRouteStatusParents] {
+/// Our status entries of an HTTPRoute (`ns/name`); panics when the route has no status update.
+pub fn parents<'r>(r: &'r Resolution, route: &str) -> &'r [RouteParentStatus] {
+    parents_of(r, Kind::HttpRoute, route)
+}
+
+/// Our status entries of a GRPCRoute (`ns/name`).
+pub fn grpc_parents<'r>(r: &'r Resolution, route: &str) -> &'r [RouteParentStatus] {
+    parents_of(r, Kind::GrpcRoute, route)
+}
+
+fn parents_of<'r>(r: &'r Resolution, kind: Kind, route: &str) -> &'r [RouteParentStatus] {
     &r.routes
         .iter()
-        .find(|x| x.route.to_string() == route)
-        .unwrap_or_else(|| panic!("no status for {route}"))
+        .find(|x| x.kind == kind && x.route.to_string() == route)
+        .unwrap_or_else(|| panic!("no {kind} status for {route}"))
         .status
         .parents
 }
 
 pub fn has_status(r: &Resolution, route: &str) -> bool {
-    r.routes.iter().any(|x| x.route.to_string() == route)
+    r.routes
+        .iter()
+        .any(|x| x.kind == Kind::HttpRoute && x.route.to_string() == route)
 }
 
 pub fn condition<'c>(conditions: &'c [Condition], kind: &str) -> &'c Condition {
@@ -204,6 +238,20 @@ pub fn listener<'r>(r: &'r Resolution, gw: &str, name: &str) -> &'r GatewayStatu
         .and_then(|g| g.status.listeners.as_ref())
         .and_then(|ls| ls.iter().find(|l| l.name == name))
         .unwrap_or_else(|| panic!("no listener status {gw} {name}"))
+}
+
+/// The listeners a GRPCRoute is attached to in a Gateway's config, with their effective hostnames.
+pub fn grpc_attached(r: &Resolution, gw: &str, route: &str) -> Vec<(String, Vec<String>)> {
+    config(r, gw)
+        .grpc_routes
+        .iter()
+        .filter(|x| format!("{}/{}", x.namespace, x.name) == route)
+        .flat_map(|x| {
+            x.parents
+                .iter()
+                .map(|p| (p.listener.clone(), p.hostnames.clone()))
+        })
+        .collect()
 }
 
 /// The listeners a route is attached to in a Gateway's config, with their effective hostnames.

@@ -4,7 +4,6 @@
 //! with `use_monolithic_push`. Manifests are pushed and fetched as raw bytes so their digests are
 //! the digests we computed.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,11 +13,10 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
 use crate::auth::AuthSource;
+use crate::digest::sha256_digest;
 use crate::formats::{
     self, DOCKER_MANIFEST, Descriptor, Format, Index, Manifest, OCI_INDEX, OCI_MANIFEST,
 };
-use crate::layout::Layout;
-use crate::util::{sha256_digest, short_digest};
 
 /// A reference as the user wrote it, parsed.
 #[derive(Debug, Clone)]
@@ -67,7 +65,7 @@ impl Target {
         self.reference.digest()
     }
 
-    pub(crate) fn with_tag(&self, tag: &str) -> Reference {
+    pub fn with_tag(&self, tag: &str) -> Reference {
         Reference::with_tag(
             self.reference.registry().to_string(),
             self.reference.repository().to_string(),
@@ -76,7 +74,8 @@ impl Target {
     }
 }
 
-fn target_with_tag(base: &Target, tag: &str) -> Target {
+/// `base` with `tag` instead of its own tag or digest.
+pub fn target_with_tag(base: &Target, tag: &str) -> Target {
     Target {
         raw: format!("{}/{}:{tag}", base.registry(), base.repository()),
         reference: base.with_tag(tag),
@@ -84,7 +83,8 @@ fn target_with_tag(base: &Target, tag: &str) -> Target {
     }
 }
 
-fn target_with_digest(base: &Target, digest: &str) -> Target {
+/// `base` pinned to `digest`.
+pub fn target_with_digest(base: &Target, digest: &str) -> Target {
     Target {
         raw: format!("{}/{}@{digest}", base.registry(), base.repository()),
         reference: Reference::with_digest(
@@ -131,6 +131,7 @@ pub struct Pulled {
 pub struct Registry {
     client: Client,
     connect: Connect,
+    progress: fn(&str),
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -158,7 +159,27 @@ impl Registry {
         Registry {
             client: Client::new(config),
             connect,
+            progress,
         }
+    }
+
+    /// Reports progress through `report` instead of lines on standard error (a daemon logs them).
+    pub fn with_progress(mut self, report: fn(&str)) -> Self {
+        self.progress = report;
+        self
+    }
+
+    fn progress(&self, line: &str) {
+        (self.progress)(line);
+    }
+
+    /// The oci-client underneath (pushing a layout, in the packager).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn connect(&self) -> &Connect {
+        &self.connect
     }
 
     /// `http://host:port` or `https://host:port`.
@@ -172,7 +193,12 @@ impl Registry {
     }
 
     /// Turns a client error into a message that names the registry address and the step.
-    fn explain(&self, err: OciDistributionError, target: &Target, doing: &str) -> anyhow::Error {
+    pub fn explain(
+        &self,
+        err: OciDistributionError,
+        target: &Target,
+        doing: &str,
+    ) -> anyhow::Error {
         let url = self.base_url(target);
         let hint = if self.connect.plain_http {
             String::new()
@@ -208,7 +234,8 @@ impl Registry {
         }
     }
 
-    async fn login(&self, target: &Target, op: RegistryOperation) -> Result<()> {
+    /// Authenticates for `op` on `target`'s repository (a token, when the registry uses them).
+    pub async fn login(&self, target: &Target, op: RegistryOperation) -> Result<()> {
         self.client
             .store_auth_if_needed(target.reference.resolve_registry(), &self.connect.auth)
             .await;
@@ -219,128 +246,47 @@ impl Registry {
         Ok(())
     }
 
-    /// Pushes the chosen entry of `layout` to `target`: every blob, every manifest of an image
-    /// index, then the manifest (or index) itself under the tag. Without a tag in the reference,
-    /// the layout's own tag is used. Then the layout's referrers of that entry (the SBOM of an
-    /// image) are pushed and listed under the OCI referrers tag `sha256-<hex>`. Returns the digest.
-    pub async fn push_layout(&self, layout: &Layout, target: &Target) -> Result<String> {
-        if let Some(digest) = target.digest()
-            && digest != layout.manifest_desc.digest
-        {
-            bail!(
-                "{} pins {digest}, but the layout {} holds manifest {}",
-                target.raw,
-                layout.dir.display(),
-                layout.manifest_desc.digest
-            );
-        }
-        let tag = match (target.explicit_tag, layout.ref_name()) {
-            (true, _) => target.reference.tag().unwrap_or("latest").to_string(),
-            (false, Some(name)) => name.to_string(),
-            (false, None) => "latest".to_string(),
-        };
-        let dest = Target {
-            raw: format!("{}/{}:{tag}", target.registry(), target.repository()),
-            reference: target.with_tag(&tag),
-            explicit_tag: true,
-        };
-        progress(&format!(
-            "pushing {} to {} ({})",
-            layout.dir.display(),
-            dest.raw,
-            self.connect.auth_source
-        ));
-        self.login(&dest, RegistryOperation::Push).await?;
-        let mut pushed_blobs = BTreeSet::new();
-        self.push_tree(
-            layout,
-            &layout.manifest_desc,
-            &dest,
-            Some(&tag),
-            &mut pushed_blobs,
-        )
-        .await?;
-        let referrers = layout.referrers()?;
-        for referrer in &referrers {
-            self.push_tree(layout, referrer, &dest, None, &mut pushed_blobs)
-                .await?;
-            let manifest = layout.read_manifest(referrer)?;
-            self.list_referrer(&dest, &layout.manifest_desc.digest, referrer, &manifest)
-                .await?;
-        }
-        Ok(layout.manifest_desc.digest.clone())
-    }
-
-    /// Pushes the manifest or image index `desc` and everything under it; under `tag`, or by
-    /// digest without one.
-    async fn push_tree(
+    /// Pushes an artifact built in memory ([`formats::build_artifact`]): its blobs, then its
+    /// manifest under `dest`'s tag. Returns the manifest digest. (The packager pushes layouts on
+    /// disk; this is for programs and tests that publish a module directly.)
+    pub async fn push_artifact(
         &self,
-        layout: &Layout,
-        desc: &Descriptor,
+        artifact: &formats::Artifact,
         dest: &Target,
-        tag: Option<&str>,
-        pushed_blobs: &mut BTreeSet<String>,
-    ) -> Result<()> {
-        let bytes = layout.blob(desc)?;
-        if desc.media_type == OCI_INDEX {
-            let index = layout.read_index(desc)?;
-            for child in &index.manifests {
-                Box::pin(self.push_tree(layout, child, dest, None, pushed_blobs)).await?;
-            }
-        } else {
-            let manifest = layout.read_manifest(desc)?;
-            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                if pushed_blobs.insert(blob.digest.clone()) {
-                    self.push_blob(layout, blob, dest).await?;
-                }
-            }
+    ) -> Result<String> {
+        self.login(dest, RegistryOperation::Push).await?;
+        for (digest, bytes) in &artifact.blobs {
+            self.push_blob(dest, bytes.clone(), digest).await?;
         }
-        let reference = match tag {
-            Some(tag) => target_with_tag(dest, tag),
-            None => target_with_digest(dest, &desc.digest),
-        };
-        progress(&format!(
-            "uploading {} {} as {}",
-            if desc.media_type == OCI_INDEX {
-                "image index"
-            } else {
-                "manifest"
-            },
-            short_digest(&desc.digest),
-            reference.raw
-        ));
-        self.put_manifest(&reference, bytes, &desc.media_type).await
+        self.put_manifest(dest, artifact.manifest_bytes.clone(), OCI_MANIFEST)
+            .await?;
+        Ok(artifact.manifest_digest.clone())
     }
 
-    async fn push_blob(&self, layout: &Layout, desc: &Descriptor, dest: &Target) -> Result<()> {
+    /// Uploads `bytes` as blob `digest`, unless the registry has it. Returns whether it uploaded.
+    pub async fn push_blob(&self, dest: &Target, bytes: Vec<u8>, digest: &str) -> Result<bool> {
         let exists = self
             .client
-            .blob_exists(&dest.reference, &desc.digest)
+            .blob_exists(&dest.reference, digest)
             .await
             .map_err(|e| self.explain(e, dest, "checking for an existing blob"))?;
         if exists {
-            progress(&format!(
-                "blob {} ({}) already in the registry",
-                short_digest(&desc.digest),
-                desc.media_type
-            ));
-            return Ok(());
+            return Ok(false);
         }
-        let bytes = layout.blob(desc)?;
-        progress(&format!(
-            "uploading blob {} ({}, {} bytes)",
-            short_digest(&desc.digest),
-            desc.media_type,
-            bytes.len()
-        ));
         self.client
-            .push_blob(&dest.reference, bytes, &desc.digest)
+            .push_blob(&dest.reference, bytes, digest)
             .await
-            .map_err(|e| self.explain(e, dest, &format!("uploading blob {}", desc.digest)))?;
-        Ok(())
+            .map_err(|e| self.explain(e, dest, &format!("uploading blob {digest}")))?;
+        Ok(true)
     }
 
-    async fn put_manifest(&self, dest: &Target, bytes: Vec<u8>, media_type: &str) -> Result<()> {
+    /// Uploads a manifest or image index as these exact bytes under `dest` (tag or digest).
+    pub async fn put_manifest(
+        &self,
+        dest: &Target,
+        bytes: Vec<u8>,
+        media_type: &str,
+    ) -> Result<()> {
         self.client
             .push_manifest_raw(
                 &dest.reference,
@@ -354,56 +300,19 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds `referrer` to the referrers index of `subject` under the OCI 1.1 referrers tag
-    /// schema: "the tag is the digest of the subject with `:` replaced by `-`", holding an image
-    /// index of the referrers' descriptors (with `artifactType` and annotations). Registries
-    /// without the referrers API (distribution 2.8) serve referrers only this way; tools that
-    /// query the API fall back to this tag. An existing list is kept and extended.
-    async fn list_referrer(
-        &self,
-        dest: &Target,
-        subject: &str,
-        referrer: &Descriptor,
-        manifest: &Manifest,
-    ) -> Result<()> {
-        let tag = referrers_tag(subject);
-        let tagged = target_with_tag(dest, &tag);
-        let mut index = match self
+    /// The image index under `tagged` (a referrers list), or an empty one when there is none.
+    pub async fn read_index_or_empty(&self, tagged: &Target) -> Result<Index> {
+        match self
             .client
             .pull_manifest_raw(&tagged.reference, &self.connect.auth, &[OCI_INDEX])
             .await
         {
             Ok((bytes, _)) => serde_json::from_slice::<Index>(&bytes)
-                .with_context(|| format!("parsing the referrers index {}", tagged.raw))?,
+                .with_context(|| format!("parsing the image index {}", tagged.raw)),
             Err(OciDistributionError::ImageManifestNotFoundError(_))
-            | Err(OciDistributionError::RegistryError { .. }) => Index::new(Vec::new()),
-            Err(e) => {
-                return Err(self.explain(e, &tagged, "reading the referrers index"));
-            }
-        };
-        if index.manifests.iter().any(|m| m.digest == referrer.digest) {
-            progress(&format!(
-                "referrer {} already listed under {}",
-                short_digest(&referrer.digest),
-                tagged.raw
-            ));
-            return Ok(());
+            | Err(OciDistributionError::RegistryError { .. }) => Ok(Index::new(Vec::new())),
+            Err(e) => Err(self.explain(e, tagged, "reading the image index")),
         }
-        let mut entry = referrer.clone();
-        entry.annotations = manifest.annotations.clone();
-        entry.artifact_type = manifest.artifact_type.clone();
-        index.manifests.push(entry);
-        let bytes = serde_json::to_vec(&index).context("serializing the referrers index")?;
-        progress(&format!(
-            "listing referrer {} ({}) under {}",
-            short_digest(&referrer.digest),
-            manifest
-                .artifact_type
-                .as_deref()
-                .unwrap_or("no artifactType"),
-            tagged.raw
-        ));
-        self.put_manifest(&tagged, bytes, OCI_INDEX).await
     }
 
     /// Fetches and verifies the manifest `target` names. A reference with both a tag and a
@@ -500,7 +409,7 @@ impl Registry {
         target: &Target,
         expected_sha256: Option<&str>,
     ) -> Result<Pulled> {
-        progress(&format!(
+        self.progress(&format!(
             "fetching manifest of {} from {} ({})",
             target.raw,
             self.base_url(target),
@@ -509,10 +418,10 @@ impl Registry {
         let fetched = self.fetch_manifest(target).await?;
         let (format, layer) = formats::detect(&fetched.manifest, &target.raw)?;
         let layer = layer.clone();
-        progress(&format!(
+        self.progress(&format!(
             "manifest {} ({format} format); downloading layer {} ({} bytes)",
             fetched.digest,
-            short_digest(&layer.digest),
+            crate::digest::short_digest(&layer.digest),
             layer.size
         ));
         let bytes = self.fetch_blob(target, &layer).await?;

@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::{sha256_digest, sha256_hex};
+use crate::digest::{sha256_digest, sha256_hex};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -51,9 +51,13 @@ pub const ANN_DESCRIPTION: &str = "org.opencontainers.image.description";
 pub const COMPAT_FILE: &str = "plugin.wasm";
 /// The root id our filter answers to (the Rust SDK ignores it, but configs name one).
 pub const ROOT_ID: &str = "gateway_wasm";
+/// The proxy-wasm ABI marker export the module carries (ABI 0.2.1), named in the `oci` format's
+/// runtime config.
+pub const ABI_MARKER: &str = "proxy_abi_version_0_2_1";
 
 /// Which artifact layout to produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
     /// Istio/solo "compat": one tar+gzip layer with plugin.wasm (Istio, Envoy Gateway).
     Compat,
@@ -220,7 +224,7 @@ pub enum FormatError {
     },
 }
 
-pub(crate) fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
+pub fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, FormatError> {
     serde_json::to_vec(value).map_err(|source| FormatError::Json { what, source })
 }
 
@@ -235,10 +239,10 @@ struct ImageConfig<'a> {
 
 /// The `rootfs` of an image config: the digests of the uncompressed layers.
 #[derive(Serialize)]
-pub(crate) struct RootFs {
+pub struct RootFs {
     #[serde(rename = "type")]
-    pub(crate) kind: &'static str,
-    pub(crate) diff_ids: Vec<String>,
+    pub kind: &'static str,
+    pub diff_ids: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -318,7 +322,7 @@ fn manifest_annotations(
         }
         Format::Oci => {
             a.insert(ANN_RUNTIME_TYPE.into(), "envoy_proxy".into());
-            a.insert(ANN_RUNTIME_ABI.into(), crate::abi::ABI_MARKER.into());
+            a.insert(ANN_RUNTIME_ABI.into(), ABI_MARKER.into());
         }
         Format::Cncf => {}
     }
@@ -360,7 +364,7 @@ pub fn build_artifact(
             let config = to_json(
                 &RuntimeConfig {
                     kind: "envoy_proxy",
-                    abi_versions: vec![crate::abi::ABI_MARKER],
+                    abi_versions: vec![ABI_MARKER],
                     config: RuntimeConfigInner {
                         root_ids: vec![ROOT_ID],
                     },

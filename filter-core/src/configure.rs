@@ -27,6 +27,12 @@ pub struct Compiled {
 /// Parses, validates and compiles a configuration. Logs the outcome and counts it; `None` means
 /// rejected (the host then keeps the previous configuration).
 pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
+    compile(host, bytes).map(Rc::new)
+}
+
+/// [`configure`] without the `Rc`: for a host that shares the table across threads (the Envoy
+/// dynamic module wraps it in an `Arc`).
+pub fn compile(host: &mut impl Host, bytes: &[u8]) -> Option<Compiled> {
     let started = host.now_nanos();
     let decoded = crate::payload::decode(bytes);
     let inflate_micros = host.now_nanos().saturating_sub(started) / 1_000;
@@ -83,7 +89,7 @@ pub fn configure(host: &mut impl Host, bytes: &[u8]) -> Option<Rc<Compiled>> {
                 ),
             );
             host.increment(Metric::ConfigAccepted);
-            Some(Rc::new(compiled))
+            Some(compiled)
         }
         Err(error) => {
             host.log(

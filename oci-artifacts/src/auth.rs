@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
-use crate::util::base64_decode;
+use crate::digest::base64_decode;
 
 /// Where credentials came from, for progress lines (never the secret itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +125,30 @@ pub fn resolve(
         (None, true) => bail!("--password-stdin needs --username"),
         (None, false) => {}
     }
+    from_environment(registry)
+}
+
+/// No credentials.
+pub fn anonymous() -> (RegistryAuth, AuthSource) {
+    (RegistryAuth::Anonymous, AuthSource::Anonymous)
+}
+
+/// Credentials given as a user and a password read elsewhere (a mounted Secret's file).
+pub fn with_password(username: &str, password: &str) -> Result<(RegistryAuth, AuthSource)> {
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("the password for registry user {username} is empty");
+    }
+    Ok((
+        RegistryAuth::Basic(username.to_string(), password.to_string()),
+        AuthSource::CommandLine {
+            username: username.to_string(),
+        },
+    ))
+}
+
+/// Credentials for `registry` from Docker's config file (and its credential helpers), else none.
+pub fn from_environment(registry: &str) -> Result<(RegistryAuth, AuthSource)> {
     match docker_config_path() {
         Some(path) if path.is_file() => from_docker_config(&path, registry),
         _ => Ok((RegistryAuth::Anonymous, AuthSource::Anonymous)),

@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 
 use engine::config::UpstreamSelector;
 use engine::{
-    Action, Forward, HeaderEdit, LocalReason, LocalResponse, RandomSource, Redirect, Request,
-    SplitMix64,
+    Action, Forward, GrpcCode, HeaderEdit, LocalReason, LocalResponse, RandomSource, Redirect,
+    Request, SplitMix64,
 };
 
 pub use crate::configure::{Compiled, configure};
@@ -87,6 +87,12 @@ impl Shared {
         }
         deadlines.push_back(now.saturating_add(MIRROR_TIMEOUT_MS.saturating_mul(1_000_000)));
         true
+    }
+
+    /// A mirror finished before its deadline: frees a slot. For hosts that report completions
+    /// (the Envoy dynamic module); without it a slot is held for [`MIRROR_TIMEOUT_MS`].
+    pub fn release_mirror(&self) {
+        self.mirror_deadlines.borrow_mut().pop_front();
     }
 }
 
@@ -447,6 +453,11 @@ fn respond(
         ),
         LocalReason::CorsPreflight => (Metric::CorsPreflight, String::new()),
     };
+    if let Some(code) = response.grpc {
+        send_grpc_answer(host, code, body.trim_end())?;
+        host.increment(metric);
+        return Ok(());
+    }
     let mut list: Vec<(String, String)> = Vec::new();
     if !body.is_empty() {
         list.push((
@@ -458,6 +469,40 @@ fn respond(
     send_list(host, response.status, &list, body.as_bytes())?;
     host.increment(metric);
     Ok(())
+}
+
+/// A gRPC answer as a trailers-only response (gRPC over HTTP2: "Trailers-Only is permitted for
+/// calls that produce an immediate error"): HTTP 200, `content-type: application/grpc`,
+/// `grpc-status` and `grpc-message` in the one HEADERS frame, no body. Envoy keeps a `grpc-status`
+/// the filter set and sends the headers with end of stream when there is no body
+/// (`Utility::sendLocalReply`, source/common/http/utility.cc); Kong sends what it is given.
+fn send_grpc_answer(host: &mut impl Host, code: GrpcCode, message: &str) -> Result<(), HostError> {
+    let status = code.code().to_string();
+    let message = percent_encode_grpc_message(message);
+    host.send_local_response(
+        200,
+        &[
+            ("content-type", "application/grpc"),
+            ("grpc-status", &status),
+            ("grpc-message", &message),
+        ],
+        b"",
+    )
+}
+
+/// gRPC over HTTP2: "Percent-Encoded → 1*(Percent-Byte-Unencoded / Percent-Byte-Encoded)
+/// Percent-Byte-Unencoded → 1*( %x20-%x24 / %x26-%x7E ) ; space and VCHAR, except %" — every
+/// other byte of the UTF-8 message is sent as `%XX`.
+pub fn percent_encode_grpc_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn send_redirect(host: &mut impl Host, redirect: &Redirect<'_>) -> Result<(), HostError> {

@@ -1,0 +1,802 @@
+//! The xDS server feeding real Envoy 1.40 processes started from the bootstrap
+//! `controller-shim bootstrap` prints, both ADS variants: routing, listeners and certificates that
+//! change without a restart, a config the filter rejects (NACKed, reported, traffic keeps the last
+//! ACKed version), a new module switched to without a failed request, and a server that goes away
+//! and comes back.
+//!
+//! The server runs in the test process (the library's `XdsServer`), so a test can hand it a
+//! configuration the shim's own engine check would never let through: that is how a config the
+//! filter rejects reaches Envoy here. The fleet run (`cargo xtask fleet`) drives the shim binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use controller_shim::envoy::{AdsBootstrap, AdsProtocol, Binding, EnvoyOptions, ads_bootstrap};
+use controller_shim::metrics::Metrics;
+use controller_shim::resolution::{
+    BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
+};
+use controller_shim::xds::{XdsServer, XdsTarget};
+use fixtures::{fill, fixture};
+use serde_json::Value;
+use testkit::certs::CertificateAuthority;
+use testkit::client::{HttpClient, Request, Response, TlsConfig};
+use testkit::echo::{EchoIdentity, EchoServer};
+use testkit::envoy::{Envoy, EnvoyOptions as RunOptions};
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn gateway_key() -> ObjectKey {
+    ObjectKey {
+        namespace: "infra".into(),
+        name: "gw".into(),
+    }
+}
+
+/// The e2e route table, with `switch` as the backend of `/switch`; `listeners` keeps only those
+/// listener names (all four when empty).
+fn config(switch: &str, listeners: &[&str]) -> String {
+    let text = fill(
+        fixture!("plugin-config-e2e.json"),
+        &[
+            ("switch", &switch),
+            (
+                "revision",
+                &format!("switch-to-{switch}-{}", listeners.join("+")),
+            ),
+        ],
+    );
+    if listeners.is_empty() {
+        return text;
+    }
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    value["listeners"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|l| listeners.contains(&l["name"].as_str().unwrap()));
+    for route in value["routes"].as_array_mut().unwrap() {
+        route["parents"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|p| listeners.contains(&p["listener"].as_str().unwrap()));
+    }
+    value.to_string()
+}
+
+fn echo(service: &str) -> EchoServer {
+    EchoServer::start(
+        EchoIdentity::new("app", service, format!("{service}-0")),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+fn service(response: &Response) -> String {
+    response
+        .echo()
+        .map(|e| e.service)
+        .unwrap_or_else(|e| format!("<not an echo: {e}: {}>", response.text()))
+}
+
+struct Backends {
+    api: EchoServer,
+    v2: EchoServer,
+    shadow: EchoServer,
+}
+
+impl Backends {
+    fn start() -> Backends {
+        Backends {
+            api: echo("api"),
+            v2: echo("api-v2"),
+            shadow: echo("shadow"),
+        }
+    }
+
+    fn result(&self, config: &str, tls: &BTreeMap<String, Vec<TlsCertificate>>) -> GatewayResult {
+        let target = |service: &str, server: &EchoServer| BackendTarget {
+            namespace: "app".into(),
+            service: service.into(),
+            port: 8080,
+            app_protocol: None,
+            endpoints: vec![Endpoint {
+                address: "127.0.0.1".into(),
+                port: server.addr().port(),
+            }],
+        };
+        GatewayResult {
+            gateway: gateway_key(),
+            generation: Some(1),
+            config: engine::parse(config.as_bytes()).unwrap(),
+            backends: [
+                ("api", &self.api),
+                ("api-v2", &self.v2),
+                ("shadow", &self.shadow),
+            ]
+            .into_iter()
+            .map(|(s, server)| (format!("app/{s}:8080"), target(s, server)))
+            .collect(),
+            tls: tls.clone(),
+            status: Default::default(),
+        }
+    }
+}
+
+/// TLS material for the two HTTPS listeners, issued by `ca`.
+fn certificates(ca: &CertificateAuthority) -> BTreeMap<String, Vec<TlsCertificate>> {
+    let mut tls = BTreeMap::new();
+    for (listener, host) in [("https-a", "a.example.com"), ("https-b", "b.example.com")] {
+        let issued = ca.issue(&[host]).unwrap();
+        tls.insert(
+            listener.to_owned(),
+            vec![TlsCertificate {
+                secret: ObjectKey {
+                    namespace: "infra".into(),
+                    name: listener.into(),
+                },
+                certificate_pem: issued.chain_pem(),
+                private_key_pem: issued.key_pem.clone(),
+            }],
+        );
+    }
+    tls
+}
+
+/// The xDS server in this process, on its own runtime.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    server: XdsServer,
+    metrics: Arc<Metrics>,
+    addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(wasm: &Path, addr: SocketAddr) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let server = XdsServer::new(EnvoyOptions::new("", wasm), metrics.clone());
+        let (addr, task) = runtime.block_on(server.serve(addr)).unwrap();
+        server.set_module(std::fs::read(wasm).unwrap().into(), "test");
+        Server {
+            runtime,
+            server,
+            metrics,
+            addr,
+            task: Some(task),
+        }
+    }
+
+    fn deliver(&self, result: &GatewayResult) {
+        let mut target = XdsTarget::new(self.server.clone());
+        self.runtime.block_on(target.deliver(result)).unwrap();
+    }
+
+    /// Stops listening and drops every stream (as a killed shim would).
+    fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// Ports one Envoy binds for Gateway ports 80, 8080 and 443.
+struct Ports {
+    http: u16,
+    unused: u16,
+    https: u16,
+}
+
+fn start_envoy(xds: SocketAddr, protocol: AdsProtocol, node: &str, dir: &Path) -> (Envoy, Ports) {
+    let ports = testkit::ports::free_ports(3).unwrap();
+    let ports = Ports {
+        http: ports[0],
+        unused: ports[1],
+        https: ports[2],
+    };
+    let bootstrap = ads_bootstrap(&AdsBootstrap {
+        xds_host: xds.ip().to_string(),
+        xds_port: xds.port(),
+        gateway: gateway_key(),
+        node_id: node.into(),
+        admin_port: 0,
+        protocol,
+        binding: Binding {
+            bind_address: "127.0.0.1".into(),
+            port_offset: 0,
+            port_map: BTreeMap::from([(80, ports.http), (8080, ports.unused), (443, ports.https)]),
+        },
+        edge: controller_shim::envoy::EdgeOptions::default(),
+    })
+    .unwrap();
+    let path = dir.join(format!("{node}.yaml"));
+    std::fs::write(&path, bootstrap).unwrap();
+    let envoy = Envoy::start(RunOptions::new(&path)).unwrap();
+    (envoy, ports)
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn get(port: u16, path: &str) -> Result<Response, testkit::client::ClientError> {
+    HttpClient::http1(localhost(port))
+        .with_timeout(Duration::from_secs(5))
+        .send(&Request::get(path).with_host("example.com"))
+}
+
+/// Waits until `check` holds, or fails with `what` and Envoy's log.
+fn eventually(envoy: &Envoy, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {timeout:?}\n{}",
+            envoy.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn routes_to(port: u16, path: &str, expected: &str) -> bool {
+    get(port, path).is_ok_and(|r| r.status == 200 && service(&r) == expected)
+}
+
+/// What [`load`] saw: (time, backend or error) per request.
+type Answers = Vec<(Instant, Result<String, String>)>;
+
+/// `GET path` in a loop until stopped.
+fn load(port: u16, path: &'static str) -> (Arc<AtomicBool>, JoinHandle<Answers>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            let outcome = match get(port, path) {
+                Ok(r) if r.status == 200 => Ok(service(&r)),
+                Ok(r) => Err(format!("{} {}", r.status, r.text())),
+                Err(e) => Err(e.to_string()),
+            };
+            seen.push((Instant::now(), outcome));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    });
+    (stop, handle)
+}
+
+fn failures(seen: &[(Instant, Result<String, String>)]) -> Vec<&String> {
+    seen.iter().filter_map(|(_, o)| o.as_ref().err()).collect()
+}
+
+fn tls_client(port: u16, sni: &str, ca: &CertificateAuthority) -> HttpClient {
+    HttpClient::https1(
+        localhost(port),
+        TlsConfig::with_ca_pem(sni, ca.cert_pem().as_bytes()).unwrap(),
+    )
+    .with_timeout(Duration::from_secs(5))
+}
+
+fn uptime(envoy: &Envoy) -> u64 {
+    envoy.counter("server.uptime").unwrap_or(0)
+}
+
+#[test]
+fn both_ads_variants_feed_listeners_clusters_certificates_and_the_filter() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let ca = CertificateAuthority::new("xds CA").unwrap();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    server.deliver(&backends.result(&config("app/api:8080", &[]), &certificates(&ca)));
+
+    for (protocol, node) in [
+        (AdsProtocol::StateOfTheWorld, "sotw-0"),
+        (AdsProtocol::Delta, "delta-0"),
+    ] {
+        let (envoy, ports) = start_envoy(server.addr, protocol, node, dir.path());
+        eventually(
+            &envoy,
+            "routing through the filter",
+            Duration::from_secs(30),
+            || routes_to(ports.http, "/api/x", "api"),
+        );
+        let r = get(ports.http, "/api/users?page=2").unwrap();
+        assert_eq!(
+            r.echo().unwrap().header_joined("x-from-gateway").as_deref(),
+            Some("yes")
+        );
+        assert_eq!(r.header("x-resp").as_deref(), Some("edited"));
+        assert_eq!(get(ports.http, "/old/page").unwrap().status, 301);
+        // Gateway port 8080 is bound elsewhere; the filter still sees 8080, which has no routes.
+        let r = get(ports.unused, "/api").unwrap();
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (404, "no route for GET example.com/api\n")
+        );
+        // HTTPS, with certificates from SDS: SNI picks the chain, a Host for the other is 421.
+        let r = tls_client(ports.https, "a.example.com", &ca)
+            .send(&Request::get("/api").with_host("a.example.com"))
+            .unwrap();
+        assert_eq!((r.status, service(&r)), (200, "api".to_owned()));
+        let r = tls_client(ports.https, "a.example.com", &ca)
+            .send(&Request::get("/api").with_host("b.example.com"))
+            .unwrap();
+        assert_eq!(r.status, 421);
+
+        // Clusters with EndpointSlice endpoints come as EDS clusters.
+        let dump = envoy
+            .admin_get("/config_dump?resource=dynamic_active_clusters")
+            .unwrap();
+        assert!(dump.contains("\"type\": \"EDS\""), "{dump}");
+        let endpoints = envoy.admin_get("/config_dump?include_eds").unwrap();
+        assert!(endpoints.contains(&backends.api.addr().port().to_string()));
+
+        // The server knows the node and what it ACKed.
+        eventually(&envoy, "the node in sync", Duration::from_secs(10), || {
+            server.server.registry.nodes().iter().any(|n| {
+                n.node == node
+                    && n.in_sync()
+                    && n.revision.as_deref() == Some("switch-to-app/api:8080-")
+                    && n.resources.len() == 5
+            })
+        });
+        let document = server.server.registry.document();
+        let listed = document["nodes"].as_array().unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|n| n["node"] == node && n["gateway"] == "infra/gw"),
+            "{document}"
+        );
+        drop(envoy);
+    }
+    let metrics = server.metrics.encode();
+    assert!(
+        metrics.contains("gateway_wasm_xds_acks_total{type=\"ECDS\"}"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+#[test]
+fn pushes_take_effect_without_failed_requests_and_an_unchanged_push_sends_nothing() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let tls = BTreeMap::new();
+    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    let (envoy, ports) = start_envoy(server.addr, AdsProtocol::Delta, "push-0", dir.path());
+    eventually(
+        &envoy,
+        "the first route table",
+        Duration::from_secs(30),
+        || routes_to(ports.http, "/switch", "api"),
+    );
+    let (stop, handle) = load(ports.http, "/switch");
+    std::thread::sleep(Duration::from_millis(300));
+    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    eventually(&envoy, "the push", Duration::from_secs(10), || {
+        routes_to(ports.http, "/switch", "api-v2")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let seen = handle.join().unwrap();
+    assert!(failures(&seen).is_empty(), "{:?}", failures(&seen));
+
+    // Delivering the same result again sends nothing to the Envoy.
+    let responses = |metrics: &str| -> String {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("gateway_wasm_xds_responses_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = responses(&server.metrics.encode());
+    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(responses(&server.metrics.encode()), before);
+    drop(envoy);
+    server.stop();
+}
+
+#[test]
+fn a_listener_added_to_the_gateway_serves_without_a_restart() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let tls = BTreeMap::new();
+    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    let (envoy, ports) = start_envoy(
+        server.addr,
+        AdsProtocol::StateOfTheWorld,
+        "listener-0",
+        dir.path(),
+    );
+    eventually(&envoy, "routing", Duration::from_secs(30), || {
+        routes_to(ports.http, "/api", "api")
+    });
+    assert!(
+        get(ports.unused, "/api").is_err(),
+        "port 8080 is not a Gateway port yet"
+    );
+    let pid = envoy.pid();
+    let (stop, handle) = load(ports.http, "/api");
+
+    server.deliver(&backends.result(&config("app/api:8080", &["http", "unused"]), &tls));
+    eventually(&envoy, "the new listener", Duration::from_secs(20), || {
+        get(ports.unused, "/api")
+            .is_ok_and(|r| r.status == 404 && r.text() == "no route for GET example.com/api\n")
+    });
+    stop.store(true, Ordering::Relaxed);
+    let seen = handle.join().unwrap();
+    assert!(
+        failures(&seen).is_empty(),
+        "the existing listener kept serving: {:?}",
+        failures(&seen)
+    );
+    assert_eq!(envoy.pid(), pid);
+    assert!(
+        envoy
+            .counter("listener_manager.lds.update_success")
+            .unwrap_or(0)
+            >= 2
+    );
+    assert!(uptime(&envoy) < 600, "the same Envoy process");
+
+    // And removed again.
+    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    eventually(
+        &envoy,
+        "the listener removed",
+        Duration::from_secs(20),
+        || get(ports.unused, "/api").is_err(),
+    );
+    assert!(routes_to(ports.http, "/api", "api"));
+    server.stop();
+}
+
+#[test]
+fn a_rotated_certificate_is_served_without_a_restart() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let old_ca = CertificateAuthority::new("old CA").unwrap();
+    let new_ca = CertificateAuthority::new("new CA").unwrap();
+    server.deliver(&backends.result(&config("app/api:8080", &[]), &certificates(&old_ca)));
+    let (envoy, ports) = start_envoy(server.addr, AdsProtocol::Delta, "rotate-0", dir.path());
+    let served_by = |ca: &CertificateAuthority| {
+        tls_client(ports.https, "a.example.com", ca)
+            .send(&Request::get("/api").with_host("a.example.com"))
+            .is_ok_and(|r| r.status == 200)
+    };
+    eventually(
+        &envoy,
+        "HTTPS with the old certificate",
+        Duration::from_secs(30),
+        || served_by(&old_ca),
+    );
+    assert!(!served_by(&new_ca));
+    let pid = envoy.pid();
+    let listener_updates = envoy
+        .counter("listener_manager.lds.update_success")
+        .unwrap_or(0);
+
+    server.deliver(&backends.result(&config("app/api:8080", &[]), &certificates(&new_ca)));
+    eventually(
+        &envoy,
+        "HTTPS with the new certificate",
+        Duration::from_secs(20),
+        || served_by(&new_ca),
+    );
+    assert!(!served_by(&old_ca));
+    assert_eq!(envoy.pid(), pid);
+    assert_eq!(
+        envoy
+            .counter("listener_manager.lds.update_success")
+            .unwrap_or(0),
+        listener_updates,
+        "a certificate is an SDS update: the listeners are not touched"
+    );
+    assert!(routes_to(ports.http, "/api", "api"));
+    server.stop();
+}
+
+#[test]
+fn a_config_the_filter_rejects_is_nacked_reported_and_traffic_keeps_the_last_version() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let tls = BTreeMap::new();
+    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    let (envoy, ports) = start_envoy(
+        server.addr,
+        AdsProtocol::StateOfTheWorld,
+        "nack-0",
+        dir.path(),
+    );
+    eventually(&envoy, "routing", Duration::from_secs(30), || {
+        routes_to(ports.http, "/switch", "api")
+    });
+    let (stop, handle) = load(ports.http, "/switch");
+
+    // Well-formed and fine for Envoy, but the filter refuses it: the rule names a backend the
+    // document does not define.
+    server.deliver(&backends.result(&config("app/nonexistent:1", &["http"]), &tls));
+    eventually(&envoy, "the NACK", Duration::from_secs(20), || {
+        server.metrics.xds_nacks("ECDS") >= 1
+    });
+    let nacks = server.server.registry.nacks();
+    let nack = nacks.iter().find(|n| n.kind == "ECDS").unwrap();
+    assert_eq!(nack.node, "nack-0");
+    assert!(nack.acked.is_some(), "{nack:?}");
+    assert!(
+        nack.message.contains("gateway-wasm"),
+        "Envoy's message: {}",
+        nack.message
+    );
+    let document = server.server.registry.document();
+    assert_eq!(document["nacks"][0]["type"], "ECDS", "{document}");
+    let node = &document["nodes"][0];
+    assert_eq!(
+        node["resources"]["ECDS"]["nack"]["version"],
+        nack.version.as_str()
+    );
+    assert_ne!(node["resources"]["ECDS"]["acked"], nack.version.as_str());
+    assert!(
+        server
+            .metrics
+            .encode()
+            .contains("gateway_wasm_xds_nacks_total{type=\"ECDS\"} 1")
+    );
+    let log = std::fs::read_to_string(envoy.log_path()).unwrap();
+    assert!(
+        log.contains("routes[0].rules[3].backendRefs[0].backend"),
+        "the filter names the field:\n{}",
+        envoy.log_tail(20)
+    );
+
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let seen = handle.join().unwrap();
+    assert!(
+        seen.iter().all(|(_, o)| o.as_deref() == Ok("api")),
+        "traffic keeps the last ACKed version: {:?}",
+        seen.iter()
+            .filter(|(_, o)| o.as_deref() != Ok("api"))
+            .collect::<Vec<_>>()
+    );
+
+    // The next valid push is accepted and clears the node's NACK.
+    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    eventually(&envoy, "recovery", Duration::from_secs(20), || {
+        routes_to(ports.http, "/switch", "api-v2")
+    });
+    eventually(&envoy, "the NACK cleared", Duration::from_secs(10), || {
+        server
+            .server
+            .registry
+            .nodes()
+            .iter()
+            .all(|n| n.in_sync() && n.resources.values().all(|t| t.nack.is_none()))
+    });
+    server.stop();
+}
+
+#[test]
+fn a_new_module_is_switched_to_without_a_failed_request() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let tls = BTreeMap::new();
+    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    let mut envoys = Vec::new();
+    for (protocol, node) in [
+        (AdsProtocol::StateOfTheWorld, "module-sotw"),
+        (AdsProtocol::Delta, "module-delta"),
+    ] {
+        let (envoy, ports) = start_envoy(server.addr, protocol, node, dir.path());
+        eventually(&envoy, "routing", Duration::from_secs(30), || {
+            routes_to(ports.http, "/api", "api")
+        });
+        envoys.push((envoy, ports));
+    }
+    let loads: Vec<_> = envoys.iter().map(|(_, p)| load(p.http, "/api")).collect();
+
+    // The same filter with a custom section: another sha256, as a new release would have.
+    let mut module = std::fs::read(&wasm).unwrap();
+    let name = b"gateway-wasm-test";
+    let mut section = vec![u8::try_from(name.len()).unwrap()];
+    section.extend_from_slice(name);
+    section.extend_from_slice(b"release 2");
+    module.push(0);
+    module.push(u8::try_from(section.len()).unwrap());
+    module.extend_from_slice(&section);
+    let sha256 = server.server.set_module(module.into(), "test release 2");
+
+    for (envoy, _) in &envoys {
+        eventually(envoy, "the new module", Duration::from_secs(60), || {
+            envoy
+                .admin_get("/config_dump?resource=ecds_filters")
+                .is_ok_and(|d| d.contains(&sha256))
+        });
+        eventually(
+            envoy,
+            "the warm-up listener removed",
+            Duration::from_secs(20),
+            || {
+                envoy
+                    .admin_get("/listeners")
+                    .is_ok_and(|l| !l.contains("gateway-wasm-module-warmup"))
+            },
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for ((stop, handle), (envoy, _)) in loads.into_iter().zip(&envoys) {
+        stop.store(true, Ordering::Relaxed);
+        let seen = handle.join().unwrap();
+        assert!(seen.len() > 10);
+        let failed = failures(&seen);
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed: first {:?}\n{}",
+            failed.len(),
+            seen.len(),
+            failed.first(),
+            envoy.log_tail(60)
+        );
+    }
+    for (envoy, ports) in &envoys {
+        assert!(routes_to(ports.http, "/api", "api"));
+        assert_eq!(
+            envoy.counter("extension_config_discovery.http_filter.gateway-wasm.update_rejected"),
+            Some(0)
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let addr = server.addr;
+    let tls = BTreeMap::new();
+    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    let (envoy, ports) = start_envoy(addr, AdsProtocol::Delta, "restart-0", dir.path());
+    eventually(&envoy, "routing", Duration::from_secs(30), || {
+        routes_to(ports.http, "/switch", "api")
+    });
+    server.stop();
+
+    // No control plane: the Envoy serves its last config.
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..20 {
+        assert!(routes_to(ports.http, "/switch", "api"));
+    }
+
+    // A new server on the same address with a newer config: the Envoy reconnects and converges.
+    let server = Server::start(&wasm, addr);
+    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    eventually(
+        &envoy,
+        "convergence after the restart",
+        Duration::from_secs(60),
+        || routes_to(ports.http, "/switch", "api-v2"),
+    );
+    eventually(
+        &envoy,
+        "the node back in sync",
+        Duration::from_secs(10),
+        || {
+            server
+                .server
+                .registry
+                .nodes()
+                .iter()
+                .any(|n| n.node == "restart-0" && n.in_sync())
+        },
+    );
+    server.stop();
+}
+
+/// When the last backend goes, Envoy drops its last EDS watch (a request with no names, often
+/// with a stale nonce). The server must take that as an unsubscription: an EDS response then is
+/// ignored by Envoy, never ACKed, and the node would never be in sync. When backends return, the
+/// new subscription must be answered.
+#[test]
+fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
+    let _serial = serial();
+    let wasm = support::plugin_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start();
+    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let tls = BTreeMap::new();
+    let with_backends = backends.result(&config("app/api:8080", &["http"]), &tls);
+    server.deliver(&with_backends);
+    let (envoy, ports) = start_envoy(
+        server.addr,
+        AdsProtocol::StateOfTheWorld,
+        "unsubscribe-0",
+        dir.path(),
+    );
+    eventually(
+        &envoy,
+        "the first route table",
+        Duration::from_secs(30),
+        || routes_to(ports.http, "/switch", "api"),
+    );
+    let in_sync = || {
+        let nodes = server.server.registry.nodes();
+        nodes.len() == 1 && nodes.iter().all(|n| n.in_sync())
+    };
+    eventually(
+        &envoy,
+        "in sync with backends",
+        Duration::from_secs(10),
+        in_sync,
+    );
+
+    let mut without = backends.result(&config("app/api-v2:8080", &["http"]), &tls);
+    without.backends.clear();
+    server.deliver(&without);
+    eventually(
+        &envoy,
+        "in sync without any backend",
+        Duration::from_secs(10),
+        || {
+            in_sync()
+                && server.server.registry.nodes()[0]
+                    .resources
+                    .get("CDS")
+                    .is_some_and(|t| t.acked.is_some())
+                && !routes_to(ports.http, "/switch", "api")
+        },
+    );
+
+    server.deliver(&with_backends);
+    eventually(&envoy, "the backends back", Duration::from_secs(10), || {
+        routes_to(ports.http, "/switch", "api")
+    });
+    eventually(&envoy, "in sync again", Duration::from_secs(10), in_sync);
+    drop(envoy);
+    server.stop();
+}
