@@ -123,7 +123,9 @@ fn explain_json_prints_the_playground_document() {
     let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(value["decision"]["kind"], "forward");
     assert_eq!(value["decision"]["backend"], "app/api:8080");
+    assert_eq!(value["decision"]["route"]["kind"], "HTTPRoute");
     assert_eq!(value["decision"]["route"]["name"], "web");
+    assert_eq!(value["decision"]["grpcStatus"], serde_json::Value::Null);
     assert_eq!(value["decision"]["requestHeaders"][0]["name"], "x-routed");
     assert!(!value["trace"].as_array().unwrap().is_empty());
     // The same request twice gives the same bytes (fixed random seed).
@@ -182,6 +184,39 @@ fn explain_takes_a_grpc_call() {
         stdout.contains("answer locally with HTTP 200, grpc-status 12 (Unimplemented)"),
         "{stdout}"
     );
+
+    // --json says the same: the GRPCRoute's rule, and grpc-status 12 for the call no route takes.
+    let out = explain(
+        dir.path(),
+        &[
+            "--json",
+            "--request",
+            "http://grpc.example.com",
+            "--grpc",
+            &rpc,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["decision"]["kind"], "forward");
+    assert_eq!(value["decision"]["route"]["kind"], "GRPCRoute");
+    assert_eq!(value["decision"]["route"]["name"], "rpc");
+    assert_eq!(value["decision"]["grpcStatus"], serde_json::Value::Null);
+    let out = explain(
+        dir.path(),
+        &[
+            "--json",
+            "--request",
+            "http://grpc.example.com",
+            "--grpc",
+            "other.Svc/Get",
+        ],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["decision"]["kind"], "local");
+    assert_eq!(value["decision"]["status"], 200);
+    assert_eq!(value["decision"]["reason"], "no_route");
+    assert_eq!(value["decision"]["grpcStatus"], 12);
 
     // Without --grpc the same URL is a plain GET: no GRPCRoute can take it.
     let out = explain(

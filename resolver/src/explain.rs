@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use engine::decision::{LocalReason, RouteIdentity};
+use engine::decision::{LocalReason, RouteIdentity, RouteKind};
 use engine::{Action, Decision, HeaderEdit, PluginConfig, RouteTable, SplitMix64};
 
 use crate::request_text::{self, RequestText};
@@ -124,6 +124,9 @@ pub struct DecisionView {
     /// Why the gateway answered locally: `no_listener`, `misdirected`, `no_route`, `no_backends`,
     /// `invalid_backend`, `unresolved_filter`, `cors_preflight`.
     pub reason: Option<&'static str>,
+    /// For a gRPC call answered locally, the `grpc-status` sent with HTTP 200 (12 Unimplemented,
+    /// 14 Unavailable); `null` otherwise.
+    pub grpc_status: Option<u32>,
     /// Details for `invalid_backend` and `unresolved_filter` (the condition reason recorded by
     /// the resolver).
     pub message: Option<String>,
@@ -153,6 +156,8 @@ pub struct DecisionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteView {
+    /// `HTTPRoute` or `GRPCRoute`.
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
     /// Index of the rule in `spec.rules`.
@@ -246,6 +251,10 @@ fn edits(edits: &[HeaderEdit<'_>]) -> Vec<HeaderEditView> {
 impl RouteView {
     fn of(route: &RouteIdentity<'_>) -> RouteView {
         RouteView {
+            kind: match route.kind {
+                RouteKind::HTTPRoute => "HTTPRoute",
+                RouteKind::GRPCRoute => "GRPCRoute",
+            },
             namespace: route.namespace.to_owned(),
             name: route.name.to_owned(),
             rule: route.rule_index,
@@ -262,6 +271,7 @@ impl DecisionView {
             route: decision.route.as_ref().map(RouteView::of),
             status: None,
             reason: None,
+            grpc_status: None,
             message: None,
             backend: None,
             upstream: None,
@@ -321,6 +331,7 @@ impl DecisionView {
                 DecisionView {
                     status: Some(local.status),
                     reason: Some(local.reason.as_str()),
+                    grpc_status: local.grpc.map(|code| code.code()),
                     message,
                     backend,
                     response_headers: edits(&local.headers),
