@@ -141,6 +141,7 @@ fn the_json_has_the_fixed_top_level_keys_in_order_and_every_decision_key() {
         "route",
         "status",
         "reason",
+        "grpcStatus",
         "message",
         "backend",
         "upstream",
@@ -156,8 +157,9 @@ fn the_json_has_the_fixed_top_level_keys_in_order_and_every_decision_key() {
     ] {
         assert!(decision.contains_key(key), "decision lacks {key}: {json}");
     }
-    assert_eq!(decision.len(), 16, "{json}");
+    assert_eq!(decision.len(), 17, "{json}");
     assert_eq!(value["decision"]["route"]["match"], 0);
+    assert_eq!(value["decision"]["route"]["kind"], "HTTPRoute");
 }
 
 #[test]
