@@ -128,3 +128,75 @@ pub async fn serve_health_with(
     });
     Ok((bound, task))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::runtime::LiveView;
+    use crate::runtime::ui::Assets;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// `GET path` over a fresh connection; the status line and the body.
+    async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_owned(), body.to_owned())
+    }
+
+    fn ui() -> (tempfile::TempDir, Ui) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("index.html"),
+            r#"<html><meta name="gateway-wasm-mode" content="playground"></html>"#,
+        )
+        .unwrap();
+        let live = Arc::new(LiveView::new("manifests m", "c"));
+        let ui = Ui::new(Assets::find(Some(dir.path())).unwrap(), live);
+        (dir, ui)
+    }
+
+    #[tokio::test]
+    async fn one_server_serves_health_debug_xds_and_the_ui_together() {
+        let metrics = Arc::new(Metrics::default());
+        let registry = crate::xds::Registry::new(metrics.clone());
+        let (_dir, ui) = ui();
+        let (addr, task) = serve_health_with(
+            "127.0.0.1:0".parse().unwrap(),
+            metrics,
+            Some(registry),
+            Some(ui),
+        )
+        .await
+        .unwrap();
+        assert_eq!(get(addr, "/healthz").await.0, "HTTP/1.1 200 OK");
+        let (status, body) = get(addr, "/debug/xds").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["connected"], 0);
+        let (status, body) = get(addr, "/ui/").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(body.contains(r#"content="live""#), "{body}");
+        assert_eq!(get(addr, "/ui").await.0, "HTTP/1.1 308 Permanent Redirect");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn without_xds_or_ui_those_paths_are_not_found() {
+        let metrics = Arc::new(Metrics::default());
+        let (addr, task) = serve_health("127.0.0.1:0".parse().unwrap(), metrics)
+            .await
+            .unwrap();
+        let (status, body) = get(addr, "/debug/xds").await;
+        assert_eq!(status, "HTTP/1.1 404 Not Found");
+        assert!(body.contains("--xds-listen"), "{body}");
+        assert_eq!(get(addr, "/ui/").await.0, "HTTP/1.1 404 Not Found");
+        assert_eq!(get(addr, "/metrics").await.0, "HTTP/1.1 200 OK");
+        task.abort();
+    }
+}
