@@ -129,7 +129,7 @@ pub struct RunArgs {
     /// With --kube: this replica's identity in the Lease [default: $POD_NAME, else $HOSTNAME].
     #[arg(long, value_name = "ID")]
     identity: Option<String>,
-    /// Where /healthz, /readyz, /metrics and /ui are served.
+    /// Where /healthz, /readyz, /metrics, /ui and (with --xds-listen) /debug/xds are served.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
     metrics_addr: SocketAddr,
     /// The playground page served at /ui, built by `cargo xtask playground` [default:
