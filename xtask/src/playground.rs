@@ -510,6 +510,8 @@ mod tests {
             [
                 "gateway.yaml",
                 "gatewayclass.yaml",
+                "grpc/route.yaml",
+                "grpc/services.yaml",
                 "site/route.yaml",
                 "site/services.yaml",
                 "store/route.yaml",
