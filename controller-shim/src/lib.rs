@@ -25,6 +25,6 @@ pub mod status;
 pub mod xds;
 
 pub use gateway_resolver::{
-    Kind, Object, Resolution, Settings, Snapshot, api, kinds, manifests, request_text, resolution,
-    resolve,
+    Kind, Object, Resolution, Settings, Snapshot, api, explain, kinds, manifests, request_text,
+    resolution, resolve,
 };

@@ -100,6 +100,47 @@ fn explain_prints_the_decision_and_the_trace() {
     );
 }
 
+#[test]
+fn explain_json_prints_the_playground_document() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("all.yaml"), manifests()).unwrap();
+    let args = [
+        "--json",
+        "--request",
+        "GET http://example.com/api/users",
+        "-H",
+        "X-Version: 2",
+    ];
+    let out = explain(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    // One pretty-printed document and a newline, with the fixed top-level keys in order.
+    assert!(
+        stdout.starts_with("{\n  \"gateway\": \"infra/gw\",\n  \"listener\": "),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("]\n}\n"), "{stdout}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["decision"]["kind"], "forward");
+    assert_eq!(value["decision"]["backend"], "app/api:8080");
+    assert_eq!(value["decision"]["route"]["kind"], "HTTPRoute");
+    assert_eq!(value["decision"]["route"]["name"], "web");
+    assert_eq!(value["decision"]["grpcStatus"], serde_json::Value::Null);
+    assert_eq!(value["decision"]["requestHeaders"][0]["name"], "x-routed");
+    assert!(!value["trace"].as_array().unwrap().is_empty());
+    // The same request twice gives the same bytes (fixed random seed).
+    let again = explain(dir.path(), &args);
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+
+    let out = explain(
+        dir.path(),
+        &["--json", "--request", "GET http://example.com/old"],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["decision"]["kind"], "redirect");
+    assert_eq!(value["decision"]["status"], 301);
+}
+
 /// `--grpc SERVICE/METHOD`: a gRPC call to the URL's host; the GRPCRoute takes it, the trace names
 /// it, and a call no route takes is answered with grpc-status 12 over HTTP 200.
 #[test]
@@ -143,6 +184,39 @@ fn explain_takes_a_grpc_call() {
         stdout.contains("answer locally with HTTP 200, grpc-status 12 (Unimplemented)"),
         "{stdout}"
     );
+
+    // --json says the same: the GRPCRoute's rule, and grpc-status 12 for the call no route takes.
+    let out = explain(
+        dir.path(),
+        &[
+            "--json",
+            "--request",
+            "http://grpc.example.com",
+            "--grpc",
+            &rpc,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["decision"]["kind"], "forward");
+    assert_eq!(value["decision"]["route"]["kind"], "GRPCRoute");
+    assert_eq!(value["decision"]["route"]["name"], "rpc");
+    assert_eq!(value["decision"]["grpcStatus"], serde_json::Value::Null);
+    let out = explain(
+        dir.path(),
+        &[
+            "--json",
+            "--request",
+            "http://grpc.example.com",
+            "--grpc",
+            "other.Svc/Get",
+        ],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["decision"]["kind"], "local");
+    assert_eq!(value["decision"]["status"], 200);
+    assert_eq!(value["decision"]["reason"], "no_route");
+    assert_eq!(value["decision"]["grpcStatus"], 12);
 
     // Without --grpc the same URL is a plain GET: no GRPCRoute can take it.
     let out = explain(

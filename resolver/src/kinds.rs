@@ -302,6 +302,51 @@ impl Snapshot {
     pub fn keys_of(&self, kind: Kind) -> Vec<ObjectKey> {
         kind.visit(KeysOf(self))
     }
+
+    /// `(route kind, route, gateway)` for every HTTPRoute and GRPCRoute parentRef naming a Gateway
+    /// that is not in the snapshot. No controller writes status for such a parent (a controller only
+    /// reports on parents of its own Gateways), so the shim logs these and the playground draws them.
+    pub fn routes_to_missing_gateways(&self) -> Vec<(&'static str, ObjectKey, ObjectKey)> {
+        /// `(namespace, name)` of every Gateway parentRef of a route of either kind (their
+        /// generated parentRef types share field names).
+        macro_rules! parent_gateways {
+            ($route:expr) => {
+                $route
+                    .spec
+                    .parent_refs
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway")
+                    .map(|p| (p.namespace.clone(), p.name.clone()))
+                    .collect::<Vec<_>>()
+            };
+        }
+        let gateways: std::collections::BTreeSet<ObjectKey> =
+            self.keys_of(Kind::Gateway).into_iter().collect();
+        let routes = self
+            .http_routes
+            .iter()
+            .map(|r| ("HTTPRoute", &r.metadata, parent_gateways!(r)))
+            .chain(
+                self.grpc_routes
+                    .iter()
+                    .map(|r| ("GRPCRoute", &r.metadata, parent_gateways!(r))),
+            );
+        let mut missing = Vec::new();
+        for (kind, meta, parents) in routes {
+            let key = ObjectKey::of(meta);
+            for (namespace, name) in parents {
+                let target = ObjectKey {
+                    namespace: namespace.unwrap_or_else(|| key.namespace.clone()),
+                    name,
+                };
+                if !gateways.contains(&target) {
+                    missing.push((kind, key.clone(), target));
+                }
+            }
+        }
+        missing
+    }
 }
 
 struct ObjectsOf<'a>(&'a Snapshot);

@@ -11,6 +11,10 @@
 //!
 //! Namespaced objects without `metadata.namespace` land in `default`, as `kubectl apply` would put
 //! them.
+//!
+//! [`to_text`] goes the other way: a snapshot as one multi-document YAML text that [`load_str`]
+//! reads back into the same objects (the live playground page shows what the shim watches this
+//! way; tests turn generated snapshots into manifests).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -280,6 +284,87 @@ fn typed<T: DeserializeOwned>(
     })
 }
 
+/// Whether [`to_text`] copies Secrets' data or replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Keep every value (tests, tools that run locally).
+    Keep,
+    /// Replace each value by a placeholder that keeps only the PEM block labels, so a listener
+    /// whose certificate resolves still resolves when the text is loaded again, and no key or
+    /// certificate leaves the process.
+    Redact,
+}
+
+/// The text every redacted Secret value carries.
+pub const REDACTED: &str = "(redacted by gateway-wasm)";
+
+/// A snapshot as multi-document YAML, kind by kind (the order of the table of kinds). `status`
+/// and `metadata.managedFields` are left out: status is what the resolver computes.
+pub fn to_text(snapshot: &Snapshot, secrets: Secrets) -> String {
+    let mut documents = Vec::new();
+    for object in Object::all_of(snapshot) {
+        let mut value = object.to_json();
+        if let Some(map) = value.as_object_mut() {
+            map.remove("status");
+            if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.remove("managedFields");
+            }
+            if secrets == Secrets::Redact && matches!(object, Object::Secret(_)) {
+                redact_secret(&object, map);
+            }
+        }
+        match serde_norway::to_string(&value) {
+            Ok(text) => documents.push(text),
+            Err(e) => documents.push(format!(
+                "# {} {} could not be written as YAML: {e}\n",
+                object.kind(),
+                object.key()
+            )),
+        }
+    }
+    documents.join("---\n")
+}
+
+/// Replaces `data` and `stringData` by `stringData` placeholders.
+fn redact_secret(object: &Object, map: &mut serde_json::Map<String, serde_json::Value>) {
+    let Object::Secret(secret) = object else {
+        return;
+    };
+    let mut redacted = serde_json::Map::new();
+    let values = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .chain(
+            secret
+                .string_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k, v.clone())),
+        );
+    for (key, text) in values {
+        let labels: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("-----BEGIN "))
+            .filter_map(|l| l.strip_suffix("-----"))
+            .collect();
+        let placeholder = if labels.is_empty() {
+            REDACTED.to_owned()
+        } else {
+            labels
+                .iter()
+                .map(|label| {
+                    format!("-----BEGIN {label}-----\n{REDACTED}\n-----END {label}-----\n")
+                })
+                .collect()
+        };
+        redacted.insert(key.clone(), serde_json::Value::String(placeholder));
+    }
+    map.remove("data");
+    map.insert("stringData".to_owned(), serde_json::Value::Object(redacted));
+}
+
 /// Secret.stringData: "All keys and values are merged into the data field on write, overwriting any
 /// existing values." The API server does that for `kubectl apply`; the resolver reads `data` only.
 fn merge_string_data(secret: &mut api::Secret) {
@@ -288,5 +373,56 @@ fn merge_string_data(secret: &mut api::Secret) {
         for (key, value) in strings {
             data.insert(key, api::ByteString(value.into_bytes()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::{Settings, resolve};
+
+    fn quickstart() -> Loaded {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+        load_dir(&dir).unwrap()
+    }
+
+    #[test]
+    fn text_form_loads_back_into_the_same_resolution() {
+        let loaded = quickstart();
+        let text = to_text(&loaded.snapshot, Secrets::Keep);
+        let mut again = Loaded::default();
+        load_str(&text, Path::new("snapshot.yaml"), &mut again).unwrap();
+        assert_eq!(again.objects, loaded.objects);
+        let settings = Settings::default();
+        let (a, b) = (
+            resolve(&loaded.snapshot, &settings),
+            resolve(&again.snapshot, &settings),
+        );
+        assert_eq!(a.gateways.len(), 1);
+        assert_eq!(a.gateways[0].config, b.gateways[0].config);
+        assert!(!text.contains("status:"), "{text}");
+    }
+
+    #[test]
+    fn secrets_keep_only_their_pem_labels_when_redacted() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: tls, namespace: a}\ntype: kubernetes.io/tls\n\
+                    stringData:\n  tls.crt: \"-----BEGIN CERTIFICATE-----\\nSECRETBYTES\\n-----END CERTIFICATE-----\\n\"\n  \
+                    tls.key: \"-----BEGIN PRIVATE KEY-----\\nSECRETKEY\\n-----END PRIVATE KEY-----\\n\"\n  note: hello\n";
+        let mut loaded = Loaded::default();
+        load_str(text, Path::new("s.yaml"), &mut loaded).unwrap();
+        let kept = to_text(&loaded.snapshot, Secrets::Keep);
+        assert!(kept.contains("data:"), "{kept}");
+        let redacted = to_text(&loaded.snapshot, Secrets::Redact);
+        assert!(!redacted.contains("SECRET"), "{redacted}");
+        assert!(!redacted.contains("hello"), "{redacted}");
+        assert!(redacted.contains("BEGIN PRIVATE KEY"), "{redacted}");
+        let mut again = Loaded::default();
+        load_str(&redacted, Path::new("r.yaml"), &mut again).unwrap();
+        let data = again.snapshot.secrets[0].data.as_ref().unwrap();
+        let crt = String::from_utf8_lossy(&data["tls.crt"].0).into_owned();
+        assert!(crt.starts_with("-----BEGIN CERTIFICATE-----\n"), "{crt}");
+        assert_eq!(String::from_utf8_lossy(&data["note"].0), REDACTED);
     }
 }

@@ -118,7 +118,7 @@ pub fn parse_header(text: &str) -> Result<(String, String), RequestTextError> {
         .ok_or_else(|| RequestTextError::Header {
             text: text.to_owned(),
         })?;
-    Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+    Ok(crate::explain::header(name, value))
 }
 
 #[cfg(test)]

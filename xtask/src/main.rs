@@ -1,4 +1,5 @@
-//! `cargo xtask …`: the project's own commands (tests, conformance, benchmarks, golden files).
+//! `cargo xtask …`: the project's own commands (tests, conformance, benchmarks, golden files, the
+//! playground page).
 //!
 //! Each command prints what it runs and how long it took, installs what is missing (the wasm
 //! target, Debian packages the tests need) and stops at the first failing step with its exit status.
@@ -7,6 +8,7 @@ mod bench;
 mod demo;
 mod fleet;
 mod fuzz;
+mod playground;
 mod soak;
 mod steps;
 
@@ -50,6 +52,7 @@ enum Command {
         probe: bool,
     },
     Demo(demo::DemoArgs),
+    Playground(playground::PlaygroundArgs),
     Fleet(fleet::FleetArgs),
     Fuzz(fuzz::FuzzArgs),
     Soak(soak::SoakArgs),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         } => steps::bench(quick),
         Command::Bench { quick, probe: true } => bench::probe(quick),
         Command::Demo(args) => demo::run(&args),
+        Command::Playground(args) => playground::run(&args),
         Command::Fleet(args) => fleet::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Soak(args) => soak::run(&args),

@@ -25,7 +25,8 @@ pub const GRPC_VECTORS: &str = "conformance/vectors/grpcroute-vectors.json";
 /// Debian packages the test suite needs, with a file proving each is installed: a real OCI
 /// registry, skopeo to inspect what we publish, htpasswd for the authenticated-registry test,
 /// musl-gcc for the controller-shim image's static build, podman and runc to run that image,
-/// kubectl (with kustomize) to render examples/kubernetes.
+/// kubectl (with kustomize) to render examples/kubernetes, Chromium and its WebDriver for the
+/// playground's browser tests.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("docker-registry", "/usr/bin/docker-registry"),
     ("skopeo", "/usr/bin/skopeo"),
@@ -34,6 +35,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("podman", "/usr/bin/podman"),
     ("runc", "/usr/sbin/runc"),
     ("kubernetes-client", "/usr/bin/kubectl"),
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
 ];
 
 /// The workspace root (xtask lives one level below it).
@@ -88,11 +91,13 @@ pub(crate) fn cargo(label: &str, args: &[&str]) -> anyhow::Result<()> {
 /// The target the filter is built for (Envoy's and Kong's Wasm runtimes).
 const WASI_TARGET: &str = "wasm32-wasip1";
 /// The browser's target: the resolver crate must build for it (the playground runs it there).
-const BROWSER_TARGET: &str = "wasm32-unknown-unknown";
+pub(crate) const BROWSER_TARGET: &str = "wasm32-unknown-unknown";
 
 /// The resolver, which must stay free of tokio, the Kubernetes client, TLS, randomness and the
 /// clock so that it runs in a browser.
 const RESOLVER_PACKAGE: &str = "gateway-resolver";
+/// The playground page's module (the resolver and the engine with wasm-bindgen).
+const PLAYGROUND_PACKAGE: &str = "playground";
 
 /// Whether rustup has the standard library of `target` installed.
 fn target_installed(target: &str) -> anyhow::Result<bool> {
@@ -111,7 +116,7 @@ pub(crate) fn wasm_target_installed() -> anyhow::Result<bool> {
 }
 
 /// Installs `target`'s standard library with rustup when it is missing.
-fn ensure_target(target: &str) -> anyhow::Result<()> {
+pub(crate) fn ensure_target(target: &str) -> anyhow::Result<()> {
     if target_installed(target)? {
         return Ok(());
     }
@@ -143,12 +148,12 @@ const NOT_IN_THE_BROWSER: &[&str] = &[
 
 /// Fails when the resolver's dependency tree for the browser holds a crate of
 /// [`NOT_IN_THE_BROWSER`] (a build could still succeed with some of them, and fail at run time).
-fn check_browser_dependencies() -> anyhow::Result<()> {
-    let label = "resolver dependencies for the browser";
+fn check_browser_dependencies(package: &str) -> anyhow::Result<()> {
+    let label = format!("{package} dependencies for the browser");
     let args = [
         "tree",
         "-p",
-        RESOLVER_PACKAGE,
+        package,
         "--target",
         BROWSER_TARGET,
         "-e",
@@ -175,7 +180,7 @@ fn check_browser_dependencies() -> anyhow::Result<()> {
     let found = forbidden_crates(&tree);
     if !found.is_empty() {
         bail!(
-            "{RESOLVER_PACKAGE} must build for the browser, but depends on {} (see `cargo {}`)",
+            "{package} must build for the browser, but depends on {} (see `cargo {}`)",
             found.join(", "),
             args.join(" ")
         );
@@ -255,13 +260,30 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         "engine for wasm32",
         &["build", "-p", "engine", "--target", WASI_TARGET],
     )?;
-    check_browser_dependencies()?;
+    check_browser_dependencies(RESOLVER_PACKAGE)?;
+    check_browser_dependencies(PLAYGROUND_PACKAGE)?;
     // `-p` alone: built with the rest of the workspace, its `kube` dependency would be unified
     // with the controller-shim's, client (tokio, TLS) included.
     cargo(
         "resolver for the browser",
         &["build", "-p", RESOLVER_PACKAGE, "--target", BROWSER_TARGET],
     )?;
+    cargo(
+        "clippy (playground, wasm32)",
+        &[
+            "clippy",
+            "-p",
+            PLAYGROUND_PACKAGE,
+            "--target",
+            BROWSER_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The page (module, glue, wasm-opt) before the tests: its browser tests build their own copies
+    // and reuse this build's optimized module.
+    crate::playground::build(&crate::demo::target_dir(&root()).join("playground"))?;
     cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
     // One feature resolution for everything below: `cargo test --workspace` also builds the binaries
     // of packages with integration tests (controller-shim, echo-backend, conformance), and the

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use controller_shim::explain;
 use controller_shim::manifests;
 use controller_shim::request_text::{parse_header, parse_request};
-use controller_shim::resolution::{GatewayResult, ObjectKey};
+use controller_shim::resolution::ObjectKey;
 use controller_shim::{Settings, resolve};
 use engine::{Action, Decision, HeaderEdit, RouteTable, SplitMix64};
 
@@ -52,40 +53,14 @@ pub struct ExplainArgs {
     /// The `spec.controllerName` of the GatewayClasses this controller serves.
     #[arg(long, value_name = "NAME")]
     controller_name: Option<String>,
+    /// Print the decision and trace as JSON (the playground's format) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
+/// `namespace/name` (also `run --gateway`).
 pub(crate) fn parse_key(text: &str) -> Result<ObjectKey> {
-    let (namespace, name) = text
-        .split_once('/')
-        .with_context(|| format!("{text:?} is not 'namespace/name'"))?;
-    Ok(ObjectKey {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-    })
-}
-
-fn pick<'r>(gateways: &'r [GatewayResult], wanted: Option<&str>) -> Result<&'r GatewayResult> {
-    let names = || {
-        gateways
-            .iter()
-            .map(|g| g.gateway.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match wanted {
-        Some(text) => {
-            let key = parse_key(text)?;
-            gateways
-                .iter()
-                .find(|g| g.gateway == key)
-                .with_context(|| format!("no Gateway {key} of ours (have: {})", names()))
-        }
-        None => match gateways {
-            [only] => Ok(only),
-            [] => bail!("the manifests hold no Gateway whose GatewayClass is ours"),
-            _ => bail!("several Gateways ({}); pick one with --gateway", names()),
-        },
-    }
+    Ok(explain::parse_key(text)?)
 }
 
 fn edit_text(edit: &HeaderEdit<'_>) -> String {
@@ -185,11 +160,17 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         settings.controller_name = name.clone();
     }
     let resolution = resolve(&loaded.snapshot, &settings);
-    let gateway = pick(&resolution.gateways, args.gateway.as_deref())?;
+    if args.json {
+        let explanation =
+            explain::explain(&resolution, args.gateway.as_deref(), &target, &headers)?;
+        println!("{}", explanation.to_json());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let gateway = explain::pick_gateway(&resolution.gateways, args.gateway.as_deref())?;
     let table = RouteTable::compile(&gateway.config)
         .with_context(|| format!("the engine rejects the config of {}", gateway.gateway))?;
     let request = target.to_engine(&headers);
-    let (decision, trace) = table.explain(&request, &mut SplitMix64(1));
+    let (decision, trace) = table.explain(&request, &mut SplitMix64(explain::RANDOM_SEED));
     println!(
         "gateway:  {} (revision {}, {} routes)\nrequest:  {} {}://{}{} (listener port {})",
         gateway.gateway,

@@ -16,7 +16,8 @@ use controller_shim::deliver::Target;
 use controller_shim::deliver::envoy_files::EnvoyFilesTarget;
 use controller_shim::deliver::kong::{KongMode, KongOptions, KongTarget};
 use controller_shim::metrics::Metrics;
-use controller_shim::runtime::{Runtime, RuntimeConfig, StatusSink, serve_health_with_xds};
+use controller_shim::runtime::ui::{Assets, Ui};
+use controller_shim::runtime::{LiveView, Runtime, RuntimeConfig, StatusSink, serve_health_with};
 use controller_shim::source::dir::DirSource;
 use controller_shim::source::{Index, IndexFilter, Kind, Shared};
 use controller_shim::status::kube::KubeStatus;
@@ -128,9 +129,18 @@ pub struct RunArgs {
     /// With --kube: this replica's identity in the Lease [default: $POD_NAME, else $HOSTNAME].
     #[arg(long, value_name = "ID")]
     identity: Option<String>,
-    /// Where /healthz, /readyz and /metrics are served.
+    /// Where /healthz, /readyz, /metrics, /ui and (with --xds-listen) /debug/xds are served.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
     metrics_addr: SocketAddr,
+    /// The playground page served at /ui, built by `cargo xtask playground` [default:
+    /// ../playground next to this binary, i.e. target/playground/ in the workspace]. /ui shows
+    /// the objects the shim watches (Secret values redacted) and the configuration the proxies
+    /// run now, read-only.
+    #[arg(long, value_name = "DIR", env = "GATEWAY_WASM_UI_DIR")]
+    ui_dir: Option<PathBuf>,
+    /// Do not serve /ui (nor keep the live view it reads).
+    #[arg(long, conflicts_with = "ui_dir")]
+    no_ui: bool,
     /// With --manifests: the JSON status report [default: OUT/status.json with --envoy-dir, else
     /// none].
     #[arg(long, value_name = "FILE")]
@@ -265,14 +275,21 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let (health_addr, _health) = serve_health_with_xds(
+    let (live, ui) = live_ui(args, &controller_name)?;
+    let (health_addr, _health) = serve_health_with(
         args.metrics_addr,
         metrics.clone(),
         xds.as_ref().map(|x| x.server.registry.clone()),
+        ui,
     )
     .await
     .with_context(|| format!("serving metrics on {}", args.metrics_addr))?;
-    tracing::info!(%health_addr, "serving /healthz, /readyz, /metrics");
+    tracing::info!(
+        %health_addr,
+        "serving /healthz, /readyz, /metrics{}{}",
+        if xds.is_some() { ", /debug/xds" } else { "" },
+        if live.is_some() { ", /ui/" } else { "" }
+    );
     let filter = IndexFilter {
         controller_name: Some(controller_name.clone()),
     };
@@ -299,7 +316,7 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
             metrics.clone(),
         ));
         tracing::info!(manifests = %dir.display(), controller = %controller_name, "watching the manifest directory");
-        let mut runtime = Runtime::new(shared, targets, status, metrics, config);
+        let mut runtime = Runtime::new(shared, targets, status, metrics, config).with_live(live);
         if let Some(xds) = &xds {
             runtime = runtime.with_report_refresh(xds.server.registry.subscribe());
         }
@@ -332,6 +349,7 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
     };
     tracing::info!(controller = %controller_name, %identity, lease = %format!("{}/{}", args.lease_namespace, args.lease_name), "watching the Kubernetes API");
     Runtime::new(shared, targets, status, metrics, config)
+        .with_live(live)
         .run(shutdown)
         .await;
     for watcher in watchers {
@@ -341,6 +359,23 @@ async fn run_async(args: &RunArgs) -> Result<ExitCode> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The live view and the /ui site, unless --no-ui.
+fn live_ui(args: &RunArgs, controller: &str) -> Result<(Option<Arc<LiveView>>, Option<Ui>)> {
+    if args.no_ui {
+        return Ok((None, None));
+    }
+    let source = match &args.manifests {
+        Some(dir) => format!("manifests {}", dir.display()),
+        None => "kubernetes".to_owned(),
+    };
+    let live = Arc::new(LiveView::new(&source, controller));
+    let assets = Assets::find(args.ui_dir.as_deref()).map_err(anyhow::Error::msg)?;
+    if let Assets::Missing(message) = &assets {
+        tracing::warn!("/ui: {message}");
+    }
+    Ok((Some(live.clone()), Some(Ui::new(assets, live))))
 }
 
 async fn kube_client(url: Option<&str>) -> Result<kube::Client> {

@@ -22,8 +22,11 @@
 //! restarts. A failed push is retried after [`RuntimeConfig::retry`] (2 s).
 
 mod health;
+pub mod live;
+pub mod ui;
 
-pub use health::{serve_health, serve_health_with_xds};
+pub use health::{serve_health, serve_health_with};
+pub use live::LiveView;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -40,21 +43,6 @@ use crate::source::Shared;
 use crate::status::kube::KubeStatus;
 use crate::status::report::Report;
 use crate::status::{self, FromSnapshot};
-
-/// `(namespace, name)` of every Gateway parentRef of a route of either kind (their generated
-/// parentRef types share field names).
-macro_rules! parent_gateways {
-    ($route:expr) => {
-        $route
-            .spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .filter(|p| p.kind.as_deref().unwrap_or("Gateway") == "Gateway")
-            .map(|p| (p.namespace.clone(), p.name.clone()))
-            .collect::<Vec<_>>()
-    };
-}
 
 /// The most debounce periods a round waits for quiet before it runs anyway.
 pub const DEBOUNCE_MAX_PERIODS: u32 = 10;
@@ -123,6 +111,8 @@ pub struct Runtime {
     /// Diagnostics already logged (so each is logged once).
     logged: BTreeSet<String>,
     ready: watch::Sender<bool>,
+    /// What the proxies run now, for `/ui` (none when the page is off).
+    live: Option<Arc<LiveView>>,
     /// Ticks when the report's extra sections changed (the xDS server's ACKs and NACKs): the
     /// report is written again without a new round.
     report_refresh: Option<watch::Receiver<u64>>,
@@ -169,8 +159,15 @@ impl Runtime {
             delivered: BTreeMap::new(),
             logged: BTreeSet::new(),
             ready,
+            live: None,
             report_refresh: None,
         }
+    }
+
+    /// Records every round and delivery in `live` (the `/ui` page reads it).
+    pub fn with_live(mut self, live: Option<Arc<LiveView>>) -> Runtime {
+        self.live = live;
+        self
     }
 
     /// Rewrites the status report whenever `changes` ticks (see [`crate::status::report::Report::with_xds`]).
@@ -265,6 +262,14 @@ impl Runtime {
         }
         self.forget_gone(&resolution);
         self.write_status(&snapshot, &resolution, &mut report).await;
+        if let Some(live) = &self.live {
+            let present: Vec<ObjectKey> = resolution
+                .gateways
+                .iter()
+                .map(|g| g.gateway.clone())
+                .collect();
+            live.resolved(snapshot, &present);
+        }
         if report.failed.is_empty() && !*self.ready.borrow() {
             self.ready.send_replace(true);
             self.metrics.set_ready();
@@ -280,6 +285,9 @@ impl Runtime {
             tracing::error!(gateway = %gateway.gateway, revision = %gateway.config.revision, %error,
                 "the engine rejects this config; the proxies keep the last one delivered");
             report.rejected.push(gateway.gateway.clone());
+            if let Some(live) = &self.live {
+                live.not_running(gateway, &format!("the engine rejects it: {error}"));
+            }
             return;
         }
         let hash = content_hash(gateway);
@@ -296,6 +304,9 @@ impl Runtime {
                 Ok(delivered) => {
                     self.metrics.push(name, "ok", elapsed);
                     self.delivered.insert(id, hash.clone());
+                    if let Some(live) = &self.live {
+                        live.delivered(gateway, name, delivered.changed, elapsed);
+                    }
                     for warning in &delivered.warnings {
                         tracing::warn!(target = name, gateway = %gateway.gateway, "{warning}");
                     }
@@ -322,6 +333,9 @@ impl Runtime {
                         %error,
                         "push failed; retrying"
                     );
+                    if let Some(live) = &self.live {
+                        live.not_running(gateway, &format!("the push to {name} failed: {error}"));
+                    }
                     report.failed.push((
                         name.to_owned(),
                         gateway.gateway.clone(),
@@ -400,38 +414,13 @@ impl Runtime {
     }
 
     /// Logs (once per distinct message) what the resolver cannot put in any status: routes (of
-    /// every kind) whose
-    /// parentRef names a Gateway that does not exist, and source problems.
+    /// every kind) whose parentRef names a Gateway that does not exist, and source problems.
     fn diagnose(&mut self, snapshot: &Snapshot, resolution: &Resolution) {
-        let gateways: BTreeSet<ObjectKey> = snapshot
-            .gateways
-            .iter()
-            .map(|g| ObjectKey::of(&g.metadata))
-            .collect();
         let mut messages = BTreeSet::new();
-        let routes = snapshot
-            .http_routes
-            .iter()
-            .map(|r| ("HTTPRoute", &r.metadata, parent_gateways!(r)))
-            .chain(
-                snapshot
-                    .grpc_routes
-                    .iter()
-                    .map(|r| ("GRPCRoute", &r.metadata, parent_gateways!(r))),
-            );
-        for (kind, meta, parent_gateways) in routes {
-            let key = ObjectKey::of(meta);
-            for (namespace, name) in parent_gateways {
-                let target = ObjectKey {
-                    namespace: namespace.unwrap_or_else(|| key.namespace.clone()),
-                    name,
-                };
-                if !gateways.contains(&target) {
-                    messages.insert(format!(
-                        "{kind} {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
-                    ));
-                }
-            }
+        for (kind, key, target) in snapshot.routes_to_missing_gateways() {
+            messages.insert(format!(
+                "{kind} {key}: parentRef Gateway {target} does not exist; no controller reports status for it"
+            ));
         }
         for (source, problem) in self.shared.problems() {
             messages.insert(format!("{source}: {problem}"));

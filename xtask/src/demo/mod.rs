@@ -30,12 +30,14 @@ use anyhow::{Context, anyhow, bail};
 
 mod grpc;
 pub(crate) mod http;
+pub(crate) mod probes;
 pub(crate) mod procs;
 mod scenario;
 pub(crate) mod setup;
 mod start;
 
 use http::*;
+use probes::*;
 use procs::*;
 use scenario::*;
 use setup::*;
@@ -59,10 +61,6 @@ const GRPC_BACKEND: (&str, &str, u16) = ("rpc", "grpc-echo", 18085);
 /// Route parents the quickstart attaches: three HTTPRoutes and one GRPCRoute.
 const ROUTE_PARENTS: usize = 4;
 use envoy_install::ENVOY_VERSION;
-/// The file the hot-reload step edits (in the copy), and the edit.
-const EDITED_FILE: &str = "site/route.yaml";
-const EDIT_FROM: &str = "- {name: site-v1, port: 8080}\n";
-const EDIT_TO: &str = "- {name: site-v2, port: 8080}\n";
 const RELOAD_LIMIT: Duration = Duration::from_secs(5);
 
 /// The five-minute tour: run examples/quickstart in a real Envoy and check every answer

@@ -14,27 +14,6 @@ pub(crate) struct Demo {
     pub(crate) failed: Vec<String>,
 }
 
-/// One request of the scenario: a GET with this Host, target and headers.
-pub(crate) struct Probe<'a> {
-    pub(crate) host: &'a str,
-    pub(crate) path: &'a str,
-    pub(crate) headers: &'a [(&'a str, &'a str)],
-}
-
-impl<'a> Probe<'a> {
-    pub(crate) fn new(
-        host: &'a str,
-        path: &'a str,
-        headers: &'a [(&'a str, &'a str)],
-    ) -> Probe<'a> {
-        Probe {
-            host,
-            path,
-            headers,
-        }
-    }
-}
-
 impl Demo {
     pub(crate) fn heading(&self, text: &str) {
         println!();
@@ -59,7 +38,7 @@ impl Demo {
             .arg("--manifests")
             .arg(&self.manifests)
             .arg("--request")
-            .arg(format!("GET http://{}{}", probe.host, probe.path));
+            .arg(probe.request_line());
         for (name, value) in probe.headers {
             command.arg("-H").arg(format!("{name}: {value}"));
         }
@@ -114,7 +93,7 @@ impl Demo {
     }
 
     pub(crate) fn describe(&self, probe: &Probe<'_>) {
-        let mut line = format!("GET http://{}{}", probe.host, probe.path);
+        let mut line = probe.request_line();
         for (name, value) in probe.headers {
             let _ = write!(line, "  -H '{name}: {value}'");
         }
@@ -190,15 +169,15 @@ impl Demo {
                 "The store team owns store.example.com and www.example.com/store; the site team owns www.example.com."
             )
         );
-        let p = Probe::new("store.example.com", "/cart", &[]);
+        let p = STORE_CART;
         self.expect_backend(
             &p,
             "store/store-v1",
             "store.example.com goes to the store team",
         );
-        let p = Probe::new("www.example.com", "/about", &[]);
+        let p = SITE_ABOUT;
         self.expect_backend(&p, "site/site-v1", "www.example.com goes to the site team");
-        let p = Probe::new("www.example.com", "/store/cart", &[]);
+        let p = STORE_ON_WWW;
         self.expect_backend(
             &p,
             "store/store-v1",
@@ -208,9 +187,9 @@ impl Demo {
 
     pub(crate) fn canary(&mut self) {
         self.heading("2. Header-based canary: `env: canary` reaches store-v2");
-        let p = Probe::new("store.example.com", "/cart", &[("env", "canary")]);
+        let p = CANARY;
         self.expect_backend(&p, "store/store-v2", "the canary header selects store-v2");
-        let p = Probe::new("store.example.com", "/cart", &[("env", "stable")]);
+        let p = NOT_CANARY;
         self.expect_backend(&p, "store/store-v1", "another value does not");
     }
 
@@ -218,7 +197,7 @@ impl Demo {
         self.heading(&format!(
             "3. Weighted split: www.example.com/home is 80% site-v1, 20% site-v2 ({n} requests)"
         ));
-        let p = Probe::new("www.example.com", "/home", &[]);
+        let p = SPLIT;
         self.describe(&p);
         let mut counts: BTreeMap<String, u32> = BTreeMap::new();
         let started = Instant::now();
@@ -264,7 +243,7 @@ impl Demo {
 
     pub(crate) fn redirect(&mut self) {
         self.heading("4. Redirect: /old-blog moved to /blog (301, answered by the filter)");
-        let p = Probe::new("www.example.com", "/old-blog/2024/hello?lang=en", &[]);
+        let p = REDIRECT;
         let reply = self.request(&p);
         let ok = reply.as_ref().is_some_and(|r| {
             r.status == 301
@@ -279,7 +258,7 @@ impl Demo {
 
     pub(crate) fn rewrite(&mut self) {
         self.heading("5. Path rewrite: the store team's /store prefix is removed on the way in");
-        let p = Probe::new("www.example.com", "/store/cart?item=42", &[]);
+        let p = REWRITE;
         let reply = self.request(&p);
         let echo = reply.as_ref().and_then(Reply::echo);
         let ok = echo
@@ -290,11 +269,7 @@ impl Demo {
 
     pub(crate) fn header_edits(&mut self) {
         self.heading("6. Header edits: set, add and remove on the request; set on the response");
-        let p = Probe::new(
-            "store.example.com",
-            "/cart",
-            &[("x-team", "spoofed"), ("x-debug", "1")],
-        );
+        let p = HEADER_EDITS;
         let reply = self.request(&p);
         let echo = reply.as_ref().and_then(Reply::echo);
         let seen = |name: &str| {
@@ -332,17 +307,13 @@ impl Demo {
 
     pub(crate) fn not_found(&mut self) {
         self.heading("7. No route: a host nobody serves gets 404 from the filter");
-        let p = Probe::new("shop.example.com", "/", &[]);
+        let p = NOT_FOUND;
         let reply = self.request(&p);
         let ok = reply
             .as_ref()
             .is_some_and(|r| r.status == 404 && r.echo().is_none());
         self.check(ok, "404, no backend involved");
-        let p = Probe::new(
-            "shop.example.com",
-            "/",
-            &[("x-gateway-wasm-upstream", "store/store-v1:8080")],
-        );
+        let p = SPOOFED_UPSTREAM;
         let reply = self.request(&p);
         let ok = reply
             .as_ref()
@@ -415,7 +386,7 @@ impl Demo {
         envoy_log: &Path,
     ) -> anyhow::Result<()> {
         self.heading("9. Hot reload: the site team promotes site-v2 by editing its route");
-        let p = Probe::new("www.example.com", "/about", &[]);
+        let p = RELOADED;
         let before = self.request(&p);
         let was_v1 = Self::served_by(before.as_ref()).as_deref() == Some("site/site-v1");
         let updates_before = self

@@ -1,0 +1,560 @@
+//! How the objects relate, as nodes and edges for the page to draw: GatewayClass → Gateway →
+//! listeners → routes (by hostname) → rules → backends.
+//!
+//! What a node shows comes from what the resolver decided, never from a second reading of the
+//! objects: listeners and attachments from the PluginConfig (what the filter would run) and the
+//! status conditions; a condition that is `False` makes its object red with the condition's reason
+//! and message. Two problems no status can carry are shown too: a Gateway whose GatewayClass does
+//! not exist, and a route whose parentRef names a Gateway that does not exist.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use engine::config::{Filter, Match, PathMatchType, Rule};
+use gateway_resolver::Snapshot;
+use gateway_resolver::api::Condition;
+use gateway_resolver::resolution::{GatewayResult, ObjectKey, Resolution};
+
+/// The columns of the diagram, left to right.
+pub const COLUMNS: [&str; 6] = [
+    "GatewayClass",
+    "Gateway",
+    "Listener",
+    "HTTPRoute",
+    "Rule",
+    "Backend",
+];
+
+#[derive(Debug, Default, Serialize)]
+pub struct Topology {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Node {
+    /// `Kind:key`, unique.
+    pub id: String,
+    /// One of [`COLUMNS`].
+    pub kind: &'static str,
+    pub label: String,
+    /// Short lines under the label (ports, hostnames, matches, filters).
+    pub detail: Vec<String>,
+    /// False when the object is rejected or has an unresolved reference.
+    pub ok: bool,
+    /// Why not ok: `Condition: Reason — message`.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub label: Option<String>,
+    pub ok: bool,
+    pub problem: Option<String>,
+}
+
+/// Conditions whose `True` is the bad news (spec: "abnormal-true" polarity).
+const ABNORMAL_TRUE: [&str; 3] = ["Conflicted", "PartiallyInvalid", "OverlappingTLSConfig"];
+
+/// The conditions that report a problem (`False`, or `True` for [`ABNORMAL_TRUE`] types), as
+/// `Type: Reason — message`.
+fn failed(conditions: &[Condition]) -> Vec<String> {
+    conditions
+        .iter()
+        .filter(|c| {
+            if ABNORMAL_TRUE.contains(&c.type_.as_str()) {
+                c.status == "True"
+            } else {
+                c.status == "False"
+            }
+        })
+        .map(|c| {
+            if c.message.is_empty() {
+                format!("{}: {}", c.type_, c.reason)
+            } else {
+                format!("{}: {} — {}", c.type_, c.reason, c.message)
+            }
+        })
+        .collect()
+}
+
+struct Builder {
+    topology: Topology,
+    ids: BTreeSet<String>,
+}
+
+impl Builder {
+    /// Adds a node once; a second call with the same id adds its problems to the first.
+    fn node(
+        &mut self,
+        kind: &'static str,
+        key: &str,
+        label: String,
+        detail: Vec<String>,
+    ) -> String {
+        let id = format!("{kind}:{key}");
+        if self.ids.insert(id.clone()) {
+            self.topology.nodes.push(Node {
+                id: id.clone(),
+                kind,
+                label,
+                detail,
+                ok: true,
+                problems: Vec::new(),
+            });
+        }
+        id
+    }
+
+    fn problems(&mut self, id: &str, problems: Vec<String>) {
+        if let Some(node) = self.topology.nodes.iter_mut().find(|n| n.id == id) {
+            for problem in problems {
+                if !node.problems.contains(&problem) {
+                    node.problems.push(problem);
+                }
+            }
+            node.ok = node.problems.is_empty();
+        }
+    }
+
+    fn edge(&mut self, from: &str, to: &str, label: Option<String>, problem: Option<String>) {
+        let duplicate = self
+            .topology
+            .edges
+            .iter()
+            .any(|e| e.from == from && e.to == to && e.label == label);
+        if !duplicate {
+            self.topology.edges.push(Edge {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                label,
+                ok: problem.is_none(),
+                problem,
+            });
+        }
+    }
+}
+
+fn match_text(m: &Match) -> String {
+    let mut parts = Vec::new();
+    if let Some(method) = &m.method {
+        parts.push(method.clone());
+    }
+    match &m.path {
+        Some(path) => parts.push(match path.kind {
+            PathMatchType::Exact => format!("= {}", path.value),
+            PathMatchType::PathPrefix => format!("{}/*", path.value.trim_end_matches('/')),
+            PathMatchType::RegularExpression => format!("~ {}", path.value),
+        }),
+        None => parts.push("/*".to_owned()),
+    }
+    for header in &m.headers {
+        parts.push(format!("{}: {}", header.name, header.value));
+    }
+    for query in &m.query_params {
+        parts.push(format!("?{}={}", query.name, query.value));
+    }
+    parts.join(" ")
+}
+
+fn filter_text(filter: &Filter) -> String {
+    match filter {
+        Filter::RequestHeaderModifier { .. } => "request headers".to_owned(),
+        Filter::ResponseHeaderModifier { .. } => "response headers".to_owned(),
+        Filter::RequestRedirect { request_redirect } => format!(
+            "redirect {}",
+            request_redirect.status_code.map_or(302, |s| s)
+        ),
+        Filter::UrlRewrite { .. } => "rewrite".to_owned(),
+        Filter::RequestMirror { .. } => "mirror".to_owned(),
+        Filter::Cors { .. } => "CORS".to_owned(),
+        Filter::Unresolved { reason } => format!("unresolved filter ({reason})"),
+    }
+}
+
+fn rule_detail(rule: &Rule) -> Vec<String> {
+    let mut detail: Vec<String> = if rule.matches.is_empty() {
+        vec!["/*".to_owned()]
+    } else {
+        rule.matches.iter().map(match_text).collect()
+    };
+    let filters: Vec<String> = rule.filters.iter().map(filter_text).collect();
+    if !filters.is_empty() {
+        detail.push(format!("⇒ {}", filters.join(", ")));
+    }
+    detail
+}
+
+fn gateway(b: &mut Builder, snapshot: &Snapshot, result: &GatewayResult) {
+    let key = result.gateway.to_string();
+    let spec = snapshot
+        .gateways
+        .iter()
+        .find(|g| ObjectKey::of(&g.metadata) == result.gateway);
+    let class = spec.map(|g| g.spec.gateway_class_name.clone());
+    let gateway_id = b.node("Gateway", &key, key.clone(), Vec::new());
+    b.problems(
+        &gateway_id,
+        failed(result.status.conditions.as_deref().unwrap_or_default()),
+    );
+    if let Some(class) = class {
+        let class_id = b.node("GatewayClass", &class, class.clone(), Vec::new());
+        b.edge(&class_id, &gateway_id, None, None);
+    }
+
+    let statuses = result.status.listeners.as_deref().unwrap_or_default();
+    let mut listed = BTreeSet::new();
+    for listener in &result.config.listeners {
+        listed.insert(listener.name.clone());
+        let detail = vec![format!(
+            "{} :{}{}",
+            listener.protocol.scheme().to_ascii_uppercase(),
+            listener.port,
+            listener
+                .hostname
+                .as_ref()
+                .map_or_else(String::new, |h| format!(" {h}"))
+        )];
+        let id = b.node(
+            "Listener",
+            &format!("{key}/{}", listener.name),
+            listener.name.clone(),
+            detail,
+        );
+        if let Some(status) = statuses.iter().find(|s| s.name == listener.name) {
+            b.problems(&id, failed(&status.conditions));
+        }
+        b.edge(&gateway_id, &id, None, None);
+    }
+    // Listeners the filter does not get (rejected, or of a protocol it does not serve).
+    for status in statuses.iter().filter(|s| !listed.contains(&s.name)) {
+        let id = b.node(
+            "Listener",
+            &format!("{key}/{}", status.name),
+            status.name.clone(),
+            vec!["not served".to_owned()],
+        );
+        let mut problems = failed(&status.conditions);
+        if problems.is_empty() {
+            problems.push("not in the filter's configuration".to_owned());
+        }
+        b.problems(&id, problems);
+        b.edge(&gateway_id, &id, None, Some("not served".to_owned()));
+    }
+
+    for route in &result.config.routes {
+        let route_key = format!("{}/{}", route.namespace, route.name);
+        let route_id = b.node("HTTPRoute", &route_key, route_key.clone(), Vec::new());
+        for parent in &route.parents {
+            let hosts = if parent.hostnames.is_empty() {
+                "any host".to_owned()
+            } else {
+                parent.hostnames.join(", ")
+            };
+            let listener_id = format!("Listener:{key}/{}", parent.listener);
+            b.edge(&listener_id, &route_id, Some(hosts), None);
+        }
+        for (index, rule) in route.rules.iter().enumerate() {
+            let label = match &rule.name {
+                Some(name) => format!("rules[{index}] {name}"),
+                None => format!("rules[{index}]"),
+            };
+            let rule_id = b.node(
+                "Rule",
+                &format!("{route_key}/{index}"),
+                label,
+                rule_detail(rule),
+            );
+            b.edge(&route_id, &rule_id, None, None);
+            let split = rule.backend_refs.len() > 1;
+            for backend_ref in &rule.backend_refs {
+                let backend = result.config.backends.get(&backend_ref.backend);
+                let invalid = backend.and_then(|b| b.invalid.as_ref());
+                let label = match invalid {
+                    // Invalid backends are keyed `invalid:<reason>:<ref>`: show the reference.
+                    Some(invalid) => backend_ref
+                        .backend
+                        .strip_prefix(&format!("invalid:{}:", invalid.reason))
+                        .unwrap_or(&backend_ref.backend)
+                        .to_owned(),
+                    None => backend_ref.backend.clone(),
+                };
+                let backend_id = b.node("Backend", &backend_ref.backend, label, Vec::new());
+                let problem = invalid.map(|i| {
+                    if i.message.is_empty() {
+                        format!("ResolvedRefs: {}", i.reason)
+                    } else {
+                        format!("ResolvedRefs: {} — {}", i.reason, i.message)
+                    }
+                });
+                if let Some(problem) = &problem {
+                    b.problems(&backend_id, vec![problem.clone()]);
+                }
+                let weight = split.then(|| format!("weight {}", backend_ref.weight));
+                b.edge(&rule_id, &backend_id, weight, problem);
+            }
+        }
+    }
+}
+
+/// The diagram's nodes and edges for a resolution.
+pub fn build(snapshot: &Snapshot, resolution: &Resolution, controller: &str) -> Topology {
+    let mut b = Builder {
+        topology: Topology::default(),
+        ids: BTreeSet::new(),
+    };
+    for class in &resolution.gateway_classes {
+        let id = b.node(
+            "GatewayClass",
+            &class.class,
+            class.class.clone(),
+            Vec::new(),
+        );
+        b.problems(
+            &id,
+            failed(class.status.conditions.as_deref().unwrap_or_default()),
+        );
+    }
+    for result in &resolution.gateways {
+        gateway(&mut b, snapshot, result);
+    }
+
+    // Gateways whose class does not exist: nobody will report their status.
+    let classes: BTreeSet<&str> = snapshot
+        .gateway_classes
+        .iter()
+        .filter_map(|c| c.metadata.name.as_deref())
+        .collect();
+    for gw in &snapshot.gateways {
+        if !classes.contains(gw.spec.gateway_class_name.as_str()) {
+            let key = ObjectKey::of(&gw.metadata).to_string();
+            let id = b.node("Gateway", &key, key.clone(), Vec::new());
+            b.problems(
+                &id,
+                vec![format!(
+                    "GatewayClass {} does not exist; no controller programs this Gateway",
+                    gw.spec.gateway_class_name
+                )],
+            );
+        }
+    }
+
+    // Route status: parents that did not accept the route, references that did not resolve.
+    for update in &resolution.routes {
+        let route_key = update.route.to_string();
+        let route_id = b.node("HTTPRoute", &route_key, route_key.clone(), Vec::new());
+        for parent in update
+            .status
+            .parents
+            .iter()
+            .filter(|p| p.controller_name == controller)
+        {
+            let parent_key = format!(
+                "{}/{}",
+                parent
+                    .parent_ref
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| update.route.namespace.clone()),
+                parent.parent_ref.name
+            );
+            let section = parent
+                .parent_ref
+                .section_name
+                .as_ref()
+                .map_or_else(String::new, |s| format!(" ({s})"));
+            let problems: Vec<String> = failed(&parent.conditions)
+                .into_iter()
+                .map(|p| format!("parent {parent_key}{section}: {p}"))
+                .collect();
+            let rejected = crate::view::condition(&parent.conditions, "Accepted")
+                .is_some_and(|c| c.status == "False");
+            if rejected {
+                let gateway_id = format!("Gateway:{parent_key}");
+                b.edge(
+                    &gateway_id,
+                    &route_id,
+                    Some(format!("not attached{section}")),
+                    problems.first().cloned(),
+                );
+            }
+            b.problems(&route_id, problems);
+        }
+    }
+
+    // Routes whose parentRef names a Gateway that does not exist. The diagram has no GRPCRoute
+    // column yet (gRPC in the playground is not built: docs/playground.md), so only HTTPRoutes.
+    for (_, key, target) in snapshot
+        .routes_to_missing_gateways()
+        .into_iter()
+        .filter(|(kind, _, _)| *kind == "HTTPRoute")
+    {
+        let id = b.node("HTTPRoute", &key.to_string(), key.to_string(), Vec::new());
+        b.problems(
+            &id,
+            vec![format!(
+                "parentRef Gateway {target} does not exist; no controller reports status for it"
+            )],
+        );
+    }
+    b.topology
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::bundle;
+    use gateway_resolver::{Settings, resolve};
+
+    const BASE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: gateway-wasm.dev/controller-shim}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: infra}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: web, protocol: HTTP, port: 80, hostname: "*.example.com", allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: app}
+spec:
+  parentRefs: [{name: edge, namespace: infra}]
+  hostnames: [shop.example.com]
+  rules:
+  - name: main
+    matches: [{path: {type: PathPrefix, value: /cart}}]
+    backendRefs: [{name: cart, port: 8080, weight: 3}, {name: nowhere, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: lost, namespace: app}
+spec:
+  parentRefs: [{name: missing, namespace: infra}]
+  rules: [{backendRefs: [{name: cart, port: 8080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: elsewhere, namespace: app}
+spec:
+  parentRefs: [{name: edge, namespace: infra}]
+  hostnames: [other.org]
+  rules: [{backendRefs: [{name: cart, port: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cart, namespace: app}
+spec: {ports: [{port: 8080}]}
+"#;
+
+    fn topology(text: &str) -> Topology {
+        let loaded = bundle::load(text).unwrap();
+        let settings = Settings::default();
+        build(
+            &loaded.snapshot,
+            &resolve(&loaded.snapshot, &settings),
+            &settings.controller_name,
+        )
+    }
+
+    fn node<'t>(t: &'t Topology, id: &str) -> &'t Node {
+        t.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node {id} in {:#?}", t.nodes))
+    }
+
+    #[test]
+    fn the_chain_from_class_to_backend_is_drawn() {
+        let t = topology(BASE);
+        for id in [
+            "GatewayClass:ours",
+            "Gateway:infra/edge",
+            "Listener:infra/edge/web",
+            "Rule:app/shop/0",
+            "Backend:app/cart:8080",
+        ] {
+            assert!(node(&t, id).ok, "{id}: {:?}", node(&t, id).problems);
+        }
+        assert_eq!(
+            node(&t, "Listener:infra/edge/web").detail,
+            ["HTTP :80 *.example.com"]
+        );
+        assert_eq!(node(&t, "Rule:app/shop/0").label, "rules[0] main");
+        assert_eq!(node(&t, "Rule:app/shop/0").detail, ["/cart/*"]);
+        let edge = t
+            .edges
+            .iter()
+            .find(|e| e.from == "Listener:infra/edge/web" && e.to == "HTTPRoute:app/shop")
+            .unwrap();
+        assert_eq!(edge.label.as_deref(), Some("shop.example.com"));
+        let weights: Vec<_> = t
+            .edges
+            .iter()
+            .filter(|e| e.from == "Rule:app/shop/0")
+            .map(|e| (e.label.clone().unwrap(), e.ok))
+            .collect();
+        assert_eq!(
+            weights,
+            [
+                ("weight 3".to_owned(), true),
+                ("weight 1".to_owned(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn rejected_objects_and_unresolved_refs_are_red_with_their_reason() {
+        let t = topology(BASE);
+        let missing = t
+            .nodes
+            .iter()
+            .find(|n| n.kind == "Backend" && n.label == "app/nowhere:8080")
+            .unwrap();
+        assert!(!missing.ok);
+        assert!(
+            missing.problems[0].contains("BackendNotFound"),
+            "{:?}",
+            missing.problems
+        );
+        let shop = node(&t, "HTTPRoute:app/shop");
+        assert!(
+            shop.problems
+                .iter()
+                .any(|p| p.contains("ResolvedRefs: BackendNotFound")),
+            "{:?}",
+            shop.problems
+        );
+        let lost = node(&t, "HTTPRoute:app/lost");
+        assert!(lost.problems[0].contains("parentRef Gateway infra/missing does not exist"));
+        let elsewhere = node(&t, "HTTPRoute:app/elsewhere");
+        assert!(
+            elsewhere
+                .problems
+                .iter()
+                .any(|p| p.contains("Accepted: NoMatchingListenerHostname")),
+            "{:?}",
+            elsewhere.problems
+        );
+        let edge = t
+            .edges
+            .iter()
+            .find(|e| e.to == "HTTPRoute:app/elsewhere")
+            .unwrap();
+        assert!(!edge.ok);
+
+        let t = topology(&BASE.replace("gatewayClassName: ours", "gatewayClassName: theirs"));
+        let gw = node(&t, "Gateway:infra/edge");
+        assert!(gw.problems[0].contains("GatewayClass theirs does not exist"));
+    }
+}
