@@ -289,6 +289,13 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     // of packages with integration tests (controller-shim, echo-backend, conformance), and the
     // steps after it run those binaries directly. A `cargo run -p X` would resolve features for X
     // alone and rebuild half the dependency tree.
+    // `cargo test` does not build a cdylib-only package's library for its integration tests: the
+    // dynamic-module tests load the `.so` from target/debug, so it is built explicitly (a clean
+    // clone has none).
+    cargo(
+        "dynamic modules (debug: the module its tests load, the floor the bench harness loads)",
+        &["build", "-p", "dynamic-module", "-p", "dynamic-floor"],
+    )?;
     cargo("tests", &["test", "--workspace"])?;
     let xtask = std::env::current_exe().context("locating the running xtask")?;
     run_binary(
@@ -338,7 +345,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &conformance,
             &["--vectors", GRPC_VECTORS, "--target", "envoy"],
         )?;
-        // `cargo test --workspace` built the module (target/debug/libgateway_wasm_dynamic.so).
+        // The debug module built before the tests (target/debug/libgateway_wasm_dynamic.so).
         run_binary(
             "conformance: request cases (real Envoy + dynamic module)",
             &conformance,
@@ -359,7 +366,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "benchmark harness: floor and probe filters",
             &wasm_build_args(&["floor-filter", "probe-filter"]),
         )?;
-        // The dynamic modules of `cargo test --workspace` (debug builds: only the harness is checked).
+        // The debug dynamic modules built before the tests (only the harness is checked).
         run_binary(
             "benchmark harness: Envoy side by side (--quick)",
             &debug_binary("gateway-bench")?,
