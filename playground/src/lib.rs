@@ -24,7 +24,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use gateway_resolver::explain;
-use gateway_resolver::request_text::parse_request;
+use gateway_resolver::request_text::{RequestText, grpc_call, parse_request};
 use gateway_resolver::resolution::ObjectKey;
 use gateway_resolver::{Settings, resolve as resolve_snapshot};
 
@@ -38,6 +38,42 @@ pub struct ExplainOptions {
     /// `--controller-name`.
     #[serde(default)]
     pub controller_name: Option<String>,
+    /// `--grpc SERVICE/METHOD`: the request is this gRPC call to the URL's host and port.
+    #[serde(default)]
+    pub grpc: Option<String>,
+}
+
+/// What `explainConfig`'s optional fourth argument may carry: the PluginConfig already names its
+/// Gateway and was resolved for one controller, so only the request's own option remains.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigOptions {
+    /// As [`ExplainOptions::grpc`].
+    #[serde(default)]
+    pub grpc: Option<String>,
+}
+
+/// `options` JSON text (empty: the defaults), with the CLI's unknown-flag strictness.
+fn parse_options<T: Default + serde::de::DeserializeOwned>(json: &str) -> Result<T, String> {
+    if json.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_str(json).map_err(|e| format!("options: {e}"))
+}
+
+/// The request and headers explain evaluates, parsed as the CLI parses `--request`, `-H` and
+/// `--grpc`, in that order (so the first bad one is the error reported, as there).
+fn request_of(
+    request_line: &str,
+    headers_json: &str,
+    grpc: Option<&str>,
+) -> Result<(RequestText, Vec<(String, String)>), String> {
+    let mut request = parse_request(request_line).map_err(|e| e.to_string())?;
+    let mut headers = parse_headers(headers_json)?;
+    if let Some(rpc) = grpc {
+        grpc_call(rpc, &mut request, &mut headers).map_err(|e| e.to_string())?;
+    }
+    Ok((request, headers))
 }
 
 /// Headers as JavaScript gives them: an object (`{"x-a": "1", "x-b": ["2", "3"]}`, in key order)
@@ -140,13 +176,8 @@ pub fn explain_text(
     headers_json: &str,
     options_json: &str,
 ) -> Result<String, String> {
-    let options: ExplainOptions = if options_json.trim().is_empty() {
-        ExplainOptions::default()
-    } else {
-        serde_json::from_str(options_json).map_err(|e| format!("options: {e}"))?
-    };
-    let request = parse_request(request_line).map_err(|e| e.to_string())?;
-    let headers = parse_headers(headers_json)?;
+    let options: ExplainOptions = parse_options(options_json)?;
+    let (request, headers) = request_of(request_line, headers_json, options.grpc.as_deref())?;
     // The CLI prints `loading DIR: DIR/FILE document N: ...`; the editor has no directory, so
     // the message is the part from the file on (`FILE document N: ...`), the end of the CLI's.
     let loaded = bundle::load(text).map_err(|e| e.to_string())?;
@@ -161,17 +192,18 @@ pub fn explain_text(
         .map_err(|e| e.to_string())
 }
 
-/// `explainConfig(config, requestLine, headers)`: the same answer, against a PluginConfig (the
-/// live page asks what the proxy runs now, not what the manifests would give).
+/// `explainConfig(config, requestLine, headers, options)`: the same answer, against a
+/// PluginConfig (the live page asks what the proxy runs now, not what the manifests would give).
 pub fn explain_config_text(
     config_json: &str,
     request_line: &str,
     headers_json: &str,
+    options_json: &str,
 ) -> Result<String, String> {
     let config: engine::PluginConfig = serde_json::from_str(config_json)
         .map_err(|e| format!("the PluginConfig is not valid: {e}"))?;
-    let request = parse_request(request_line).map_err(|e| e.to_string())?;
-    let headers = parse_headers(headers_json)?;
+    let options: ConfigOptions = parse_options(options_json)?;
+    let (request, headers) = request_of(request_line, headers_json, options.grpc.as_deref())?;
     let gateway = ObjectKey {
         namespace: config.gateway.namespace.clone(),
         name: config.gateway.name.clone(),
@@ -206,8 +238,10 @@ pub fn explain_config(
     config_json: &str,
     request_line: &str,
     headers_json: &str,
+    options_json: &str,
 ) -> Result<String, JsError> {
-    explain_config_text(config_json, request_line, headers_json).map_err(|e| JsError::new(&e))
+    explain_config_text(config_json, request_line, headers_json, options_json)
+        .map_err(|e| JsError::new(&e))
 }
 
 /// The crate version the module was built from.
@@ -255,5 +289,57 @@ mod tests {
             err.starts_with("gw.yaml document 2: Gateway spec.listeners[0].port: "),
             "{err}"
         );
+    }
+
+    const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: ours}\n\
+        spec: {controllerName: gateway-wasm.dev/controller-shim}\n---\n\
+        apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: n}\n\
+        spec: {gatewayClassName: ours, listeners: [{name: h, port: 80, protocol: HTTP}]}\n---\n\
+        apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: r, namespace: n}\n\
+        spec: {parentRefs: [{name: g}], rules: [{matches: [{method: {service: pkg.Cart, method: Add}}], \
+        backendRefs: [{name: cart, port: 9000}]}]}\n---\n\
+        apiVersion: v1\nkind: Service\nmetadata: {name: cart, namespace: n}\nspec: {ports: [{port: 9000}]}\n";
+
+    fn decision(json: &str) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(json).unwrap()["decision"].clone()
+    }
+
+    #[test]
+    fn the_grpc_option_makes_the_request_a_grpc_call_as_the_cli_flag_does() {
+        let routed = explain_text(GRPC, "http://h/", "{}", r#"{"grpc": "pkg.Cart/Add"}"#).unwrap();
+        let d = decision(&routed);
+        assert_eq!(d["kind"], "forward");
+        assert_eq!(d["route"]["kind"], "GRPCRoute");
+        assert_eq!(d["backend"], "grpc:n/cart:9000");
+        // Without the option the same URL is a plain GET: no GRPCRoute takes it.
+        let plain = decision(&explain_text(GRPC, "http://h/pkg.Cart/Add", "{}", "").unwrap());
+        assert_eq!(
+            (plain["kind"].clone(), plain["grpcStatus"].clone()),
+            ("local".into(), serde_json::Value::Null)
+        );
+        // An RPC no rule matches: the gateway answers UNIMPLEMENTED itself.
+        let d = decision(
+            &explain_text(GRPC, "http://h/", "{}", r#"{"grpc": "pkg.Cart/Remove"}"#).unwrap(),
+        );
+        assert_eq!(
+            (d["status"].clone(), d["grpcStatus"].clone()),
+            (200.into(), 12.into())
+        );
+        let err = explain_text(GRPC, "http://h/", "{}", r#"{"grpc": "Cart"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            "--grpc \"Cart\" is not 'SERVICE/METHOD' (e.g. 'pkg.v1.Cart/AddItem')"
+        );
+
+        // The same against the PluginConfig, as the live page asks.
+        let config =
+            serde_json::to_string(&view::resolved(GRPC, &Settings::default()).gateways[0].config)
+                .unwrap();
+        let live =
+            explain_config_text(&config, "http://h/", "{}", r#"{"grpc": "pkg.Cart/Add"}"#).unwrap();
+        assert_eq!(live, routed);
+        let err =
+            explain_config_text(&config, "http://h/", "{}", r#"{"gateway": "n/g"}"#).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

@@ -11,19 +11,22 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use engine::config::{Filter, Match, PathMatchType, Rule};
+use engine::config::{
+    Attachment, BackendRef, Filter, GrpcMatch, GrpcRule, Match, PathMatchType, Rule, ValueMatchType,
+};
 use gateway_resolver::Snapshot;
 use gateway_resolver::api::Condition;
 use gateway_resolver::resolution::{GatewayResult, ObjectKey, Resolution};
 
-/// The columns of the diagram, left to right.
-pub const COLUMNS: [&str; 6] = [
-    "GatewayClass",
-    "Gateway",
-    "Listener",
-    "HTTPRoute",
-    "Rule",
-    "Backend",
+/// The columns of the diagram, left to right, with the node kinds each holds: routes of both
+/// kinds share one column (a listener serves both).
+pub const COLUMNS: [&[&str]; 6] = [
+    &["GatewayClass"],
+    &["Gateway"],
+    &["Listener"],
+    &["HTTPRoute", "GRPCRoute"],
+    &["Rule"],
+    &["Backend"],
 ];
 
 #[derive(Debug, Default, Serialize)]
@@ -36,7 +39,7 @@ pub struct Topology {
 pub struct Node {
     /// `Kind:key`, unique.
     pub id: String,
-    /// One of [`COLUMNS`].
+    /// A kind of [`COLUMNS`].
     pub kind: &'static str,
     pub label: String,
     /// Short lines under the label (ports, hostnames, matches, filters).
@@ -175,17 +178,56 @@ fn filter_text(filter: &Filter) -> String {
     }
 }
 
-fn rule_detail(rule: &Rule) -> Vec<String> {
-    let mut detail: Vec<String> = if rule.matches.is_empty() {
-        vec!["/*".to_owned()]
-    } else {
-        rule.matches.iter().map(match_text).collect()
-    };
-    let filters: Vec<String> = rule.filters.iter().map(filter_text).collect();
-    if !filters.is_empty() {
-        detail.push(format!("⇒ {}", filters.join(", ")));
+/// A rule's lines: its matches (`everything` when it has none), then its filters.
+fn rule_lines(mut matches: Vec<String>, everything: &str, filters: &[Filter]) -> Vec<String> {
+    if matches.is_empty() {
+        matches.push(everything.to_owned());
     }
-    detail
+    let filters: Vec<String> = filters.iter().map(filter_text).collect();
+    if !filters.is_empty() {
+        matches.push(format!("⇒ {}", filters.join(", ")));
+    }
+    matches
+}
+
+fn rule_detail(rule: &Rule) -> Vec<String> {
+    rule_lines(
+        rule.matches.iter().map(match_text).collect(),
+        "/*",
+        &rule.filters,
+    )
+}
+
+/// A GRPCRoute match: `Service/Method` (`*` for an absent part, `~` before regular expressions),
+/// then its header matches.
+fn grpc_match_text(m: &GrpcMatch) -> String {
+    let mut parts = Vec::new();
+    match &m.method {
+        Some(method) => {
+            let rpc = format!(
+                "{}/{}",
+                method.service.as_deref().unwrap_or("*"),
+                method.method.as_deref().unwrap_or("*")
+            );
+            parts.push(match method.kind {
+                ValueMatchType::Exact => rpc,
+                ValueMatchType::RegularExpression => format!("~ {rpc}"),
+            });
+        }
+        None => parts.push("any RPC".to_owned()),
+    }
+    for header in &m.headers {
+        parts.push(format!("{}: {}", header.name, header.value));
+    }
+    parts.join(" ")
+}
+
+fn grpc_rule_detail(rule: &GrpcRule) -> Vec<String> {
+    rule_lines(
+        rule.matches.iter().map(grpc_match_text).collect(),
+        "any RPC",
+        &rule.filters,
+    )
 }
 
 fn gateway(b: &mut Builder, snapshot: &Snapshot, result: &GatewayResult) {
@@ -246,56 +288,114 @@ fn gateway(b: &mut Builder, snapshot: &Snapshot, result: &GatewayResult) {
     }
 
     for route in &result.config.routes {
-        let route_key = format!("{}/{}", route.namespace, route.name);
-        let route_id = b.node("HTTPRoute", &route_key, route_key.clone(), Vec::new());
-        for parent in &route.parents {
-            let hosts = if parent.hostnames.is_empty() {
-                "any host".to_owned()
-            } else {
-                parent.hostnames.join(", ")
+        let rules = route
+            .rules
+            .iter()
+            .map(|rule| RuleShape {
+                name: rule.name.as_deref(),
+                detail: rule_detail(rule),
+                backend_refs: &rule.backend_refs,
+            })
+            .collect();
+        let key = format!("{}/{}", route.namespace, route.name);
+        route_nodes(b, result, "HTTPRoute", &key, &route.parents, rules);
+    }
+    for route in &result.config.grpc_routes {
+        let rules = route
+            .rules
+            .iter()
+            .map(|rule| RuleShape {
+                name: rule.name.as_deref(),
+                detail: grpc_rule_detail(rule),
+                backend_refs: &rule.backend_refs,
+            })
+            .collect();
+        let key = format!("{}/{}", route.namespace, route.name);
+        route_nodes(b, result, "GRPCRoute", &key, &route.parents, rules);
+    }
+}
+
+/// One rule of a route of either kind, as the diagram draws it.
+struct RuleShape<'c> {
+    name: Option<&'c str>,
+    detail: Vec<String>,
+    backend_refs: &'c [BackendRef],
+}
+
+/// The id of a route's rule: `Rule:ns/name/index` for an HTTPRoute, `Rule:GRPCRoute:ns/name/index`
+/// for a GRPCRoute (the two kinds may share a name).
+pub fn rule_key(kind: &str, route_key: &str, index: usize) -> String {
+    if kind == "HTTPRoute" {
+        format!("{route_key}/{index}")
+    } else {
+        format!("{kind}:{route_key}/{index}")
+    }
+}
+
+/// A route's node; its kind is its detail line, since both kinds share the column.
+fn route_node(b: &mut Builder, kind: &'static str, route_key: &str) -> String {
+    b.node(kind, route_key, route_key.to_owned(), vec![kind.to_owned()])
+}
+
+/// A route's node, its edges from the listeners it is attached to (labelled with its effective
+/// hostnames there), its rules and their backends.
+fn route_nodes(
+    b: &mut Builder,
+    result: &GatewayResult,
+    kind: &'static str,
+    route_key: &str,
+    parents: &[Attachment],
+    rules: Vec<RuleShape<'_>>,
+) {
+    let gateway_key = result.gateway.to_string();
+    let route_id = route_node(b, kind, route_key);
+    for parent in parents {
+        let hosts = if parent.hostnames.is_empty() {
+            "any host".to_owned()
+        } else {
+            parent.hostnames.join(", ")
+        };
+        let listener_id = format!("Listener:{gateway_key}/{}", parent.listener);
+        b.edge(&listener_id, &route_id, Some(hosts), None);
+    }
+    for (index, rule) in rules.into_iter().enumerate() {
+        let label = match rule.name {
+            Some(name) => format!("rules[{index}] {name}"),
+            None => format!("rules[{index}]"),
+        };
+        let rule_id = b.node(
+            "Rule",
+            &rule_key(kind, route_key, index),
+            label,
+            rule.detail,
+        );
+        b.edge(&route_id, &rule_id, None, None);
+        let split = rule.backend_refs.len() > 1;
+        for backend_ref in rule.backend_refs {
+            let backend = result.config.backends.get(&backend_ref.backend);
+            let invalid = backend.and_then(|b| b.invalid.as_ref());
+            let label = match invalid {
+                // Invalid backends are keyed `invalid:<reason>:<ref>`: show the reference.
+                Some(invalid) => backend_ref
+                    .backend
+                    .strip_prefix(&format!("invalid:{}:", invalid.reason))
+                    .unwrap_or(&backend_ref.backend)
+                    .to_owned(),
+                None => backend_ref.backend.clone(),
             };
-            let listener_id = format!("Listener:{key}/{}", parent.listener);
-            b.edge(&listener_id, &route_id, Some(hosts), None);
-        }
-        for (index, rule) in route.rules.iter().enumerate() {
-            let label = match &rule.name {
-                Some(name) => format!("rules[{index}] {name}"),
-                None => format!("rules[{index}]"),
-            };
-            let rule_id = b.node(
-                "Rule",
-                &format!("{route_key}/{index}"),
-                label,
-                rule_detail(rule),
-            );
-            b.edge(&route_id, &rule_id, None, None);
-            let split = rule.backend_refs.len() > 1;
-            for backend_ref in &rule.backend_refs {
-                let backend = result.config.backends.get(&backend_ref.backend);
-                let invalid = backend.and_then(|b| b.invalid.as_ref());
-                let label = match invalid {
-                    // Invalid backends are keyed `invalid:<reason>:<ref>`: show the reference.
-                    Some(invalid) => backend_ref
-                        .backend
-                        .strip_prefix(&format!("invalid:{}:", invalid.reason))
-                        .unwrap_or(&backend_ref.backend)
-                        .to_owned(),
-                    None => backend_ref.backend.clone(),
-                };
-                let backend_id = b.node("Backend", &backend_ref.backend, label, Vec::new());
-                let problem = invalid.map(|i| {
-                    if i.message.is_empty() {
-                        format!("ResolvedRefs: {}", i.reason)
-                    } else {
-                        format!("ResolvedRefs: {} — {}", i.reason, i.message)
-                    }
-                });
-                if let Some(problem) = &problem {
-                    b.problems(&backend_id, vec![problem.clone()]);
+            let backend_id = b.node("Backend", &backend_ref.backend, label, Vec::new());
+            let problem = invalid.map(|i| {
+                if i.message.is_empty() {
+                    format!("ResolvedRefs: {}", i.reason)
+                } else {
+                    format!("ResolvedRefs: {} — {}", i.reason, i.message)
                 }
-                let weight = split.then(|| format!("weight {}", backend_ref.weight));
-                b.edge(&rule_id, &backend_id, weight, problem);
+            });
+            if let Some(problem) = &problem {
+                b.problems(&backend_id, vec![problem.clone()]);
             }
+            let weight = split.then(|| format!("weight {}", backend_ref.weight));
+            b.edge(&rule_id, &backend_id, weight, problem);
         }
     }
 }
@@ -345,7 +445,7 @@ pub fn build(snapshot: &Snapshot, resolution: &Resolution, controller: &str) -> 
     // Route status: parents that did not accept the route, references that did not resolve.
     for update in &resolution.routes {
         let route_key = update.route.to_string();
-        let route_id = b.node("HTTPRoute", &route_key, route_key.clone(), Vec::new());
+        let route_id = route_node(&mut b, update.kind.as_str(), &route_key);
         for parent in update
             .status
             .parents
@@ -385,14 +485,9 @@ pub fn build(snapshot: &Snapshot, resolution: &Resolution, controller: &str) -> 
         }
     }
 
-    // Routes whose parentRef names a Gateway that does not exist. The diagram has no GRPCRoute
-    // column yet (gRPC in the playground is not built: docs/playground.md), so only HTTPRoutes.
-    for (_, key, target) in snapshot
-        .routes_to_missing_gateways()
-        .into_iter()
-        .filter(|(kind, _, _)| *kind == "HTTPRoute")
-    {
-        let id = b.node("HTTPRoute", &key.to_string(), key.to_string(), Vec::new());
+    // Routes whose parentRef names a Gateway that does not exist.
+    for (kind, key, target) in snapshot.routes_to_missing_gateways() {
+        let id = route_node(&mut b, kind, &key.to_string());
         b.problems(
             &id,
             vec![format!(
@@ -556,5 +651,92 @@ spec: {ports: [{port: 8080}]}
         let t = topology(&BASE.replace("gatewayClassName: ours", "gatewayClassName: theirs"));
         let gw = node(&t, "Gateway:infra/edge");
         assert!(gw.problems[0].contains("GatewayClass theirs does not exist"));
+    }
+
+    /// GRPCRoutes on the same listener; `shop` shares its name with the HTTPRoute above.
+    const GRPC: &str = r#"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: shop, namespace: app}
+spec:
+  parentRefs: [{name: edge, namespace: infra}]
+  hostnames: [rpc.example.com]
+  rules:
+  - name: carts
+    matches:
+    - method: {service: shop.v1.Cart, method: Add}
+      headers: [{name: x-tenant, value: a}]
+    - method: {type: RegularExpression, method: "Get.*"}
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: "1"}]}}]
+    backendRefs: [{name: cart, port: 8080}]
+  - backendRefs: [{name: gone, port: 9000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: stray, namespace: app}
+spec:
+  parentRefs: [{name: missing, namespace: infra}]
+  rules: [{backendRefs: [{name: cart, port: 8080}]}]
+"#;
+
+    #[test]
+    fn grpc_routes_share_the_route_column_with_their_own_rules_and_problems() {
+        let t = topology(&format!("{BASE}{GRPC}"));
+        for node in &t.nodes {
+            assert!(
+                COLUMNS.iter().any(|kinds| kinds.contains(&node.kind)),
+                "{} has no column",
+                node.id
+            );
+        }
+        let route = node(&t, "GRPCRoute:app/shop");
+        assert!(
+            route
+                .problems
+                .iter()
+                .any(|p| p.contains("ResolvedRefs: BackendNotFound")),
+            "{:?}",
+            route.problems
+        );
+        // Its rules are its own, not the HTTPRoute of the same name's.
+        let rule = node(&t, "Rule:GRPCRoute:app/shop/0");
+        assert_eq!(rule.label, "rules[0] carts");
+        assert_eq!(
+            rule.detail,
+            [
+                "shop.v1.Cart/Add x-tenant: a",
+                "~ */Get.*",
+                "⇒ request headers"
+            ]
+        );
+        assert_eq!(node(&t, "Rule:GRPCRoute:app/shop/1").detail, ["any RPC"]);
+        assert_eq!(node(&t, "Rule:app/shop/0").label, "rules[0] main");
+        let edge = |from: &str, to: &str| {
+            t.edges
+                .iter()
+                .find(|e| e.from == from && e.to == to)
+                .unwrap_or_else(|| panic!("no edge {from} → {to} in {:#?}", t.edges))
+        };
+        assert_eq!(
+            edge("Listener:infra/edge/web", "GRPCRoute:app/shop")
+                .label
+                .as_deref(),
+            Some("rpc.example.com")
+        );
+        // gRPC backends are keyed apart (the proxy speaks HTTP/2 to them).
+        assert!(edge("Rule:GRPCRoute:app/shop/0", "Backend:grpc:app/cart:8080").ok);
+        let gone = t
+            .edges
+            .iter()
+            .find(|e| e.from == "Rule:GRPCRoute:app/shop/1")
+            .unwrap();
+        assert!(!gone.ok, "{gone:?}");
+        let stray = node(&t, "GRPCRoute:app/stray");
+        assert!(
+            stray.problems[0].contains("parentRef Gateway infra/missing does not exist"),
+            "{:?}",
+            stray.problems
+        );
     }
 }

@@ -38,7 +38,7 @@ pub struct GatewayView {
 /// The status one object would get.
 #[derive(Debug, Serialize)]
 pub struct StatusView {
-    /// `GatewayClass`, `Gateway`, `ListenerSet`, `HTTPRoute`.
+    /// `GatewayClass`, `Gateway`, `ListenerSet`, `HTTPRoute`, `GRPCRoute`.
     pub kind: &'static str,
     /// `namespace/name` (the name alone for cluster-scoped objects).
     pub name: String,
@@ -138,7 +138,7 @@ fn statuses(resolution: &Resolution) -> Vec<StatusView> {
     }
     for route in &resolution.routes {
         out.push(StatusView {
-            kind: "HTTPRoute",
+            kind: route.kind.as_str(),
             name: route.route.to_string(),
             status: status_json(&route.status),
         });
@@ -206,5 +206,35 @@ mod tests {
                 .starts_with("gw.yaml document 1: Gateway spec.gatewayClassName: ")
         );
         assert!(out.gateways.is_empty());
+    }
+
+    #[test]
+    fn grpc_routes_get_status_rows_of_their_own_kind() {
+        let out = resolved(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: ours}\n\
+             spec: {controllerName: gateway-wasm.dev/controller-shim}\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: n}\n\
+             spec: {gatewayClassName: ours, listeners: [{name: h, port: 80, protocol: HTTP}]}\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: r, namespace: n}\n\
+             spec: {parentRefs: [{name: g}], rules: [{backendRefs: [{name: nowhere, port: 9000}]}]}\n",
+            &Settings::default(),
+        );
+        let row = out
+            .status
+            .iter()
+            .find(|s| s.name == "n/r")
+            .expect("a status row for the GRPCRoute");
+        assert_eq!(row.kind, "GRPCRoute");
+        let conditions = &row.status["parents"][0]["conditions"];
+        let reason = |kind: &str| {
+            conditions
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == kind)
+                .map(|c| c["reason"].clone())
+        };
+        assert_eq!(reason("Accepted"), Some("Accepted".into()));
+        assert_eq!(reason("ResolvedRefs"), Some("BackendNotFound".into()));
     }
 }

@@ -83,6 +83,102 @@ impl Drop for Process {
     }
 }
 
+/// A child process and every process it started, all killed when dropped — also while a failed
+/// assertion unwinds the test. chromedriver starts Chromium, which starts its zygote, renderers
+/// and GPU process: killing chromedriver alone would leave them running, re-parented to init.
+///
+/// The child is started in a process group of its own ([`ProcessTree::command`]); on drop the
+/// tree is found by parent pid in `/proc` (Chromium's helpers may leave the group), stopped
+/// until no new process appears (so none is forked between listing and killing), then killed
+/// together with the group.
+struct ProcessTree(Child);
+
+impl ProcessTree {
+    /// `program` set up to be the root of a tree: in a new process group.
+    fn command(program: &str) -> Command {
+        use std::os::unix::process::CommandExt as _;
+        let mut command = Command::new(program);
+        command.process_group(0);
+        command
+    }
+
+    fn pid(raw: u32) -> Option<rustix::process::Pid> {
+        i32::try_from(raw)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+    }
+}
+
+/// `(pid, parent pid)` of every process, from `/proc/PID/stat` (the parent pid is the second
+/// field after the parenthesised command name, which may itself hold spaces and parentheses).
+fn process_parents() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let parent = after_name.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, parent))
+        })
+        .collect()
+}
+
+/// Every descendant of `root`, parents before their children.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents = process_parents();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, _) in parents.iter().filter(|(_, p)| *p == parent) {
+            if !out.contains(pid) {
+                out.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+impl Drop for ProcessTree {
+    fn drop(&mut self) {
+        use rustix::process::{Signal, kill_process, kill_process_group};
+        let root = self.0.id();
+        let mut tree = Vec::new();
+        if let Some(pid) = ProcessTree::pid(root) {
+            let _ = kill_process(pid, Signal::STOP);
+        }
+        // Stopped processes fork no more: a few rounds find the whole tree.
+        for _ in 0..10 {
+            let found: Vec<u32> = descendants(root)
+                .into_iter()
+                .filter(|pid| !tree.contains(pid))
+                .collect();
+            if found.is_empty() {
+                break;
+            }
+            for pid in found {
+                if let Some(p) = ProcessTree::pid(pid) {
+                    let _ = kill_process(p, Signal::STOP);
+                }
+                tree.push(pid);
+            }
+        }
+        for pid in &tree {
+            if let Some(p) = ProcessTree::pid(*pid) {
+                let _ = kill_process(p, Signal::KILL);
+            }
+        }
+        if let Some(group) = ProcessTree::pid(root) {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for_port(port: u16, within: Duration, what: &str, child: &mut Child) -> Result<()> {
     let deadline = Instant::now() + within;
     loop {
@@ -131,7 +227,8 @@ fn page(dir: &Path, serve: bool) -> Result<(Option<Process>, u16)> {
 
 struct Browser {
     client: Client,
-    _driver: Process,
+    /// chromedriver and the Chromium it starts.
+    _driver: ProcessTree,
 }
 
 impl Browser {
@@ -139,14 +236,15 @@ impl Browser {
         testkit::debian::ensure_package("chromium", "chromium")?;
         testkit::debian::ensure_package("chromedriver", "chromium-driver")?;
         let port = testkit::free_port()?;
-        let mut driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting chromedriver")?;
-        wait_for_port(port, Duration::from_secs(30), "chromedriver", &mut driver)?;
-        let driver = Process(driver);
+        let mut driver = ProcessTree(
+            ProcessTree::command("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting chromedriver")?,
+        );
+        wait_for_port(port, Duration::from_secs(30), "chromedriver", &mut driver.0)?;
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -277,6 +375,55 @@ where
     });
 }
 
+/// Whether `pid` is still a process that runs (a zombie has finished).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// What the browser's guard promises: a test that panics leaves nothing of the tree running. A
+/// shell with two background children stands in for chromedriver and Chromium.
+#[test]
+fn a_panicking_test_leaves_no_process_of_the_tree_behind() {
+    let tree = ProcessTree(
+        ProcessTree::command("sh")
+            .args(["-c", "sleep 300 & sleep 300 & wait"])
+            .spawn()
+            .unwrap(),
+    );
+    let root = tree.0.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let children = loop {
+        let found = descendants(root);
+        if found.len() >= 2 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the shell started {found:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _tree = tree;
+        panic!("a failing test");
+    }));
+    assert!(unwound.is_err());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children.iter().any(|pid| running(*pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "still running after the panic: {:?}",
+            children
+                .iter()
+                .filter(|pid| running(**pid))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(root));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The page
 
@@ -366,6 +513,8 @@ fn the_page_decides_draws_and_reproduces_a_case_from_its_link() {
             "http://www.example.com/store/cart?item=42"
         );
 
+        grpc_in_the_page(&b, link.as_str().unwrap()).await?;
+
         // Manifest errors name the file, the document and the field, as the CLI does.
         b.js(
             "const e = document.getElementById('editor'); \
@@ -440,6 +589,117 @@ fn the_page_decides_draws_and_reproduces_a_case_from_its_link() {
     );
 }
 
+/// gRPC on the quickstart: the GRPCRoute's node and status row, a gRPC call typed in the form
+/// (routed, then one no rule matches), and a link that keeps the call. `previous_link` is the
+/// page's link before.
+async fn grpc_in_the_page(b: &Browser, previous_link: &str) -> Result<()> {
+    // The diagram: the GRPCRoute in the route column, its rule and its gRPC backend, all fine.
+    let nodes = b.nodes().await?;
+    for id in [
+        "GRPCRoute:rpc/echo",
+        "Rule:GRPCRoute:rpc/echo/0",
+        "Backend:grpc:rpc/grpc-echo:8080",
+    ] {
+        let node = nodes.iter().find(|(n, _, _)| n == id);
+        assert!(
+            node.is_some_and(|(_, ok, _)| *ok),
+            "no good node {id} in {nodes:?}"
+        );
+    }
+    let column = b
+        .js(
+            "const x = g => g.transform.baseVal[0].matrix.e; \
+             const node = id => document.querySelector(`#topology g.node[data-id='${id}']`); \
+             return [x(node('GRPCRoute:rpc/echo')), x(node('HTTPRoute:store/store'))]",
+            vec![],
+        )
+        .await?;
+    assert_eq!(column[0], column[1], "routes of both kinds share a column");
+    // The status table: a row per condition of the GRPCRoute's parent, with its reason.
+    let rows = b
+        .js(
+            "const t = [...document.querySelectorAll('#status table')] \
+               .find(t => t.caption.textContent === 'GRPCRoute rpc/echo → parent infra/quickstart'); \
+             return t && [...t.querySelectorAll('tr')].slice(1) \
+               .map(r => [...r.cells].slice(0, 3).map(c => c.textContent))",
+            vec![],
+        )
+        .await?;
+    for condition in ["Accepted", "ResolvedRefs"] {
+        assert!(
+            rows.as_array()
+                .is_some_and(|rows| rows.contains(&json!([condition, "True", condition]))),
+            "GRPCRoute rpc/echo's status has no {condition} True {condition}: {rows}"
+        );
+    }
+
+    // A gRPC call typed in the form: the demo's routed call.
+    b.js(
+        "const k = document.getElementById('kind'); k.value = 'grpc'; k.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await?;
+    assert_eq!(
+        b.js("return document.getElementById('method').hidden", vec![])
+            .await?,
+        true
+    );
+    b.type_into("url", &format!("http://{}", probes::GRPC_HOST))
+        .await?;
+    let rpc = format!("{}/{}", probes::GRPC_SERVICE, probes::GRPC_ROUTED);
+    b.type_into("grpc", &rpc).await?;
+    b.decision_shows(&[
+        "forward to grpc:rpc/grpc-echo:8080",
+        "GRPCRoute rpc/echo",
+        "set x-routed-by: gateway-wasm",
+    ])
+    .await?;
+    let cli = b.text("cli").await?;
+    assert!(cli.contains(&format!("--grpc '{rpc}'")), "{cli}");
+    let hits = b
+        .js(
+            "return [...document.querySelectorAll('#topology g.node.hit')].map(g => g.dataset.id)",
+            vec![],
+        )
+        .await?;
+    for id in ["GRPCRoute:rpc/echo", "Rule:GRPCRoute:rpc/echo/0"] {
+        assert!(
+            hits.as_array().unwrap().contains(&json!(id)),
+            "{id} not highlighted: {hits}"
+        );
+    }
+    // A method no rule matches: the gateway's own gRPC answer.
+    let unrouted = format!("{}/{}", probes::GRPC_SERVICE, probes::GRPC_UNROUTED);
+    b.type_into("grpc", &unrouted).await?;
+    b.decision_shows(&["local", "200, grpc-status 12 UNIMPLEMENTED (no_route)"])
+        .await?;
+
+    // The link keeps the call: kind, service/method, URL.
+    let link = b
+        .until(
+            "the gRPC call in the URL",
+            &format!(
+                "return location.href !== {} && location.hash.startsWith('#v1.') && location.href",
+                json!(previous_link)
+            ),
+        )
+        .await?;
+    b.client.goto("about:blank").await?;
+    b.open(link.as_str().unwrap()).await?;
+    b.decision_shows(&["grpc-status 12"]).await?;
+    let form = b
+        .js(
+            "return ['kind', 'grpc', 'url'].map(id => document.getElementById(id).value)",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        form,
+        json!(["grpc", unrouted, format!("http://{}", probes::GRPC_HOST)])
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Page vs CLI
 
@@ -451,6 +711,8 @@ struct Compared {
     dir: PathBuf,
     line: String,
     headers: Vec<(String, String)>,
+    /// A gRPC call's `SERVICE/METHOD` (`--grpc`, `options.grpc`).
+    grpc: Option<String>,
     /// For manifests broken on purpose: the file the error must name.
     broken_file: Option<String>,
 }
@@ -487,6 +749,7 @@ fn broken_quickstarts(text: &str, quickstart: &Path, root: &Path) -> Vec<Compare
                 dir,
                 line: "GET http://www.example.com/".to_owned(),
                 headers: Vec::new(),
+                grpc: None,
                 broken_file: Some((*file).to_owned()),
             }
         })
@@ -502,6 +765,9 @@ fn cli(case: &Compared) -> std::result::Result<String, String> {
         .args(["--request", &case.line]);
     for (name, value) in &case.headers {
         command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    if let Some(rpc) = &case.grpc {
+        command.args(["--grpc", rpc]);
     }
     let output = command.output().unwrap();
     if output.status.success() {
@@ -524,14 +790,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A sample of the HTTPRoute conformance request cases, as manifests and a request line. Cases
-/// the request line cannot express (a TLS server name other than the host) are left out.
-fn conformance_cases(root: &Path) -> Vec<Compared> {
+/// A sample of a conformance vector file's request cases (`conformance/vectors/NAME`), as
+/// manifests and a request line (and the RPC of a gRPC call): every `step`-th case. Cases the
+/// request line cannot express (a TLS server name other than the host) are left out, each with
+/// its reason printed.
+fn conformance_cases(root: &Path, name: &str, step: usize) -> Vec<Compared> {
     use conformance::exchange::{request_authority, request_headers};
     use gateway_resolver::manifests::{Secrets, to_text};
     let file =
-        conformance::vectors::load(workspace().join("conformance/vectors/httproute-vectors.json"))
-            .unwrap();
+        conformance::vectors::load(workspace().join("conformance/vectors").join(name)).unwrap();
     let mut out = Vec::new();
     let mut left_out = Vec::new();
     for (index, case) in file.cases.iter().enumerate() {
@@ -545,9 +812,9 @@ fn conformance_cases(root: &Path) -> Vec<Compared> {
             ));
             continue;
         }
-        // Every other case of the file (routing, filter and proxy scopes alike): the decision is
-        // deterministic, proxy behaviour is not compared here.
-        if index % 2 == 1 {
+        // The decision is deterministic for routing, filter and proxy scopes alike; proxy
+        // behaviour is not compared here.
+        if index % step != 0 {
             continue;
         }
         let snapshot =
@@ -559,7 +826,7 @@ fn conformance_cases(root: &Path) -> Vec<Compared> {
                 }
             };
         let text = to_text(&snapshot, Secrets::Keep);
-        let dir = root.join(format!("case-{index}"));
+        let dir = root.join(format!("{name}-{index}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("manifests.yaml"), &text).unwrap();
         let scheme = if https { "https" } else { "http" };
@@ -571,16 +838,20 @@ fn conformance_cases(root: &Path) -> Vec<Compared> {
                 authority.clone()
             };
         out.push(Compared {
-            what: case.id.clone(),
+            what: format!("{name} {}", case.id),
             text,
             dir,
             line: format!("{} {scheme}://{host_port}{}", request.method, request.path),
             headers: request_headers(case),
+            grpc: request
+                .grpc
+                .as_ref()
+                .map(|rpc| format!("{}/{}", rpc.service, rpc.method)),
             broken_file: None,
         });
     }
     for reason in &left_out {
-        eprintln!("conformance sample: left out {reason}");
+        eprintln!("conformance sample ({name}): left out {reason}");
     }
     out
 }
@@ -620,9 +891,20 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
                 dir: quickstart.clone(),
                 line: p.request_line(),
                 headers: headers(p),
+                grpc: None,
                 broken_file: None,
             })
             .collect();
+        // The demo's gRPC calls (its step 8), as `explain --grpc` takes them.
+        cases.extend(probes::GRPC_CALLS.iter().map(|method| Compared {
+            what: format!("demo gRPC {}/{method}", probes::GRPC_SERVICE),
+            text: text.clone(),
+            dir: quickstart.clone(),
+            line: format!("http://{}", probes::GRPC_HOST),
+            headers: Vec::new(),
+            grpc: Some(format!("{}/{method}", probes::GRPC_SERVICE)),
+            broken_file: None,
+        }));
         let edited_text = text.replacen(probes::EDIT_FROM, probes::EDIT_TO, 1);
         assert_ne!(edited_text, text);
         cases.push(Compared {
@@ -631,25 +913,34 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
             dir: edited.clone(),
             line: probes::RELOADED.request_line(),
             headers: headers(&probes::RELOADED),
+            grpc: None,
             broken_file: None,
         });
         let demo = cases.len();
         let broken = broken_quickstarts(&text, &quickstart, &root);
         let broken_count = broken.len();
         cases.extend(broken);
-        cases.extend(conformance_cases(&root));
-        let conformance = cases.len() - demo - broken_count;
+        // Every second HTTPRoute case, every GRPCRoute case (there are few).
+        let http = conformance_cases(&root, "httproute-vectors.json", 2);
+        let grpc = conformance_cases(&root, "grpcroute-vectors.json", 1);
+        let grpc_count = grpc.len();
+        let conformance = http.len() + grpc_count;
+        cases.extend(http);
+        cases.extend(grpc);
 
         let input: Vec<Value> = cases
             .iter()
-            .map(|c| json!([c.text, c.line, c.headers]))
+            .map(|c| {
+                let options = c.grpc.as_ref().map(|rpc| json!({"grpc": rpc}));
+                json!([c.text, c.line, c.headers, options])
+            })
             .collect();
         let page = b
             .js(
-                "return arguments[0].map(([text, line, headers]) => { \
+                "return arguments[0].map(([text, line, headers, options]) => { \
                try { \
-                 const json = window.gatewayWasm.explainJson(text, line, headers); \
-                 const object = window.gatewayWasm.explain(text, line, headers); \
+                 const json = window.gatewayWasm.explainJson(text, line, headers, options); \
+                 const object = window.gatewayWasm.explain(text, line, headers, options); \
                  return {json, object: JSON.stringify(object, null, 2)}; \
                } catch (e) { return {error: e.message}; } })",
                 vec![Value::Array(input)],
@@ -658,6 +949,7 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
         let page = page.as_array().unwrap();
         let mut failures = Vec::new();
         let mut forwarded = 0;
+        let mut grpc_routed = 0;
         let mut errors = 0;
         for (case, answer) in cases.iter().zip(page) {
             match (cli(case), answer.get("json").and_then(Value::as_str)) {
@@ -674,6 +966,7 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
                         ));
                     }
                     forwarded += usize::from(json.contains("\"kind\": \"forward\""));
+                    grpc_routed += usize::from(json.contains("\"kind\": \"GRPCRoute\""));
                 }
                 (Err(stderr), None) => {
                     // The CLI names the file by its full path, the page by its path in the
@@ -702,9 +995,14 @@ fn page_and_cli_print_the_same_explanation_for_every_demo_and_sampled_conformanc
             }
         }
         eprintln!(
-            "page vs CLI: {} requests ({demo} of the demo, {broken_count} on broken manifests, {conformance} conformance cases), {forwarded} forwarded, {errors} errors, {} differ",
+            "page vs CLI: {} requests ({demo} of the demo, {broken_count} on broken manifests, {conformance} conformance cases, {grpc_count} of them gRPC), {forwarded} forwarded, {grpc_routed} by a GRPCRoute, {errors} errors, {} differ",
             cases.len(),
             failures.len()
+        );
+        // The demo's routed call and most GRPCRoute cases end in a GRPCRoute.
+        assert!(
+            grpc_count >= 20 && grpc_routed > grpc_count / 2,
+            "{grpc_count} gRPC cases, {grpc_routed} decided by a GRPCRoute"
         );
         assert!(
             errors >= broken_count,

@@ -19,8 +19,22 @@ const state = { api: null, examples: [], live: null, timer: 0, fragmentTimer: 0 
 // ---------------------------------------------------------------------------------------------
 // The request form
 
+const isGrpc = () => $("kind").value === "grpc";
+
+/** The CLI's --request: 'METHOD URL'; a gRPC call takes only the URL (its method is POST). */
 function requestLine() {
-  return `${$("method").value} ${$("url").value.trim()}`;
+  return isGrpc() ? $("url").value.trim() : `${$("method").value} ${$("url").value.trim()}`;
+}
+
+/** The CLI's --grpc SERVICE/METHOD, or null for an HTTP request. */
+function grpcCall() {
+  return isGrpc() ? $("grpc").value.trim() : null;
+}
+
+/** Shows the service/method input for a gRPC call, the method picker for HTTP. */
+function showKind() {
+  $("grpc-row").hidden = !isGrpc();
+  $("method").hidden = isGrpc();
 }
 
 /** Header lines `name: value` as [name, value] pairs, in order; a line without ':' is an error. */
@@ -40,8 +54,9 @@ function shellQuote(text) {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-function cliLine(pairs, gateway) {
+function cliLine(pairs, gateway, grpc) {
   const parts = ["controller-shim explain --manifests DIR --json", `--request ${shellQuote(requestLine())}`];
+  if (grpc !== null) parts.push(`--grpc ${shellQuote(grpc)}`);
   for (const [name, value] of pairs) parts.push(`-H ${shellQuote(`${name.trim()}: ${value.trim()}`)}`);
   if (gateway) parts.push(`--gateway ${gateway}`);
   return parts.join(" ");
@@ -66,6 +81,9 @@ function renderErrors(resolved) {
   warnings.textContent = resolved.warnings.join("\n");
 }
 
+/** The gRPC codes the gateway answers with itself (docs/playground.md, grpcStatus). */
+const GRPC_CODES = { 12: "UNIMPLEMENTED", 14: "UNAVAILABLE" };
+
 function editLines(edits) {
   return edits.map((e) => (e.op === "remove" ? `remove ${e.name}` : `${e.op} ${e.name}: ${e.value}`)).join("\n");
 }
@@ -85,6 +103,7 @@ function renderDecision(explanation, error) {
   let summary;
   if (d.kind === "forward") summary = `to ${d.backend}`;
   else if (d.kind === "redirect") summary = `${d.status} to ${d.location}`;
+  else if (d.grpcStatus !== null) summary = `${d.status}, grpc-status ${d.grpcStatus} ${GRPC_CODES[d.grpcStatus] ?? ""} (${d.reason})`;
   else summary = `${d.status} (${d.reason})`;
   head.append(text("span", summary, "summary"));
   box.append(head);
@@ -96,7 +115,7 @@ function renderDecision(explanation, error) {
   row("gateway", explanation.gateway);
   row("listener", explanation.listener ?? "(none)");
   if (d.route) {
-    row("route", `${d.route.namespace}/${d.route.name}`);
+    row("route", `${d.route.kind} ${d.route.namespace}/${d.route.name}`);
     row("rule", `rules[${d.route.rule}]${d.route.ruleName ? ` (${d.route.ruleName})` : ""}, matches[${d.route.match}]`);
   } else {
     row("route", "(none)");
@@ -143,11 +162,11 @@ function renderStatus(resolved) {
   const tables = [];
   for (const entry of resolved.status) {
     const s = entry.status || {};
-    if (entry.kind === "HTTPRoute") {
+    if (entry.kind === "HTTPRoute" || entry.kind === "GRPCRoute") {
       for (const parent of s.parents || []) {
         const ref = parent.parentRef;
         const where = `${ref.namespace ? ref.namespace + "/" : ""}${ref.name}${ref.sectionName ? " (" + ref.sectionName + ")" : ""}`;
-        tables.push(conditionsTable(`HTTPRoute ${entry.name} → parent ${where}`, parent.conditions));
+        tables.push(conditionsTable(`${entry.kind} ${entry.name} → parent ${where}`, parent.conditions));
       }
     } else {
       tables.push(conditionsTable(`${entry.kind} ${entry.name}`, s.conditions));
@@ -170,8 +189,10 @@ function hitsOf(explanation, topology) {
   if (explanation.listener) hits.add(`Listener:${gw}/${explanation.listener}`);
   const d = explanation.decision;
   if (d.route) {
-    hits.add(`HTTPRoute:${d.route.namespace}/${d.route.name}`);
-    hits.add(`Rule:${d.route.namespace}/${d.route.name}/${d.route.rule}`);
+    const key = `${d.route.namespace}/${d.route.name}`;
+    hits.add(`${d.route.kind}:${key}`);
+    // topology.rs rule_key: a GRPCRoute's rules carry its kind (the kinds may share a name).
+    hits.add(d.route.kind === "HTTPRoute" ? `Rule:${key}/${d.route.rule}` : `Rule:${d.route.kind}:${key}/${d.route.rule}`);
   }
   if (d.backend) hits.add(`Backend:${d.backend}`);
   return hits;
@@ -212,13 +233,16 @@ function evaluate() {
   let error = null;
   try {
     const pairs = headerPairs();
-    $("cli").textContent = cliLine(pairs, gateway);
+    const grpc = grpcCall();
+    $("cli").textContent = cliLine(pairs, gateway, grpc);
+    const options = grpc !== null ? { grpc } : {};
     if (MODE === "live") {
       const running = state.live.gateways.find((g) => g.gateway === (gateway ?? names[0]));
       if (!running) throw new Error("the shim has delivered no configuration yet");
-      explanation = api.explainConfig(running.config, requestLine(), pairs);
+      explanation = api.explainConfig(running.config, requestLine(), pairs, options);
     } else {
-      explanation = api.explain(manifests, requestLine(), pairs, gateway ? { gateway } : undefined);
+      if (gateway) options.gateway = gateway;
+      explanation = api.explain(manifests, requestLine(), pairs, options);
     }
   } catch (e) {
     error = e.message || String(e);
@@ -260,6 +284,8 @@ async function pipe(bytes, stream) {
 async function encodeState() {
   const json = new TextEncoder().encode(JSON.stringify({
     m: $("editor").value, r: requestLine(), h: $("headers").value, g: $("gateway").value || undefined,
+    // gRPC: the kind, and the service/method typed (kept while the form shows HTTP).
+    k: isGrpc() ? "grpc" : undefined, s: $("grpc").value || undefined,
   }));
   if (typeof CompressionStream === "function") return "v1." + toBase64Url(await pipe(json, new CompressionStream("deflate-raw")));
   return "v0." + toBase64Url(json);
@@ -282,7 +308,11 @@ function saveFragment() {
   }, 300);
 }
 
-function applyRequest(line, headers) {
+/** Fills the form: request line, header lines, and for a gRPC call (`kind` "grpc") its RPC. */
+function applyRequest(line, headers, kind, rpc) {
+  $("kind").value = kind === "grpc" ? "grpc" : "http";
+  $("grpc").value = rpc || "";
+  showKind();
   const [method, ...rest] = line.trim().split(/\s+/);
   const url = rest.join(" ");
   if (url) {
@@ -304,7 +334,7 @@ function pickExample(name) {
   if (!example) return;
   $("example").value = name;
   $("editor").value = example.text;
-  applyRequest(example.request || "GET http://www.example.com/", (example.headers || []).join("\n"));
+  applyRequest(example.request || "GET http://www.example.com/", (example.headers || []).join("\n"), example.kind, example.grpc);
   evaluate();
   saveFragment();
 }
@@ -353,7 +383,8 @@ async function main() {
   state.api = await ready;
   $("mode").textContent = MODE === "live" ? "live" : `playground · module ${state.api.version}`;
   $("mode").classList.toggle("live", MODE === "live");
-  for (const id of ["method", "url", "headers", "gateway"]) {
+  $("kind").addEventListener("change", showKind);
+  for (const id of ["kind", "method", "url", "grpc", "headers", "gateway"]) {
     $(id).addEventListener("input", schedule);
     $(id).addEventListener("change", schedule); // also a field emptied without typing
   }
@@ -377,7 +408,7 @@ async function main() {
     const saved = location.hash.length > 1 ? await decodeState(location.hash.slice(1)).catch(() => null) : null;
     if (saved) {
       $("editor").value = saved.m;
-      applyRequest(saved.r, saved.h);
+      applyRequest(saved.r, saved.h, saved.k, saved.s);
       if (saved.g) renderGatewayPicker([saved.g], saved.g);
       $("example").value = "";
       evaluate();

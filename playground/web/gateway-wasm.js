@@ -9,6 +9,8 @@
 //   api.resolve(yamlText)               // {gateways, status, errors, warnings, topology}
 //   api.explain(yamlText, "GET http://www.example.com/", {"x-a": "1"})
 //                                       // {gateway, listener, decision, trace}
+//   api.explain(yamlText, "http://grpc.example.com", {}, {grpc: "pkg.v1.Cart/AddItem"})
+//                                       // a gRPC call (`explain --grpc`)
 //   api.explainJson(...)                // the same, as the text `controller-shim explain --json` prints
 
 import init, * as wasm from "./gateway_playground.js";
@@ -28,11 +30,12 @@ function optionsJson(options) {
 function makeApi() {
   const explainJson = (yamlText, requestLine, headers, options) =>
     wasm.explain(yamlText, requestLine, headersJson(headers), optionsJson(options));
-  const explainConfigJson = (config, requestLine, headers) =>
+  const explainConfigJson = (config, requestLine, headers, options) =>
     wasm.explainConfig(
       typeof config === "string" ? config : JSON.stringify(config),
       requestLine,
       headersJson(headers),
+      optionsJson(options),
     );
   return Object.freeze({
     /** The crate version the module was built from. */
@@ -42,15 +45,17 @@ function makeApi() {
     /**
      * Where a request goes: {gateway, listener, decision, trace}. `requestLine` is the CLI's
      * `--request` ('GET http://host/path'); `headers` an object or [name, value] pairs;
-     * `options` {gateway: "ns/name", controllerName}. Throws the CLI's error message.
+     * `options` {gateway: "ns/name", controllerName, grpc: "pkg.Service/Method"} (`--gateway`,
+     * `--controller-name`, `--grpc`: the request becomes that gRPC call to the URL's host and
+     * port). Throws the CLI's error message.
      */
     explain: (yamlText, requestLine, headers, options) =>
       JSON.parse(explainJson(yamlText, requestLine, headers, options)),
     /** The same as text: byte for byte `controller-shim explain --json` without its final newline. */
     explainJson,
-    /** The same against one PluginConfig (object or JSON text) instead of manifests. */
-    explainConfig: (config, requestLine, headers) =>
-      JSON.parse(explainConfigJson(config, requestLine, headers)),
+    /** The same against one PluginConfig (object or JSON text) instead of manifests; `options` {grpc}. */
+    explainConfig: (config, requestLine, headers, options) =>
+      JSON.parse(explainConfigJson(config, requestLine, headers, options)),
     explainConfigJson,
   });
 }

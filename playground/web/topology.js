@@ -6,7 +6,8 @@
 // references are drawn red with their reason (full text in the tooltip).
 
 const SVG = "http://www.w3.org/2000/svg";
-const COLUMNS = ["GatewayClass", "Gateway", "Listener", "HTTPRoute", "Rule", "Backend"];
+// The node kinds of each column (topology.rs COLUMNS): routes of both kinds share one.
+const COLUMNS = [["GatewayClass"], ["Gateway"], ["Listener"], ["HTTPRoute", "GRPCRoute"], ["Rule"], ["Backend"]];
 const TITLES = ["GatewayClass", "Gateway", "Listeners", "Routes", "Rules", "Backends"];
 const NODE_WIDTH = 184;
 const COLUMN_GAP = 104;
@@ -27,10 +28,16 @@ function clip(text, n = CHARS) {
   return text.length > n ? text.slice(0, n - 1) + "…" : text;
 }
 
+/** Keeps the end: a gRPC match reads `pkg.v1.Service/Method`, whose end tells rules apart. */
+function clipStart(text, n = CHARS) {
+  return text.length > n ? "…" + text.slice(text.length - n + 1) : text;
+}
+
 /** The lines a node shows: label, details, then (in red) its first problems. */
 function linesOf(node) {
   const lines = [{ text: clip(node.label), cls: "label" }];
-  for (const d of node.detail) lines.push({ text: clip(d), cls: "detail" });
+  const grpcRule = node.id.startsWith("Rule:GRPCRoute:");
+  for (const d of node.detail) lines.push({ text: grpcRule && !d.startsWith("⇒") ? clipStart(d) : clip(d), cls: "detail" });
   for (const p of node.problems.slice(0, 2)) {
     // A problem reads "Type: Reason — message": show the reason part, wrapped on two lines.
     const short = p.split(" — ")[0];
@@ -52,7 +59,7 @@ function layout(topology) {
   const row = new Map();
   const columns = COLUMNS.map(() => []);
   topology.nodes.forEach((n, i) => {
-    const c = COLUMNS.indexOf(n.kind);
+    const c = COLUMNS.findIndex((kinds) => kinds.includes(n.kind));
     if (c >= 0) columns[c].push({ node: n, order: i });
   });
   for (const column of columns) {

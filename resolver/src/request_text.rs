@@ -30,6 +30,8 @@ pub enum RequestTextError {
     Port { port: String, url: String },
     #[error("{text:?} is not 'name: value'")]
     Header { text: String },
+    #[error("--grpc {rpc:?} is not 'SERVICE/METHOD' (e.g. 'pkg.v1.Cart/AddItem')")]
+    Grpc { rpc: String },
 }
 
 impl RequestText {
@@ -121,6 +123,38 @@ pub fn parse_header(text: &str) -> Result<(String, String), RequestTextError> {
     Ok(crate::explain::header(name, value))
 }
 
+/// Makes `request` the gRPC call `rpc` (`SERVICE/METHOD`; a leading `/` is allowed) to the URL's
+/// host and port, as a gRPC client sends it (gRPC over HTTP/2: `Path → ":path" "/" Service-Name
+/// "/" {method name}`, `Content-Type → "content-type" "application/grpc"`): `POST /SERVICE/METHOD`,
+/// with `content-type: application/grpc` added unless a header already sets one.
+///
+/// `controller-shim explain --grpc` and the playground's `explain(..., {grpc})` both call this, so
+/// they evaluate the very same request.
+pub fn grpc_call(
+    rpc: &str,
+    request: &mut RequestText,
+    headers: &mut Vec<(String, String)>,
+) -> Result<(), RequestTextError> {
+    let rpc = rpc.strip_prefix('/').unwrap_or(rpc);
+    match rpc.rsplit_once('/') {
+        Some((service, method)) if !service.is_empty() && !method.is_empty() => {}
+        _ => {
+            return Err(RequestTextError::Grpc {
+                rpc: rpc.to_owned(),
+            });
+        }
+    }
+    request.method = "POST".to_owned();
+    request.path = format!("/{rpc}");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +187,32 @@ mod tests {
             ("x-a".to_owned(), "b".to_owned())
         );
         assert!(parse_header("no colon").is_err());
+    }
+
+    #[test]
+    fn a_grpc_call_is_a_post_of_the_rpc_path_with_the_grpc_content_type() {
+        let mut t = parse_request("GET http://grpc.example.com:8080/ignored").unwrap();
+        let mut headers = vec![("x-a".to_owned(), "1".to_owned())];
+        grpc_call("/pkg.v1.Cart/AddItem", &mut t, &mut headers).unwrap();
+        assert_eq!(
+            (t.method.as_str(), t.path.as_str(), t.port),
+            ("POST", "/pkg.v1.Cart/AddItem", 8080)
+        );
+        assert_eq!(
+            headers[1],
+            ("content-type".to_owned(), "application/grpc".to_owned())
+        );
+        // A content type given by the caller stays, alone.
+        let mut headers = vec![(
+            "Content-Type".to_owned(),
+            "application/grpc+json".to_owned(),
+        )];
+        grpc_call("pkg.v1.Cart/AddItem", &mut t, &mut headers).unwrap();
+        assert_eq!(headers.len(), 1);
+        for rpc in ["Cart", "/Cart/", "/AddItem", "", "/"] {
+            let err = grpc_call(rpc, &mut t, &mut headers).unwrap_err();
+            assert!(matches!(err, RequestTextError::Grpc { .. }), "{rpc}: {err}");
+        }
     }
 
     /// The port used to be found by cutting the host off the authority, which a trailing dot or a

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 
 use controller_shim::explain;
 use controller_shim::manifests;
-use controller_shim::request_text::{parse_header, parse_request};
+use controller_shim::request_text::{grpc_call, parse_header, parse_request};
 use controller_shim::resolution::ObjectKey;
 use controller_shim::{Settings, resolve};
 use engine::{Action, Decision, HeaderEdit, RouteTable, SplitMix64};
@@ -118,29 +118,6 @@ fn describe(decision: &Decision<'_>) -> String {
         },
     }
     out
-}
-
-/// Turns the request into the gRPC call `rpc`: `POST /SERVICE/METHOD`, `content-type:
-/// application/grpc` unless a -H header sets one.
-fn grpc_call(
-    rpc: &str,
-    target: &mut controller_shim::request_text::RequestText,
-    headers: &mut Vec<(String, String)>,
-) -> Result<()> {
-    let rpc = rpc.strip_prefix('/').unwrap_or(rpc);
-    match rpc.rsplit_once('/') {
-        Some((service, method)) if !service.is_empty() && !method.is_empty() => {}
-        _ => bail!("--grpc {rpc:?} is not 'SERVICE/METHOD' (e.g. 'pkg.v1.Cart/AddItem')"),
-    }
-    target.method = "POST".to_owned();
-    target.path = format!("/{rpc}");
-    if !headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-    {
-        headers.push(("content-type".to_owned(), "application/grpc".to_owned()));
-    }
-    Ok(())
 }
 
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {

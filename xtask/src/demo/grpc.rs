@@ -2,6 +2,7 @@
 //! for `grpc.example.com`, where the quickstart's GRPCRoute `rpc/echo` sends the echo service's
 //! `Echo` method to `rpc/grpc-echo` and nothing else.
 
+use super::probes::{GRPC_HOST as HOST, GRPC_ROUTED, GRPC_SERVICE, GRPC_UNROUTED};
 use super::*;
 
 /// What `grpc-call` printed for one call (its JSON line; unknown fields ignored).
@@ -25,12 +26,10 @@ struct GrpcBackend {
     pod: String,
 }
 
-const HOST: &str = "grpc.example.com";
-
 impl Demo {
     pub(crate) fn grpc(&mut self) {
         self.heading("8. gRPC: a GRPCRoute routes by service and method, over HTTP/2 cleartext");
-        let routed = self.grpc_call("Echo");
+        let routed = self.grpc_call(GRPC_ROUTED);
         let backend = GRPC_BACKEND;
         let ok = routed.as_ref().is_some_and(|c| {
             c.grpc_status == 0
@@ -52,7 +51,7 @@ impl Demo {
             header_set,
             "the backend saw the route's request header x-routed-by: gateway-wasm",
         );
-        let unrouted = self.grpc_call("EchoTwo");
+        let unrouted = self.grpc_call(GRPC_UNROUTED);
         let ok = unrouted.as_ref().is_some_and(|c| {
             c.grpc_status == 12
                 && c.http_status == Some(200)
@@ -69,7 +68,7 @@ impl Demo {
     fn grpc_call(&self, method: &str) -> Option<GrpcCall> {
         let addr = self.envoy.to_string();
         println!(
-            "    {}  POST /gateway_api_conformance.echo_basic.grpcecho.GrpcEcho/{method}  :authority {HOST}  (gRPC over h2c)",
+            "    {}  POST /{GRPC_SERVICE}/{method}  :authority {HOST}  (gRPC over h2c)",
             self.style.dim("call    ")
         );
         let output = Command::new(&self.grpc_call)

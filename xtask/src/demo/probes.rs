@@ -70,6 +70,16 @@ pub const ALL: &[Probe<'static>] = &[
     RELOADED,
 ];
 
+/// The gRPC calls of the demo (`demo/grpc.rs`): to this host, methods of this service.
+pub const GRPC_HOST: &str = "grpc.example.com";
+pub const GRPC_SERVICE: &str = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho";
+/// The method the quickstart's GRPCRoute routes to its backend.
+pub const GRPC_ROUTED: &str = "Echo";
+/// A method no rule matches: the gateway answers UNIMPLEMENTED itself.
+pub const GRPC_UNROUTED: &str = "EchoTwo";
+/// Every gRPC call of the demo, in the order it sends them.
+pub const GRPC_CALLS: &[&str] = &[GRPC_ROUTED, GRPC_UNROUTED];
+
 /// The file the hot-reload step edits (in the copy of examples/quickstart), and the edit.
 pub const EDITED_FILE: &str = "site/route.yaml";
 pub const EDIT_FROM: &str = "- {name: site-v1, port: 8080}\n";
