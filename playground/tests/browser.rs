@@ -317,6 +317,19 @@ impl Browser {
         Ok(())
     }
 
+    /// The page's link once its fragment holds the latest state (the page saves it a moment
+    /// after the last edit; an earlier state's link would reproduce the wrong case).
+    async fn saved_link(&self) -> Result<String> {
+        let link = self
+            .until(
+                "the state in the URL",
+                "return document.body.dataset.fragment === 'saved' \
+                   && location.hash.startsWith('#v1.') && location.href",
+            )
+            .await?;
+        Ok(link.as_str().unwrap_or_default().to_owned())
+    }
+
     /// Waits until the decision panel shows every one of `parts`.
     async fn decision_shows(&self, parts: &[&str]) -> Result<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -493,18 +506,13 @@ fn the_page_decides_draws_and_reproduces_a_case_from_its_link() {
             .await?;
         b.type_into("headers", "").await?;
         b.decision_shows(&["rewritten to /cart?item=42"]).await?;
-        let link = b
-            .until(
-                "the state in the URL",
-                "return location.hash.startsWith('#v1.') && location.href",
-            )
-            .await?;
+        let link = b.saved_link().await?;
         let shot = b.client.screenshot().await?;
         let shot_path = profile_dir().join("..").join("playground-screenshot.png");
         std::fs::write(&shot_path, &shot)?;
         eprintln!("screenshot: {} ({} bytes)", shot_path.display(), shot.len());
         b.client.goto("about:blank").await?;
-        b.open(link.as_str().unwrap()).await?;
+        b.open(&link).await?;
         b.decision_shows(&["store/store-v1:8080", "rewritten to /cart?item=42"])
             .await?;
         assert_eq!(
@@ -513,7 +521,7 @@ fn the_page_decides_draws_and_reproduces_a_case_from_its_link() {
             "http://www.example.com/store/cart?item=42"
         );
 
-        grpc_in_the_page(&b, link.as_str().unwrap()).await?;
+        grpc_in_the_page(&b, &link).await?;
 
         // Manifest errors name the file, the document and the field, as the CLI does.
         b.js(
@@ -675,17 +683,10 @@ async fn grpc_in_the_page(b: &Browser, previous_link: &str) -> Result<()> {
         .await?;
 
     // The link keeps the call: kind, service/method, URL.
-    let link = b
-        .until(
-            "the gRPC call in the URL",
-            &format!(
-                "return location.href !== {} && location.hash.startsWith('#v1.') && location.href",
-                json!(previous_link)
-            ),
-        )
-        .await?;
+    let link = b.saved_link().await?;
+    assert_ne!(link, previous_link);
     b.client.goto("about:blank").await?;
-    b.open(link.as_str().unwrap()).await?;
+    b.open(&link).await?;
     b.decision_shows(&["grpc-status 12"]).await?;
     let form = b
         .js(

@@ -14,7 +14,7 @@ const $ = (id) => document.getElementById(id);
 const MODE = document.querySelector('meta[name="gateway-wasm-mode"]')?.content === "live" ? "live" : "playground";
 const LIVE_REFRESH_MS = 5000;
 
-const state = { api: null, examples: [], live: null, timer: 0, fragmentTimer: 0 };
+const state = { api: null, examples: [], live: null, timer: 0, fragmentTimer: 0, saves: 0 };
 
 // ---------------------------------------------------------------------------------------------
 // The request form
@@ -300,11 +300,18 @@ async function decodeState(fragment) {
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
+/** Saves the state into the fragment soon; `body[data-fragment]` is "saved" once the fragment
+ * holds the latest state (tests and scripts wait for it), "pending" before. */
 function saveFragment() {
   if (MODE !== "playground") return;
   clearTimeout(state.fragmentTimer);
+  const save = ++state.saves;
+  document.body.dataset.fragment = "pending";
   state.fragmentTimer = setTimeout(async () => {
-    history.replaceState(null, "", "#" + (await encodeState()));
+    const fragment = await encodeState();
+    if (save !== state.saves) return; // a newer state is on its way
+    history.replaceState(null, "", "#" + fragment);
+    document.body.dataset.fragment = "saved";
   }, 300);
 }
 
