@@ -641,17 +641,17 @@ async fn grpc_in_the_page(b: &Browser, previous_link: &str) -> Result<()> {
         );
     }
 
-    // A gRPC call typed in the form: the demo's routed call.
+    // A gRPC call typed in the form: the demo's routed call. The form shows the service/method
+    // input only for gRPC, and the HTTP method only for HTTP (as rendered, not just attributes).
+    let shown =
+        "return ['method', 'grpc'].map(id => document.getElementById(id).offsetParent !== null)";
+    assert_eq!(b.js(shown, vec![]).await?, json!([true, false]));
     b.js(
         "const k = document.getElementById('kind'); k.value = 'grpc'; k.dispatchEvent(new Event('change'));",
         vec![],
     )
     .await?;
-    assert_eq!(
-        b.js("return document.getElementById('method').hidden", vec![])
-            .await?,
-        true
-    );
+    assert_eq!(b.js(shown, vec![]).await?, json!([false, true]));
     b.type_into("url", &format!("http://{}", probes::GRPC_HOST))
         .await?;
     let rpc = format!("{}/{}", probes::GRPC_SERVICE, probes::GRPC_ROUTED);
