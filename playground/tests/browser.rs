@@ -330,6 +330,17 @@ impl Browser {
         Ok(link.as_str().unwrap_or_default().to_owned())
     }
 
+    /// Picks `value` in the `<select>` `id`, as a user's choice does (a `change` event).
+    async fn choose(&self, id: &str, value: &str) -> Result<()> {
+        self.js(
+            "const s = document.getElementById(arguments[0]); s.value = arguments[1]; \
+             s.dispatchEvent(new Event('change'));",
+            vec![json!(id), json!(value)],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Waits until the decision panel shows every one of `parts`.
     async fn decision_shows(&self, parts: &[&str]) -> Result<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -546,7 +557,7 @@ fn the_page_decides_draws_and_reproduces_a_case_from_its_link() {
         );
 
         // What red looks like: the problems example.
-        b.js("const s = document.getElementById('example'); s.value = 'problems'; s.dispatchEvent(new Event('change'));", vec![]).await?;
+        b.choose("example", "problems").await?;
         b.decision_shows(&["local 500 (invalid_backend)", "api/users"])
             .await?;
         let nodes = b.nodes().await?;
@@ -646,11 +657,7 @@ async fn grpc_in_the_page(b: &Browser, previous_link: &str) -> Result<()> {
     let shown =
         "return ['method', 'grpc'].map(id => document.getElementById(id).offsetParent !== null)";
     assert_eq!(b.js(shown, vec![]).await?, json!([true, false]));
-    b.js(
-        "const k = document.getElementById('kind'); k.value = 'grpc'; k.dispatchEvent(new Event('change'));",
-        vec![],
-    )
-    .await?;
+    b.choose("kind", "grpc").await?;
     assert_eq!(b.js(shown, vec![]).await?, json!([false, true]));
     b.type_into("url", &format!("http://{}", probes::GRPC_HOST))
         .await?;
@@ -1111,6 +1118,18 @@ fn the_shims_ui_shows_what_the_proxies_run_and_follows_an_edit() {
         b.type_into("url", "http://store.example.com/cart").await?;
         b.decision_shows(&["forward", "store/store-v1:8080"])
             .await?;
+        // A gRPC call, against the running config too.
+        b.choose("kind", "grpc").await?;
+        b.type_into("url", &format!("http://{}", probes::GRPC_HOST))
+            .await?;
+        b.type_into(
+            "grpc",
+            &format!("{}/{}", probes::GRPC_SERVICE, probes::GRPC_ROUTED),
+        )
+        .await?;
+        b.decision_shows(&["forward to grpc:rpc/grpc-echo:8080", "GRPCRoute rpc/echo"])
+            .await?;
+        b.choose("kind", "http").await?;
         b.type_into("url", "http://www.example.com/about").await?;
         b.decision_shows(&["site/site-v1:8080"]).await?;
         assert!(
