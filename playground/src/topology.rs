@@ -288,29 +288,13 @@ fn gateway(b: &mut Builder, snapshot: &Snapshot, result: &GatewayResult) {
     }
 
     for route in &result.config.routes {
-        let rules = route
-            .rules
-            .iter()
-            .map(|rule| RuleShape {
-                name: rule.name.as_deref(),
-                detail: rule_detail(rule),
-                backend_refs: &rule.backend_refs,
-            })
-            .collect();
         let key = format!("{}/{}", route.namespace, route.name);
+        let rules = route.rules.iter().map(RuleShape::from).collect();
         route_nodes(b, result, "HTTPRoute", &key, &route.parents, rules);
     }
     for route in &result.config.grpc_routes {
-        let rules = route
-            .rules
-            .iter()
-            .map(|rule| RuleShape {
-                name: rule.name.as_deref(),
-                detail: grpc_rule_detail(rule),
-                backend_refs: &rule.backend_refs,
-            })
-            .collect();
         let key = format!("{}/{}", route.namespace, route.name);
+        let rules = route.rules.iter().map(RuleShape::from).collect();
         route_nodes(b, result, "GRPCRoute", &key, &route.parents, rules);
     }
 }
@@ -320,6 +304,26 @@ struct RuleShape<'c> {
     name: Option<&'c str>,
     detail: Vec<String>,
     backend_refs: &'c [BackendRef],
+}
+
+impl<'c> From<&'c Rule> for RuleShape<'c> {
+    fn from(rule: &'c Rule) -> Self {
+        RuleShape {
+            name: rule.name.as_deref(),
+            detail: rule_detail(rule),
+            backend_refs: &rule.backend_refs,
+        }
+    }
+}
+
+impl<'c> From<&'c GrpcRule> for RuleShape<'c> {
+    fn from(rule: &'c GrpcRule) -> Self {
+        RuleShape {
+            name: rule.name.as_deref(),
+            detail: grpc_rule_detail(rule),
+            backend_refs: &rule.backend_refs,
+        }
+    }
 }
 
 /// The id of a route's rule: `Rule:ns/name/index` for an HTTPRoute, `Rule:GRPCRoute:ns/name/index`
