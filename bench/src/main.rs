@@ -9,6 +9,7 @@
 //!
 //! Usually started by `cargo xtask bench [--quick]`, which builds the two wasm files first.
 
+mod grpc;
 mod load;
 mod probe;
 mod report;
@@ -79,6 +80,13 @@ struct RunArgs {
     /// Route-table sizes.
     #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
     sizes: Vec<usize>,
+    /// GRPCRoute table sizes for the gRPC unary rows (the routing setups among --variants:
+    /// native, plugin, dynamic; real tonic echo backends, see docs/benchmarks.md).
+    #[arg(long, value_delimiter = ',', default_value = "10,1000")]
+    grpc_sizes: Vec<usize>,
+    /// Skip the gRPC unary rows.
+    #[arg(long)]
+    no_grpc: bool,
     /// Rounds; each round runs every setup once, in the order native, plugin, floor, dynamic,
     /// dynamic-floor.
     #[arg(long, default_value_t = 3)]
@@ -198,6 +206,7 @@ fn command_line(subcommand: Option<&str>, quick: bool) -> String {
 fn run(mut args: RunArgs) -> Result<()> {
     if args.quick {
         args.sizes = vec![1_000];
+        args.grpc_sizes = vec![1_000];
         args.rounds = 1;
         args.duration = 3;
         args.warmup = 1;
@@ -366,10 +375,18 @@ fn run(mut args: RunArgs) -> Result<()> {
             }
         }
     }
+    let grpc_runs = if args.no_grpc {
+        Vec::new()
+    } else {
+        let (grpc_runs, repeated) = grpc::run_rows(&bench, &variants)?;
+        context.repeated_runs += repeated;
+        grpc_runs
+    };
     drop(upstream);
     context.load_after = sys::load_average();
-    let markdown = report::markdown(&context, &runs, ENVOY_CPU);
-    let json = serde_json::json!({"context": context, "runs": runs});
+    let mut markdown = report::markdown(&context, &runs, ENVOY_CPU);
+    markdown.push_str(&grpc::markdown(&grpc_runs, args.connections, ENVOY_CPU));
+    let json = serde_json::json!({"context": context, "runs": runs, "grpc_runs": grpc_runs});
     let results = Results {
         out_dir: &out_dir,
         stem: "envoy-bench",
