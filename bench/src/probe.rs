@@ -144,6 +144,7 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
         sizes: vec![10],
         grpc_sizes: Vec::new(),
         no_grpc: true,
+        grpc_only: false,
         rounds,
         duration,
         warmup,

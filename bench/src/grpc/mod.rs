@@ -112,13 +112,12 @@ fn write_setup(
                 .get(CLUSTERS_FILE)
                 .ok_or_else(|| anyhow!("the shim rendered no clusters file"))?;
             setups::write_file(&dir.join(CLUSTERS_FILE), clusters.as_bytes())?;
-            let hcm = setups::connection_manager(
-                (
-                    "route_config",
-                    table.native_route_config("bench-grpc-native"),
-                ),
-                Vec::new(),
-            );
+            // Inline routes (no pushes are timed here); their clusters arrive later, from CDS.
+            let mut routes = table.native_route_config("bench-grpc-native");
+            if let Some(o) = routes.as_object_mut() {
+                o.insert("validate_clusters".into(), false.into());
+            }
+            let hcm = setups::connection_manager(("route_config", routes), Vec::new());
             let path = dir.join("bootstrap.json");
             setups::write_json(&path, &setups::bootstrap(variant, dir, listen_port, hcm))?;
             Ok(path)
@@ -346,8 +345,15 @@ pub fn run_rows(bench: &Bench<'_>, variants: &[Variant]) -> Result<(Vec<RunResul
                     args.rounds,
                     variant.name()
                 ));
-                let (result, again) = bench
-                    .repeat_while_starved(|| run.run_one(variant, &table, &calls, &expect, round))
+                let once = || run.run_one(variant, &table, &calls, &expect, round);
+                // --quick only proves the harness: no repeats (a debug build's load loop, not
+                // Envoy, is the bottleneck there).
+                let measured = if args.quick {
+                    once().map(|result| (result, 0))
+                } else {
+                    bench.repeat_while_starved(once)
+                };
+                let (result, again) = measured
                     .with_context(|| format!("gRPC {} with {size} GRPCRoutes", variant.name()))?;
                 repeated += again;
                 crate::progress(&format!(
@@ -372,8 +378,8 @@ fn routing_variants(variants: &[Variant]) -> Vec<Variant> {
     variants.iter().copied().filter(|v| v.routes()).collect()
 }
 
-/// The Markdown section of the gRPC rows.
-pub fn markdown(runs: &[RunResult], connections: u32, envoy_cpu_index: usize) -> String {
+/// The Markdown section of the gRPC rows (its own section: a `--grpc-only` run writes only it).
+pub fn markdown(context: &report::Context, runs: &[RunResult], envoy_cpu_index: usize) -> String {
     let mut out = String::new();
     if runs.is_empty() {
         return out;
@@ -383,24 +389,41 @@ pub fn markdown(runs: &[RunResult], connections: u32, envoy_cpu_index: usize) ->
         .iter()
         .map(|c| c.label)
         .collect();
+    let _ = writeln!(out, "Command: `{}`\n", context.command);
     let _ = writeln!(
         out,
-        "\n### gRPC unary (GRPCRoute)\n\n\
-         Load: gateway-bench's in-process HTTP/2 loop (h2 crate, h2c prior knowledge), {connections} \
-         connections with one call in flight each, same warm-up, duration, rounds and pinning as \
-         above; every answer's `grpc-status` and answering echo backend are checked. Backends: {} \
-         tonic echo servers (testkit). Native = the routes Envoy Gateway generates for the same \
-         GRPCRoutes. Call mix (cycled in order): {}.\n",
+        "Machine: {} ({} cores), Linux {}, {}. {}. Load generator: gateway-bench's in-process \
+         HTTP/2 loop (h2 crate, h2c with prior knowledge), {} connections with one unary call in \
+         flight each, {} s measured after {} s of warm-up, {} round(s), setups alternating native → \
+         plugin → dynamic in every round; every answer's `grpc-status` and answering echo backend \
+         checked. Backends: {} tonic echo servers (testkit), h2c clusters rendered by the \
+         controller-shim. Load average (1 min) {:.2} before, {:.2} after (the whole benchmark); {} \
+         run(s) repeated because other processes took Envoy's CPU.\n",
+        context.cpu_model,
+        context.cores,
+        context.kernel,
+        context.envoy_version,
+        context.pinning.replace(
+            "wrk (-t1) and the upstream",
+            "the load loop and the echo backends"
+        ),
+        context.connections,
+        context.duration_s,
+        context.warmup_s,
+        context.rounds,
         table::all_backends().len(),
-        mix.join(", ")
+        context.load_before,
+        context.load_after,
+        context.repeated_runs,
+    );
+    let _ = writeln!(out, "Call mix (cycled in order): {}.\n", mix.join(", "));
+    let _ = writeln!(
+        out,
+        "| GRPCRoutes | setup | calls/s (median) | calls/s (min–max) | Envoy CPU µs/call | p50 ms | p99 ms | RSS MiB | start → routed ms | on_configure ms per VM | Envoy CPU (steal) | load-gen CPU |"
     );
     let _ = writeln!(
         out,
-        "| GRPCRoutes | setup | calls/s (median) | calls/s (min–max) | Envoy CPU µs/call | p50 ms | p99 ms | RSS MiB | start → routed ms | on_configure ms per VM | Envoy CPU |"
-    );
-    let _ = writeln!(
-        out,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut by: BTreeMap<(usize, &str), Vec<&RunResult>> = BTreeMap::new();
     for run in runs {
@@ -422,7 +445,7 @@ pub fn markdown(runs: &[RunResult], connections: u32, envoy_cpu_index: usize) ->
             };
             let _ = writeln!(
                 out,
-                "| {} | {variant} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {variant} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} ({}) | {} |",
                 report::thousands(Some(size as f64)),
                 report::thousands(s.rps),
                 report::thousands(s.rps_min),
@@ -434,6 +457,8 @@ pub fn markdown(runs: &[RunResult], connections: u32, envoy_cpu_index: usize) ->
                 report::num(s.startup_ms, 0),
                 report::num(s.on_configure_ms, 1),
                 report::percent(s.envoy_cpu),
+                report::percent(s.envoy_steal),
+                report::percent(s.other_cpu),
             );
         }
     }
