@@ -7,6 +7,9 @@
 //! for the two routing setups, the time from a route push to the first request that sees it; for
 //! the filter, its own `on_configure` time from Envoy's log.
 //!
+//! Then the gRPC unary rows ([`grpc`]): GRPCRoutes natively, in the filter and in the dynamic
+//! module, against real gRPC backends.
+//!
 //! Usually started by `cargo xtask bench [--quick]`, which builds the two wasm files first.
 
 mod grpc;
@@ -50,6 +53,10 @@ routes (RDS, the shape Envoy Gateway generates), the gateway-wasm filter (files 
 controller-shim), and an empty pass-through wasm filter (the floor). Setups alternate within every \
 round. Measures req/s and p50/p99 latency with wrk at a fixed number of connections, Envoy's RSS, the \
 time from a route push to the first response that shows it, and the filter's on_configure time.\n\n\
+Then the gRPC unary rows (--grpc-sizes): GRPCRoutes natively (the routes Envoy Gateway generates), \
+in the filter and in the dynamic module, in front of real tonic echo backends, loaded by an \
+in-process HTTP/2 loop that checks every answer's grpc-status and answering backend (h2load checks \
+only :status).\n\n\
 Pinning (2+ CPUs and taskset): Envoy on CPU 0, wrk and the upstream (a static HTTP/1.1 responder) on \
 CPU 1. Installs wrk from Debian when it is missing. Needs the two wasm files: \
 `cargo build -p plugin -p floor-filter --target wasm32-wasip1 --profile wasm` (cargo xtask bench \
@@ -76,8 +83,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// Short pass that only proves the harness works: one size (1,000 routes), one round, 3 s runs,
-    /// one push. Its numbers are not meant to be quoted.
+    /// Short pass that only proves the harness works: one size (1,000 routes; 1,000 GRPCRoutes),
+    /// one round, 3 s runs, one push. Its numbers are not meant to be quoted.
     #[arg(long)]
     quick: bool,
     /// Route-table sizes.

@@ -290,7 +290,7 @@ mod tests {
         let right = Prepared::new("a.example.com", &echo, &[], 0, Some("echo-0".into())).unwrap();
         let (load, problem) = run(
             server.addr(),
-            &[right.clone()],
+            std::slice::from_ref(&right),
             2,
             Duration::from_millis(300),
         )

@@ -492,6 +492,17 @@ mod tests {
 
     #[test]
     fn native_routes_follow_envoy_gateways_translation() {
+        let count = |n| {
+            let config = GrpcTable::generate(n).native_route_config("n");
+            config["virtual_hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["routes"].as_array().unwrap().len())
+                .sum::<usize>()
+        };
+        // One Envoy route per rule match (docs/benchmarks.md states these counts).
+        assert_eq!((count(10), count(1000)), (14, 1343));
         let config = GrpcTable::generate(10).native_route_config("n");
         let hosts = config["virtual_hosts"].as_array().unwrap();
         let big = hosts.iter().find(|h| h["name"] == GRPC_HOST).unwrap();
