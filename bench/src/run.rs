@@ -88,6 +88,14 @@ impl Bench<'_> {
         }
     }
 
+    /// Keeps Envoy's log next to the results as `logs/<name>` (the run's directory goes away).
+    pub(crate) fn keep_log(&self, log_path: &Path, name: &str) -> Result<()> {
+        let logs = self.out_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let _ = std::fs::copy(log_path, logs.join(name));
+        Ok(())
+    }
+
     /// Starts Envoy (`--concurrency 1`) with `bootstrap`, logging to `log_path`, pinned to its CPU.
     pub(crate) fn start_envoy(&self, bootstrap: &Path, log_path: &Path) -> Result<Envoy> {
         let envoy = Envoy::start(EnvoyOptions {
@@ -183,13 +191,10 @@ impl Bench<'_> {
         } else {
             (Vec::new(), Vec::new())
         };
-        // Keep Envoy's log next to the results (the run's directory goes away).
-        let logs = self.out_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let _ = std::fs::copy(
+        self.keep_log(
             &log_path,
-            logs.join(format!("{}-{}-{round}.log", table.len(), variant.name())),
-        );
+            &format!("{}-{}-{round}.log", table.len(), variant.name()),
+        )?;
         Ok(RunResult {
             routes: table.len(),
             variant: variant.name().to_owned(),

@@ -284,16 +284,10 @@ impl GrpcRun<'_> {
         } else {
             (Vec::new(), Vec::new())
         };
-        let logs = bench.out_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let _ = std::fs::copy(
+        bench.keep_log(
             &log_path,
-            logs.join(format!(
-                "grpc-{}-{}-{round}.log",
-                table.len(),
-                variant.name()
-            )),
-        );
+            &format!("grpc-{}-{}-{round}.log", table.len(), variant.name()),
+        )?;
         Ok(RunResult {
             routes: table.len(),
             variant: variant.name().to_owned(),

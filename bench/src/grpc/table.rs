@@ -28,7 +28,7 @@ use engine::{Action, GrpcCode, Request, RouteTable, SplitMix64};
 use serde_json::{Map, Value, json};
 use testkit::grpc::proto::SERVICE;
 
-use crate::tables::GATEWAY_PORT;
+use crate::tables::{GATEWAY_PORT, route_configuration, timestamp};
 
 /// The host that carries half of the routes.
 pub const GRPC_HOST: &str = "grpc.example.com";
@@ -109,18 +109,6 @@ fn hostname(i: usize) -> String {
     } else {
         format!("grpc{}.example.com", i / 20)
     }
-}
-
-/// `2025-01-01T00:00:00Z` plus `seconds` (the HTTP table's clock).
-fn timestamp(seconds: usize) -> String {
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    format!(
-        "2025-01-{:02}T{:02}:{:02}:{:02}Z",
-        1 + days,
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 /// The largest index below `n` that is a multiple of `step` and even (so on [`GRPC_HOST`]), near
@@ -312,18 +300,7 @@ impl GrpcTable {
                 hosts.entry(&route.hostname).or_default().push((key, entry));
             }
         }
-        let virtual_hosts: Vec<Value> = hosts
-            .into_iter()
-            .map(|(host, mut routes)| {
-                routes.sort_by(|a, b| a.0.cmp(&b.0));
-                json!({
-                    "name": host,
-                    "domains": [host],
-                    "routes": routes.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({"name": name, "virtual_hosts": virtual_hosts})
+        route_configuration(name, hosts)
     }
 
     /// The load mix, cycled in this order: the first and the last route of the big host, a
