@@ -285,10 +285,6 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     // and reuse this build's optimized module.
     crate::playground::build(&crate::demo::target_dir(&root()).join("playground"))?;
     cargo("plugin .wasm (wasm profile)", &wasm_build_args(&["plugin"]))?;
-    // One feature resolution for everything below: `cargo test --workspace` also builds the binaries
-    // of packages with integration tests (controller-shim, echo-backend, conformance), and the
-    // steps after it run those binaries directly. A `cargo run -p X` would resolve features for X
-    // alone and rebuild half the dependency tree.
     // `cargo test` does not build a cdylib-only package's library for its integration tests: the
     // dynamic-module tests load the `.so` from target/debug, so it is built explicitly (a clean
     // clone has none).
@@ -296,6 +292,10 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         "dynamic modules (debug: the module its tests load, the floor the bench harness loads)",
         &["build", "-p", "dynamic-module", "-p", "dynamic-floor"],
     )?;
+    // One feature resolution for everything below: `cargo test --workspace` also builds the binaries
+    // of packages with integration tests (controller-shim, echo-backend, conformance), and the
+    // steps after it run those binaries directly. A `cargo run -p X` would resolve features for X
+    // alone and rebuild half the dependency tree.
     cargo("tests", &["test", "--workspace"])?;
     let xtask = std::env::current_exe().context("locating the running xtask")?;
     run_binary(
