@@ -738,12 +738,26 @@ fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() 
     server.stop();
 }
 
-/// When the last backend goes, Envoy drops its last EDS watch (a request with no names, often
-/// with a stale nonce). The server must take that as an unsubscription: an EDS response then is
-/// ignored by Envoy, never ACKed, and the node would never be in sync. When backends return, the
-/// new subscription must be answered.
+/// When the last backend goes, Envoy drops its last EDS watch (state of the world: a request with
+/// no names, often with a stale nonce). The server must take that as an unsubscription: an EDS
+/// response then is ignored by Envoy, never ACKed, and the node would never be in sync. While no
+/// name is watched the status report lists no EDS for the node, and when backends return, the new
+/// subscription must be answered.
 #[test]
 fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
+    last_backend_going_and_coming_back(AdsProtocol::StateOfTheWorld, "unsubscribe-sotw");
+}
+
+/// The same on the incremental stream, where Envoy names the dropped clusters in
+/// `resource_names_unsubscribe`. Envoy 1.40's delta client keeps the type's subscription and
+/// ACKs the removal the server sent just before, so here the node stays in sync either way; what
+/// must match the state-of-the-world stream is the state reported once nothing is watched.
+#[test]
+fn the_last_backend_going_and_coming_back_keeps_a_delta_node_in_sync() {
+    last_backend_going_and_coming_back(AdsProtocol::Delta, "unsubscribe-delta");
+}
+
+fn last_backend_going_and_coming_back(protocol: AdsProtocol, node: &str) {
     let _serial = serial();
     let wasm = support::plugin_wasm();
     let dir = tempfile::tempdir().unwrap();
@@ -752,12 +766,7 @@ fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
     let tls = BTreeMap::new();
     let with_backends = backends.result(&config("app/api:8080", &["http"]), &tls);
     server.deliver(&with_backends);
-    let (envoy, ports) = start_envoy(
-        server.addr,
-        AdsProtocol::StateOfTheWorld,
-        "unsubscribe-0",
-        dir.path(),
-    );
+    let (envoy, ports) = start_envoy(server.addr, protocol, node, dir.path());
     eventually(
         &envoy,
         "the first route table",
@@ -788,6 +797,9 @@ fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
                     .resources
                     .get("CDS")
                     .is_some_and(|t| t.acked.is_some())
+                && !server.server.registry.nodes()[0]
+                    .resources
+                    .contains_key("EDS")
                 && !routes_to(ports.http, "/switch", "api")
         },
     );

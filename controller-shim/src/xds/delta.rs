@@ -7,6 +7,8 @@
 //! the names it has that no longer exist (`removed_resources`). On a NACK the Envoy keeps what it had,
 //! so the server forgets the rejected versions as "had", and does not send them again until the
 //! content changes (a NACKed extension config naming a module being downloaded is sent again).
+//! When the last name of a non-wildcard type is unsubscribed, the type is forgotten, as on the
+//! state-of-the-world stream: nothing of it is outstanding, and a later subscription starts afresh.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -151,6 +153,15 @@ impl DeltaStream {
                 subscription.names.remove(&name);
                 subscription.known.remove(&name);
             }
+        }
+        if !subscription.wildcard && subscription.names.is_empty() {
+            // Envoy dropped its last watch of this type (the last EDS cluster went away). As on
+            // the state-of-the-world stream, nothing of the type is outstanding any more: a
+            // response for names nobody watches may go unanswered (Envoy 1.40 happens to ACK
+            // it), and a later subscription starts from nothing.
+            *subscription = Subscription::default();
+            self.context.connection.unsubscribed(kind);
+            return Ok(());
         }
         let answered = subscription.in_flight.as_ref().is_some_and(|f| {
             !request.response_nonce.is_empty() && f.nonce == request.response_nonce
