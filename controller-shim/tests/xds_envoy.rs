@@ -18,6 +18,8 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 mod support;
+#[path = "support/xds_envoys.rs"]
+mod xds_envoys;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use controller_shim::envoy::{AdsBootstrap, AdsProtocol, Binding, EnvoyOptions, ads_bootstrap};
+use controller_shim::envoy::{AdsProtocol, EnvoyOptions};
 use controller_shim::metrics::Metrics;
 use controller_shim::resolution::{
     BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
@@ -36,20 +38,16 @@ use controller_shim::xds::{XdsServer, XdsTarget};
 use fixtures::{fill, fixture};
 use serde_json::Value;
 use testkit::certs::CertificateAuthority;
-use testkit::client::{HttpClient, Request, Response, TlsConfig};
-use testkit::echo::{EchoIdentity, EchoServer};
-use testkit::envoy::{Envoy, EnvoyOptions as RunOptions};
+use testkit::client::{HttpClient, Request, TlsConfig};
+use testkit::echo::EchoServer;
+use testkit::envoy::Envoy;
+use xds_envoys::{
+    Ports, echo, eventually, gateway_key, get, localhost, routes_to, service, start_envoy,
+};
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn gateway_key() -> ObjectKey {
-    ObjectKey {
-        namespace: "infra".into(),
-        name: "gw".into(),
-    }
 }
 
 /// The e2e route table, with `switch` as the backend of `/switch`; `listeners` keeps only those
@@ -80,21 +78,6 @@ fn config(switch: &str, listeners: &[&str]) -> String {
             .retain(|p| listeners.contains(&p["listener"].as_str().unwrap()));
     }
     value.to_string()
-}
-
-fn echo(service: &str) -> EchoServer {
-    EchoServer::start(
-        EchoIdentity::new("app", service, format!("{service}-0")),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap()
-}
-
-fn service(response: &Response) -> String {
-    response
-        .echo()
-        .map(|e| e.service)
-        .unwrap_or_else(|e| format!("<not an echo: {e}: {}>", response.text()))
 }
 
 struct Backends {
@@ -273,69 +256,7 @@ impl Setup {
     }
 }
 
-/// Ports one Envoy binds for Gateway ports 80, 8080 and 443.
-struct Ports {
-    http: u16,
-    unused: u16,
-    https: u16,
-}
-
-fn start_envoy(xds: SocketAddr, protocol: AdsProtocol, node: &str, dir: &Path) -> (Envoy, Ports) {
-    let ports = testkit::ports::free_ports(3).unwrap();
-    let ports = Ports {
-        http: ports[0],
-        unused: ports[1],
-        https: ports[2],
-    };
-    let bootstrap = ads_bootstrap(&AdsBootstrap {
-        xds_host: xds.ip().to_string(),
-        xds_port: xds.port(),
-        gateway: gateway_key(),
-        node_id: node.into(),
-        admin_port: 0,
-        protocol,
-        binding: Binding {
-            bind_address: "127.0.0.1".into(),
-            port_offset: 0,
-            port_map: BTreeMap::from([(80, ports.http), (8080, ports.unused), (443, ports.https)]),
-        },
-        edge: controller_shim::envoy::EdgeOptions::default(),
-    })
-    .unwrap();
-    let path = dir.join(format!("{node}.yaml"));
-    std::fs::write(&path, bootstrap).unwrap();
-    let envoy = Envoy::start(RunOptions::new(&path)).unwrap();
-    (envoy, ports)
-}
-
-fn localhost(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn get(port: u16, path: &str) -> Result<Response, testkit::client::ClientError> {
-    HttpClient::http1(localhost(port))
-        .with_timeout(Duration::from_secs(5))
-        .send(&Request::get(path).with_host("example.com"))
-}
-
-/// Waits until `check` holds, or fails with `what` and Envoy's log.
-fn eventually(envoy: &Envoy, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {timeout:?}\n{}",
-            envoy.log_tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn routes_to(port: u16, path: &str, expected: &str) -> bool {
-    get(port, path).is_ok_and(|r| r.status == 200 && service(&r) == expected)
-}
-
-/// What [`load`] saw: (time, backend or error) per request.
+/// What a [`Load`] saw: (time, backend or error) per request.
 type Answers = Vec<(Instant, Result<String, String>)>;
 
 /// `GET path` in a loop on another thread, until [`Load::finish`].
