@@ -18,16 +18,18 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 mod support;
+#[path = "support/xds_envoys.rs"]
+mod xds_envoys;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use controller_shim::envoy::{AdsBootstrap, AdsProtocol, Binding, EnvoyOptions, ads_bootstrap};
+use controller_shim::envoy::{AdsProtocol, EnvoyOptions};
 use controller_shim::metrics::Metrics;
 use controller_shim::resolution::{
     BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
@@ -36,20 +38,16 @@ use controller_shim::xds::{XdsServer, XdsTarget};
 use fixtures::{fill, fixture};
 use serde_json::Value;
 use testkit::certs::CertificateAuthority;
-use testkit::client::{HttpClient, Request, Response, TlsConfig};
-use testkit::echo::{EchoIdentity, EchoServer};
-use testkit::envoy::{Envoy, EnvoyOptions as RunOptions};
+use testkit::client::{HttpClient, Request, TlsConfig};
+use testkit::echo::EchoServer;
+use testkit::envoy::Envoy;
+use xds_envoys::{
+    Ports, echo, eventually, gateway_key, get, localhost, routes_to, service, start_envoy,
+};
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn gateway_key() -> ObjectKey {
-    ObjectKey {
-        namespace: "infra".into(),
-        name: "gw".into(),
-    }
 }
 
 /// The e2e route table, with `switch` as the backend of `/switch`; `listeners` keeps only those
@@ -80,21 +78,6 @@ fn config(switch: &str, listeners: &[&str]) -> String {
             .retain(|p| listeners.contains(&p["listener"].as_str().unwrap()));
     }
     value.to_string()
-}
-
-fn echo(service: &str) -> EchoServer {
-    EchoServer::start(
-        EchoIdentity::new("app", service, format!("{service}-0")),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap()
-}
-
-fn service(response: &Response) -> String {
-    response
-        .echo()
-        .map(|e| e.service)
-        .unwrap_or_else(|e| format!("<not an echo: {e}: {}>", response.text()))
 }
 
 struct Backends {
@@ -163,7 +146,8 @@ fn certificates(ca: &CertificateAuthority) -> BTreeMap<String, Vec<TlsCertificat
 
 /// The xDS server in this process, on its own runtime.
 struct Server {
-    runtime: tokio::runtime::Runtime,
+    /// `None` once stopped.
+    runtime: Option<tokio::runtime::Runtime>,
     server: XdsServer,
     metrics: Arc<Metrics>,
     addr: SocketAddr,
@@ -182,7 +166,7 @@ impl Server {
         let (addr, task) = runtime.block_on(server.serve(addr)).unwrap();
         server.set_module(std::fs::read(wasm).unwrap().into(), "test");
         Server {
-            runtime,
+            runtime: Some(runtime),
             server,
             metrics,
             addr,
@@ -192,101 +176,120 @@ impl Server {
 
     fn deliver(&self, result: &GatewayResult) {
         let mut target = XdsTarget::new(self.server.clone());
-        self.runtime.block_on(target.deliver(result)).unwrap();
+        let runtime = self.runtime.as_ref().expect("the server is running");
+        runtime.block_on(target.deliver(result)).unwrap();
     }
 
     /// Stops listening and drops every stream (as a killed shim would).
-    fn stop(mut self) {
+    fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
     }
 }
 
-/// Ports one Envoy binds for Gateway ports 80, 8080 and 443.
-struct Ports {
-    http: u16,
-    unused: u16,
-    https: u16,
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
-fn start_envoy(xds: SocketAddr, protocol: AdsProtocol, node: &str, dir: &Path) -> (Envoy, Ports) {
-    let ports = testkit::ports::free_ports(3).unwrap();
-    let ports = Ports {
-        http: ports[0],
-        unused: ports[1],
-        https: ports[2],
-    };
-    let bootstrap = ads_bootstrap(&AdsBootstrap {
-        xds_host: xds.ip().to_string(),
-        xds_port: xds.port(),
-        gateway: gateway_key(),
-        node_id: node.into(),
-        admin_port: 0,
-        protocol,
-        binding: Binding {
-            bind_address: "127.0.0.1".into(),
-            port_offset: 0,
-            port_map: BTreeMap::from([(80, ports.http), (8080, ports.unused), (443, ports.https)]),
-        },
-        edge: controller_shim::envoy::EdgeOptions::default(),
-    })
-    .unwrap();
-    let path = dir.join(format!("{node}.yaml"));
-    std::fs::write(&path, bootstrap).unwrap();
-    let envoy = Envoy::start(RunOptions::new(&path)).unwrap();
-    (envoy, ports)
+/// What every test here starts from: the filter, a work directory, the three echo backends and
+/// the xDS server, and the lock that runs these tests one at a time (released last).
+struct Setup {
+    wasm: PathBuf,
+    dir: tempfile::TempDir,
+    backends: Backends,
+    server: Server,
+    _serial: MutexGuard<'static, ()>,
 }
 
-fn localhost(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+impl Setup {
+    fn start() -> Setup {
+        let serial = serial();
+        let wasm = support::plugin_wasm();
+        let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+        Setup {
+            wasm,
+            dir: tempfile::tempdir().unwrap(),
+            backends: Backends::start(),
+            server,
+            _serial: serial,
+        }
+    }
 
-fn get(port: u16, path: &str) -> Result<Response, testkit::client::ClientError> {
-    HttpClient::http1(localhost(port))
-        .with_timeout(Duration::from_secs(5))
-        .send(&Request::get(path).with_host("example.com"))
-}
+    /// Delivers the e2e table without TLS: `/switch` to `switch`, only `listeners` (see
+    /// [`config`]).
+    fn deliver(&self, switch: &str, listeners: &[&str]) {
+        self.deliver_with_tls(switch, listeners, &BTreeMap::new());
+    }
 
-/// Waits until `check` holds, or fails with `what` and Envoy's log.
-fn eventually(envoy: &Envoy, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {timeout:?}\n{}",
-            envoy.log_tail(30)
+    fn deliver_with_tls(
+        &self,
+        switch: &str,
+        listeners: &[&str],
+        tls: &BTreeMap<String, Vec<TlsCertificate>>,
+    ) {
+        self.server
+            .deliver(&self.backends.result(&config(switch, listeners), tls));
+    }
+
+    /// Starts an Envoy for `node` and waits until `path` on its port 80 reaches `expected`.
+    fn envoy_routing(
+        &self,
+        protocol: AdsProtocol,
+        node: &str,
+        path: &str,
+        expected: &str,
+    ) -> (Envoy, Ports) {
+        let (envoy, ports) = start_envoy(self.server.addr, protocol, node, self.dir.path());
+        eventually(
+            &envoy,
+            &format!("{path} routed to {expected}"),
+            Duration::from_secs(30),
+            || routes_to(ports.http, path, expected),
         );
-        std::thread::sleep(Duration::from_millis(50));
+        (envoy, ports)
     }
 }
 
-fn routes_to(port: u16, path: &str, expected: &str) -> bool {
-    get(port, path).is_ok_and(|r| r.status == 200 && service(&r) == expected)
-}
-
-/// What [`load`] saw: (time, backend or error) per request.
+/// What a [`Load`] saw: (time, backend or error) per request.
 type Answers = Vec<(Instant, Result<String, String>)>;
 
-/// `GET path` in a loop until stopped.
-fn load(port: u16, path: &'static str) -> (Arc<AtomicBool>, JoinHandle<Answers>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let handle = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        while !flag.load(Ordering::Relaxed) {
-            let outcome = match get(port, path) {
-                Ok(r) if r.status == 200 => Ok(service(&r)),
-                Ok(r) => Err(format!("{} {}", r.status, r.text())),
-                Err(e) => Err(e.to_string()),
-            };
-            seen.push((Instant::now(), outcome));
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        seen
-    });
-    (stop, handle)
+/// `GET path` in a loop on another thread, until [`Load::finish`].
+struct Load {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Answers>,
+}
+
+impl Load {
+    fn start(port: u16, path: &'static str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let outcome = match get(port, path) {
+                    Ok(r) if r.status == 200 => Ok(service(&r)),
+                    Ok(r) => Err(format!("{} {}", r.status, r.text())),
+                    Err(e) => Err(e.to_string()),
+                };
+                seen.push((Instant::now(), outcome));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        });
+        Load { stop, handle }
+    }
+
+    /// Stops the loop; what it saw.
+    fn finish(self) -> Answers {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
 }
 
 fn failures(seen: &[(Instant, Result<String, String>)]) -> Vec<&String> {
@@ -307,25 +310,15 @@ fn uptime(envoy: &Envoy) -> u64 {
 
 #[test]
 fn both_ads_variants_feed_listeners_clusters_certificates_and_the_filter() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
+    let setup = Setup::start();
     let ca = CertificateAuthority::new("xds CA").unwrap();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    server.deliver(&backends.result(&config("app/api:8080", &[]), &certificates(&ca)));
+    setup.deliver_with_tls("app/api:8080", &[], &certificates(&ca));
 
     for (protocol, node) in [
         (AdsProtocol::StateOfTheWorld, "sotw-0"),
         (AdsProtocol::Delta, "delta-0"),
     ] {
-        let (envoy, ports) = start_envoy(server.addr, protocol, node, dir.path());
-        eventually(
-            &envoy,
-            "routing through the filter",
-            Duration::from_secs(30),
-            || routes_to(ports.http, "/api/x", "api"),
-        );
+        let (envoy, ports) = setup.envoy_routing(protocol, node, "/api/x", "api");
         let r = get(ports.http, "/api/users?page=2").unwrap();
         assert_eq!(
             r.echo().unwrap().header_joined("x-from-gateway").as_deref(),
@@ -355,18 +348,18 @@ fn both_ads_variants_feed_listeners_clusters_certificates_and_the_filter() {
             .unwrap();
         assert!(dump.contains("\"type\": \"EDS\""), "{dump}");
         let endpoints = envoy.admin_get("/config_dump?include_eds").unwrap();
-        assert!(endpoints.contains(&backends.api.addr().port().to_string()));
+        assert!(endpoints.contains(&setup.backends.api.addr().port().to_string()));
 
         // The server knows the node and what it ACKed.
         eventually(&envoy, "the node in sync", Duration::from_secs(10), || {
-            server.server.registry.nodes().iter().any(|n| {
+            setup.server.server.registry.nodes().iter().any(|n| {
                 n.node == node
                     && n.in_sync()
                     && n.revision.as_deref() == Some("switch-to-app/api:8080-")
                     && n.resources.len() == 5
             })
         });
-        let document = server.server.registry.document();
+        let document = setup.server.server.registry.document();
         let listed = document["nodes"].as_array().unwrap();
         assert!(
             listed
@@ -376,39 +369,26 @@ fn both_ads_variants_feed_listeners_clusters_certificates_and_the_filter() {
         );
         drop(envoy);
     }
-    let metrics = server.metrics.encode();
+    let metrics = setup.server.metrics.encode();
     assert!(
         metrics.contains("gateway_wasm_xds_acks_total{type=\"ECDS\"}"),
         "{metrics}"
     );
-    server.stop();
 }
 
 #[test]
 fn pushes_take_effect_without_failed_requests_and_an_unchanged_push_sends_nothing() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    let tls = BTreeMap::new();
-    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
-    let (envoy, ports) = start_envoy(server.addr, AdsProtocol::Delta, "push-0", dir.path());
-    eventually(
-        &envoy,
-        "the first route table",
-        Duration::from_secs(30),
-        || routes_to(ports.http, "/switch", "api"),
-    );
-    let (stop, handle) = load(ports.http, "/switch");
+    let setup = Setup::start();
+    setup.deliver("app/api:8080", &["http"]);
+    let (envoy, ports) = setup.envoy_routing(AdsProtocol::Delta, "push-0", "/switch", "api");
+    let load = Load::start(ports.http, "/switch");
     std::thread::sleep(Duration::from_millis(300));
-    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    setup.deliver("app/api-v2:8080", &["http"]);
     eventually(&envoy, "the push", Duration::from_secs(10), || {
         routes_to(ports.http, "/switch", "api-v2")
     });
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let seen = handle.join().unwrap();
+    let seen = load.finish();
     assert!(failures(&seen).is_empty(), "{:?}", failures(&seen));
 
     // Delivering the same result again sends nothing to the Envoy.
@@ -419,46 +399,32 @@ fn pushes_take_effect_without_failed_requests_and_an_unchanged_push_sends_nothin
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let before = responses(&server.metrics.encode());
-    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    let before = responses(&setup.server.metrics.encode());
+    setup.deliver("app/api-v2:8080", &["http"]);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(responses(&server.metrics.encode()), before);
+    assert_eq!(responses(&setup.server.metrics.encode()), before);
     drop(envoy);
-    server.stop();
 }
 
 #[test]
 fn a_listener_added_to_the_gateway_serves_without_a_restart() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    let tls = BTreeMap::new();
-    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
-    let (envoy, ports) = start_envoy(
-        server.addr,
-        AdsProtocol::StateOfTheWorld,
-        "listener-0",
-        dir.path(),
-    );
-    eventually(&envoy, "routing", Duration::from_secs(30), || {
-        routes_to(ports.http, "/api", "api")
-    });
+    let setup = Setup::start();
+    setup.deliver("app/api:8080", &["http"]);
+    let (envoy, ports) =
+        setup.envoy_routing(AdsProtocol::StateOfTheWorld, "listener-0", "/api", "api");
     assert!(
         get(ports.unused, "/api").is_err(),
         "port 8080 is not a Gateway port yet"
     );
     let pid = envoy.pid();
-    let (stop, handle) = load(ports.http, "/api");
+    let load = Load::start(ports.http, "/api");
 
-    server.deliver(&backends.result(&config("app/api:8080", &["http", "unused"]), &tls));
+    setup.deliver("app/api:8080", &["http", "unused"]);
     eventually(&envoy, "the new listener", Duration::from_secs(20), || {
         get(ports.unused, "/api")
             .is_ok_and(|r| r.status == 404 && r.text() == "no route for GET example.com/api\n")
     });
-    stop.store(true, Ordering::Relaxed);
-    let seen = handle.join().unwrap();
+    let seen = load.finish();
     assert!(
         failures(&seen).is_empty(),
         "the existing listener kept serving: {:?}",
@@ -474,7 +440,7 @@ fn a_listener_added_to_the_gateway_serves_without_a_restart() {
     assert!(uptime(&envoy) < 600, "the same Envoy process");
 
     // And removed again.
-    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
+    setup.deliver("app/api:8080", &["http"]);
     eventually(
         &envoy,
         "the listener removed",
@@ -482,20 +448,20 @@ fn a_listener_added_to_the_gateway_serves_without_a_restart() {
         || get(ports.unused, "/api").is_err(),
     );
     assert!(routes_to(ports.http, "/api", "api"));
-    server.stop();
 }
 
 #[test]
 fn a_rotated_certificate_is_served_without_a_restart() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
+    let setup = Setup::start();
     let old_ca = CertificateAuthority::new("old CA").unwrap();
     let new_ca = CertificateAuthority::new("new CA").unwrap();
-    server.deliver(&backends.result(&config("app/api:8080", &[]), &certificates(&old_ca)));
-    let (envoy, ports) = start_envoy(server.addr, AdsProtocol::Delta, "rotate-0", dir.path());
+    setup.deliver_with_tls("app/api:8080", &[], &certificates(&old_ca));
+    let (envoy, ports) = start_envoy(
+        setup.server.addr,
+        AdsProtocol::Delta,
+        "rotate-0",
+        setup.dir.path(),
+    );
     let served_by = |ca: &CertificateAuthority| {
         tls_client(ports.https, "a.example.com", ca)
             .send(&Request::get("/api").with_host("a.example.com"))
@@ -513,7 +479,7 @@ fn a_rotated_certificate_is_served_without_a_restart() {
         .counter("listener_manager.lds.update_success")
         .unwrap_or(0);
 
-    server.deliver(&backends.result(&config("app/api:8080", &[]), &certificates(&new_ca)));
+    setup.deliver_with_tls("app/api:8080", &[], &certificates(&new_ca));
     eventually(
         &envoy,
         "HTTPS with the new certificate",
@@ -530,32 +496,20 @@ fn a_rotated_certificate_is_served_without_a_restart() {
         "a certificate is an SDS update: the listeners are not touched"
     );
     assert!(routes_to(ports.http, "/api", "api"));
-    server.stop();
 }
 
 #[test]
 fn a_config_the_filter_rejects_is_nacked_reported_and_traffic_keeps_the_last_version() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    let tls = BTreeMap::new();
-    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
-    let (envoy, ports) = start_envoy(
-        server.addr,
-        AdsProtocol::StateOfTheWorld,
-        "nack-0",
-        dir.path(),
-    );
-    eventually(&envoy, "routing", Duration::from_secs(30), || {
-        routes_to(ports.http, "/switch", "api")
-    });
-    let (stop, handle) = load(ports.http, "/switch");
+    let setup = Setup::start();
+    let server = &setup.server;
+    setup.deliver("app/api:8080", &["http"]);
+    let (envoy, ports) =
+        setup.envoy_routing(AdsProtocol::StateOfTheWorld, "nack-0", "/switch", "api");
+    let load = Load::start(ports.http, "/switch");
 
     // Well-formed and fine for Envoy, but the filter refuses it: the rule names a backend the
     // document does not define.
-    server.deliver(&backends.result(&config("app/nonexistent:1", &["http"]), &tls));
+    setup.deliver("app/nonexistent:1", &["http"]);
     eventually(&envoy, "the NACK", Duration::from_secs(20), || {
         server.metrics.xds_nacks("ECDS") >= 1
     });
@@ -590,8 +544,7 @@ fn a_config_the_filter_rejects_is_nacked_reported_and_traffic_keeps_the_last_ver
     );
 
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let seen = handle.join().unwrap();
+    let seen = load.finish();
     assert!(
         seen.iter().all(|(_, o)| o.as_deref() == Ok("api")),
         "traffic keeps the last ACKed version: {:?}",
@@ -601,7 +554,7 @@ fn a_config_the_filter_rejects_is_nacked_reported_and_traffic_keeps_the_last_ver
     );
 
     // The next valid push is accepted and clears the node's NACK.
-    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    setup.deliver("app/api-v2:8080", &["http"]);
     eventually(&envoy, "recovery", Duration::from_secs(20), || {
         routes_to(ports.http, "/switch", "api-v2")
     });
@@ -613,33 +566,26 @@ fn a_config_the_filter_rejects_is_nacked_reported_and_traffic_keeps_the_last_ver
             .iter()
             .all(|n| n.in_sync() && n.resources.values().all(|t| t.nack.is_none()))
     });
-    server.stop();
 }
 
 #[test]
 fn a_new_module_is_switched_to_without_a_failed_request() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    let tls = BTreeMap::new();
-    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
-    let mut envoys = Vec::new();
-    for (protocol, node) in [
+    let setup = Setup::start();
+    setup.deliver("app/api:8080", &["http"]);
+    let envoys: Vec<_> = [
         (AdsProtocol::StateOfTheWorld, "module-sotw"),
         (AdsProtocol::Delta, "module-delta"),
-    ] {
-        let (envoy, ports) = start_envoy(server.addr, protocol, node, dir.path());
-        eventually(&envoy, "routing", Duration::from_secs(30), || {
-            routes_to(ports.http, "/api", "api")
-        });
-        envoys.push((envoy, ports));
-    }
-    let loads: Vec<_> = envoys.iter().map(|(_, p)| load(p.http, "/api")).collect();
+    ]
+    .into_iter()
+    .map(|(protocol, node)| setup.envoy_routing(protocol, node, "/api", "api"))
+    .collect();
+    let loads: Vec<_> = envoys
+        .iter()
+        .map(|(_, p)| Load::start(p.http, "/api"))
+        .collect();
 
     // The same filter with a custom section: another sha256, as a new release would have.
-    let mut module = std::fs::read(&wasm).unwrap();
+    let mut module = std::fs::read(&setup.wasm).unwrap();
     let name = b"gateway-wasm-test";
     let mut section = vec![u8::try_from(name.len()).unwrap()];
     section.extend_from_slice(name);
@@ -647,7 +593,10 @@ fn a_new_module_is_switched_to_without_a_failed_request() {
     module.push(0);
     module.push(u8::try_from(section.len()).unwrap());
     module.extend_from_slice(&section);
-    let sha256 = server.server.set_module(module.into(), "test release 2");
+    let sha256 = setup
+        .server
+        .server
+        .set_module(module.into(), "test release 2");
 
     for (envoy, _) in &envoys {
         eventually(envoy, "the new module", Duration::from_secs(60), || {
@@ -667,9 +616,8 @@ fn a_new_module_is_switched_to_without_a_failed_request() {
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    for ((stop, handle), (envoy, _)) in loads.into_iter().zip(&envoys) {
-        stop.store(true, Ordering::Relaxed);
-        let seen = handle.join().unwrap();
+    for (load, (envoy, _)) in loads.into_iter().zip(&envoys) {
+        let seen = load.finish();
         assert!(seen.len() > 10);
         let failed = failures(&seen);
         assert!(
@@ -688,24 +636,15 @@ fn a_new_module_is_switched_to_without_a_failed_request() {
             Some(0)
         );
     }
-    server.stop();
 }
 
 #[test]
 fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    let addr = server.addr;
-    let tls = BTreeMap::new();
-    server.deliver(&backends.result(&config("app/api:8080", &["http"]), &tls));
-    let (envoy, ports) = start_envoy(addr, AdsProtocol::Delta, "restart-0", dir.path());
-    eventually(&envoy, "routing", Duration::from_secs(30), || {
-        routes_to(ports.http, "/switch", "api")
-    });
-    server.stop();
+    let mut setup = Setup::start();
+    let addr = setup.server.addr;
+    setup.deliver("app/api:8080", &["http"]);
+    let (envoy, ports) = setup.envoy_routing(AdsProtocol::Delta, "restart-0", "/switch", "api");
+    setup.server.stop();
 
     // No control plane: the Envoy serves its last config.
     std::thread::sleep(Duration::from_secs(2));
@@ -714,8 +653,8 @@ fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() 
     }
 
     // A new server on the same address with a newer config: the Envoy reconnects and converges.
-    let server = Server::start(&wasm, addr);
-    server.deliver(&backends.result(&config("app/api-v2:8080", &["http"]), &tls));
+    setup.server = Server::start(&setup.wasm, addr);
+    setup.deliver("app/api-v2:8080", &["http"]);
     eventually(
         &envoy,
         "convergence after the restart",
@@ -727,7 +666,8 @@ fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() 
         "the node back in sync",
         Duration::from_secs(10),
         || {
-            server
+            setup
+                .server
                 .server
                 .registry
                 .nodes()
@@ -735,35 +675,32 @@ fn envoys_keep_serving_when_the_server_goes_away_and_converge_when_it_returns() 
                 .any(|n| n.node == "restart-0" && n.in_sync())
         },
     );
-    server.stop();
 }
 
-/// When the last backend goes, Envoy drops its last EDS watch (a request with no names, often
-/// with a stale nonce). The server must take that as an unsubscription: an EDS response then is
-/// ignored by Envoy, never ACKed, and the node would never be in sync. When backends return, the
-/// new subscription must be answered.
+/// When the last backend goes, Envoy drops its last EDS watch (state of the world: a request with
+/// no names, often with a stale nonce). The server must take that as an unsubscription: an EDS
+/// response then is ignored by Envoy, never ACKed, and the node would never be in sync. While no
+/// name is watched the status report lists no EDS for the node, and when backends return, the new
+/// subscription must be answered.
 #[test]
 fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
-    let _serial = serial();
-    let wasm = support::plugin_wasm();
-    let dir = tempfile::tempdir().unwrap();
-    let backends = Backends::start();
-    let server = Server::start(&wasm, "127.0.0.1:0".parse().unwrap());
-    let tls = BTreeMap::new();
-    let with_backends = backends.result(&config("app/api:8080", &["http"]), &tls);
-    server.deliver(&with_backends);
-    let (envoy, ports) = start_envoy(
-        server.addr,
-        AdsProtocol::StateOfTheWorld,
-        "unsubscribe-0",
-        dir.path(),
-    );
-    eventually(
-        &envoy,
-        "the first route table",
-        Duration::from_secs(30),
-        || routes_to(ports.http, "/switch", "api"),
-    );
+    last_backend_going_and_coming_back(AdsProtocol::StateOfTheWorld, "unsubscribe-sotw");
+}
+
+/// The same on the incremental stream, where Envoy names the dropped clusters in
+/// `resource_names_unsubscribe`. Envoy 1.40's delta client keeps the type's subscription and
+/// ACKs the removal the server sent just before, so here the node stays in sync either way; what
+/// must match the state-of-the-world stream is the state reported once nothing is watched.
+#[test]
+fn the_last_backend_going_and_coming_back_keeps_a_delta_node_in_sync() {
+    last_backend_going_and_coming_back(AdsProtocol::Delta, "unsubscribe-delta");
+}
+
+fn last_backend_going_and_coming_back(protocol: AdsProtocol, node: &str) {
+    let setup = Setup::start();
+    let server = &setup.server;
+    setup.deliver("app/api:8080", &["http"]);
+    let (envoy, ports) = setup.envoy_routing(protocol, node, "/switch", "api");
     let in_sync = || {
         let nodes = server.server.registry.nodes();
         nodes.len() == 1 && nodes.iter().all(|n| n.in_sync())
@@ -775,7 +712,9 @@ fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
         in_sync,
     );
 
-    let mut without = backends.result(&config("app/api-v2:8080", &["http"]), &tls);
+    let mut without = setup
+        .backends
+        .result(&config("app/api-v2:8080", &["http"]), &BTreeMap::new());
     without.backends.clear();
     server.deliver(&without);
     eventually(
@@ -788,15 +727,17 @@ fn the_last_backend_going_and_coming_back_keeps_the_node_in_sync() {
                     .resources
                     .get("CDS")
                     .is_some_and(|t| t.acked.is_some())
+                && !server.server.registry.nodes()[0]
+                    .resources
+                    .contains_key("EDS")
                 && !routes_to(ports.http, "/switch", "api")
         },
     );
 
-    server.deliver(&with_backends);
+    setup.deliver("app/api:8080", &["http"]);
     eventually(&envoy, "the backends back", Duration::from_secs(10), || {
         routes_to(ports.http, "/switch", "api")
     });
     eventually(&envoy, "in sync again", Duration::from_secs(10), in_sync);
     drop(envoy);
-    server.stop();
 }

@@ -1,5 +1,5 @@
-//! `cargo xtask fleet`: one controller-shim feeding N Envoys over xDS on loopback, every fleet
-//! scenario checked on every Envoy and timed. Builds the shim and the `bench` crate's
+//! `cargo xtask fleet`: one controller-shim feeding N Envoys over xDS on loopback (and a second
+//! replica with Envoys of its own), every fleet scenario checked on every Envoy and timed. Builds the shim and the `bench` crate's
 //! `gateway-fleet` binary (debug, as `cargo xtask test` leaves them), then runs it; the report
 //! (Markdown) goes to standard output and `target/fleet/report.md`.
 
@@ -14,7 +14,10 @@ use crate::steps::{cargo, root, run_binary};
 /// routing; route pushes timed (p50/p99 across the fleet); a listener added to the Gateway; a
 /// certificate rotated; the shim killed (Envoys keep serving) and restarted (they reconnect and
 /// converge); a filter release that refuses every configuration NACKed and reported while traffic
-/// keeps flowing; the shim's memory per connected Envoy. No Envoy may restart.
+/// keeps flowing; the shim's memory per connected Envoy; last, a second shim replica on the same
+/// manifests with 2 Envoys of its own (both halves serve the same routes, a push reaches all
+/// through both replicas, the replica killed leaves its Envoys serving, restarted they converge).
+/// No Envoy may restart.
 /// Fails when any Envoy does not get there.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]

@@ -133,6 +133,21 @@ pub fn all_in_sync(shim: &Shim, members: &[Member]) -> bool {
     })
 }
 
+/// Waits until [`all_in_sync`], or fails with the shim's `/debug/xds`.
+pub fn wait_in_sync(shim: &Shim, members: &[Member], timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !all_in_sync(shim, members) {
+        if Instant::now() > deadline {
+            bail!(
+                "not every Envoy is in sync per /debug/xds within {timeout:?}: {}",
+                xds_status(shim)?
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// The Prometheus sample `name` from the shim's `/metrics`.
 pub fn metric(shim: &Shim, name: &str) -> Option<f64> {
     let (_, body) = shim.get("/metrics").ok()?;

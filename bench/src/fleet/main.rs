@@ -9,12 +9,16 @@
 //! 6. a filter release that refuses every configuration, pushed under the tag the shim follows:
 //!    every Envoy NACKs it, the report and `/metrics` say so, traffic keeps flowing; the tag moved
 //!    back, every Envoy converges;
-//! 7. the shim's memory per connected Envoy.
+//! 7. the shim's memory per connected Envoy;
+//! 8. a second shim replica on the same manifests with Envoys of its own (`replicas`): both
+//!    halves serve the same routes, a push reaches all through both replicas, the second replica
+//!    killed leaves its Envoys serving, restarted they reconnect and converge.
 //!
 //! `cargo xtask fleet` runs it with 20 Envoys (docs/benchmarks.md has the numbers);
 //! `cargo xtask test` with 4 (two of each ADS variant). Exits non-zero when a scenario fails.
 
 mod checks;
+mod replicas;
 mod topology;
 
 use std::fmt::Write as _;
@@ -27,7 +31,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use testkit::certs::CertificateAuthority;
 
-use checks::{all_in_sync, backend, https_with, metric, millis, percentile, wait_all, xds_status};
+use checks::{backend, https_with, metric, millis, percentile, wait_all, wait_in_sync};
 use topology::{Manifests, Published, REJECTING_MODULE_WAT, Shim, pids};
 
 #[derive(Parser)]
@@ -130,7 +134,7 @@ fn run(args: &Args) -> Result<String> {
         args.envoys
     ));
     let envoys_started = Instant::now();
-    let members = topology::start_envoys(&shim_binary, shim.xds, &dir, args.envoys)?;
+    let members = topology::start_envoys(&shim_binary, shim.xds, &dir, "envoy", args.envoys)?;
     let serving = wait_all(
         &members,
         envoys_started,
@@ -139,16 +143,7 @@ fn run(args: &Args) -> Result<String> {
         |m| backend(m.ports.http).as_deref() == Some("api"),
     )?;
     let all_serving = serving.iter().max().copied().unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !all_in_sync(&shim, &members) {
-        if Instant::now() > deadline {
-            bail!(
-                "not every Envoy is in sync per /debug/xds: {}",
-                xds_status(&shim)?
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_in_sync(&shim, &members, Duration::from_secs(30))?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_fleet = shim.rss_kib()?;
     let pids_before = pids(&members);
@@ -261,16 +256,8 @@ fn run(args: &Args) -> Result<String> {
     }
     published.publish(&module)?;
     let recovered_at = Instant::now();
-    let deadline = recovered_at + Duration::from_secs(60);
-    while !all_in_sync(&shim, &members) {
-        if Instant::now() > deadline {
-            bail!(
-                "the fleet did not converge on the good release again: {}",
-                xds_status(&shim)?
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_in_sync(&shim, &members, Duration::from_secs(60))
+        .context("the fleet did not converge on the good release again")?;
     let recovered = recovered_at.elapsed();
     wait_all(
         &members,
@@ -278,6 +265,20 @@ fn run(args: &Args) -> Result<String> {
         Duration::from_secs(10),
         "routing after the recovery",
         |m| backend(m.ports.http).as_deref() == Some(next_backend),
+    )?;
+
+    step(&format!(
+        "a second controller-shim replica with {} Envoys of its own",
+        replicas::ENVOYS
+    ));
+    let (replica, _) = replicas::run(
+        &shim_binary,
+        &dir,
+        &manifests,
+        &published.reference(),
+        &shim,
+        &members,
+        next_backend,
     )?;
 
     if pids(&members) != pids_before {
@@ -296,6 +297,7 @@ fn run(args: &Args) -> Result<String> {
         recovered,
         rss_alone,
         rss_fleet,
+        replica: &replica,
         took: started.elapsed(),
     });
     if let Some(out) = &args.out {
@@ -336,6 +338,7 @@ struct ReportInput<'a> {
     recovered: Duration,
     rss_alone: u64,
     rss_fleet: u64,
+    replica: &'a replicas::ReplicaTimes,
     took: Duration,
 }
 
@@ -402,6 +405,22 @@ fn report(input: &ReportInput<'_>) -> String {
         out,
         "| shim memory (RSS) | {} KiB alone, {} KiB with the fleet: {} KiB per connected Envoy |",
         input.rss_alone, input.rss_fleet, per_envoy
+    );
+    let replica = input.replica;
+    let _ = writeln!(
+        out,
+        "| second shim replica, same manifests, {} Envoys of its own | routing {} after their start; \
+         push through both replicas → effect on all {} Envoys p50 {}, max {}; replica killed: its \
+         Envoys kept serving while the other half took a push; restarted → converged p50 {}, max {} \
+         (scenario: {:.0} s) |",
+        replicas::ENVOYS,
+        millis(max(&replica.serving)),
+        replica.pushed.len(),
+        millis(percentile(&replica.pushed, 50.0)),
+        millis(max(&replica.pushed)),
+        millis(percentile(&replica.converged, 50.0)),
+        millis(max(&replica.converged)),
+        replica.took.as_secs_f64()
     );
     out
 }

@@ -310,8 +310,14 @@ pub fn backends() -> Result<(EchoServer, EchoServer)> {
     Ok((echo("api")?, echo("api-v2")?))
 }
 
-/// Starts `count` Envoys, alternating state-of-the-world and delta.
-pub fn start_envoys(shim: &Path, xds: SocketAddr, dir: &Path, count: usize) -> Result<Vec<Member>> {
+/// Starts `count` Envoys named `{prefix}-NN`, alternating state-of-the-world and delta.
+pub fn start_envoys(
+    shim: &Path,
+    xds: SocketAddr,
+    dir: &Path,
+    prefix: &str,
+    count: usize,
+) -> Result<Vec<Member>> {
     let ports = testkit::ports::free_ports(count * 3)?;
     let mut plans = Vec::new();
     for i in 0..count {
@@ -321,7 +327,7 @@ pub fn start_envoys(shim: &Path, xds: SocketAddr, dir: &Path, count: usize) -> R
             extra: port(1),
             https: port(2),
         };
-        let name = format!("envoy-{i:02}");
+        let name = format!("{prefix}-{i:02}");
         let delta = i % 2 == 1;
         let bootstrap = dir.join(format!("{name}.yaml"));
         let output = Command::new(shim)

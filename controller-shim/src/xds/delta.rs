@@ -7,20 +7,19 @@
 //! the names it has that no longer exist (`removed_resources`). On a NACK the Envoy keeps what it had,
 //! so the server forgets the rejected versions as "had", and does not send them again until the
 //! content changes (a NACKed extension config naming a module being downloaded is sent again).
+//! When the last name of a non-wildcard type is unsubscribed, the type is forgotten, as on the
+//! state-of-the-world stream: nothing of it is outstanding, and a later subscription starts afresh.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use envoy_types::pb::envoy::config::core::v3::Node as EnvoyNode;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
-use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
 
+use super::ads::{Closed, Next, Pushed, Shared, Variant};
 use super::catalog::ResourceType;
-use super::stream::{
-    GateDecision, Identity, ModuleGate, StreamContext, identify, module_of_version, set_version,
-    view,
-};
+use super::stream::{GateDecision, module_of_version, set_version};
 
 #[derive(Debug)]
 struct InFlight {
@@ -45,83 +44,35 @@ struct Subscription {
     rejected: BTreeMap<String, String>,
 }
 
-struct DeltaStream {
-    context: StreamContext,
-    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    identity: Option<Identity>,
+/// The incremental variant of the ADS loop ([`super::ads::run`]).
+#[derive(Debug, Default)]
+pub struct Delta {
     subscriptions: BTreeMap<ResourceType, Subscription>,
-    gate: ModuleGate,
-    nonce: u64,
 }
 
-struct Closed;
+impl Variant for Delta {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const PROTOCOL: &'static str = "delta";
 
-/// Serves one stream until Envoy or the server closes it.
-pub async fn run(
-    mut requests: Streaming<DeltaDiscoveryRequest>,
-    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
-    context: StreamContext,
-) {
-    let mut downloads = context.modules.subscribe_downloads();
-    let mut stream = DeltaStream {
-        context,
-        tx,
-        identity: None,
-        subscriptions: BTreeMap::new(),
-        gate: ModuleGate::default(),
-        nonce: 0,
-    };
-    loop {
-        let deadline = stream.gate.deadline();
-        tokio::select! {
-            request = requests.message() => match request {
-                Ok(Some(request)) => {
-                    if stream.on_request(request).await.is_err() { break; }
-                }
-                Ok(None) => break,
-                Err(status) => {
-                    tracing::debug!(%status, "xDS stream ended");
-                    break;
-                }
-            },
-            changed = stream.context.catalog.changed() => {
-                if changed.is_err() || stream.push_all().await.is_err() { break; }
-            }
-            Ok(()) = downloads.changed(), if deadline.is_some() => {
-                if stream.push(ResourceType::ExtensionConfig).await.is_err() { break; }
-            }
-            () = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if stream.push(ResourceType::ExtensionConfig).await.is_err() { break; }
-            }
-            () = stream.tx.closed() => break,
-        }
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&EnvoyNode> {
+        request.node.as_ref()
     }
-}
 
-impl DeltaStream {
-    async fn on_request(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Closed> {
-        if self.identity.is_none() {
-            let identity = identify(request.node.as_ref());
-            if let Some(problem) = &identity.problem {
-                tracing::warn!("{problem}; it is sent nothing");
-            }
-            self.context.connection.identify(
-                &identity.node,
-                identity.gateway.as_ref().map(ToString::to_string),
-            );
-            tracing::info!(node = %identity.node, gateway = ?identity.gateway.as_ref().map(ToString::to_string),
-                protocol = "delta", "Envoy connected");
-            self.identity = Some(identity);
-        }
-        let Some(kind) = ResourceType::from_type_url(&request.type_url) else {
-            tracing::debug!(type_url = %request.type_url, "a type this server does not serve");
-            return Ok(());
-        };
+    fn type_url(request: &DeltaDiscoveryRequest) -> &str {
+        &request.type_url
+    }
+
+    fn subscribed(&self) -> Vec<ResourceType> {
+        self.subscriptions.keys().copied().collect()
+    }
+
+    fn on_request(
+        &mut self,
+        shared: &mut Shared<DeltaDiscoveryResponse>,
+        kind: ResourceType,
+        request: DeltaDiscoveryRequest,
+    ) -> Next {
         let first = !self.subscriptions.contains_key(&kind);
         let subscription = self.subscriptions.entry(kind).or_default();
         if first {
@@ -134,7 +85,7 @@ impl DeltaStream {
                     .known
                     .values()
                     .find_map(|version| module_of_version(version));
-                self.gate.has(module);
+                shared.gate.has(module);
             }
         }
         for name in request.resource_names_subscribe {
@@ -152,6 +103,15 @@ impl DeltaStream {
                 subscription.known.remove(&name);
             }
         }
+        if !subscription.wildcard && subscription.names.is_empty() {
+            // Envoy dropped its last watch of this type (the last EDS cluster went away). As on
+            // the state-of-the-world stream, nothing of the type is outstanding any more: a
+            // response for names nobody watches may go unanswered (Envoy 1.40 happens to ACK
+            // it), and a later subscription starts from nothing.
+            *subscription = Subscription::default();
+            shared.context.connection.unsubscribed(kind);
+            return Next::Nothing;
+        }
         let answered = subscription.in_flight.as_ref().is_some_and(|f| {
             !request.response_nonce.is_empty() && f.nonce == request.response_nonce
         });
@@ -161,91 +121,51 @@ impl DeltaStream {
                 Some(error) => {
                     subscription.known = flight.before;
                     subscription.rejected.extend(flight.sent);
-                    self.context
+                    shared
+                        .context
                         .connection
                         .nacked(kind, &flight.system_version, &error.message);
                 }
                 None => {
                     if kind == ResourceType::ExtensionConfig {
-                        self.gate.has(flight.module.as_deref());
+                        shared.gate.has(flight.module.as_deref());
                     }
                     let revision =
                         (kind == ResourceType::ExtensionConfig).then_some(flight.revision.as_str());
-                    self.context
+                    shared
+                        .context
                         .connection
                         .acked(kind, &flight.system_version, revision);
                 }
             }
-            warmup_done = kind == ResourceType::ExtensionConfig && self.gate.answered();
+            warmup_done = kind == ResourceType::ExtensionConfig && shared.gate.answered();
         }
-        self.push(kind).await?;
-        if warmup_done {
-            // The switch is answered: the warm-up listener goes.
-            self.push(ResourceType::Listener).await?;
-        }
-        Ok(())
-    }
-
-    async fn push_all(&mut self) -> Result<(), Closed> {
-        let kinds: Vec<ResourceType> = self.subscriptions.keys().copied().collect();
-        for kind in kinds {
-            self.push(kind).await?;
-        }
-        Ok(())
+        Next::Push { warmup_done }
     }
 
     /// Sends what differs from what the Envoy has, and what it has that is gone.
-    async fn push(&mut self, kind: ResourceType) -> Result<(), Closed> {
-        let Some(identity) = &self.identity else {
-            return Ok(());
-        };
+    async fn push(
+        &mut self,
+        shared: &mut Shared<DeltaDiscoveryResponse>,
+        kind: ResourceType,
+    ) -> Result<Pushed, Closed> {
         let Some(subscription) = self.subscriptions.get_mut(&kind) else {
-            return Ok(());
+            return Ok(Pushed::Done);
         };
         let names = (!subscription.wildcard).then_some(&subscription.names);
-        let catalog = self.context.catalog.borrow().clone();
-        let Some((mut resources, revision)) = view(&catalog, identity, kind, names) else {
-            return Ok(());
+        let Some((resources, revision)) = shared.current(kind, names) else {
+            return Ok(Pushed::Done);
         };
-        if kind == ResourceType::Listener
-            && let Some(warming) = self.gate.warming()
-            && catalog.module.as_ref().is_some_and(|m| m.sha256 == warming)
-            && let Some(gateway) = identity
-                .gateway
-                .as_ref()
-                .and_then(|g| catalog.gateways.get(g))
-        {
-            resources.push(gateway.module_warmup.clone());
-        }
-        if kind == ResourceType::ExtensionConfig
-            && let Some(module) = resources.first().and_then(|r| r.module.clone())
-            && subscription.known.get(
-                &resources
-                    .first()
-                    .map(|r| r.name.clone())
-                    .unwrap_or_default(),
-            ) != resources.first().map(|r| &r.version)
-        {
-            let downloaded = self
-                .context
-                .peer
-                .and_then(|peer| self.context.modules.downloaded(peer, &module));
-            match self.gate.check(&module, downloaded) {
+        let config_changed = resources
+            .first()
+            .is_some_and(|r| subscription.known.get(&r.name) != Some(&r.version));
+        if config_changed {
+            match shared.module_gate(kind, &resources) {
                 GateDecision::Send => {}
-                GateDecision::Hold => return Ok(()),
-                GateDecision::StartWarmup => {
-                    tracing::info!(node = %identity.node, %module,
-                        "bringing the new module into the Envoy's cache before switching to it");
-                    return Box::pin(self.push(ResourceType::Listener)).await;
-                }
+                GateDecision::Hold => return Ok(Pushed::Done),
+                GateDecision::StartWarmup => return Ok(Pushed::WarmupFirst),
             }
         }
-        let Some(identity) = &self.identity else {
-            return Ok(());
-        };
-        let Some(subscription) = self.subscriptions.get_mut(&kind) else {
-            return Ok(());
-        };
         // A new version of a rejected resource may be sent again.
         subscription.rejected.retain(|name, version| {
             resources
@@ -272,14 +192,14 @@ impl DeltaStream {
                 // ACKed, or it reported these versions when it reconnected).
                 let acked_revision =
                     (kind == ResourceType::ExtensionConfig).then_some(revision.as_str());
-                self.context
+                shared
+                    .context
                     .connection
                     .settled(kind, &system_version, acked_revision);
             }
-            return Ok(());
+            return Ok(Pushed::Done);
         }
-        self.nonce += 1;
-        let nonce = self.nonce.to_string();
+        let nonce = shared.next_nonce();
         let before = subscription.known.clone();
         for resource in &changed {
             subscription
@@ -317,9 +237,10 @@ impl DeltaStream {
             nonce,
             ..DeltaDiscoveryResponse::default()
         };
-        self.context.connection.sent(kind, &system_version);
-        tracing::debug!(node = %identity.node, r#type = kind.short(), version = %system_version,
+        shared.context.connection.sent(kind, &system_version);
+        tracing::debug!(node = %shared.node(), r#type = kind.short(), version = %system_version,
             changed = response.resources.len(), removed = response.removed_resources.len(), "sending");
-        self.tx.send(Ok(response)).await.map_err(|_| Closed)
+        shared.send(response).await?;
+        Ok(Pushed::Done)
     }
 }

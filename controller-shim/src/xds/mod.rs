@@ -9,6 +9,7 @@
 //! protobuf.
 //!
 //! - [`catalog`]: rendered resources with content versions, published to every stream;
+//! - [`ads`]: the per-stream task both variants run (requests, pushes, the module gate);
 //! - [`sotw`], [`delta`]: the two protocol state machines (versions, nonces, ACK/NACK);
 //! - [`nodes`]: what each connected Envoy has ACKed or NACKed (status report, `/debug/xds`,
 //!   metrics);
@@ -17,6 +18,7 @@
 //!
 //! `docs/xds.md` describes the mode for users.
 
+pub mod ads;
 pub mod catalog;
 pub mod delta;
 pub mod module;

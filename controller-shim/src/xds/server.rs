@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::catalog::Hub;
 use super::nodes::Registry;
 use super::stream::StreamContext;
-use super::{delta, sotw};
+use super::{ads, delta, sotw};
 use crate::envoy::MODULE_PATH_PREFIX;
 
 /// The modules the shim serves, by sha256: the current one and the few before it (an Envoy that
@@ -141,25 +141,27 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let peer = peer(&request);
-        let connection = self.registry.connect(peer_text(peer), "sotw");
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let context = StreamContext {
-            catalog: self.hub.subscribe(),
-            connection,
-            modules: self.modules.clone(),
-            peer,
-        };
-        tokio::spawn(sotw::run(request.into_inner(), tx, context));
-        Ok(Response::new(Box::pin(receiver_stream(rx))))
+        Ok(Response::new(self.start::<sotw::Sotw>(request, "sotw")))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.start::<delta::Delta>(request, "delta")))
+    }
+}
+
+impl Ads {
+    /// Registers the stream (`protocol` names the variant in the status report) and starts its
+    /// task.
+    fn start<V: ads::Variant + Default + 'static>(
+        &self,
+        request: Request<Streaming<V::Request>>,
+        protocol: &'static str,
+    ) -> ResponseStream<V::Response> {
         let peer = peer(&request);
-        let connection = self.registry.connect(peer_text(peer), "delta");
+        let connection = self.registry.connect(peer_text(peer), protocol);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let context = StreamContext {
             catalog: self.hub.subscribe(),
@@ -167,8 +169,8 @@ impl AggregatedDiscoveryService for Ads {
             modules: self.modules.clone(),
             peer,
         };
-        tokio::spawn(delta::run(request.into_inner(), tx, context));
-        Ok(Response::new(Box::pin(receiver_stream(rx))))
+        tokio::spawn(ads::run(request.into_inner(), tx, context, V::default()));
+        Box::pin(receiver_stream(rx))
     }
 }
 
