@@ -8,7 +8,7 @@
 //! - **Envoy** (proxy-wasm-cpp-host) looks each callback up once and calls only those that exist
 //!   (`docs/benchmarks.md`: an empty filter pays a V8 call per exported callback per stream: log,
 //!   done, body chunks, trailers). What it needs from this filter: context creation, VM start,
-//!   configure, request headers and body (the body is read for gRPC and mirrors), response headers,
+//!   configure, request headers and body (mirrors send a copy of the body), response headers,
 //!   the HTTP callout response (mirrors) and `proxy_on_delete` (the SDK frees a context's state
 //!   there; without it every stream would leak).
 //! - **Kong** (ngx_wasm_module, `src/common/proxy_wasm/ngx_proxy_wasm.c`,
