@@ -74,9 +74,9 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Remove the proxy_on_* exports a host never calls for this filter (writes FILE --out OUT).
     ///
-    /// The proxy-wasm SDK exports every callback of the ABI, and Envoy calls each one a module
-    /// exports on every stream (log, done, body chunks, trailers), so fewer exports cost less per
-    /// request. `--host envoy` keeps only what Envoy calls for this filter (Kong cannot load that
+    /// The proxy-wasm SDK exports every callback of the ABI, and Envoy calls the stream callbacks
+    /// a module exports (log, done, body chunks, trailers) on every stream, so fewer exports cost
+    /// less per request. `--host envoy` keeps only what Envoy calls for this filter (Kong cannot load that
     /// module: ngx_wasm_module calls proxy_on_done, proxy_on_log and the body and trailer
     /// callbacks unconditionally); `--host kong` keeps every HTTP callback and loads in both
     /// hosts. Only the export section changes; `wasm-opt -Oz` afterwards drops the dead code.
