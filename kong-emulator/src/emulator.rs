@@ -17,6 +17,25 @@ use crate::vm::Vm;
 const MAX_PASSES: usize = 3;
 
 /// The filter module, compiled once and shared by any number of emulated Kongs.
+/// Callbacks ngx_wasm_module calls through `ngx_wavm_instance_call_funcref` whatever the lookup
+/// found (src/common/proxy_wasm/ngx_proxy_wasm.c: `ngx_proxy_wasm_on_log` calls `proxy_on_done`
+/// and `proxy_on_log`, the context teardown `proxy_on_delete`; src/http/proxy_wasm/
+/// ngx_http_proxy_wasm.c: the header and body phases). `call_funcref` dereferences the lookup's
+/// result, so a module without one of them takes the nginx worker down when the phase runs; the
+/// emulation refuses such a module at load instead.
+const CALLED_WITHOUT_LOOKUP_CHECK: &[&str] = &[
+    "proxy_on_context_create",
+    "proxy_on_vm_start",
+    "proxy_on_configure",
+    "proxy_on_request_headers",
+    "proxy_on_request_body",
+    "proxy_on_response_headers",
+    "proxy_on_response_body",
+    "proxy_on_done",
+    "proxy_on_log",
+    "proxy_on_delete",
+];
+
 #[derive(Clone)]
 pub struct Filter {
     engine: Engine,
@@ -30,6 +49,19 @@ impl Filter {
         let engine = Engine::default();
         let module =
             Module::new(&engine, wasm).map_err(|e| format!("the module does not load: {e}"))?;
+        let missing: Vec<&str> = CALLED_WITHOUT_LOOKUP_CHECK
+            .iter()
+            .copied()
+            .filter(|name| module.get_export(name).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "the module does not export {} (ngx_wasm_module calls them without checking that \
+                 they exist: Kong would crash; a module trimmed with `packager trim-exports --host \
+                 envoy` is for Envoy only)",
+                missing.join(", ")
+            ));
+        }
         let linker = abi::linker(&engine, &module).map_err(|e| format!("linking the host: {e}"))?;
         Ok(Filter {
             engine,
@@ -587,5 +619,35 @@ fn local_response(local: LocalResponse) -> Response {
         body: local.body,
         upstream: None,
         attempts: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module_exporting(callbacks: &[&str]) -> Vec<u8> {
+        let mut text = String::from("(module (memory (export \"memory\") 1)\n");
+        for name in callbacks {
+            text.push_str(&format!("(func (export \"{name}\"))\n"));
+        }
+        text.push(')');
+        wat::parse_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_module_without_a_callback_kong_calls_unchecked_is_refused_by_name() {
+        let all = module_exporting(CALLED_WITHOUT_LOOKUP_CHECK);
+        assert!(Filter::load(&all).is_ok());
+        let without: Vec<&str> = CALLED_WITHOUT_LOOKUP_CHECK
+            .iter()
+            .copied()
+            .filter(|n| *n != "proxy_on_log" && *n != "proxy_on_done")
+            .collect();
+        let error = Filter::load(&module_exporting(&without)).err().unwrap();
+        assert!(
+            error.contains("does not export proxy_on_done, proxy_on_log"),
+            "{error}"
+        );
     }
 }

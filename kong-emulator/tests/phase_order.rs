@@ -34,8 +34,11 @@ const SET_TARGET: &str = r#"
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (drop (call $set (i32.const 0) (i32.const 19) (i32.const 64) (i32.const 13)))
     (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
   (func (export "proxy_on_delete") (param i32)))
 "#;
 

@@ -72,6 +72,15 @@ pub enum Cmd {
     /// a 32-bit `memory`, and import only host functions both hosts provide. Prints the size and
     /// sha256; exits non-zero and names every problem otherwise.
     Check(CheckArgs),
+    /// Remove the proxy_on_* exports a host never calls for this filter (writes FILE --out OUT).
+    ///
+    /// The proxy-wasm SDK exports every callback of the ABI, and Envoy calls the stream callbacks
+    /// a module exports (log, done, body chunks, trailers) on every stream, so fewer exports cost
+    /// less per request. `--host envoy` keeps only what Envoy calls for this filter (Kong cannot load that
+    /// module: ngx_wasm_module calls proxy_on_done, proxy_on_log and the body and trailer
+    /// callbacks unconditionally); `--host kong` keeps every HTTP callback and loads in both
+    /// hosts. Only the export section changes; `wasm-opt -Oz` afterwards drops the dead code.
+    TrimExports(TrimExportsArgs),
     /// Install binaryen's wasm-opt into <workspace>/.tools with npm (binaryen@132).
     InstallTools,
     /// Write the module as an OCI image-layout directory in the chosen format.
@@ -132,6 +141,18 @@ pub struct BuildArgs {
     /// Install wasm-opt into <workspace>/.tools first when it is not found (implies nothing else).
     #[arg(long)]
     pub install_tools: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrimExportsArgs {
+    /// The .wasm file to trim.
+    pub file: PathBuf,
+    /// The host the trimmed module is for.
+    #[arg(long, value_enum)]
+    pub host: crate::entry_points::Host,
+    /// Where to write the trimmed module (written to a temporary file and renamed).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +309,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Build(args) => build(ws, &args),
         Cmd::Check(args) => check_file(&args.file).map(|_| ()),
+        Cmd::TrimExports(args) => trim_exports(&args),
         Cmd::InstallTools => {
             let ws = Workspace::locate(ws)?;
             let bin = builder::install_tools(&ws)?;
@@ -322,6 +344,23 @@ fn check_file(path: &Path) -> Result<CheckReport> {
     say!("{}: ok", path.display());
     say!("{report}");
     Ok(report)
+}
+
+fn trim_exports(args: &TrimExportsArgs) -> Result<()> {
+    let bytes = read_module(&args.file)?;
+    let trimmed = crate::entry_points::trim(&bytes, args.host)
+        .with_context(|| format!("trimming {}", args.file.display()))?;
+    atomic_file::write(&args.out, &trimmed.module, atomic_file::Access::Public)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    say!(
+        "{}: {} -> {} bytes, removed {} exports: {}",
+        args.out.display(),
+        bytes.len(),
+        trimmed.module.len(),
+        trimmed.removed.len(),
+        trimmed.removed.join(", ")
+    );
+    Ok(())
 }
 
 fn build(ws: Option<&Path>, args: &BuildArgs) -> Result<()> {

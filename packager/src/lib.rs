@@ -9,6 +9,7 @@ pub mod builder;
 pub mod check;
 pub mod cli;
 pub mod dynamic;
+pub mod entry_points;
 pub mod image;
 pub mod kong;
 pub mod layout;

@@ -65,12 +65,35 @@ fn run(label: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyh
     Ok(())
 }
 
+/// The target directory (CARGO_TARGET_DIR or `target/`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root().join(d))
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Writes `gateway_wasm.envoy.wasm` and `gateway_wasm.kong.wasm` next to the built filter with
+/// `packager trim-exports` (the debug packager the test build left); returns their paths.
+fn trimmed_modules() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let packager = debug_binary("packager")?;
+    let dir = target_dir().join(WASI_TARGET).join("wasm");
+    let built = dir.join("gateway_wasm.wasm").to_string_lossy().into_owned();
+    let trim = |host: &str| -> anyhow::Result<PathBuf> {
+        let trimmed = dir.join(format!("gateway_wasm.{host}.wasm"));
+        let out = trimmed.to_string_lossy().into_owned();
+        run_binary(
+            &format!("filter with {host}'s exports only"),
+            &packager,
+            &["trim-exports", &built, "--host", host, "--out", &out],
+        )?;
+        Ok(trimmed)
+    };
+    Ok((trim("envoy")?, trim("kong")?))
+}
+
 /// A binary the test build left in the target directory.
 fn debug_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root().join(d))
-        .unwrap_or_else(|| root().join("target"));
-    let path = target.join("debug").join(name);
+    let path = target_dir().join("debug").join(name);
     if !path.exists() {
         bail!(
             "{} is missing; `cargo test --workspace` builds it",
@@ -305,6 +328,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     )?;
     let conformance = debug_binary("conformance")?;
     let vectors = ["--vectors", VECTORS];
+    // The host-specific modules (`packager trim-exports`): the real-Envoy runs load the one with
+    // only Envoy's callbacks, the Kong emulation the one with every HTTP callback. The untrimmed
+    // module is what the demo, the soak, the fleet and the controller-shim's tests load.
+    let (envoy_wasm, kong_wasm) = trimmed_modules()?;
+    let (envoy_wasm, kong_wasm) = (envoy_wasm.to_string_lossy(), kong_wasm.to_string_lossy());
     run_binary(
         "conformance: request cases (native)",
         &conformance,
@@ -328,7 +356,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     run_binary(
         "conformance: request cases (Kong 3.4-3.9 emulated, real wasm filter)",
         &conformance,
-        &[&vectors[..], &["--target", "kong-emulated"]].concat(),
+        &[
+            &vectors[..],
+            &["--target", "kong-emulated", "--wasm", &kong_wasm],
+        ]
+        .concat(),
     )?;
     if quick {
         eprintln!(
@@ -336,14 +368,21 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         );
     } else {
         run_binary(
-            "conformance: request cases (real Envoy + wasm filter)",
+            "conformance: request cases (real Envoy + wasm filter, Envoy's exports only)",
             &conformance,
-            &[&vectors[..], &["--target", "envoy"]].concat(),
+            &[&vectors[..], &["--target", "envoy", "--wasm", &envoy_wasm]].concat(),
         )?;
         run_binary(
             "conformance: GRPCRoute request cases (real Envoy + wasm filter, real gRPC calls)",
             &conformance,
-            &["--vectors", GRPC_VECTORS, "--target", "envoy"],
+            &[
+                "--vectors",
+                GRPC_VECTORS,
+                "--target",
+                "envoy",
+                "--wasm",
+                &envoy_wasm,
+            ],
         )?;
         // The debug module built before the tests (target/debug/libgateway_wasm_dynamic.so).
         run_binary(
