@@ -14,12 +14,6 @@ const GW: &str = "infra/gw";
 const OLD: &str = "2025-01-01T00:00:00Z";
 const NEW: &str = "2026-01-01T00:00:00Z";
 
-fn gw(listeners: Value) -> Snapshot {
-    let mut s = base("infra");
-    s.gateways.push(gateway("infra", "gw", listeners));
-    s
-}
-
 fn spec(hostnames: Value) -> Value {
     json!({"parentRefs": [{"name": "gw"}], "hostnames": hostnames,
            "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]})
@@ -42,8 +36,7 @@ fn grpc(name: &str, at: Option<&str>, hostnames: Value) -> GrpcRoute {
 }
 
 fn accepted(conditions: &[Condition]) -> (String, String, String) {
-    let c = condition(conditions, "Accepted");
-    (c.status.clone(), c.reason.clone(), c.message.clone())
+    condition_parts(conditions, "Accepted")
 }
 
 /// `(HTTPRoute accepted, GRPCRoute accepted)` for one HTTPRoute `web` and one GRPCRoute `g`.
@@ -64,7 +57,7 @@ fn f() -> String {
 
 #[test]
 fn the_older_http_route_wins() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.http_routes
         .push(http_route("web", Some(OLD), json!(["a.example.com"])));
     s.grpc_routes
@@ -86,7 +79,7 @@ fn the_older_http_route_wins() {
 
 #[test]
 fn the_older_grpc_route_wins() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.http_routes
         .push(http_route("web", Some(NEW), json!(["a.example.com"])));
     s.grpc_routes
@@ -108,7 +101,7 @@ fn a_tie_in_age_goes_to_namespace_and_name() {
         ("a-web", "b-grpc", (t(), f())),
         ("b-web", "a-grpc", (f(), t())),
     ] {
-        let mut s = gw(json!([http("http", 80)]));
+        let mut s = infra_gateway(json!([http("http", 80)]));
         s.http_routes
             .push(http_route(http_name, Some(OLD), json!([])));
         s.grpc_routes.push(grpc(grpc_name, Some(OLD), json!([])));
@@ -128,7 +121,7 @@ fn a_tie_in_age_goes_to_namespace_and_name() {
 /// The namespace comes first in `{namespace}/{name}`.
 #[test]
 fn namespace_sorts_before_name() {
-    let mut s = gw(json!([{"name": "http", "port": 80, "protocol": "HTTP",
+    let mut s = infra_gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP",
                            "allowedRoutes": {"namespaces": {"from": "All"}}}]));
     s.services.push(service_8080("a", "svc"));
     s.services.push(service_8080("b", "svc"));
@@ -144,7 +137,7 @@ fn namespace_sorts_before_name() {
 /// (as for ListenerSets); two absent ones tie and the name decides.
 #[test]
 fn missing_timestamps() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.http_routes.push(http_route("a", None, json!([])));
     s.grpc_routes.push(grpc("z", Some(NEW), json!([])));
     let r = run(&s);
@@ -154,7 +147,7 @@ fn missing_timestamps() {
         "timestamped wins"
     );
 
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.http_routes.push(http_route("z", None, json!([])));
     s.grpc_routes.push(grpc("a", None, json!([])));
     let r = run(&s);
@@ -165,7 +158,7 @@ fn missing_timestamps() {
 /// `namespace/name`. The HTTPRoute is kept.
 #[test]
 fn same_age_and_name_keeps_the_http_route() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.http_routes
         .push(http_route("echo", None, json!(["a.example.com"])));
     s.grpc_routes
@@ -195,7 +188,7 @@ fn only_intersecting_hostnames_conflict() {
             true,
         ),
     ] {
-        let mut s = gw(json!([http("http", 80)]));
+        let mut s = infra_gateway(json!([http("http", 80)]));
         s.http_routes
             .push(http_route("web", Some(OLD), http_hosts.clone()));
         s.grpc_routes.push(grpc("g", Some(NEW), grpc_hosts.clone()));
@@ -217,7 +210,7 @@ fn only_intersecting_hostnames_conflict() {
 /// leaves no overlap, both routes attach.
 #[test]
 fn effective_hostnames_decide_per_listener() {
-    let mut s = gw(json!([
+    let mut s = infra_gateway(json!([
         http_host("a", 80, "a.example.com"),
         http_host("b", 81, "b.example.com")
     ]));
@@ -243,7 +236,7 @@ fn effective_hostnames_decide_per_listener() {
 /// `attachedRoutes` only where it lost.
 #[test]
 fn losing_on_one_listener_keeps_the_others() {
-    let mut s = gw(json!([http("one", 80), http("two", 81)]));
+    let mut s = infra_gateway(json!([http("one", 80), http("two", 81)]));
     s.http_routes.push(created(
         route(
             "infra",
@@ -273,7 +266,7 @@ fn losing_on_one_listener_keeps_the_others() {
 /// the one it lost and True through the other.
 #[test]
 fn status_is_per_parent_ref() {
-    let mut s = gw(json!([http("one", 80), http("two", 81)]));
+    let mut s = infra_gateway(json!([http("one", 80), http("two", 81)]));
     s.http_routes.push(created(
         route(
             "infra",
@@ -310,7 +303,7 @@ fn status_is_per_parent_ref() {
 /// GRPCRoute `b`, and HTTPRoute `c`, which overlaps only `b`, stays accepted.
 #[test]
 fn a_rejected_route_rejects_nothing() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.http_routes.push(http_route(
         "a",
         Some("2024-01-01T00:00:00Z"),
@@ -340,7 +333,7 @@ fn a_rejected_route_rejects_nothing() {
 /// precedence settles overlapping HTTPRoutes at request time).
 #[test]
 fn routes_of_one_kind_do_not_conflict() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.grpc_routes
         .push(grpc("a", Some(OLD), json!(["a.example.com"])));
     s.grpc_routes
@@ -360,7 +353,7 @@ fn routes_of_one_kind_do_not_conflict() {
 /// listener's kinds does not push out a GRPCRoute.
 #[test]
 fn routes_not_attached_take_no_part() {
-    let mut s = gw(json!([{"name": "http", "port": 80, "protocol": "HTTP",
+    let mut s = infra_gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP",
                            "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}}]));
     s.http_routes.push(http_route("web", Some(OLD), json!([])));
     s.grpc_routes.push(grpc("g", Some(NEW), json!([])));
