@@ -163,14 +163,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     engine::time::parse_duration_ms(text.trim()).map(Duration::from_millis)
 }
 
+/// `--port-map G=B`.
 pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
-    let (gateway, bind) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;
-    let port = |s: &str| {
-        s.trim()
-            .parse::<u16>()
-            .map_err(|e| format!("{s:?} in {text:?} is not a port: {e}"))
-    };
-    Ok((port(gateway)?, port(bind)?))
+    super::parse_port_pair(text, "BIND_PORT")
 }
