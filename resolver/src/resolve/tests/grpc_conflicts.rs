@@ -39,6 +39,14 @@ fn accepted(conditions: &[Condition]) -> (String, String, String) {
     condition_parts(conditions, "Accepted")
 }
 
+/// One HTTP listener `http` on port 80 with one HTTPRoute and one GRPCRoute.
+fn one_of_each(http_route: HttpRoute, grpc_route: GrpcRoute) -> Snapshot {
+    let mut s = infra_gateway(json!([http("http", 80)]));
+    s.http_routes.push(http_route);
+    s.grpc_routes.push(grpc_route);
+    s
+}
+
 /// `(HTTPRoute accepted, GRPCRoute accepted)` for one HTTPRoute `web` and one GRPCRoute `g`.
 fn verdict(r: &Resolution, http: &str, grpc: &str) -> (String, String) {
     (
@@ -57,11 +65,10 @@ fn f() -> String {
 
 #[test]
 fn the_older_http_route_wins() {
-    let mut s = infra_gateway(json!([http("http", 80)]));
-    s.http_routes
-        .push(http_route("web", Some(OLD), json!(["a.example.com"])));
-    s.grpc_routes
-        .push(grpc("g", Some(NEW), json!(["a.example.com"])));
+    let s = one_of_each(
+        http_route("web", Some(OLD), json!(["a.example.com"])),
+        grpc("g", Some(NEW), json!(["a.example.com"])),
+    );
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), f()));
     let (_, reason, message) = accepted(&grpc_parents(&r, "infra/g")[0].conditions);
@@ -79,11 +86,10 @@ fn the_older_http_route_wins() {
 
 #[test]
 fn the_older_grpc_route_wins() {
-    let mut s = infra_gateway(json!([http("http", 80)]));
-    s.http_routes
-        .push(http_route("web", Some(NEW), json!(["a.example.com"])));
-    s.grpc_routes
-        .push(grpc("g", Some(OLD), json!(["a.example.com"])));
+    let s = one_of_each(
+        http_route("web", Some(NEW), json!(["a.example.com"])),
+        grpc("g", Some(OLD), json!(["a.example.com"])),
+    );
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (f(), t()));
     assert_eq!(
@@ -101,10 +107,10 @@ fn a_tie_in_age_goes_to_namespace_and_name() {
         ("a-web", "b-grpc", (t(), f())),
         ("b-web", "a-grpc", (f(), t())),
     ] {
-        let mut s = infra_gateway(json!([http("http", 80)]));
-        s.http_routes
-            .push(http_route(http_name, Some(OLD), json!([])));
-        s.grpc_routes.push(grpc(grpc_name, Some(OLD), json!([])));
+        let s = one_of_each(
+            http_route(http_name, Some(OLD), json!([])),
+            grpc(grpc_name, Some(OLD), json!([])),
+        );
         let r = run(&s);
         assert_eq!(
             verdict(
@@ -137,9 +143,10 @@ fn namespace_sorts_before_name() {
 /// (as for ListenerSets); two absent ones tie and the name decides.
 #[test]
 fn missing_timestamps() {
-    let mut s = infra_gateway(json!([http("http", 80)]));
-    s.http_routes.push(http_route("a", None, json!([])));
-    s.grpc_routes.push(grpc("z", Some(NEW), json!([])));
+    let s = one_of_each(
+        http_route("a", None, json!([])),
+        grpc("z", Some(NEW), json!([])),
+    );
     let r = run(&s);
     assert_eq!(
         verdict(&r, "infra/a", "infra/z"),
@@ -147,9 +154,7 @@ fn missing_timestamps() {
         "timestamped wins"
     );
 
-    let mut s = infra_gateway(json!([http("http", 80)]));
-    s.http_routes.push(http_route("z", None, json!([])));
-    s.grpc_routes.push(grpc("a", None, json!([])));
+    let s = one_of_each(http_route("z", None, json!([])), grpc("a", None, json!([])));
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/z", "infra/a"), (f(), t()), "by name");
 }
@@ -158,11 +163,10 @@ fn missing_timestamps() {
 /// `namespace/name`. The HTTPRoute is kept.
 #[test]
 fn same_age_and_name_keeps_the_http_route() {
-    let mut s = infra_gateway(json!([http("http", 80)]));
-    s.http_routes
-        .push(http_route("echo", None, json!(["a.example.com"])));
-    s.grpc_routes
-        .push(grpc("echo", None, json!(["a.example.com"])));
+    let s = one_of_each(
+        http_route("echo", None, json!(["a.example.com"])),
+        grpc("echo", None, json!(["a.example.com"])),
+    );
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/echo", "infra/echo"), (t(), f()));
     let (_, _, message) = accepted(&grpc_parents(&r, "infra/echo")[0].conditions);
@@ -188,10 +192,10 @@ fn only_intersecting_hostnames_conflict() {
             true,
         ),
     ] {
-        let mut s = infra_gateway(json!([http("http", 80)]));
-        s.http_routes
-            .push(http_route("web", Some(OLD), http_hosts.clone()));
-        s.grpc_routes.push(grpc("g", Some(NEW), grpc_hosts.clone()));
+        let s = one_of_each(
+            http_route("web", Some(OLD), http_hosts.clone()),
+            grpc("g", Some(NEW), grpc_hosts.clone()),
+        );
         let r = run(&s);
         let want = if conflict { (t(), f()) } else { (t(), t()) };
         assert_eq!(
@@ -230,12 +234,8 @@ fn effective_hostnames_decide_per_listener() {
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), t()));
 }
 
-/// A route may lose on one listener and not on another: through a parentRef covering both it stays
-/// Accepted ("If 1 of 2 Gateway listeners accept attachment from the referencing Route, the Route
-/// MUST be considered successfully attached"), and it is left out of the data plane and of
-/// `attachedRoutes` only where it lost.
-#[test]
-fn losing_on_one_listener_keeps_the_others() {
+/// Listeners `one` (80) and `two` (81), and an old HTTPRoute `web` attached to `one` only.
+fn two_listeners_old_http_route_on_one() -> Snapshot {
     let mut s = infra_gateway(json!([http("one", 80), http("two", 81)]));
     s.http_routes.push(created(
         route(
@@ -246,6 +246,16 @@ fn losing_on_one_listener_keeps_the_others() {
         ),
         OLD,
     ));
+    s
+}
+
+/// A route may lose on one listener and not on another: through a parentRef covering both it stays
+/// Accepted ("If 1 of 2 Gateway listeners accept attachment from the referencing Route, the Route
+/// MUST be considered successfully attached"), and it is left out of the data plane and of
+/// `attachedRoutes` only where it lost.
+#[test]
+fn losing_on_one_listener_keeps_the_others() {
+    let mut s = two_listeners_old_http_route_on_one();
     s.grpc_routes.push(grpc("g", Some(NEW), json!([])));
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), t()));
@@ -266,16 +276,7 @@ fn losing_on_one_listener_keeps_the_others() {
 /// the one it lost and True through the other.
 #[test]
 fn status_is_per_parent_ref() {
-    let mut s = infra_gateway(json!([http("one", 80), http("two", 81)]));
-    s.http_routes.push(created(
-        route(
-            "infra",
-            "web",
-            json!({"parentRefs": [{"name": "gw", "sectionName": "one"}],
-                   "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]}),
-        ),
-        OLD,
-    ));
+    let mut s = two_listeners_old_http_route_on_one();
     s.grpc_routes.push(created(
         grpc_route(
             "infra",
@@ -303,17 +304,14 @@ fn status_is_per_parent_ref() {
 /// GRPCRoute `b`, and HTTPRoute `c`, which overlaps only `b`, stays accepted.
 #[test]
 fn a_rejected_route_rejects_nothing() {
-    let mut s = infra_gateway(json!([http("http", 80)]));
-    s.http_routes.push(http_route(
-        "a",
-        Some("2024-01-01T00:00:00Z"),
-        json!(["a.example.com"]),
-    ));
-    s.grpc_routes.push(grpc(
-        "b",
-        Some("2025-01-01T00:00:00Z"),
-        json!(["a.example.com", "c.example.com"]),
-    ));
+    let mut s = one_of_each(
+        http_route("a", Some("2024-01-01T00:00:00Z"), json!(["a.example.com"])),
+        grpc(
+            "b",
+            Some("2025-01-01T00:00:00Z"),
+            json!(["a.example.com", "c.example.com"]),
+        ),
+    );
     s.http_routes.push(http_route(
         "c",
         Some("2026-01-01T00:00:00Z"),
