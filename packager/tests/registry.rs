@@ -234,35 +234,28 @@ fn authenticated_registry_takes_stdin_and_docker_config_credentials() {
     );
     assert!(err.contains("credentials used: anonymous"), "{err}");
 
+    // `packager push` as alice, the password on stdin.
+    let push_as_alice = |password: &str| {
+        packager_with_stdin(
+            &[
+                "push",
+                layout,
+                &format!("{repo}:1"),
+                "--plain-http",
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+        )
+    };
     // Wrong password: refused too.
-    let err = fails(&packager_with_stdin(
-        &[
-            "push",
-            layout,
-            &format!("{repo}:1"),
-            "--plain-http",
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        Some("wrong\n"),
-    ));
+    let err = fails(&push_as_alice("wrong"));
     assert!(err.contains("refused access"), "{err}");
     assert!(err.contains("user alice (command line)"), "{err}");
 
     // --username + --password-stdin: accepted; the secret never appears in the output.
-    let out = packager_with_stdin(
-        &[
-            "push",
-            layout,
-            &format!("{repo}:1"),
-            "--plain-http",
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        Some("s3cr3t-pass\n"),
-    );
+    let out = push_as_alice("s3cr3t-pass");
     ok(&out);
     assert!(!stderr(&out).contains("s3cr3t-pass") && !stdout(&out).contains("s3cr3t-pass"));
 
