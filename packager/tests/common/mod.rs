@@ -214,23 +214,8 @@ pub fn push_and_inspect(layout: &Path, repo: &str, tag: &str, digest: &str) -> V
     raw
 }
 
-/// A module with every export the check requires (the same text as the unit tests use).
-pub const GOOD_WAT: &str = r#"
-(module
-  (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "_initialize"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 0)
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-  (func (export "proxy_on_delete") (param i32))
-  (data (i32.const 16) "gateway-wasm test fixture")
-)"#;
+/// A module with every export the check requires (the text the unit tests use too).
+pub const GOOD_WAT: &str = include_str!("../fixtures/good.wat");
 
 /// Writes the fixture module to `dir/name` and returns its path and bytes.
 pub fn fixture(dir: &Path, name: &str, wat_text: &str) -> (PathBuf, Vec<u8>) {
