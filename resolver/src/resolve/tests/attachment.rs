@@ -382,13 +382,7 @@ fn a_route_counts_once_per_listener() {
 /// them with a ListenerSet parentRef, and a Gateway parentRef does not reach them.
 #[test]
 fn listener_set_listeners() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http_host("main", 80, "main.com")],
-               "allowedListeners": {"namespaces": {"from": "Same"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http_host("main", 80, "main.com")]), "Same");
     s.listener_sets.push(listener_set(
         "infra",
         "extra",

@@ -677,13 +677,7 @@ fn a_grpc_route_that_left_gets_its_status_cleared() {
 /// A ListenerSet's listener takes GRPCRoutes like a Gateway's own.
 #[test]
 fn listener_set_listeners_take_grpc_routes() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http("http", 80)],
-               "allowedListeners": {"namespaces": {"from": "Same"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http("http", 80)]), "Same");
     s.listener_sets.push(listener_set(
         "infra",
         "set",

@@ -158,13 +158,7 @@ fn conflicting_listeners() {
 /// merged list's precedence.
 #[test]
 fn listener_set_conflicts_lose_to_the_gateway() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http_host("main", 80, "x.com")],
-               "allowedListeners": {"namespaces": {"from": "All"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http_host("main", 80, "x.com")]), "All");
     s.listener_sets.push(listener_set(
         "infra",
         "set",
@@ -383,13 +377,7 @@ fn a_repeated_listener_name_rejects_the_gateway() {
 /// Invalid) and none of its listeners join the Gateway, which keeps its own.
 #[test]
 fn a_repeated_listener_name_rejects_the_listener_set() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http("main", 80)],
-               "allowedListeners": {"namespaces": {"from": "Same"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http("main", 80)]), "Same");
     s.listener_sets.push(listener_set(
         "infra",
         "set",

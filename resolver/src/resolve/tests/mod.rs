@@ -276,6 +276,19 @@ pub fn infra_gateway(listeners: Value) -> Snapshot {
     s
 }
 
+/// Like [`infra_gateway`], with `allowedListeners.namespaces.from` set to `from`, so ListenerSets
+/// can join the Gateway.
+pub fn gateway_taking_listener_sets(listeners: Value, from: &str) -> Snapshot {
+    let mut s = base("infra");
+    s.gateways.push(gateway_spec(
+        "infra",
+        "gw",
+        json!({"gatewayClassName": CLASS, "listeners": listeners,
+               "allowedListeners": {"namespaces": {"from": from}}}),
+    ));
+    s
+}
+
 /// `(status, reason, message)` of condition `kind`.
 pub fn condition_parts(conditions: &[Condition], kind: &str) -> (String, String, String) {
     let c = condition(conditions, kind);
