@@ -142,6 +142,9 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
     let run_args = RunArgs {
         quick: false,
         sizes: vec![10],
+        grpc_sizes: Vec::new(),
+        no_grpc: true,
+        grpc_only: false,
         rounds,
         duration,
         warmup,

@@ -149,11 +149,11 @@ pub fn summarize(runs: &[&RunResult], envoy_cpu_index: usize) -> Summary {
     }
 }
 
-fn num(value: Option<f64>, decimals: usize) -> String {
+pub(crate) fn num(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
-fn thousands(value: Option<f64>) -> String {
+pub(crate) fn thousands(value: Option<f64>) -> String {
     let Some(v) = value else {
         return "–".to_owned();
     };
@@ -168,14 +168,14 @@ fn thousands(value: Option<f64>) -> String {
     out
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 => Some(a / b),
         _ => None,
     }
 }
 
-fn percent(value: Option<f64>) -> String {
+pub(crate) fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{:.0} %", v * 100.0))
 }
 

@@ -61,9 +61,18 @@ impl Bench<'_> {
         expect: &[Expect],
         round: usize,
     ) -> Result<(RunResult, u32)> {
+        self.repeat_while_starved(|| self.run_one(variant, table, requests, expect, round))
+    }
+
+    /// Runs `run`, again (up to `--retries` times) while Envoy got less than 90 % of its CPU;
+    /// returns the last result and how many runs were repeated.
+    pub(crate) fn repeat_while_starved(
+        &self,
+        mut run: impl FnMut() -> Result<RunResult>,
+    ) -> Result<(RunResult, u32)> {
         let mut attempt = 0;
         loop {
-            let result = self.run_one(variant, table, requests, expect, round)?;
+            let result = run()?;
             // Envoy saturates its CPU; when it got much less, other processes took that CPU from
             // it (a shared machine) and the run says little about Envoy.
             if result.envoy_cpu >= MIN_ENVOY_CPU || attempt >= self.args.retries {
@@ -77,6 +86,30 @@ impl Bench<'_> {
                 self.args.retries
             ));
         }
+    }
+
+    /// Keeps Envoy's log next to the results as `logs/<name>` (the run's directory goes away).
+    pub(crate) fn keep_log(&self, log_path: &Path, name: &str) -> Result<()> {
+        let logs = self.out_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let _ = std::fs::copy(log_path, logs.join(name));
+        Ok(())
+    }
+
+    /// Starts Envoy (`--concurrency 1`) with `bootstrap`, logging to `log_path`, pinned to its CPU.
+    pub(crate) fn start_envoy(&self, bootstrap: &Path, log_path: &Path) -> Result<Envoy> {
+        let envoy = Envoy::start(EnvoyOptions {
+            log_path: Some(log_path.to_path_buf()),
+            log_level: self.args.envoy_log_level.clone(),
+            concurrency: 1,
+            ready_timeout: Duration::from_secs(180),
+            binary: Some(self.envoy_bin.to_path_buf()),
+            ..EnvoyOptions::new(bootstrap)
+        })?;
+        if let Some(cpu) = self.envoy_cpu {
+            sys::pin_process(envoy.pid(), cpu)?;
+        }
+        Ok(envoy)
     }
 
     pub(crate) fn run_one(
@@ -103,17 +136,7 @@ impl Bench<'_> {
         let started = Instant::now();
         // Envoy buffers its log file; it is complete once Envoy has exited.
         let log_path = dir.path().join("envoy.log");
-        let envoy = Envoy::start(EnvoyOptions {
-            log_path: Some(log_path.clone()),
-            log_level: self.args.envoy_log_level.clone(),
-            concurrency: 1,
-            ready_timeout: Duration::from_secs(180),
-            binary: Some(self.envoy_bin.to_path_buf()),
-            ..EnvoyOptions::new(&setup.bootstrap)
-        })?;
-        if let Some(cpu) = self.envoy_cpu {
-            sys::pin_process(envoy.pid(), cpu)?;
-        }
+        let envoy = self.start_envoy(&setup.bootstrap, &log_path)?;
         // Ready means listening; the routes may still be on their way (RDS, ECDS).
         let first = requests.first().context("the request mix is empty")?;
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -144,8 +167,7 @@ impl Bench<'_> {
                 self.load_cpu,
             )?;
         }
-        let ticks_before = (sys::process_ticks(envoy.pid()), sys::cpu_ticks());
-        let measured_from = Instant::now();
+        let window = sys::CpuWindow::open(envoy.pid());
         let load = load::run_wrk(
             addr,
             &script,
@@ -153,34 +175,7 @@ impl Bench<'_> {
             Duration::from_secs(self.args.duration),
             self.load_cpu,
         )?;
-        let ticks_after = (sys::process_ticks(envoy.pid()), sys::cpu_ticks());
-        let measured_s = measured_from.elapsed().as_secs_f64();
-        let cpu_busy = sys::busy_between(&ticks_before.1, &ticks_after.1);
-        let cpu_steal = sys::steal_between(&ticks_before.1, &ticks_after.1);
-        // /proc/<pid>/stat and /proc/stat count in the same unit (USER_HZ); a CPU's total ticks
-        // over the run give the ticks per second.
-        let elapsed_ticks: u64 = ticks_after
-            .1
-            .first()
-            .zip(ticks_before.1.first())
-            .map_or(0, |(x, y)| x.total.saturating_sub(y.total));
-        let envoy_ticks = match (ticks_before.0, ticks_after.0) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
-            _ => 0,
-        };
-        let envoy_cpu = if elapsed_ticks == 0 {
-            0.0
-        } else {
-            envoy_ticks as f64 / elapsed_ticks as f64
-        };
-        // Envoy's CPU time per request: unlike req/s, it hardly changes when other processes take
-        // CPU time from Envoy's CPU (a shared machine).
-        let envoy_cpu_us_per_request = if elapsed_ticks == 0 || load.requests == 0 {
-            0.0
-        } else {
-            let seconds = envoy_ticks as f64 * measured_s / elapsed_ticks as f64;
-            seconds * 1e6 / load.requests as f64
-        };
+        let usage = window.close(envoy.pid(), load.requests);
         let rss_after_load_kib = sys::rss_kib(envoy.pid()).unwrap_or(0);
         check_load(variant, &load, expect)?;
 
@@ -196,13 +191,10 @@ impl Bench<'_> {
         } else {
             (Vec::new(), Vec::new())
         };
-        // Keep Envoy's log next to the results (the run's directory goes away).
-        let logs = self.out_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let _ = std::fs::copy(
+        self.keep_log(
             &log_path,
-            logs.join(format!("{}-{}-{round}.log", table.len(), variant.name())),
-        );
+            &format!("{}-{}-{round}.log", table.len(), variant.name()),
+        )?;
         Ok(RunResult {
             routes: table.len(),
             variant: variant.name().to_owned(),
@@ -211,10 +203,10 @@ impl Bench<'_> {
             load,
             rss_kib,
             rss_after_load_kib,
-            envoy_cpu,
-            envoy_cpu_us_per_request,
-            cpu_busy,
-            cpu_steal,
+            envoy_cpu: usage.envoy_cpu,
+            envoy_cpu_us_per_request: usage.envoy_cpu_us_per_request,
+            cpu_busy: usage.cpu_busy,
+            cpu_steal: usage.cpu_steal,
             startup_ms,
             push_ms,
             on_configure_us,
@@ -330,7 +322,7 @@ fn check_load(variant: Variant, load: &load::LoadResult, expect: &[Expect]) -> R
 
 /// The filter's `compiled in N µs` times from Envoy's log: for `revision` (the initial
 /// configuration), and for every other revision (pushes).
-fn compile_times(log: &Path, revision: &str) -> (Vec<u64>, Vec<u64>) {
+pub(crate) fn compile_times(log: &Path, revision: &str) -> (Vec<u64>, Vec<u64>) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let (mut initial, mut pushes) = (Vec::new(), Vec::new());
     for line in text

@@ -104,7 +104,12 @@ pub struct WasmFiles {
     pub dynamic_floor: PathBuf,
 }
 
-fn shim_options(dir: &Path, wasm: &Path, listen_port: u16, filter: EnvoyFilter) -> EnvoyOptions {
+pub(crate) fn shim_options(
+    dir: &Path,
+    wasm: &Path,
+    listen_port: u16,
+    filter: EnvoyFilter,
+) -> EnvoyOptions {
     let mut options = EnvoyOptions::new(dir, wasm);
     options.filter = filter;
     options.port_map = BTreeMap::from([(GATEWAY_PORT, listen_port)]);
@@ -116,8 +121,6 @@ fn shim_options(dir: &Path, wasm: &Path, listen_port: u16, filter: EnvoyFilter) 
 /// The resolved Gateway the shim would produce for `table`: every backend a static cluster of the
 /// one upstream.
 fn gateway_result(table: &Table, upstream_port: u16) -> Result<GatewayResult> {
-    let config = engine::parse(table.plugin_config().to_string().as_bytes())
-        .map_err(|e| anyhow!("the generated PluginConfig does not parse: {e}"))?;
     let backends = table
         .backends()
         .into_iter()
@@ -137,6 +140,17 @@ fn gateway_result(table: &Table, upstream_port: u16) -> Result<GatewayResult> {
             (key, target)
         })
         .collect();
+    shim_result(&table.plugin_config(), backends)
+}
+
+/// The resolved Gateway (`infra/bench`) the shim would produce for a generated PluginConfig and
+/// its backends.
+pub(crate) fn shim_result(
+    config: &Value,
+    backends: BTreeMap<String, BackendTarget>,
+) -> Result<GatewayResult> {
+    let config = engine::parse(config.to_string().as_bytes())
+        .map_err(|e| anyhow!("the generated PluginConfig does not parse: {e}"))?;
     Ok(GatewayResult {
         gateway: ObjectKey {
             namespace: "infra".into(),
@@ -165,7 +179,7 @@ pub fn render_plugin(
 }
 
 /// The shim's filter for a setup: the dynamic module for `dynamic`, else the Wasm filter.
-fn shim_filter(variant: Variant, wasm: &WasmFiles) -> EnvoyFilter {
+pub(crate) fn shim_filter(variant: Variant, wasm: &WasmFiles) -> EnvoyFilter {
     if variant == Variant::Dynamic {
         EnvoyFilter::DynamicModule(wasm.dynamic.clone())
     } else {
@@ -186,7 +200,7 @@ fn file_source(dir: &Path, relative: &str) -> Value {
 }
 
 /// The shim's connection manager settings, with the route source and filters of a setup.
-fn connection_manager(routes: (&str, Value), filters: Vec<Value>) -> Value {
+pub(crate) fn connection_manager(routes: (&str, Value), filters: Vec<Value>) -> Value {
     let mut filters = filters;
     filters
         .push(json!({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}));
@@ -204,7 +218,7 @@ fn connection_manager(routes: (&str, Value), filters: Vec<Value>) -> Value {
     json!({"name": "envoy.filters.network.http_connection_manager", "typed_config": config})
 }
 
-fn bootstrap(variant: Variant, dir: &Path, listen_port: u16, hcm: Value) -> Value {
+pub(crate) fn bootstrap(variant: Variant, dir: &Path, listen_port: u16, hcm: Value) -> Value {
     json!({
         "node": {"id": format!("bench-{}", variant.name()), "cluster": "bench"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
@@ -226,11 +240,11 @@ pub fn native_routes(table: &Table) -> Result<String> {
     Ok(serde_json::to_string(&json!({"resources": [config]}))?)
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &Value) -> Result<()> {
     write_file(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
-fn write_file(path: &Path, content: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &Path, content: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;

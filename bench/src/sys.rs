@@ -123,6 +123,68 @@ pub fn steal_between(before: &[CpuTicks], after: &[CpuTicks]) -> Vec<f64> {
     fraction_between(before, after, |t| t.steal)
 }
 
+/// Envoy's share of the CPU over a measured load run, and the CPUs' busy and steal fractions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuUsage {
+    /// Envoy's CPU time as a fraction of one CPU.
+    pub envoy_cpu: f64,
+    /// Envoy's CPU time (all threads) per completed request, in µs: unlike req/s, it hardly
+    /// changes when other processes take CPU time from Envoy's CPU (a shared machine).
+    pub envoy_cpu_us_per_request: f64,
+    pub cpu_busy: Vec<f64>,
+    pub cpu_steal: Vec<f64>,
+}
+
+/// Readings taken when a measured load run starts ([`CpuWindow::close`] when it ends).
+pub struct CpuWindow {
+    process: Option<u64>,
+    cpus: Vec<CpuTicks>,
+    opened: std::time::Instant,
+}
+
+impl CpuWindow {
+    pub fn open(pid: u32) -> CpuWindow {
+        CpuWindow {
+            process: process_ticks(pid),
+            cpus: cpu_ticks(),
+            opened: std::time::Instant::now(),
+        }
+    }
+
+    /// The usage since [`CpuWindow::open`], for `requests` completed requests.
+    pub fn close(self, pid: u32, requests: u64) -> CpuUsage {
+        let (process, cpus) = (process_ticks(pid), cpu_ticks());
+        let measured_s = self.opened.elapsed().as_secs_f64();
+        // /proc/<pid>/stat and /proc/stat count in the same unit (USER_HZ); a CPU's total ticks
+        // over the run give the ticks per second.
+        let elapsed_ticks: u64 = cpus
+            .first()
+            .zip(self.cpus.first())
+            .map_or(0, |(x, y)| x.total.saturating_sub(y.total));
+        let envoy_ticks = match (self.process, process) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
+        };
+        let (envoy_cpu, envoy_cpu_us_per_request) = if elapsed_ticks == 0 {
+            (0.0, 0.0)
+        } else {
+            let share = envoy_ticks as f64 / elapsed_ticks as f64;
+            let per_request = if requests == 0 {
+                0.0
+            } else {
+                share * measured_s * 1e6 / requests as f64
+            };
+            (share, per_request)
+        };
+        CpuUsage {
+            envoy_cpu,
+            envoy_cpu_us_per_request,
+            cpu_busy: busy_between(&self.cpus, &cpus),
+            cpu_steal: steal_between(&self.cpus, &cpus),
+        }
+    }
+}
+
 /// Whether `program` is on `PATH`.
 pub fn have(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {

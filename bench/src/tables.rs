@@ -147,7 +147,7 @@ fn canary(i: usize) -> String {
 }
 
 /// `2025-01-01T00:00:00Z` plus `seconds`.
-fn timestamp(seconds: usize) -> String {
+pub(crate) fn timestamp(seconds: usize) -> String {
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     format!(
         "2025-01-{:02}T{:02}:{:02}:{:02}Z",
@@ -389,18 +389,7 @@ impl Table {
                 }
             }
         }
-        let virtual_hosts: Vec<Value> = hosts
-            .into_iter()
-            .map(|(host, mut routes)| {
-                routes.sort_by(|a, b| a.0.cmp(&b.0));
-                json!({
-                    "name": host,
-                    "domains": [host],
-                    "routes": routes.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({"name": name, "virtual_hosts": virtual_hosts})
+        route_configuration(name, hosts)
     }
 
     /// The load mix: early, late, header, query and per-team-host routes, and two misses (unknown
@@ -503,6 +492,26 @@ impl Table {
             })
             .collect()
     }
+}
+
+/// A `RouteConfiguration` with one virtual host per hostname (its only domain), each host's Envoy
+/// routes sorted by their precedence keys.
+pub(crate) fn route_configuration<K: Ord>(
+    name: &str,
+    hosts: BTreeMap<&str, Vec<(K, Value)>>,
+) -> Value {
+    let virtual_hosts: Vec<Value> = hosts
+        .into_iter()
+        .map(|(host, mut routes)| {
+            routes.sort_by(|a, b| a.0.cmp(&b.0));
+            json!({
+                "name": host,
+                "domains": [host],
+                "routes": routes.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"name": name, "virtual_hosts": virtual_hosts})
 }
 
 fn name_values(pairs: &[(String, String)]) -> Value {

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`, second half: the side-by-side Envoy benchmark (native routes, the
-//! gateway-wasm filter, an empty wasm filter, the dynamic module, an empty dynamic module). Builds
+//! gateway-wasm filter, an empty wasm filter, the dynamic module, an empty dynamic module; then the
+//! gRPC unary rows: GRPCRoutes natively, in the filter and in the dynamic module). Builds
 //! the two wasm files with the `wasm` profile and the two dynamic modules in release mode,
 //! then runs the `bench` crate's `gateway-bench` binary in release mode, which does the rest
 //! (installing wrk when missing, Envoy, the upstream, the runs, the report in `target/bench/`).
@@ -29,7 +30,7 @@ pub fn envoy(quick: bool) -> anyhow::Result<()> {
         ],
     )?;
     gateway_bench(
-        "Envoy benchmark: native vs plugin vs floor vs dynamic vs dynamic-floor",
+        "Envoy benchmark: native vs plugin vs floor vs dynamic vs dynamic-floor, then gRPC unary",
         &[],
         quick,
     )

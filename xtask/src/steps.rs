@@ -352,9 +352,19 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &[&vectors[..], &["--target", "envoy-dynamic"]].concat(),
         )?;
         run_binary(
+            "conformance: GRPCRoute request cases (real Envoy + dynamic module, real gRPC calls)",
+            &conformance,
+            &["--vectors", GRPC_VECTORS, "--target", "envoy-dynamic"],
+        )?;
+        run_binary(
             "conformance: request cases (real Envoy fed over xDS by the controller-shim, filter from a registry)",
             &conformance,
             &[&vectors[..], &["--target", "envoy-xds"]].concat(),
+        )?;
+        run_binary(
+            "conformance: GRPCRoute request cases (real Envoy fed over xDS, filter from a registry, real gRPC calls)",
+            &conformance,
+            &["--vectors", GRPC_VECTORS, "--target", "envoy-xds"],
         )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.
