@@ -406,23 +406,9 @@ pub fn human_size(bytes: usize) -> String {
 mod tests {
     use super::*;
 
-    /// The smallest module with every required export, in text form; tests remove pieces.
-    pub(crate) const GOOD_WAT: &str = r#"
-(module
-  (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "_initialize"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 0)
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-  (func (export "proxy_on_delete") (param i32))
-)"#;
+    /// The smallest module with every required export, in text form (shared with the integration
+    /// tests); tests remove pieces.
+    pub(crate) const GOOD_WAT: &str = include_str!("../tests/fixtures/good.wat");
 
     fn wasm(text: &str) -> Vec<u8> {
         wat::parse_str(text).unwrap()

@@ -45,9 +45,10 @@ fn the_dynamic_module_packages_pushes_and_pulls_back_byte_identical() {
     assert!(packaged.contains("Envoy 1.40-1.41"), "{packaged}");
     let digest = manifest_digest(&packaged);
 
-    // skopeo reads the layout: our manifest, with our types and the Envoy window.
-    let raw = skopeo(&["inspect", "--raw", &format!("oci:{}", layout.display())]);
-    assert_eq!(format!("sha256:{}", sha256_hex(&raw)), digest);
+    // Push; skopeo reads the same manifest, with our types and the Envoy window, from the layout
+    // and from the registry.
+    let repo = format!("{}/gateway-wasm-dynamic", registry.host());
+    let raw = push_and_inspect(&layout, &repo, "0.1.0", &digest);
     let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
     assert_eq!(
         manifest.artifact_type.as_deref(),
@@ -68,51 +69,24 @@ fn the_dynamic_module_packages_pushes_and_pulls_back_byte_identical() {
     std::io::Read::read_to_end(&mut entry, &mut unpacked).unwrap();
     assert_eq!(unpacked, library);
 
-    // Push; the registry serves the same manifest.
-    let repo = format!("{}/gateway-wasm-dynamic", registry.host());
-    let pushed = ok(&packager(&[
-        "push",
-        layout.to_str().unwrap(),
-        &format!("{repo}:0.1.0"),
-        "--plain-http",
-    ]));
-    assert!(pushed.contains(&format!("{repo}@{digest}")), "{pushed}");
-    let remote = skopeo(&[
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{repo}:0.1.0"),
-    ]);
-    assert_eq!(remote, raw);
-
     // Pull by digest: byte-identical, verified against the recorded sha256.
-    let out = tmp.path().join("pulled.so");
-    let pulled = ok(&packager(&[
-        "pull",
+    let pulled = pull_identical(
         &format!("{repo}@{digest}"),
-        "--out",
-        out.to_str().unwrap(),
-        "--plain-http",
-        "--sha256",
-        &sha256_hex(&library),
-    ]));
+        &tmp.path().join("pulled.so"),
+        &library,
+    );
     assert!(
         pulled.contains("Envoy dynamic module, Envoy 1.40-1.41"),
         "{pulled}"
     );
-    assert_eq!(std::fs::read(&out).unwrap(), library);
 
     // A wrong expected sha256 is refused and nothing is written.
     let refused = tmp.path().join("refused.so");
-    let error = fails(&packager(&[
-        "pull",
+    let error = fails(&pull(
         &format!("{repo}:0.1.0"),
-        "--out",
-        refused.to_str().unwrap(),
-        "--plain-http",
-        "--sha256",
-        &"0".repeat(64),
-    ]));
+        &refused,
+        Some(&"0".repeat(64)),
+    ));
     assert!(error.contains("sha256 mismatch"), "{error}");
     assert!(!refused.exists());
 }

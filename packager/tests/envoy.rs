@@ -169,22 +169,10 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
         plugin.to_str().unwrap(),
     ]));
     let compat_ref = format!("{}/gateway-wasm:compat", registry.host());
-    let pushed = ok(&packager(&[
-        "push",
-        compat_dir.to_str().unwrap(),
-        &compat_ref,
-        "--plain-http",
-    ]));
+    let pushed = push(&compat_dir, &compat_ref);
     let pinned = pushed.lines().last().unwrap().trim().to_string();
     let pulled = tmp.path().join("pulled.wasm");
-    ok(&packager(&[
-        "pull",
-        &pinned,
-        "--out",
-        pulled.to_str().unwrap(),
-        "--plain-http",
-    ]));
-    assert_eq!(std::fs::read(&pulled).unwrap(), module);
+    pull_identical(&pinned, &pulled, &module);
 
     // oci: package and push; Envoy fetches the raw module layer from the registry itself.
     let oci_dir = tmp.path().join("oci");
@@ -198,12 +186,7 @@ fn published_artifacts_load_in_envoy_and_serve_requests() {
         plugin.to_str().unwrap(),
     ]));
     let oci_ref = format!("{}/gateway-wasm:oci", registry.host());
-    ok(&packager(&[
-        "push",
-        oci_dir.to_str().unwrap(),
-        &oci_ref,
-        "--plain-http",
-    ]));
+    push(&oci_dir, &oci_ref);
     let snippets = ok(&packager(&["snippets", &oci_ref, "--plain-http"]));
     assert!(
         snippets.contains(&format!("sha256: {module_sha}")),

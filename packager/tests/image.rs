@@ -194,12 +194,7 @@ fn pushed_image_passes_skopeo_its_sbom_is_a_referrer_and_the_binary_runs_from_th
     let built = built();
     let registry = TestRegistry::start().unwrap();
     let repo = format!("{}/gateway-wasm/controller-shim", registry.host());
-    let pushed = ok(&packager(&[
-        "push",
-        built.layout.to_str().unwrap(),
-        &format!("{repo}:{TAG}"),
-        "--plain-http",
-    ]));
+    let pushed = push(&built.layout, &format!("{repo}:{TAG}"));
     assert!(
         pushed.contains(&format!("{repo}@{}", built.digest)),
         "{pushed}"
@@ -277,12 +272,7 @@ fn pushed_image_passes_skopeo_its_sbom_is_a_referrer_and_the_binary_runs_from_th
         );
     }
     // Pushing again finds everything in place and keeps one referrer.
-    ok(&packager(&[
-        "push",
-        built.layout.to_str().unwrap(),
-        &format!("{repo}:{TAG}"),
-        "--plain-http",
-    ]));
+    push(&built.layout, &format!("{repo}:{TAG}"));
     let again: Index = serde_json::from_slice(&skopeo(&[
         "inspect",
         "--raw",

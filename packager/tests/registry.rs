@@ -1,4 +1,6 @@
 //! Push and pull against a real OCI registry (Debian's docker-registry, distribution 2.8), with
+//! skopeo as an independent reader of both the layouts and the registry copies.
+
 // Integration tests: failing loudly (unwrap, panic) is the point here.
 #![allow(
     clippy::unwrap_used,
@@ -6,7 +8,6 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! skopeo as an independent reader of both the layouts and the registry copies.
 
 mod common;
 
@@ -39,6 +40,20 @@ fn package_fixture(dir: &std::path::Path, format: &str) -> (std::path::PathBuf, 
     (out_dir, module, digest)
 }
 
+/// Packages the fixture in `format` and pushes it to `name:0.1.0` on `registry`; returns the
+/// repository, the module bytes and the manifest digest.
+fn pushed_fixture(
+    registry: &TestRegistry,
+    dir: &std::path::Path,
+    format: &str,
+    name: &str,
+) -> (String, Vec<u8>, String) {
+    let (layout, module, digest) = package_fixture(dir, format);
+    let repo = format!("{}/{name}", registry.host());
+    push(&layout, &format!("{repo}:0.1.0"));
+    (repo, module, digest)
+}
+
 #[test]
 fn each_format_pushes_and_pulls_back_byte_identical() {
     let registry = TestRegistry::start().unwrap();
@@ -46,39 +61,13 @@ fn each_format_pushes_and_pulls_back_byte_identical() {
     for format in FORMATS {
         let (layout, module, digest) = package_fixture(tmp.path(), format);
 
-        // skopeo reads the layout, and the manifest it sees is ours.
-        let raw = skopeo(&["inspect", "--raw", &format!("oci:{}", layout.display())]);
-        assert_eq!(
-            format!("sha256:{}", sha256_hex(&raw)),
-            digest,
-            "skopeo saw a different manifest in the {format} layout"
-        );
+        // Push; skopeo reads our manifest from the layout and the same bytes from the registry.
+        let repo = format!("{}/gateway-wasm-{format}", registry.host());
+        let raw = push_and_inspect(&layout, &repo, "0.1.0", &digest);
         let manifest: Manifest = serde_json::from_slice(&raw).unwrap();
         assert_eq!(
             formats::detect(&manifest, "layout").unwrap().0.name(),
             format
-        );
-
-        // Push; the pinned reference goes to stdout.
-        let repo = format!("{}/gateway-wasm-{format}", registry.host());
-        let pushed = ok(&packager(&[
-            "push",
-            layout.to_str().unwrap(),
-            &format!("{repo}:0.1.0"),
-            "--plain-http",
-        ]));
-        assert!(pushed.contains(&format!("{repo}@{digest}")), "{pushed}");
-
-        // skopeo reads the registry copy: same manifest bytes.
-        let remote = skopeo(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{repo}:0.1.0"),
-        ]);
-        assert_eq!(
-            remote, raw,
-            "registry copy of the {format} manifest differs"
         );
 
         // Pull by pinned digest and by tag: byte-identical module.
@@ -88,18 +77,9 @@ fn each_format_pushes_and_pulls_back_byte_identical() {
             format!("{repo}:0.1.0"),
         ] {
             let out_file = tmp.path().join(format!("pulled-{format}.wasm"));
-            let pulled = ok(&packager(&[
-                "pull",
-                &reference,
-                "--out",
-                out_file.to_str().unwrap(),
-                "--plain-http",
-                "--sha256",
-                &sha256_hex(&module),
-            ]));
+            let pulled = pull_identical(&reference, &out_file, &module);
             assert!(pulled.contains(&format!("({format} format)")), "{pulled}");
             assert!(pulled.contains(&digest), "{pulled}");
-            assert_eq!(std::fs::read(&out_file).unwrap(), module, "{reference}");
             std::fs::remove_file(&out_file).unwrap();
         }
     }
@@ -111,19 +91,9 @@ fn push_without_tag_uses_the_layout_tag() {
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, digest) = package_fixture(tmp.path(), "compat");
     let repo = format!("{}/untagged", registry.host());
-    let out = ok(&packager(&[
-        "push",
-        layout.to_str().unwrap(),
-        &repo,
-        "--plain-http",
-    ]));
+    let out = push(&layout, &repo);
     assert!(out.contains(&format!("pushed {repo}:0.1.0")), "{out}");
-    let remote = skopeo(&[
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{repo}:0.1.0"),
-    ]);
+    let remote = registry_manifest(&format!("{repo}:0.1.0"));
     assert_eq!(format!("sha256:{}", sha256_hex(&remote)), digest);
 }
 
@@ -131,50 +101,27 @@ fn push_without_tag_uses_the_layout_tag() {
 fn wrong_digest_on_pull_fails_with_expected_and_got() {
     let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let (layout, _, digest) = package_fixture(tmp.path(), "compat");
-    let repo = format!("{}/pinned", registry.host());
-    ok(&packager(&[
-        "push",
-        layout.to_str().unwrap(),
-        &format!("{repo}:0.1.0"),
-        "--plain-http",
-    ]));
+    let (repo, _, digest) = pushed_fixture(&registry, tmp.path(), "compat", "pinned");
 
     let wrong = format!("sha256:{}", "0".repeat(64));
     let out_file = tmp.path().join("never.wasm");
 
     // Tag and digest: the tag resolves to another digest.
-    let err = fails(&packager(&[
-        "pull",
-        &format!("{repo}:0.1.0@{wrong}"),
-        "--out",
-        out_file.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    let err = fails(&pull(&format!("{repo}:0.1.0@{wrong}"), &out_file, None));
     assert!(err.contains("manifest digest mismatch"), "{err}");
     assert!(err.contains(&format!("expected {wrong}")), "{err}");
     assert!(err.contains(&format!("got {digest}")), "{err}");
 
     // Digest only: the registry has no such manifest.
-    let err = fails(&packager(&[
-        "pull",
-        &format!("{repo}@{wrong}"),
-        "--out",
-        out_file.to_str().unwrap(),
-        "--plain-http",
-    ]));
+    let err = fails(&pull(&format!("{repo}@{wrong}"), &out_file, None));
     assert!(err.contains(&format!("no manifest {wrong} in")), "{err}");
 
     // The module sha256 given on the command line must match too.
-    let err = fails(&packager(&[
-        "pull",
+    let err = fails(&pull(
         &format!("{repo}:0.1.0"),
-        "--out",
-        out_file.to_str().unwrap(),
-        "--plain-http",
-        "--sha256",
-        &"f".repeat(64),
-    ]));
+        &out_file,
+        Some(&"f".repeat(64)),
+    ));
     assert!(err.contains("module sha256 mismatch"), "{err}");
     assert!(
         err.contains(&format!("expected {}", "f".repeat(64))),
@@ -191,13 +138,11 @@ fn wrong_digest_on_pull_fails_with_expected_and_got() {
 fn unreachable_registry_names_the_address() {
     let port = free_port();
     let tmp = tempfile::tempdir().unwrap();
-    let err = fails(&packager(&[
-        "pull",
+    let err = fails(&pull(
         &format!("127.0.0.1:{port}/nothing:1"),
-        "--out",
-        tmp.path().join("x.wasm").to_str().unwrap(),
-        "--plain-http",
-    ]));
+        &tmp.path().join("x.wasm"),
+        None,
+    ));
     assert!(
         err.contains(&format!(
             "cannot reach the registry at http://127.0.0.1:{port}"
@@ -224,14 +169,7 @@ fn unreachable_registry_names_the_address() {
 fn snippets_fill_in_digests_and_the_remote_blob_serves_the_module() {
     let registry = TestRegistry::start().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let (layout, module, digest) = package_fixture(tmp.path(), "oci");
-    let repo = format!("{}/snippets", registry.host());
-    ok(&packager(&[
-        "push",
-        layout.to_str().unwrap(),
-        &format!("{repo}:0.1.0"),
-        "--plain-http",
-    ]));
+    let (repo, module, digest) = pushed_fixture(&registry, tmp.path(), "oci", "snippets");
 
     let out = ok(&packager(&[
         "snippets",
@@ -296,35 +234,28 @@ fn authenticated_registry_takes_stdin_and_docker_config_credentials() {
     );
     assert!(err.contains("credentials used: anonymous"), "{err}");
 
+    // `packager push` as alice, the password on stdin.
+    let push_as_alice = |password: &str| {
+        packager_with_stdin(
+            &[
+                "push",
+                layout,
+                &format!("{repo}:1"),
+                "--plain-http",
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            Some(&format!("{password}\n")),
+        )
+    };
     // Wrong password: refused too.
-    let err = fails(&packager_with_stdin(
-        &[
-            "push",
-            layout,
-            &format!("{repo}:1"),
-            "--plain-http",
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        Some("wrong\n"),
-    ));
+    let err = fails(&push_as_alice("wrong"));
     assert!(err.contains("refused access"), "{err}");
     assert!(err.contains("user alice (command line)"), "{err}");
 
     // --username + --password-stdin: accepted; the secret never appears in the output.
-    let out = packager_with_stdin(
-        &[
-            "push",
-            layout,
-            &format!("{repo}:1"),
-            "--plain-http",
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        Some("s3cr3t-pass\n"),
-    );
+    let out = push_as_alice("s3cr3t-pass");
     ok(&out);
     assert!(!stderr(&out).contains("s3cr3t-pass") && !stdout(&out).contains("s3cr3t-pass"));
 

@@ -56,7 +56,7 @@ pub struct BootstrapArgs {
     /// Bind every listener at Gateway port + N (to run without privileges, or several side by side).
     #[arg(long, value_name = "N", default_value_t = 0)]
     port_offset: u16,
-    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
+    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset; ports 1-65535).
     #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
     port_map: Vec<(u16, u16)>,
     /// The overload manager's heap limit in MiB: Envoy shrinks its heap at 95% of it and answers new

@@ -32,7 +32,7 @@ pub struct EnvoyFlags {
     /// Bind every listener at Gateway port + N (to run without privileges, or several side by side).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub port_offset: u16,
-    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset).
+    /// Bind Gateway port G at port B instead (repeatable; wins over --port-offset; ports 1-65535).
     #[arg(long, value_name = "G=B", value_parser = parse_port_mapping)]
     pub port_map: Vec<(u16, u16)>,
     /// Address the listeners bind to.
@@ -163,14 +163,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     engine::time::parse_duration_ms(text.trim()).map(Duration::from_millis)
 }
 
+/// `--port-map G=B`.
 pub fn parse_port_mapping(text: &str) -> Result<(u16, u16), String> {
-    let (gateway, bind) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=BIND_PORT"))?;
-    let port = |s: &str| {
-        s.trim()
-            .parse::<u16>()
-            .map_err(|e| format!("{s:?} in {text:?} is not a port: {e}"))
-    };
-    Ok((port(gateway)?, port(bind)?))
+    super::parse_port_pair(text, "BIND_PORT")
 }

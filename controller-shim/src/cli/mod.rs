@@ -48,3 +48,42 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// `GATEWAY_PORT=OTHER_PORT` (`80=8000`) → `(80, 8000)`, for the flags that map a Gateway port to
+/// the port a proxy listens on; `other` names the right-hand side in the error. Port 0 is refused on
+/// both sides: no Gateway listener has it, and a proxy bound there would get a port nobody knows.
+fn parse_port_pair(text: &str, other: &str) -> Result<(u16, u16), String> {
+    let (gateway, proxy) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT={other}"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} in {text:?} is not a port (1-65535)"))
+    };
+    Ok((port(gateway)?, port(proxy)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port_pair;
+
+    #[test]
+    fn port_pairs_name_the_bad_part() {
+        assert_eq!(parse_port_pair(" 80 = 8000 ", "BIND_PORT"), Ok((80, 8000)));
+        assert_eq!(
+            parse_port_pair("80:8000", "KONG_PORT"),
+            Err(r#""80:8000" is not GATEWAY_PORT=KONG_PORT"#.to_owned())
+        );
+        assert_eq!(
+            parse_port_pair("80=70000", "BIND_PORT"),
+            Err(r#""70000" in "80=70000" is not a port (1-65535)"#.to_owned())
+        );
+        assert_eq!(
+            parse_port_pair("0=8000", "BIND_PORT"),
+            Err(r#""0" in "0=8000" is not a port (1-65535)"#.to_owned())
+        );
+    }
+}

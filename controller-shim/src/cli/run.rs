@@ -103,7 +103,7 @@ pub struct RunArgs {
     kong_route_secret: Option<String>,
     /// For a Gateway with several ports: which Kong listen port serves a Gateway port, as
     /// GATEWAY_PORT=KONG_PORT (repeatable; every port must be mapped).
-    #[arg(long, value_name = "GATEWAY_PORT=KONG_PORT", value_parser = parse_port_pair, requires = "kong_admin")]
+    #[arg(long, value_name = "GATEWAY_PORT=KONG_PORT", value_parser = parse_kong_port, requires = "kong_admin")]
     kong_port: Vec<(u16, u16)>,
     /// The `spec.controllerName` of the GatewayClasses this controller serves.
     #[arg(long, value_name = "NAME", env = "GATEWAY_WASM_CONTROLLER_NAME")]
@@ -388,19 +388,9 @@ async fn kube_client(url: Option<&str>) -> Result<kube::Client> {
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-/// `80=8000` → (80, 8000).
-fn parse_port_pair(text: &str) -> Result<(u16, u16), String> {
-    let (gateway, kong) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not GATEWAY_PORT=KONG_PORT"))?;
-    let port = |p: &str| {
-        p.trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
-    };
-    Ok((port(gateway)?, port(kong)?))
+/// `--kong-port GATEWAY_PORT=KONG_PORT`.
+fn parse_kong_port(text: &str) -> Result<(u16, u16), String> {
+    super::parse_port_pair(text, "KONG_PORT")
 }
 
 #[cfg(all(test, unix))]

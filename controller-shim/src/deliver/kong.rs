@@ -255,17 +255,7 @@ impl KongTarget {
                 proxy: None,
             });
         }
-        let root = match self.call(Method::GET, "/", None).await? {
-            (200, root) => root,
-            (status, body) => {
-                return Err(DeliverError::KongStatus {
-                    method: "GET",
-                    path: "/".to_owned(),
-                    status,
-                    body: body.to_string(),
-                });
-            }
-        };
+        let root = self.get_ok("/").await?;
         let configuration = at(&root, "configuration");
         if at(configuration, "role") == "data_plane" {
             return Err(DeliverError::Config(format!(
@@ -402,17 +392,7 @@ impl KongTarget {
         let mut names = Vec::new();
         let mut path = format!("/{collection}?tags={tag}");
         for _ in 0..1000 {
-            let page = match self.call(Method::GET, &path, None).await? {
-                (200, page) => page,
-                (status, body) => {
-                    return Err(DeliverError::KongStatus {
-                        method: "GET",
-                        path,
-                        status,
-                        body: body.to_string(),
-                    });
-                }
-            };
+            let page = self.get_ok(&path).await?;
             names.extend(
                 at(&page, "data")
                     .as_array()
@@ -449,6 +429,20 @@ impl KongTarget {
     }
 
     /// One Admin API request; the answer's status and JSON body (`null` when empty or not JSON).
+    /// `GET path`: the body of a 200 answer; any other status is an error naming the request,
+    /// the status and Kong's answer.
+    async fn get_ok(&self, path: &str) -> Result<Value, DeliverError> {
+        match self.call(Method::GET, path, None).await? {
+            (200, body) => Ok(body),
+            (status, body) => Err(DeliverError::KongStatus {
+                method: "GET",
+                path: path.to_owned(),
+                status,
+                body: body.to_string(),
+            }),
+        }
+    }
+
     async fn call(
         &self,
         method: Method,

@@ -144,23 +144,78 @@ pub fn skopeo(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// A module with every export the check requires (the same text as the unit tests use).
-pub const GOOD_WAT: &str = r#"
-(module
-  (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "_initialize"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 0)
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-  (func (export "proxy_on_delete") (param i32))
-  (data (i32.const 16) "gateway-wasm test fixture")
-)"#;
+/// `packager push LAYOUT REFERENCE --plain-http`, asserting success; returns stdout (its last
+/// line is the pinned reference).
+#[track_caller]
+pub fn push(layout: &Path, reference: &str) -> String {
+    ok(&packager(&[
+        "push",
+        layout.to_str().unwrap(),
+        reference,
+        "--plain-http",
+    ]))
+}
+
+/// `packager pull REFERENCE --out OUT --plain-http [--sha256 HEX]`; the caller checks the outcome.
+pub fn pull(reference: &str, out: &Path, sha256: Option<&str>) -> Output {
+    let mut args = vec![
+        "pull",
+        reference,
+        "--out",
+        out.to_str().unwrap(),
+        "--plain-http",
+    ];
+    if let Some(hex) = sha256 {
+        args.extend(["--sha256", hex]);
+    }
+    packager(&args)
+}
+
+/// Pulls `reference` with the payload's sha256 as the expected one and asserts that `out` then
+/// holds exactly `payload`; returns the pull's stdout.
+#[track_caller]
+pub fn pull_identical(reference: &str, out: &Path, payload: &[u8]) -> String {
+    let pulled = ok(&pull(reference, out, Some(&sha256_hex(payload))));
+    assert_eq!(std::fs::read(out).unwrap(), payload, "pulled {reference}");
+    pulled
+}
+
+/// The manifest bytes skopeo reads from a plain-HTTP registry.
+#[track_caller]
+pub fn registry_manifest(reference: &str) -> Vec<u8> {
+    skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ])
+}
+
+/// The publishing round trip every artifact kind makes, with skopeo as the independent reader:
+/// the layout's manifest (as skopeo reads it) has the `digest` that `packager package` printed;
+/// `packager push` to `repo:tag` prints the pinned `repo@digest`; the registry then serves the
+/// same manifest bytes. Returns those bytes.
+#[track_caller]
+pub fn push_and_inspect(layout: &Path, repo: &str, tag: &str, digest: &str) -> Vec<u8> {
+    let raw = skopeo(&["inspect", "--raw", &format!("oci:{}", layout.display())]);
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(&raw)),
+        digest,
+        "skopeo saw a different manifest in {}",
+        layout.display()
+    );
+    let pushed = push(layout, &format!("{repo}:{tag}"));
+    assert!(pushed.contains(&format!("{repo}@{digest}")), "{pushed}");
+    assert_eq!(
+        registry_manifest(&format!("{repo}:{tag}")),
+        raw,
+        "the registry copy of {repo}:{tag} differs from the layout's manifest"
+    );
+    raw
+}
+
+/// A module with every export the check requires (the text the unit tests use too).
+pub const GOOD_WAT: &str = include_str!("../fixtures/good.wat");
 
 /// Writes the fixture module to `dir/name` and returns its path and bytes.
 pub fn fixture(dir: &Path, name: &str, wat_text: &str) -> (PathBuf, Vec<u8>) {

@@ -222,18 +222,26 @@ fn listeners(
     }
 
     // AllowedRoutes: "Kinds specifies the groups and kinds of Routes that are allowed to bind to
-    // this Gateway Listener." and the namespaces they may come from; a listener that allows
-    // neither leaves the route "NotAllowedByListeners".
+    // this Gateway Listener." and "Namespaces indicates namespaces from which Routes may be
+    // attached to this Listener."; when every selected listener refuses the route on one of the
+    // two, the route is "NotAllowedByListeners" and the message says which rule refused it.
     let route_ns = namespace(route.meta());
     let (group, kind) = route.kind().group_kind();
-    let allowed: Vec<(usize, &ListenerModel)> = selected
-        .into_iter()
-        .filter(|(_, l)| l.allows_kind(group, kind) && namespace_allowed(lookup, l, route_ns))
-        .collect();
+    let mut refusals = Vec::new();
+    let mut allowed: Vec<(usize, &ListenerModel)> = Vec::new();
+    for (i, l) in selected {
+        match refusal(lookup, l, group, kind, route_ns) {
+            None => allowed.push((i, l)),
+            Some(why) => refusals.push(why),
+        }
+    }
     if allowed.is_empty() {
         return Err(Problem::new(
             reason::NOT_ALLOWED_BY_LISTENERS,
-            format!("no selected listener allows {kind}s from namespace {route_ns}"),
+            format!(
+                "no selected listener allows this {kind}: {}",
+                refusals.join("; ")
+            ),
         ));
     }
 
@@ -267,6 +275,46 @@ fn listeners(
         ));
     }
     Ok(attached)
+}
+
+/// Why listener `l` refuses a route of `group`/`kind` from namespace `route_ns`, naming the
+/// allowedRoutes rule that refuses it (the kind, the namespace, or both), or `None` when it allows
+/// the route.
+fn refusal(
+    lookup: &Lookup<'_>,
+    l: &ListenerModel,
+    group: &str,
+    kind: &str,
+    route_ns: &str,
+) -> Option<String> {
+    let mut why = Vec::new();
+    if !l.allows_kind(group, kind) {
+        let kinds: Vec<&str> = l.supported_kinds.iter().map(|(_, k)| k.as_str()).collect();
+        why.push(if kinds.is_empty() {
+            format!("does not allow kind {kind} (it allows no route kinds)")
+        } else {
+            format!(
+                "does not allow kind {kind} (allowedRoutes.kinds: {})",
+                kinds.join(", ")
+            )
+        });
+    }
+    if !namespace_allowed(lookup, l, route_ns) {
+        why.push(format!(
+            "does not allow routes from namespace {route_ns} (allowedRoutes.namespaces.from: {})",
+            match &l.from {
+                FromNamespaces::Same => format!("Same, only namespace {}", l.namespace),
+                FromNamespaces::All => "All".to_owned(),
+                FromNamespaces::Selector(Some(_)) => {
+                    "Selector, whose selector does not match the namespace's labels".to_owned()
+                }
+                FromNamespaces::Selector(None) => {
+                    "Selector without a selector, which selects no namespace".to_owned()
+                }
+            }
+        ));
+    }
+    (!why.is_empty()).then(|| format!("listener {:?} {}", l.section_name, why.join(" and ")))
 }
 
 /// AllowedRoutes `namespaces.from`: "All: Routes in all namespaces may be used by this Gateway.

@@ -211,8 +211,12 @@ fn gateway_status(lookup: &Lookup<'_>, gw: &GatewayModel<'_>) -> GatewayStatus {
     };
     let old = gw.object.status.as_ref();
     let own: Vec<&ListenerModel> = gw.listeners_of(Owner::Gateway).map(|(_, l)| l).collect();
+    // `status.listeners` is a map keyed by name: a repeated name (which rejects the Gateway) gets
+    // one entry, or the API server would refuse the whole status update.
+    let mut named = std::collections::BTreeSet::new();
     let listeners = own
         .iter()
+        .filter(|l| named.insert(l.section_name.as_str()))
         .map(|l| {
             let mut conditions = listener_conditions(&stamp, l, gw.accepted.is_ok());
             let previous = old
@@ -237,7 +241,9 @@ fn gateway_status(lookup: &Lookup<'_>, gw: &GatewayModel<'_>) -> GatewayStatus {
         .collect();
 
     let (accepted, any_programmed) = objects_conditions(&gw.accepted, &own);
-    let programmed = if accepted.is_err() || !any_programmed {
+    let programmed = if let Err(p) = &accepted {
+        Err(Problem::new(gw_reason::INVALID, p.message.clone()))
+    } else if !any_programmed {
         Err(Problem::new(
             gw_reason::INVALID,
             "no listener of this Gateway can be programmed",

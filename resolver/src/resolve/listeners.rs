@@ -111,7 +111,8 @@ impl ListenerModel {
 pub struct ListenerSetModel<'a> {
     pub object: &'a ListenerSet,
     pub key: ObjectKey,
-    /// Whether the Gateway's `allowedListeners` selects it.
+    /// Whether its listeners join the Gateway: the Gateway's `allowedListeners` selects it and
+    /// its listener names are unique.
     pub allowed: Result<(), Problem>,
 }
 
@@ -172,7 +173,13 @@ fn gateway<'a>(
             "infrastructure.parametersRef: this controller takes no parameters",
         )),
         _ => Ok(()),
-    };
+    }
+    .and_then(|()| {
+        unique_listener_names(
+            "Gateway",
+            object.spec.listeners.iter().map(|l| l.name.as_str()),
+        )
+    });
 
     let mut listeners: Vec<ListenerModel> = object
         .spec
@@ -189,7 +196,12 @@ fn gateway<'a>(
         .map(|s| ListenerSetModel {
             object: s,
             key: key(&s.metadata),
-            allowed: allowed_listener_set(lookup, object, s),
+            allowed: allowed_listener_set(lookup, object, s).and_then(|()| {
+                unique_listener_names(
+                    "ListenerSet",
+                    s.spec.listeners.iter().map(|l| l.name.as_str()),
+                )
+            }),
         })
         .collect();
     // "ListenerSet ordered by creation time (oldest first)", then "alphabetically by
@@ -503,15 +515,71 @@ fn build(
     }
 }
 
-/// "Name is the name of the Listener. This name MUST be unique within a Gateway" (and within a
-/// ListenerSet). A repeated name cannot be told apart by a parentRef sectionName nor in status.
+/// Listener names used more than once in one object's `spec.listeners`, in order of first use,
+/// each with the indices of the listeners that use it.
+fn duplicate_names<'n>(names: impl Iterator<Item = &'n str>) -> Vec<(&'n str, Vec<usize>)> {
+    let mut uses: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, name) in names.enumerate() {
+        match uses.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, at)) => at.push(i),
+            None => uses.push((name, vec![i])),
+        }
+    }
+    uses.retain(|(_, at)| at.len() > 1);
+    uses
+}
+
+/// `"twin" at spec.listeners[5] and spec.listeners[6]`.
+fn describe_duplicate(name: &str, at: &[usize]) -> String {
+    let fields: Vec<String> = at.iter().map(|i| format!("spec.listeners[{i}]")).collect();
+    format!("{name:?} at {}", fields.join(" and "))
+}
+
+/// "Name is the name of the Listener. This name MUST be unique within a Gateway." (ListenerSet:
+/// "This name MUST be unique within a ListenerSet.") The CRDs make `listeners` a map keyed by
+/// name, so the API server never stores such an object; a manifest directory can still hold one.
+/// Which listener a parentRef `sectionName` selects, and which `status.listeners` entry (also keyed
+/// by name) belongs to which listener, are then undefined, so the whole object is refused as
+/// syntactically invalid: reason "Invalid" ("used with the "Accepted" condition when the Gateway
+/// is syntactically or semantically invalid").
+fn unique_listener_names<'n>(
+    what: &str,
+    names: impl Iterator<Item = &'n str>,
+) -> Result<(), Problem> {
+    let duplicates = duplicate_names(names);
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = duplicates
+        .iter()
+        .map(|(name, at)| describe_duplicate(name, at))
+        .collect();
+    Err(Problem::new(
+        reason::INVALID,
+        format!(
+            "listener names must be unique within a {what}; repeated: {}",
+            described.join("; ")
+        ),
+    ))
+}
+
+/// Marks each of the Gateway's own listeners whose name is repeated as not accepted, so the one
+/// status entry written for that name says why.
 fn reject_duplicate_names(listeners: &mut [ListenerModel]) {
-    let mut seen = std::collections::BTreeSet::new();
-    for l in listeners.iter_mut() {
-        if !seen.insert((l.owner, l.section_name.clone())) {
+    let own: Vec<&str> = listeners
+        .iter()
+        .filter(|l| l.owner == Owner::Gateway)
+        .map(|l| l.section_name.as_str())
+        .collect();
+    let duplicates: Vec<(String, String)> = duplicate_names(own.into_iter())
+        .into_iter()
+        .map(|(name, at)| (name.to_owned(), describe_duplicate(name, &at)))
+        .collect();
+    for l in listeners.iter_mut().filter(|l| l.owner == Owner::Gateway) {
+        if let Some((_, described)) = duplicates.iter().find(|(n, _)| *n == l.section_name) {
             l.accepted = Err(Problem::new(
                 reason::INVALID,
-                format!("listener name {:?} is used twice", l.section_name),
+                format!("the listener name is not unique within the Gateway: {described}"),
             ));
         }
     }

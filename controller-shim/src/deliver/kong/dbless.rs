@@ -143,17 +143,7 @@ async fn configuration_hash(target: &KongTarget) -> Result<Option<String>, Deliv
 
 /// Reads what Kong holds and fails unless every entity in it is one of ours.
 async fn ensure_owned(target: &KongTarget, ours: &str) -> Result<(), DeliverError> {
-    let export = match target.call(Method::GET, "/config", None).await? {
-        (200, body) => body,
-        (status, body) => {
-            return Err(DeliverError::KongStatus {
-                method: "GET",
-                path: "/config".to_owned(),
-                status,
-                body: body.to_string(),
-            });
-        }
-    };
+    let export = target.get_ok("/config").await?;
     let Some(text) = at(&export, "config").as_str() else {
         return Err(DeliverError::Config(
             "Kong's GET /config answered without a `config` text".to_owned(),

@@ -10,9 +10,7 @@ const GW: &str = "infra/gw";
 /// namespace to the route's. Status echoes the reference with those defaults made explicit.
 #[test]
 fn parent_ref_defaults() {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     s.http_routes.push(simple_route("infra", "r", "gw"));
     let r = run(&s);
     let p = parents(&r, "infra/r");
@@ -46,9 +44,7 @@ fn parent_ref_defaults() {
 /// set to "" (empty string)." Such parents, and other kinds, belong to someone else.
 #[test]
 fn parents_that_are_not_our_gateways_get_no_status() {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     s.gateways.push(gateway_spec(
         "infra",
         "theirs",
@@ -92,16 +88,11 @@ fn parents_that_are_not_our_gateways_get_no_status() {
 /// of the selected listener must match both specified values."
 #[test]
 fn section_name_and_port_select_listeners() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            http_host("a", 80, "a.com"),
-            http_host("b", 8080, "b.com"),
-            http_host("c", 8080, "c.com")
-        ]),
-    ));
+    let mut s = infra_gateway(json!([
+        http_host("a", 80, "a.com"),
+        http_host("b", 8080, "b.com"),
+        http_host("c", 8080, "c.com")
+    ]));
     let parent = |p: serde_json::Value| json!({"parentRefs": [p], "rules": [{}]});
     s.http_routes.push(route(
         "infra",
@@ -134,12 +125,7 @@ fn section_name_and_port_select_listeners() {
         parent(json!({"name": "gw", "sectionName": "a", "port": 8080})),
     ));
     let r = run(&s);
-    let names = |route: &str| -> Vec<String> {
-        attached(&r, GW, route)
-            .into_iter()
-            .map(|(l, _)| l)
-            .collect()
-    };
+    let names = |route: &str| attached_listeners(&r, GW, route);
     assert_eq!(names("infra/section"), ["b"]);
     assert_eq!(names("infra/port"), ["b", "c"]);
     assert_eq!(names("infra/both"), ["c"]);
@@ -191,20 +177,27 @@ fn allowed_routes_same_is_the_default() {
 #[test]
 fn allowed_routes_all_and_selector() {
     let listener = |name: &str, port: u16, namespaces: serde_json::Value| json!({"name": name, "port": port, "protocol": "HTTP", "allowedRoutes": {"namespaces": namespaces}});
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            listener("all", 80, json!({"from": "All"})),
-            listener("labels", 81, json!({"from": "Selector", "selector": {"matchLabels": {"team": "a"}}})),
-            listener("exprs", 82, json!({"from": "Selector", "selector": {"matchExpressions": [
+    let mut s = infra_gateway(json!([
+        listener("all", 80, json!({"from": "All"})),
+        listener(
+            "labels",
+            81,
+            json!({"from": "Selector", "selector": {"matchLabels": {"team": "a"}}})
+        ),
+        listener(
+            "exprs",
+            82,
+            json!({"from": "Selector", "selector": {"matchExpressions": [
                 {"key": "team", "operator": "In", "values": ["a", "b"]},
-                {"key": "env", "operator": "NotIn", "values": ["prod"]}]}})),
-            listener("by-name", 83, json!({"from": "Selector", "selector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}})),
-            listener("no-selector", 84, json!({"from": "Selector"})),
-        ]),
-    ));
+                {"key": "env", "operator": "NotIn", "values": ["prod"]}]}})
+        ),
+        listener(
+            "by-name",
+            83,
+            json!({"from": "Selector", "selector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}})
+        ),
+        listener("no-selector", 84, json!({"from": "Selector"})),
+    ]));
     s.namespaces.push(namespace("team-a", json!({"team": "a"})));
     s.namespaces
         .push(namespace("team-b", json!({"team": "b", "env": "prod"})));
@@ -216,12 +209,7 @@ fn allowed_routes_all_and_selector() {
         ));
     }
     let r = run(&s);
-    let names = |route: &str| -> Vec<String> {
-        attached(&r, GW, route)
-            .into_iter()
-            .map(|(l, _)| l)
-            .collect()
-    };
+    let names = |route: &str| attached_listeners(&r, GW, route);
     assert_eq!(names("team-a/r"), ["all", "labels", "exprs"]);
     assert_eq!(names("team-b/r"), ["all", "by-name"]);
     assert_eq!(names("nobody/r"), ["all"]);
@@ -231,15 +219,10 @@ fn allowed_routes_all_and_selector() {
 /// Listener.": a listener that lists only GRPCRoute turns HTTPRoutes away.
 #[test]
 fn allowed_routes_kinds() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            {"name": "grpc-only", "port": 80, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}},
-            {"name": "http-only", "port": 81, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}]}},
-        ]),
-    ));
+    let mut s = infra_gateway(json!([
+        {"name": "grpc-only", "port": 80, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}},
+        {"name": "http-only", "port": 81, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}]}},
+    ]));
     s.http_routes.push(route(
         "infra",
         "r",
@@ -251,18 +234,8 @@ fn allowed_routes_kinds() {
         json!({"parentRefs": [{"name": "gw", "sectionName": "http-only"}], "rules": [{}]}),
     ));
     let r = run(&s);
-    assert_condition(
-        &parents(&r, "infra/r")[0].conditions,
-        "Accepted",
-        "False",
-        "NotAllowedByListeners",
-    );
-    assert_condition(
-        &parents(&r, "infra/ok")[0].conditions,
-        "Accepted",
-        "True",
-        "Accepted",
-    );
+    assert_route_condition(&r, "infra/r", "Accepted", "False", "NotAllowedByListeners");
+    assert_route_condition(&r, "infra/ok", "Accepted", "True", "Accepted");
     for (name, kind) in [("grpc-only", "GRPCRoute"), ("http-only", "HTTPRoute")] {
         let l = listener(&r, GW, name);
         assert_condition(&l.conditions, "ResolvedRefs", "True", "ResolvedRefs");
@@ -278,41 +251,26 @@ fn allowed_routes_kinds() {
 /// "InvalidRouteKinds" reason."
 #[test]
 fn unsupported_allowed_route_kinds() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            {"name": "tcp", "port": 80, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "TCPRoute"}]}},
-        ]),
-    ));
+    let mut s = infra_gateway(json!([
+        {"name": "tcp", "port": 80, "protocol": "HTTP", "allowedRoutes": {"kinds": [{"kind": "TCPRoute"}]}},
+    ]));
     s.http_routes.push(simple_route("infra", "r", "gw"));
     let r = run(&s);
     let l = listener(&r, GW, "tcp");
     assert_condition(&l.conditions, "ResolvedRefs", "False", "InvalidRouteKinds");
     assert_eq!(l.supported_kinds.as_deref().map(<[_]>::len), Some(0));
-    assert_condition(
-        &parents(&r, "infra/r")[0].conditions,
-        "Accepted",
-        "False",
-        "NotAllowedByListeners",
-    );
+    assert_route_condition(&r, "infra/r", "Accepted", "False", "NotAllowedByListeners");
 }
 
 /// Route hostnames ∩ listener hostname, wildcards on either side; "If both the Listener and
 /// HTTPRoute have specified hostnames, and none match ... the HTTPRoute is not accepted".
 #[test]
 fn hostname_intersection_both_wildcard_directions() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            http_host("exact", 80, "foo.example.com"),
-            http_host("wild", 81, "*.example.com"),
-            http("any", 82)
-        ]),
-    ));
+    let mut s = infra_gateway(json!([
+        http_host("exact", 80, "foo.example.com"),
+        http_host("wild", 81, "*.example.com"),
+        http("any", 82)
+    ]));
     let with_hosts = |name: &str, hosts: serde_json::Value| {
         route(
             "infra",
@@ -352,26 +310,17 @@ fn hostname_intersection_both_wildcard_directions() {
     );
     assert_eq!(attached(&r, GW, "infra/route-none").len(), 3);
     // Only the listener without hostname takes example.org: one listener is enough.
-    assert_condition(
-        &parents(&r, "infra/route-disjoint")[0].conditions,
-        "Accepted",
-        "True",
-        "Accepted",
-    );
+    assert_route_condition(&r, "infra/route-disjoint", "Accepted", "True", "Accepted");
 
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([http_host("wild", 80, "*.example.com")]),
-    ));
+    let mut s = infra_gateway(json!([http_host("wild", 80, "*.example.com")]));
     s.http_routes.push(with_hosts(
         "disjoint",
         json!(["example.com", "a.example.net"]),
     ));
     let r = run(&s);
-    assert_condition(
-        &parents(&r, "infra/disjoint")[0].conditions,
+    assert_route_condition(
+        &r,
+        "infra/disjoint",
         "Accepted",
         "False",
         "NoMatchingListenerHostname",
@@ -417,9 +366,7 @@ fn multiple_gateways() {
 /// Two parentRefs selecting the same listener attach the route there once.
 #[test]
 fn a_route_counts_once_per_listener() {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     s.http_routes.push(route(
         "infra",
         "r",
@@ -435,13 +382,7 @@ fn a_route_counts_once_per_listener() {
 /// them with a ListenerSet parentRef, and a Gateway parentRef does not reach them.
 #[test]
 fn listener_set_listeners() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http_host("main", 80, "main.com")],
-               "allowedListeners": {"namespaces": {"from": "Same"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http_host("main", 80, "main.com")]), "Same");
     s.listener_sets.push(listener_set(
         "infra",
         "extra",
@@ -476,8 +417,9 @@ fn listener_set_listeners() {
     let p = &parents(&r, "infra/to-set")[0];
     assert_eq!(p.parent_ref.kind.as_deref(), Some("ListenerSet"));
     assert_condition(&p.conditions, "Accepted", "True", "Accepted");
-    assert_condition(
-        &parents(&r, "elsewhere/to-denied")[0].conditions,
+    assert_route_condition(
+        &r,
+        "elsewhere/to-denied",
         "Accepted",
         "False",
         "NoMatchingParent",
@@ -538,9 +480,7 @@ fn listener_set_listeners() {
 /// cleaned up when they are no longer necessary."
 #[test]
 fn stale_route_status_is_cleared() {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     let mut r = route(
         "infra",
         "moved",
@@ -572,9 +512,7 @@ fn stale_route_status_is_cleared() {
 #[test]
 fn transition_times_survive_unchanged_status() {
     use crate::api::meta::Time;
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     s.http_routes.push(simple_route("infra", "r", "gw"));
     let first = run(&s);
     let then = Time(crate::api::jiff::Timestamp::from_second(1_000).unwrap());
@@ -602,5 +540,58 @@ fn transition_times_survive_unchanged_status() {
     assert_eq!(
         condition(conditions, "ResolvedRefs").last_transition_time,
         later
+    );
+}
+
+/// NotAllowedByListeners: "the route has not been accepted by a Gateway because the Gateway has no
+/// Listener whose allowedRoutes criteria permit the route". The message names the criterion that
+/// refused it on each listener: the kind (allowedRoutes.kinds), the namespace
+/// (allowedRoutes.namespaces), or both; never the namespace when only the kind is at fault.
+#[test]
+fn not_allowed_by_listeners_names_the_rule_that_refuses() {
+    let mut s = infra_gateway(json!([
+        {"name": "grpc-only", "port": 80, "protocol": "HTTP",
+         "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}], "namespaces": {"from": "All"}}},
+        {"name": "same", "port": 81, "protocol": "HTTP"},
+        {"name": "neither", "port": 82, "protocol": "HTTP",
+         "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}},
+        {"name": "no-selector", "port": 83, "protocol": "HTTP",
+         "allowedRoutes": {"namespaces": {"from": "Selector"}}},
+    ]));
+    for section in ["grpc-only", "same", "neither", "no-selector"] {
+        s.http_routes.push(route(
+            "apps",
+            section,
+            json!({"parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": section}],
+                   "rules": [{}]}),
+        ));
+    }
+    let r = run(&s);
+    let refused = |route: &str| {
+        assert_route_condition(&r, route, "Accepted", "False", "NotAllowedByListeners")
+    };
+    let kind =
+        r#"listener "grpc-only" does not allow kind HTTPRoute (allowedRoutes.kinds: GRPCRoute)"#;
+    let message = refused("apps/grpc-only");
+    assert!(message.contains(kind), "{message}");
+    assert!(!message.contains("namespace"), "{message}");
+
+    let namespace = r#"listener "same" does not allow routes from namespace apps (allowedRoutes.namespaces.from: Same, only namespace infra)"#;
+    let message = refused("apps/same");
+    assert!(message.contains(namespace), "{message}");
+    assert!(!message.contains("kind"), "{message}");
+
+    let message = refused("apps/neither");
+    assert!(
+        message.contains(
+            r#"listener "neither" does not allow kind HTTPRoute (allowedRoutes.kinds: GRPCRoute) and does not allow routes from namespace apps (allowedRoutes.namespaces.from: Same, only namespace infra)"#
+        ),
+        "{message}"
+    );
+
+    let message = refused("apps/no-selector");
+    assert!(
+        message.contains("Selector without a selector, which selects no namespace"),
+        "{message}"
     );
 }

@@ -8,12 +8,9 @@ use super::*;
 const GW: &str = "infra/gw";
 
 fn with_backends(backend_refs: serde_json::Value) -> Snapshot {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
+    let mut s = infra_gateway(
         json!([{"name": "web", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
-    ));
+    );
     s.http_routes.push(route(
         "infra",
         "r",
@@ -71,12 +68,7 @@ fn missing_service_or_port() {
             ("False".into(), "BackendNotFound".into()),
             "{what}"
         );
-        assert_condition(
-            &parents(&r, "infra/r")[0].conditions,
-            "Accepted",
-            "True",
-            "Accepted",
-        );
+        assert_route_condition(&r, "infra/r", "Accepted", "True", "Accepted");
         let key = &backend_keys(&r)[0];
         let invalid = config(&r, GW).backends[key].invalid.as_ref().unwrap();
         assert_eq!(invalid.reason, "BackendNotFound", "{what}");
@@ -289,9 +281,7 @@ fn protocols() {
 /// ... ResolvedRefs ... False" — the route keeps routing.
 #[test]
 fn invalid_mirror_target() {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     s.http_routes.push(route(
         "infra",
         "r",

@@ -10,7 +10,7 @@ const GW: &str = "infra/gw";
 /// Our class, Services `svc` (8080, no appProtocol) and `h2` (8080 h2c, 8081 http, 8082 ws) in
 /// `infra`, and a Gateway `gw` with `listeners`.
 fn with_listeners(listeners: Value) -> Snapshot {
-    let mut s = base("infra");
+    let mut s = infra_gateway(listeners);
     s.services.push(service(
         "infra",
         "h2",
@@ -20,7 +20,6 @@ fn with_listeners(listeners: Value) -> Snapshot {
             {"name": "ws", "port": 8082, "appProtocol": "kubernetes.io/ws"}
         ]),
     ));
-    s.gateways.push(gateway("infra", "gw", listeners));
     s
 }
 
@@ -44,8 +43,7 @@ fn grpc_rules(r: &Resolution) -> &[GrpcRule] {
 }
 
 fn status(r: &Resolution, condition_type: &str) -> (String, String, String) {
-    let c = condition(&grpc_parents(r, "infra/g")[0].conditions, condition_type);
-    (c.status.clone(), c.reason.clone(), c.message.clone())
+    condition_parts(&grpc_parents(r, "infra/g")[0].conditions, condition_type)
 }
 
 #[test]
@@ -194,7 +192,12 @@ fn a_listener_for_httproutes_only_rejects_grpc_routes() {
         (accepted.as_str(), reason.as_str()),
         ("False", "NotAllowedByListeners")
     );
-    assert!(message.contains("GRPCRoutes"), "{message}");
+    assert!(
+        message.contains(
+            r#"listener "http" does not allow kind GRPCRoute (allowedRoutes.kinds: HTTPRoute)"#
+        ),
+        "{message}"
+    );
     assert!(config(&r, GW).grpc_routes.is_empty());
     assert_eq!(listener(&r, GW, "http").attached_routes, 0);
 }
@@ -222,12 +225,7 @@ fn attached_routes_count_both_kinds() {
     ));
     let r = run(&s);
     assert_eq!(listener(&r, GW, "http").attached_routes, 3);
-    assert_condition(
-        &parents(&r, "infra/g")[0].conditions,
-        "Accepted",
-        "True",
-        "Accepted",
-    );
+    assert_route_condition(&r, "infra/g", "Accepted", "True", "Accepted");
     assert_condition(
         &grpc_parents(&r, "infra/g")[0].conditions,
         "Accepted",
@@ -679,13 +677,7 @@ fn a_grpc_route_that_left_gets_its_status_cleared() {
 /// A ListenerSet's listener takes GRPCRoutes like a Gateway's own.
 #[test]
 fn listener_set_listeners_take_grpc_routes() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http("http", 80)],
-               "allowedListeners": {"namespaces": {"from": "Same"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http("http", 80)]), "Same");
     s.listener_sets.push(listener_set(
         "infra",
         "set",

@@ -14,12 +14,6 @@ const GW: &str = "infra/gw";
 const OLD: &str = "2025-01-01T00:00:00Z";
 const NEW: &str = "2026-01-01T00:00:00Z";
 
-fn gw(listeners: Value) -> Snapshot {
-    let mut s = base("infra");
-    s.gateways.push(gateway("infra", "gw", listeners));
-    s
-}
-
 fn spec(hostnames: Value) -> Value {
     json!({"parentRefs": [{"name": "gw"}], "hostnames": hostnames,
            "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]})
@@ -42,8 +36,15 @@ fn grpc(name: &str, at: Option<&str>, hostnames: Value) -> GrpcRoute {
 }
 
 fn accepted(conditions: &[Condition]) -> (String, String, String) {
-    let c = condition(conditions, "Accepted");
-    (c.status.clone(), c.reason.clone(), c.message.clone())
+    condition_parts(conditions, "Accepted")
+}
+
+/// One HTTP listener `http` on port 80 with one HTTPRoute and one GRPCRoute.
+fn one_of_each(http_route: HttpRoute, grpc_route: GrpcRoute) -> Snapshot {
+    let mut s = infra_gateway(json!([http("http", 80)]));
+    s.http_routes.push(http_route);
+    s.grpc_routes.push(grpc_route);
+    s
 }
 
 /// `(HTTPRoute accepted, GRPCRoute accepted)` for one HTTPRoute `web` and one GRPCRoute `g`.
@@ -64,11 +65,10 @@ fn f() -> String {
 
 #[test]
 fn the_older_http_route_wins() {
-    let mut s = gw(json!([http("http", 80)]));
-    s.http_routes
-        .push(http_route("web", Some(OLD), json!(["a.example.com"])));
-    s.grpc_routes
-        .push(grpc("g", Some(NEW), json!(["a.example.com"])));
+    let s = one_of_each(
+        http_route("web", Some(OLD), json!(["a.example.com"])),
+        grpc("g", Some(NEW), json!(["a.example.com"])),
+    );
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), f()));
     let (_, reason, message) = accepted(&grpc_parents(&r, "infra/g")[0].conditions);
@@ -86,11 +86,10 @@ fn the_older_http_route_wins() {
 
 #[test]
 fn the_older_grpc_route_wins() {
-    let mut s = gw(json!([http("http", 80)]));
-    s.http_routes
-        .push(http_route("web", Some(NEW), json!(["a.example.com"])));
-    s.grpc_routes
-        .push(grpc("g", Some(OLD), json!(["a.example.com"])));
+    let s = one_of_each(
+        http_route("web", Some(NEW), json!(["a.example.com"])),
+        grpc("g", Some(OLD), json!(["a.example.com"])),
+    );
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (f(), t()));
     assert_eq!(
@@ -108,10 +107,10 @@ fn a_tie_in_age_goes_to_namespace_and_name() {
         ("a-web", "b-grpc", (t(), f())),
         ("b-web", "a-grpc", (f(), t())),
     ] {
-        let mut s = gw(json!([http("http", 80)]));
-        s.http_routes
-            .push(http_route(http_name, Some(OLD), json!([])));
-        s.grpc_routes.push(grpc(grpc_name, Some(OLD), json!([])));
+        let s = one_of_each(
+            http_route(http_name, Some(OLD), json!([])),
+            grpc(grpc_name, Some(OLD), json!([])),
+        );
         let r = run(&s);
         assert_eq!(
             verdict(
@@ -128,7 +127,7 @@ fn a_tie_in_age_goes_to_namespace_and_name() {
 /// The namespace comes first in `{namespace}/{name}`.
 #[test]
 fn namespace_sorts_before_name() {
-    let mut s = gw(json!([{"name": "http", "port": 80, "protocol": "HTTP",
+    let mut s = infra_gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP",
                            "allowedRoutes": {"namespaces": {"from": "All"}}}]));
     s.services.push(service_8080("a", "svc"));
     s.services.push(service_8080("b", "svc"));
@@ -144,9 +143,10 @@ fn namespace_sorts_before_name() {
 /// (as for ListenerSets); two absent ones tie and the name decides.
 #[test]
 fn missing_timestamps() {
-    let mut s = gw(json!([http("http", 80)]));
-    s.http_routes.push(http_route("a", None, json!([])));
-    s.grpc_routes.push(grpc("z", Some(NEW), json!([])));
+    let s = one_of_each(
+        http_route("a", None, json!([])),
+        grpc("z", Some(NEW), json!([])),
+    );
     let r = run(&s);
     assert_eq!(
         verdict(&r, "infra/a", "infra/z"),
@@ -154,9 +154,7 @@ fn missing_timestamps() {
         "timestamped wins"
     );
 
-    let mut s = gw(json!([http("http", 80)]));
-    s.http_routes.push(http_route("z", None, json!([])));
-    s.grpc_routes.push(grpc("a", None, json!([])));
+    let s = one_of_each(http_route("z", None, json!([])), grpc("a", None, json!([])));
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/z", "infra/a"), (f(), t()), "by name");
 }
@@ -165,11 +163,10 @@ fn missing_timestamps() {
 /// `namespace/name`. The HTTPRoute is kept.
 #[test]
 fn same_age_and_name_keeps_the_http_route() {
-    let mut s = gw(json!([http("http", 80)]));
-    s.http_routes
-        .push(http_route("echo", None, json!(["a.example.com"])));
-    s.grpc_routes
-        .push(grpc("echo", None, json!(["a.example.com"])));
+    let s = one_of_each(
+        http_route("echo", None, json!(["a.example.com"])),
+        grpc("echo", None, json!(["a.example.com"])),
+    );
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/echo", "infra/echo"), (t(), f()));
     let (_, _, message) = accepted(&grpc_parents(&r, "infra/echo")[0].conditions);
@@ -195,10 +192,10 @@ fn only_intersecting_hostnames_conflict() {
             true,
         ),
     ] {
-        let mut s = gw(json!([http("http", 80)]));
-        s.http_routes
-            .push(http_route("web", Some(OLD), http_hosts.clone()));
-        s.grpc_routes.push(grpc("g", Some(NEW), grpc_hosts.clone()));
+        let s = one_of_each(
+            http_route("web", Some(OLD), http_hosts.clone()),
+            grpc("g", Some(NEW), grpc_hosts.clone()),
+        );
         let r = run(&s);
         let want = if conflict { (t(), f()) } else { (t(), t()) };
         assert_eq!(
@@ -217,7 +214,7 @@ fn only_intersecting_hostnames_conflict() {
 /// leaves no overlap, both routes attach.
 #[test]
 fn effective_hostnames_decide_per_listener() {
-    let mut s = gw(json!([
+    let mut s = infra_gateway(json!([
         http_host("a", 80, "a.example.com"),
         http_host("b", 81, "b.example.com")
     ]));
@@ -237,13 +234,9 @@ fn effective_hostnames_decide_per_listener() {
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), t()));
 }
 
-/// A route may lose on one listener and not on another: through a parentRef covering both it stays
-/// Accepted ("If 1 of 2 Gateway listeners accept attachment from the referencing Route, the Route
-/// MUST be considered successfully attached"), and it is left out of the data plane and of
-/// `attachedRoutes` only where it lost.
-#[test]
-fn losing_on_one_listener_keeps_the_others() {
-    let mut s = gw(json!([http("one", 80), http("two", 81)]));
+/// Listeners `one` (80) and `two` (81), and an old HTTPRoute `web` attached to `one` only.
+fn two_listeners_old_http_route_on_one() -> Snapshot {
+    let mut s = infra_gateway(json!([http("one", 80), http("two", 81)]));
     s.http_routes.push(created(
         route(
             "infra",
@@ -253,6 +246,16 @@ fn losing_on_one_listener_keeps_the_others() {
         ),
         OLD,
     ));
+    s
+}
+
+/// A route may lose on one listener and not on another: through a parentRef covering both it stays
+/// Accepted ("If 1 of 2 Gateway listeners accept attachment from the referencing Route, the Route
+/// MUST be considered successfully attached"), and it is left out of the data plane and of
+/// `attachedRoutes` only where it lost.
+#[test]
+fn losing_on_one_listener_keeps_the_others() {
+    let mut s = two_listeners_old_http_route_on_one();
     s.grpc_routes.push(grpc("g", Some(NEW), json!([])));
     let r = run(&s);
     assert_eq!(verdict(&r, "infra/web", "infra/g"), (t(), t()));
@@ -273,16 +276,7 @@ fn losing_on_one_listener_keeps_the_others() {
 /// the one it lost and True through the other.
 #[test]
 fn status_is_per_parent_ref() {
-    let mut s = gw(json!([http("one", 80), http("two", 81)]));
-    s.http_routes.push(created(
-        route(
-            "infra",
-            "web",
-            json!({"parentRefs": [{"name": "gw", "sectionName": "one"}],
-                   "rules": [{"backendRefs": [{"name": "svc", "port": 8080}]}]}),
-        ),
-        OLD,
-    ));
+    let mut s = two_listeners_old_http_route_on_one();
     s.grpc_routes.push(created(
         grpc_route(
             "infra",
@@ -310,17 +304,14 @@ fn status_is_per_parent_ref() {
 /// GRPCRoute `b`, and HTTPRoute `c`, which overlaps only `b`, stays accepted.
 #[test]
 fn a_rejected_route_rejects_nothing() {
-    let mut s = gw(json!([http("http", 80)]));
-    s.http_routes.push(http_route(
-        "a",
-        Some("2024-01-01T00:00:00Z"),
-        json!(["a.example.com"]),
-    ));
-    s.grpc_routes.push(grpc(
-        "b",
-        Some("2025-01-01T00:00:00Z"),
-        json!(["a.example.com", "c.example.com"]),
-    ));
+    let mut s = one_of_each(
+        http_route("a", Some("2024-01-01T00:00:00Z"), json!(["a.example.com"])),
+        grpc(
+            "b",
+            Some("2025-01-01T00:00:00Z"),
+            json!(["a.example.com", "c.example.com"]),
+        ),
+    );
     s.http_routes.push(http_route(
         "c",
         Some("2026-01-01T00:00:00Z"),
@@ -340,7 +331,7 @@ fn a_rejected_route_rejects_nothing() {
 /// precedence settles overlapping HTTPRoutes at request time).
 #[test]
 fn routes_of_one_kind_do_not_conflict() {
-    let mut s = gw(json!([http("http", 80)]));
+    let mut s = infra_gateway(json!([http("http", 80)]));
     s.grpc_routes
         .push(grpc("a", Some(OLD), json!(["a.example.com"])));
     s.grpc_routes
@@ -360,7 +351,7 @@ fn routes_of_one_kind_do_not_conflict() {
 /// listener's kinds does not push out a GRPCRoute.
 #[test]
 fn routes_not_attached_take_no_part() {
-    let mut s = gw(json!([{"name": "http", "port": 80, "protocol": "HTTP",
+    let mut s = infra_gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP",
                            "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}}]));
     s.http_routes.push(http_route("web", Some(OLD), json!([])));
     s.grpc_routes.push(grpc("g", Some(NEW), json!([])));

@@ -15,15 +15,6 @@ fn https(name: &str, hostname: Option<&str>, refs: serde_json::Value) -> serde_j
     l
 }
 
-fn gateway_status(r: &Resolution, gw: &str) -> crate::api::gateways::GatewayStatus {
-    r.gateways
-        .iter()
-        .find(|g| g.gateway.to_string() == gw)
-        .unwrap()
-        .status
-        .clone()
-}
-
 #[test]
 fn https_listener_with_its_certificate() {
     let mut s = base("infra");
@@ -94,25 +85,14 @@ fn certificate_ref_problems() {
     }
     assert!(config(&r, GW).listeners.is_empty());
     assert!(config(&r, GW).routes.is_empty());
+    assert_route_condition(&r, "infra/r", "Accepted", "True", "Accepted");
     assert_condition(
-        &parents(&r, "infra/r")[0].conditions,
-        "Accepted",
-        "True",
-        "Accepted",
-    );
-    let status = gateway_status(&r, GW);
-    assert_condition(
-        status.conditions.as_ref().unwrap(),
+        gateway_conditions(&r, GW),
         "Accepted",
         "True",
         "ListenersNotValid",
     );
-    assert_condition(
-        status.conditions.as_ref().unwrap(),
-        "Programmed",
-        "False",
-        "Invalid",
-    );
+    assert_condition(gateway_conditions(&r, GW), "Programmed", "False", "Invalid");
 
     s.reference_grants.push(grant(
         "certs",
@@ -165,15 +145,9 @@ fn conflicting_listeners() {
         "False",
         "NoConflicts",
     );
-    let names: Vec<&str> = config(&r, GW)
-        .listeners
-        .iter()
-        .map(|l| l.name.as_str())
-        .collect();
-    assert_eq!(names, ["c"]);
-    let status = gateway_status(&r, GW);
+    assert_eq!(config_listener_names(&r, GW), ["c"]);
     assert_condition(
-        status.conditions.as_ref().unwrap(),
+        gateway_conditions(&r, GW),
         "Accepted",
         "True",
         "ListenersNotValid",
@@ -184,13 +158,7 @@ fn conflicting_listeners() {
 /// merged list's precedence.
 #[test]
 fn listener_set_conflicts_lose_to_the_gateway() {
-    let mut s = base("infra");
-    s.gateways.push(gateway_spec(
-        "infra",
-        "gw",
-        json!({"gatewayClassName": CLASS, "listeners": [http_host("main", 80, "x.com")],
-               "allowedListeners": {"namespaces": {"from": "All"}}}),
-    ));
+    let mut s = gateway_taking_listener_sets(json!([http_host("main", 80, "x.com")]), "All");
     s.listener_sets.push(listener_set(
         "infra",
         "set",
@@ -218,25 +186,15 @@ fn listener_set_conflicts_lose_to_the_gateway() {
         "True",
         "ListenersNotValid",
     );
-    let names: Vec<&str> = config(&r, GW)
-        .listeners
-        .iter()
-        .map(|l| l.name.as_str())
-        .collect();
-    assert_eq!(names, ["main", "infra/set/ok"]);
+    assert_eq!(config_listener_names(&r, GW), ["main", "infra/set/ok"]);
 }
 
 /// Protocols this data plane does not serve are not accepted ("UnsupportedProtocol") and support
 /// no route kinds; a Gateway with nothing else is not accepted.
 #[test]
 fn unsupported_protocols() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([{"name": "tcp", "port": 9000, "protocol": "TCP"},
-               {"name": "tls", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthrough"}}]),
-    ));
+    let mut s = infra_gateway(json!([{"name": "tcp", "port": 9000, "protocol": "TCP"},
+               {"name": "tls", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthrough"}}]));
     s.http_routes.push(simple_route("infra", "r", "gw"));
     let r = run(&s);
     for name in ["tcp", "tls"] {
@@ -244,15 +202,9 @@ fn unsupported_protocols() {
         assert_condition(&l.conditions, "Accepted", "False", "UnsupportedProtocol");
         assert_eq!(l.supported_kinds.as_deref().map(<[_]>::len), Some(0));
     }
+    assert_route_condition(&r, "infra/r", "Accepted", "False", "NotAllowedByListeners");
     assert_condition(
-        &parents(&r, "infra/r")[0].conditions,
-        "Accepted",
-        "False",
-        "NotAllowedByListeners",
-    );
-    let status = gateway_status(&r, GW);
-    assert_condition(
-        status.conditions.as_ref().unwrap(),
+        gateway_conditions(&r, GW),
         "Accepted",
         "False",
         "ListenersNotValid",
@@ -305,40 +257,29 @@ fn gateway_class_ownership() {
         "InvalidParameters",
     );
     assert_eq!(r.gateways.len(), 1);
-    let status = gateway_status(&r, GW);
     assert_condition(
-        status.conditions.as_ref().unwrap(),
+        gateway_conditions(&r, GW),
         "Accepted",
         "False",
         "InvalidParameters",
     );
     assert!(config(&r, GW).listeners.is_empty());
-    assert_condition(
-        &parents(&r, "infra/r")[0].conditions,
-        "Accepted",
-        "False",
-        "NoMatchingParent",
-    );
+    assert_route_condition(&r, "infra/r", "Accepted", "False", "NoMatchingParent");
 }
 
 /// Garbage in, statuses out: nothing the API server could hold makes the resolver panic, and the
 /// engine still accepts what comes out.
 #[test]
 fn odd_inputs_do_not_panic() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            {"name": "", "port": 0, "protocol": "HTTP"},
-            {"name": "neg", "port": -5, "protocol": "HTTP"},
-            {"name": "big", "port": 70000, "protocol": "HTTP"},
-            {"name": "caps", "port": 80, "protocol": "HTTP", "hostname": "UPPER.example.com"},
-            {"name": "dup", "port": 81, "protocol": "HTTP"},
-            {"name": "dup", "port": 82, "protocol": "HTTP"},
-            {"name": "weird", "port": 83, "protocol": "QUIC"},
-        ]),
-    ));
+    let mut s = infra_gateway(json!([
+        {"name": "", "port": 0, "protocol": "HTTP"},
+        {"name": "neg", "port": -5, "protocol": "HTTP"},
+        {"name": "big", "port": 70000, "protocol": "HTTP"},
+        {"name": "caps", "port": 80, "protocol": "HTTP", "hostname": "UPPER.example.com"},
+        {"name": "dup", "port": 81, "protocol": "HTTP"},
+        {"name": "dup", "port": 82, "protocol": "HTTP"},
+        {"name": "weird", "port": 83, "protocol": "QUIC"},
+    ]));
     s.gateways.push(Default::default());
     s.http_routes.push(Default::default());
     s.http_routes.push(route(
@@ -376,15 +317,10 @@ fn odd_inputs_do_not_panic() {
 /// Listener hostnames: "IPs are not allowed" — the same answer the engine gives (one validator).
 #[test]
 fn a_listener_hostname_that_is_an_ip_address_is_invalid() {
-    let mut s = base("infra");
-    s.gateways.push(gateway(
-        "infra",
-        "gw",
-        json!([
-            http_host("ip", 80, "192.168.1.1"),
-            http_host("dns", 81, "a.example.com")
-        ]),
-    ));
+    let s = infra_gateway(json!([
+        http_host("ip", 80, "192.168.1.1"),
+        http_host("dns", 81, "a.example.com")
+    ]));
     let r = run(&s);
     let ip = &listener(&r, GW, "ip").conditions;
     assert_condition(ip, "Accepted", "False", "Invalid");
@@ -397,4 +333,72 @@ fn a_listener_hostname_that_is_an_ip_address_is_invalid() {
         "Accepted",
     );
     assert!(engine::check_hostname("192.168.1.1").is_err());
+}
+
+/// "Name is the name of the Listener. This name MUST be unique within a Gateway." A Gateway read
+/// from a manifest directory with a repeated name is refused as a whole (Accepted=False, reason
+/// Invalid, naming the name and both fields), and `status.listeners`, a map keyed by name, gets
+/// one entry per name so the API server can store it.
+#[test]
+fn a_repeated_listener_name_rejects_the_gateway() {
+    let mut s = infra_gateway(json!([http("twin", 80), http("web", 81), http("twin", 82)]));
+    s.http_routes.push(simple_route("infra", "r", "gw"));
+    let r = run(&s);
+    let conditions = gateway_conditions(&r, GW);
+    assert_condition(conditions, "Accepted", "False", "Invalid");
+    assert_condition(conditions, "Programmed", "False", "Invalid");
+    let message = &condition(conditions, "Accepted").message;
+    assert_eq!(&condition(conditions, "Programmed").message, message);
+    assert!(
+        message.contains(r#"repeated: "twin" at spec.listeners[0] and spec.listeners[2]"#),
+        "{message}"
+    );
+    assert!(message.contains("unique within a Gateway"), "{message}");
+
+    let names: Vec<&str> = r.gateways[0]
+        .status
+        .listeners
+        .iter()
+        .flatten()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(names, ["twin", "web"]);
+    assert_condition(
+        &listener(&r, GW, "twin").conditions,
+        "Accepted",
+        "False",
+        "Invalid",
+    );
+    assert!(config(&r, GW).listeners.is_empty());
+    assert_route_condition(&r, "infra/r", "Accepted", "False", "NoMatchingParent");
+}
+
+/// "This name MUST be unique within a ListenerSet": such a ListenerSet is refused (Accepted=False,
+/// Invalid) and none of its listeners join the Gateway, which keeps its own.
+#[test]
+fn a_repeated_listener_name_rejects_the_listener_set() {
+    let mut s = gateway_taking_listener_sets(json!([http("main", 80)]), "Same");
+    s.listener_sets.push(listener_set(
+        "infra",
+        "set",
+        json!({"parentRef": {"name": "gw"},
+               "listeners": [http_host("dup", 80, "a.com"), http_host("dup", 80, "b.com")]}),
+    ));
+    let r = run(&s);
+    let set = &r.listener_sets[0].status;
+    assert_condition(
+        set.conditions.as_ref().unwrap(),
+        "Accepted",
+        "False",
+        "Invalid",
+    );
+    let message = &condition(set.conditions.as_ref().unwrap(), "Accepted").message;
+    assert!(
+        message.contains(
+            r#"unique within a ListenerSet; repeated: "dup" at spec.listeners[0] and spec.listeners[1]"#
+        ),
+        "{message}"
+    );
+    assert_eq!(config_listener_names(&r, GW), ["main"]);
+    assert_condition(gateway_conditions(&r, GW), "Accepted", "True", "Accepted");
 }

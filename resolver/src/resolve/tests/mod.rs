@@ -267,3 +267,67 @@ pub fn attached(r: &Resolution, gw: &str, route: &str) -> Vec<(String, Vec<Strin
         })
         .collect()
 }
+
+/// Our class, the `svc` Service and Gateway `infra/gw` with these listeners: the setup most
+/// scenarios start from.
+pub fn infra_gateway(listeners: Value) -> Snapshot {
+    let mut s = base("infra");
+    s.gateways.push(gateway("infra", "gw", listeners));
+    s
+}
+
+/// Like [`infra_gateway`], with `allowedListeners.namespaces.from` set to `from`, so ListenerSets
+/// can join the Gateway.
+pub fn gateway_taking_listener_sets(listeners: Value, from: &str) -> Snapshot {
+    let mut s = base("infra");
+    s.gateways.push(gateway_spec(
+        "infra",
+        "gw",
+        json!({"gatewayClassName": CLASS, "listeners": listeners,
+               "allowedListeners": {"namespaces": {"from": from}}}),
+    ));
+    s
+}
+
+/// `(status, reason, message)` of condition `kind`.
+pub fn condition_parts(conditions: &[Condition], kind: &str) -> (String, String, String) {
+    let c = condition(conditions, kind);
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+/// Asserts condition `kind` of an HTTPRoute's first status entry; returns its message.
+#[track_caller]
+pub fn assert_route_condition(
+    r: &Resolution,
+    route: &str,
+    kind: &str,
+    status: &str,
+    reason: &str,
+) -> String {
+    let conditions = &parents(r, route)[0].conditions;
+    assert_condition(conditions, kind, status, reason);
+    condition(conditions, kind).message.clone()
+}
+
+/// The Gateway's own conditions (Accepted, Programmed).
+pub fn gateway_conditions<'r>(r: &'r Resolution, gw: &str) -> &'r [Condition] {
+    r.gateways
+        .iter()
+        .find(|g| g.gateway.to_string() == gw)
+        .and_then(|g| g.status.conditions.as_deref())
+        .unwrap_or_else(|| panic!("no conditions for {gw}"))
+}
+
+/// The names of the listeners in a Gateway's config, in order.
+pub fn config_listener_names<'r>(r: &'r Resolution, gw: &str) -> Vec<&'r str> {
+    config(r, gw)
+        .listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect()
+}
+
+/// The listeners an HTTPRoute is attached to in a Gateway's config.
+pub fn attached_listeners(r: &Resolution, gw: &str, route: &str) -> Vec<String> {
+    attached(r, gw, route).into_iter().map(|(l, _)| l).collect()
+}

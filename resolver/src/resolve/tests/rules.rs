@@ -8,9 +8,7 @@ use super::*;
 const GW: &str = "infra/gw";
 
 fn one_route(spec: serde_json::Value) -> Resolution {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     let mut spec = spec;
     spec["parentRefs"] = json!([{"name": "gw"}]);
     s.http_routes.push(route("infra", "r", spec));
@@ -18,8 +16,8 @@ fn one_route(spec: serde_json::Value) -> Resolution {
 }
 
 fn accepted(r: &Resolution) -> (String, String) {
-    let c = condition(&parents(r, "infra/r")[0].conditions, "Accepted");
-    (c.status.clone(), c.reason.clone())
+    let (status, reason, _) = condition_parts(&parents(r, "infra/r")[0].conditions, "Accepted");
+    (status, reason)
 }
 
 /// The API server's defaults (rules: one PathPrefix "/" match; match path PathPrefix "/"; header
@@ -119,12 +117,7 @@ fn unresolvable_extension_ref() {
         {"type": "ExtensionRef", "extensionRef": {"group": "example.com", "kind": "Magic", "name": "m"}}
     ], "backendRefs": [{"name": "svc", "port": 8080}]}]}));
     assert_eq!(accepted(&r), ("True".into(), "Accepted".into()));
-    assert_condition(
-        &parents(&r, "infra/r")[0].conditions,
-        "ResolvedRefs",
-        "False",
-        "InvalidKind",
-    );
+    assert_route_condition(&r, "infra/r", "ResolvedRefs", "False", "InvalidKind");
     let filters = &config(&r, GW).routes[0].rules[0].filters;
     assert!(matches!(&filters[0], Filter::Unresolved { reason } if reason.contains("Magic")));
 }
@@ -181,9 +174,7 @@ fn repeated_match_names_keep_the_first() {
 /// Rule name, timeouts, retry and the route's creationTimestamp reach the config.
 #[test]
 fn rule_fields_are_carried() {
-    let mut s = base("infra");
-    s.gateways
-        .push(gateway("infra", "gw", json!([http("web", 80)])));
+    let mut s = infra_gateway(json!([http("web", 80)]));
     let mut r = route(
         "infra",
         "r",
