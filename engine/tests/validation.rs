@@ -148,6 +148,31 @@ fn errors_name_the_path_and_the_value() {
             "routes[0].rules[0].filters[1].type: URLRewrite appears twice",
         ),
         (
+            "/routes/0/rules/0/filters",
+            json!([
+                {"type": "RequestMirror", "requestMirror": {"backend": "b"}},
+                {"type": "RequestMirror", "requestMirror": {"backend": "nope"}},
+            ]),
+            r#"routes[0].rules[0].filters[1].requestMirror.backend: "nope" is not a key of backends"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            json!([
+                {"type": "URLRewrite", "urlRewrite": {}},
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {}},
+                {"type": "RequestRedirect", "requestRedirect": {}},
+            ]),
+            "routes[0].rules[0].filters: RequestRedirect and URLRewrite cannot be used together",
+        ),
+        (
+            "/routes",
+            json!([
+                {"namespace": "ns", "name": "r", "parents": [{"listener": "http"}], "rules": []},
+                {"namespace": "ns", "name": "r", "parents": [{"listener": "http"}], "rules": []},
+            ]),
+            "routes[1]: route ns/r appears twice",
+        ),
+        (
             "/routes/0/rules/0/matches/0/headers",
             json!([{"name": "x", "type": "RegularExpression", "value": "[a-z]{1000}{1000}"}]),
             "routes[0].rules[0].matches[0].headers[0].value",

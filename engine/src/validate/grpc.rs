@@ -5,11 +5,13 @@
 //! rare, and checking it here lets the shim ask `validate` alone whether a rule is acceptable
 //! (the table compiles the same pattern with the same bounds, [`compile_full_match`]).
 
-use crate::config::{Filter, GrpcMatch, GrpcMethodMatch, GrpcRule, PluginConfig, ValueMatchType};
+use crate::config::{Filter, GrpcMatch, GrpcMethodMatch, GrpcRule, ValueMatchType};
 use crate::error::{ConfigError, JsonPath, quoted};
 use crate::matchers::compile_full_match;
 
-use super::{backend_refs, bounded, filter_kind, header_matches, non_empty, validate_filters};
+use super::{
+    BackendKeys, backend_refs, bounded, filter_kind, header_matches, non_empty, validate_filters,
+};
 
 /// GRPCMethodMatch `service` and `method`: "+kubebuilder:validation:MaxLength=1024".
 pub const MAX_METHOD_MATCH_LEN: usize = 1024;
@@ -27,7 +29,7 @@ pub const GRPC_FILTER_TYPES: &[&str] = &[
 pub(super) fn rule(
     path: &JsonPath<'_>,
     rule: &GrpcRule,
-    config: &PluginConfig,
+    backends: &BackendKeys<'_>,
 ) -> Result<(), ConfigError> {
     if let Some(name) = &rule.name {
         non_empty(&path.field("name"), name)?;
@@ -37,13 +39,13 @@ pub(super) fn rule(
     }
     let filters = |fpath: &JsonPath<'_>, filters: &[Filter], backend_level: bool| {
         grpc_filter_types(fpath, filters)?;
-        validate_filters(fpath, filters, true, config, backend_level)
+        validate_filters(fpath, filters, true, backends, backend_level)
     };
     filters(&path.field("filters"), &rule.filters, false)?;
     backend_refs(
         &path.field("backendRefs"),
         &rule.backend_refs,
-        config,
+        backends,
         |fpath, list| filters(fpath, list, true),
     )
 }
