@@ -25,6 +25,10 @@ pub struct Dispatch {
 #[derive(Debug, Default)]
 pub struct MockHost {
     pub now: u64,
+    /// Nanoseconds the clock moves on every read (0: a still clock), so tests can see what a
+    /// caller timed.
+    pub clock_step: u64,
+    pub clock_reads: std::cell::Cell<u64>,
     pub request_headers: Vec<(String, String)>,
     pub response_headers: Vec<(String, String)>,
     pub properties: BTreeMap<Vec<String>, Vec<u8>>,
@@ -127,7 +131,9 @@ impl Host for MockHost {
     }
 
     fn now_nanos(&self) -> u64 {
-        self.now
+        let reads = self.clock_reads.get();
+        self.clock_reads.set(reads + 1);
+        self.now + reads * self.clock_step
     }
 
     fn request_headers(&self) -> Result<Vec<(String, String)>, HostError> {

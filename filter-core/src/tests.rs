@@ -529,6 +529,21 @@ fn configure_logs_the_revision_and_counts() {
 }
 
 #[test]
+fn configure_logs_the_time_of_each_phase() {
+    // Every clock read moves the mock clock by 7 µs: start, inflated, parsed, compiled, freed, end.
+    let mut host = MockHost {
+        clock_step: 7_000,
+        ..MockHost::default()
+    };
+    assert!(configure(&mut host, CONFIG.as_bytes()).is_some());
+    let log = host.log_text();
+    assert!(
+        log.contains("compiled in 35 µs (parse 7 µs, validate+compile 7 µs, free parsed 7 µs)"),
+        "{log}"
+    );
+}
+
+#[test]
 fn configure_rejects_with_the_json_path_and_keeps_nothing() {
     let mut host = MockHost::default();
     let bad = CONFIG.replace(
