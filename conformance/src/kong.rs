@@ -22,7 +22,7 @@ use kong_emulator::{ClientRequest, Filter, KongEmulator, KongVersion, Response};
 use crate::exchange::{EchoView, Exchange, check, request_authority, request_headers};
 use crate::native::GATEWAY_IP;
 use crate::outcome::Outcome;
-use crate::snapshot::snapshot_for;
+use crate::snapshot::{case_gateway, snapshot_for};
 use crate::vectors::{Case, VectorFile};
 
 /// The route secret the target renders with (any valid one: the emulator never sees clients that
@@ -181,18 +181,7 @@ fn with_log(error: String, kong: &KongEmulator) -> String {
 
 fn resolved(case: &Case, file: &VectorFile) -> anyhow::Result<GatewayResult> {
     let snapshot = snapshot_for(case, file);
-    resolve(&snapshot, &Settings::default())
-        .gateways
-        .into_iter()
-        .find(|g| {
-            g.gateway.namespace == case.gateway.namespace && g.gateway.name == case.gateway.name
-        })
-        .with_context(|| {
-            format!(
-                "the resolver produced no config for Gateway {}/{}",
-                case.gateway.namespace, case.gateway.name
-            )
-        })
+    case_gateway(resolve(&snapshot, &Settings::default()), case).map_err(anyhow::Error::msg)
 }
 
 /// Every backend of the resolved Gateway answers where Kong will connect: at each endpoint the

@@ -23,7 +23,7 @@ use gateway_wasm::mock::{LocalReply, MockHost};
 
 use crate::exchange::{EchoView, Exchange, check, request_authority, request_headers};
 use crate::outcome::Outcome;
-use crate::snapshot::snapshot_for;
+use crate::snapshot::{case_gateway, snapshot_for};
 use crate::vectors::{Case, VectorFile};
 
 /// The address the suite would send as Host when a case has none (TEST-NET-1, never routable).
@@ -95,20 +95,7 @@ fn needs_live_proxy(case: &Case) -> Option<String> {
 /// The PluginConfig the resolver produces for the case's Gateway.
 fn resolved_config(case: &Case, file: &VectorFile) -> Result<PluginConfig, String> {
     let snapshot = snapshot_for(case, file);
-    let mut resolution = resolve(&snapshot, &Settings::default());
-    let index = resolution
-        .gateways
-        .iter()
-        .position(|g| {
-            g.gateway.namespace == case.gateway.namespace && g.gateway.name == case.gateway.name
-        })
-        .ok_or_else(|| {
-            format!(
-                "the resolver produced no config for Gateway {}/{}",
-                case.gateway.namespace, case.gateway.name
-            )
-        })?;
-    Ok(resolution.gateways.swap_remove(index).config)
+    case_gateway(resolve(&snapshot, &Settings::default()), case).map(|g| g.config)
 }
 
 /// `namespace/service` from a backend key `namespace/service:port` (GRPCRoute backends:

@@ -29,7 +29,7 @@ use controller_shim::api::meta::{ObjectMeta, Time};
 use controller_shim::api::referencegrants::{ReferenceGrant, ReferenceGrantSpec};
 use serde_json::{Value, json};
 
-use crate::vectors::{self, ListenerSpec, Scenario, ServiceSpec, VectorFile};
+use crate::vectors::{self, Case, ListenerSpec, Scenario, ServiceSpec, VectorFile};
 
 /// The GatewayClass every case's Gateway uses.
 pub const GATEWAY_CLASS_NAME: &str = "gateway-wasm";
@@ -59,6 +59,24 @@ impl Default for SnapshotOptions {
             gateway_class_name: GATEWAY_CLASS_NAME.to_owned(),
         }
     }
+}
+
+/// The resolver's result for the case's own Gateway (a resolution may hold others).
+pub fn case_gateway(
+    resolution: controller_shim::resolution::Resolution,
+    case: &Case,
+) -> Result<controller_shim::resolution::GatewayResult, String> {
+    let wanted = &case.gateway;
+    resolution
+        .gateways
+        .into_iter()
+        .find(|g| g.gateway.namespace == wanted.namespace && g.gateway.name == wanted.name)
+        .ok_or_else(|| {
+            format!(
+                "the resolver produced no config for Gateway {}/{}",
+                wanted.namespace, wanted.name
+            )
+        })
 }
 
 /// The snapshot for a case, with the default controller name. Objects that cannot be converted to

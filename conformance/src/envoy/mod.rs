@@ -25,7 +25,7 @@ use testkit::certs::{CertificateAuthority, IssuedCert};
 use testkit::envoy::{Envoy, EnvoyOptions as ProcessOptions};
 
 use crate::outcome::Outcome;
-use crate::snapshot::{PLACEHOLDER_TLS_SECRET, snapshot_for};
+use crate::snapshot::{PLACEHOLDER_TLS_SECRET, case_gateway, snapshot_for};
 use crate::vectors::{Case, ServiceSpec, VectorFile};
 
 /// The stat Envoy bumps when it accepts a new extension config for the filter.
@@ -226,18 +226,7 @@ impl EnvoyTarget {
         snapshot.endpoint_slices = self.fleet.endpoint_slices(&services)?;
         self.real_certificates(&mut snapshot, case)?;
         let resolution = resolve(&snapshot, &Settings::default());
-        let result = resolution
-            .gateways
-            .into_iter()
-            .find(|g| {
-                g.gateway.namespace == case.gateway.namespace && g.gateway.name == case.gateway.name
-            })
-            .with_context(|| {
-                format!(
-                    "the resolver produced no config for Gateway {}/{}",
-                    case.gateway.namespace, case.gateway.name
-                )
-            })?;
+        let result = case_gateway(resolution, case).map_err(anyhow::Error::msg)?;
         Ok((snapshot, result))
     }
 
