@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use testkit::client::{HttpClient, Request};
 use testkit::envoy::{Envoy, EnvoyOptions};
 
+use crate::load::LoadResult;
 use crate::report::RunResult;
 use crate::setups::{Setup, Variant, WasmFiles};
 use crate::tables::{BenchRequest, Expect, Table};
@@ -45,6 +46,20 @@ fn upstream_totals(envoy: &Envoy) -> Result<BTreeMap<String, u64>> {
 
 fn cluster_stat(cluster: &str) -> String {
     format!("cluster.{}.upstream_rq_total", cluster.replace(':', "_"))
+}
+
+/// What one run measured while its Envoy was up; [`Bench::finish_run`] turns it into a row.
+pub(crate) struct Measured {
+    pub(crate) variant: Variant,
+    /// The table size.
+    pub(crate) routes: usize,
+    pub(crate) round: usize,
+    pub(crate) startup_ms: f64,
+    pub(crate) load: LoadResult,
+    pub(crate) usage: sys::CpuUsage,
+    pub(crate) rss_kib: u64,
+    pub(crate) rss_after_load_kib: u64,
+    pub(crate) push_ms: Vec<f64>,
 }
 
 /// A run in which Envoy got less of its CPU than this is run again (up to `--retries` times).
@@ -185,30 +200,54 @@ impl Bench<'_> {
                 push_ms.push(self.push(&setup, &envoy, addr, table, k)?);
             }
         }
+        let log_name = format!("{}-{}-{round}.log", table.len(), variant.name());
+        let measured = Measured {
+            variant,
+            routes: table.len(),
+            round,
+            startup_ms,
+            load,
+            usage,
+            rss_kib,
+            rss_after_load_kib,
+            push_ms,
+        };
+        self.finish_run(envoy, measured, &log_path, &log_name, &table.revision())
+    }
+
+    /// The tail every measured run shares: stops Envoy, reads the filter's compile times for
+    /// `revision` out of its log (setups that run the engine), keeps the log as `logs/<log_name>`
+    /// and builds the row.
+    pub(crate) fn finish_run(
+        &self,
+        envoy: Envoy,
+        measured: Measured,
+        log_path: &Path,
+        log_name: &str,
+        revision: &str,
+    ) -> Result<RunResult> {
         envoy.shutdown()?;
-        let (on_configure_us, push_on_configure_us) = if variant.runs_the_engine() {
-            compile_times(&log_path, &table.revision())
+        let (on_configure_us, push_on_configure_us) = if measured.variant.runs_the_engine() {
+            compile_times(log_path, revision)
         } else {
             (Vec::new(), Vec::new())
         };
-        self.keep_log(
-            &log_path,
-            &format!("{}-{}-{round}.log", table.len(), variant.name()),
-        )?;
+        self.keep_log(log_path, log_name)?;
+        let usage = measured.usage;
         Ok(RunResult {
-            routes: table.len(),
-            variant: variant.name().to_owned(),
-            round,
-            requests_per_second: load.requests_per_second(),
-            load,
-            rss_kib,
-            rss_after_load_kib,
+            routes: measured.routes,
+            variant: measured.variant.name().to_owned(),
+            round: measured.round,
+            requests_per_second: measured.load.requests_per_second(),
+            load: measured.load,
+            rss_kib: measured.rss_kib,
+            rss_after_load_kib: measured.rss_after_load_kib,
             envoy_cpu: usage.envoy_cpu,
             envoy_cpu_us_per_request: usage.envoy_cpu_us_per_request,
             cpu_busy: usage.cpu_busy,
             cpu_steal: usage.cpu_steal,
-            startup_ms,
-            push_ms,
+            startup_ms: measured.startup_ms,
+            push_ms: measured.push_ms,
             on_configure_us,
             push_on_configure_us,
         })

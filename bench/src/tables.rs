@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
-use engine::{Action, Request, RouteTable, SplitMix64};
+use engine::{Action, Request, RouteIdentity, RouteTable, SplitMix64};
 use serde_json::{Map, Value, json};
 
 /// The host that carries half of the routes.
@@ -74,6 +74,25 @@ pub struct Route {
     /// The route's one hostname (exact or `*.` wildcard).
     pub hostname: String,
     pub rules: Vec<Rule>,
+}
+
+/// The generated rule behind the route identity the engine reports in a decision; `parts` gives a
+/// route's namespace, name and rules, so the HTTP and the gRPC model share the lookup. An identity
+/// the generator never wrote is an error, not a guess: the config and the model would disagree.
+pub fn picked_rule<'r, R, Rule>(
+    routes: &'r [R],
+    id: &RouteIdentity<'_>,
+    parts: impl Fn(&'r R) -> (&'r str, &'r str, &'r [Rule]),
+) -> Result<&'r Rule> {
+    let rules = routes
+        .iter()
+        .map(parts)
+        .find(|(namespace, name, _)| *name == id.name && *namespace == id.namespace)
+        .map(|(_, _, rules)| rules)
+        .with_context(|| format!("the engine picked unknown route {id}"))?;
+    rules
+        .get(id.rule_index)
+        .with_context(|| format!("the engine picked unknown rule {id}"))
 }
 
 /// A generated route table.
@@ -464,15 +483,8 @@ impl Table {
                 let decision = table.evaluate(&request, &mut SplitMix64(1));
                 match (decision.action, decision.route) {
                     (Action::Forward(_), Some(id)) => {
-                        let route = self
-                            .routes
-                            .iter()
-                            .find(|x| x.name == id.name && x.namespace == id.namespace)
-                            .with_context(|| format!("the engine picked unknown route {id}"))?;
-                        let rule = route
-                            .rules
-                            .get(id.rule_index)
-                            .with_context(|| format!("the engine picked unknown rule {id}"))?;
+                        let rule =
+                            picked_rule(&self.routes, &id, |r| (&r.namespace, &r.name, &r.rules))?;
                         Ok(Expect::Forward {
                             route: id.name.to_owned(),
                             rule: id.rule_index,

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 #[path = "support/fixtures.rs"]
 mod fixtures;
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 
 use controller_shim::envoy::{self, ConfigCompression, EnvoyOptions};
 use controller_shim::resolution::{
@@ -125,21 +127,7 @@ impl Fixture {
         options.admin_port = 0;
         options.port_map = BTreeMap::from([(80, ports[0]), (8080, ports[1]), (443, ports[2])]);
         let ca = CertificateAuthority::new("gateway-wasm e2e CA").unwrap();
-        let mut tls = BTreeMap::new();
-        for (listener, host) in [("https-a", "a.example.com"), ("https-b", "b.example.com")] {
-            let issued = ca.issue(&[host]).unwrap();
-            tls.insert(
-                listener.to_owned(),
-                vec![TlsCertificate {
-                    secret: ObjectKey {
-                        namespace: "infra".into(),
-                        name: listener.into(),
-                    },
-                    certificate_pem: issued.chain_pem(),
-                    private_key_pem: issued.key_pem.clone(),
-                }],
-            );
-        }
+        let tls = tls::certificates(&ca);
         let first = result(
             &config("app/api:8080"),
             &[("api", &api), ("api-v2", &v2), ("shadow", &shadow)],

@@ -28,11 +28,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 
 use controller_shim::envoy::{self, EnvoyOptions, EscapedSlashes};
-use controller_shim::resolution::{
-    BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
-};
+use controller_shim::resolution::{BackendTarget, Endpoint, GatewayResult, ObjectKey};
 use testkit::certs::CertificateAuthority;
 use testkit::client::{HttpClient, Request, Response, TlsConfig};
 use testkit::echo::{EchoIdentity, EchoServer};
@@ -147,21 +147,7 @@ impl Fixture {
         edit(&mut options);
 
         let ca = CertificateAuthority::new("gateway-wasm security CA").unwrap();
-        let mut tls = BTreeMap::new();
-        for (listener, host) in [("https-a", "a.example.com"), ("https-b", "b.example.com")] {
-            let issued = ca.issue(&[host]).unwrap();
-            tls.insert(
-                listener.to_owned(),
-                vec![TlsCertificate {
-                    secret: ObjectKey {
-                        namespace: "infra".into(),
-                        name: listener.into(),
-                    },
-                    certificate_pem: issued.chain_pem(),
-                    private_key_pem: issued.key_pem.clone(),
-                }],
-            );
-        }
+        let tls = tls::certificates(&ca);
         let mut backends: BTreeMap<String, BackendTarget> = echoes
             .iter()
             .map(|(service, server)| {

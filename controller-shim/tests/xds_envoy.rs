@@ -18,6 +18,8 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 mod support;
+#[path = "support/tls.rs"]
+mod tls;
 #[path = "support/xds_envoys.rs"]
 mod xds_envoys;
 
@@ -31,9 +33,7 @@ use std::time::{Duration, Instant};
 
 use controller_shim::envoy::{AdsProtocol, EnvoyOptions};
 use controller_shim::metrics::Metrics;
-use controller_shim::resolution::{
-    BackendTarget, Endpoint, GatewayResult, ObjectKey, TlsCertificate,
-};
+use controller_shim::resolution::{BackendTarget, Endpoint, GatewayResult, TlsCertificate};
 use controller_shim::xds::{XdsServer, XdsTarget};
 use fixtures::{fill, fixture};
 use serde_json::Value;
@@ -122,26 +122,6 @@ impl Backends {
             status: Default::default(),
         }
     }
-}
-
-/// TLS material for the two HTTPS listeners, issued by `ca`.
-fn certificates(ca: &CertificateAuthority) -> BTreeMap<String, Vec<TlsCertificate>> {
-    let mut tls = BTreeMap::new();
-    for (listener, host) in [("https-a", "a.example.com"), ("https-b", "b.example.com")] {
-        let issued = ca.issue(&[host]).unwrap();
-        tls.insert(
-            listener.to_owned(),
-            vec![TlsCertificate {
-                secret: ObjectKey {
-                    namespace: "infra".into(),
-                    name: listener.into(),
-                },
-                certificate_pem: issued.chain_pem(),
-                private_key_pem: issued.key_pem.clone(),
-            }],
-        );
-    }
-    tls
 }
 
 /// The xDS server in this process, on its own runtime.
@@ -312,7 +292,7 @@ fn uptime(envoy: &Envoy) -> u64 {
 fn both_ads_variants_feed_listeners_clusters_certificates_and_the_filter() {
     let setup = Setup::start();
     let ca = CertificateAuthority::new("xds CA").unwrap();
-    setup.deliver_with_tls("app/api:8080", &[], &certificates(&ca));
+    setup.deliver_with_tls("app/api:8080", &[], &tls::certificates(&ca));
 
     for (protocol, node) in [
         (AdsProtocol::StateOfTheWorld, "sotw-0"),
@@ -455,7 +435,7 @@ fn a_rotated_certificate_is_served_without_a_restart() {
     let setup = Setup::start();
     let old_ca = CertificateAuthority::new("old CA").unwrap();
     let new_ca = CertificateAuthority::new("new CA").unwrap();
-    setup.deliver_with_tls("app/api:8080", &[], &certificates(&old_ca));
+    setup.deliver_with_tls("app/api:8080", &[], &tls::certificates(&old_ca));
     let (envoy, ports) = start_envoy(
         setup.server.addr,
         AdsProtocol::Delta,
@@ -479,7 +459,7 @@ fn a_rotated_certificate_is_served_without_a_restart() {
         .counter("listener_manager.lds.update_success")
         .unwrap_or(0);
 
-    setup.deliver_with_tls("app/api:8080", &[], &certificates(&new_ca));
+    setup.deliver_with_tls("app/api:8080", &[], &tls::certificates(&new_ca));
     eventually(
         &envoy,
         "HTTPS with the new certificate",

@@ -112,6 +112,21 @@ impl Builder {
         id
     }
 
+    /// [`Builder::node`] followed by [`Builder::problems`]: the shape of every node drawn from an
+    /// object's status.
+    fn node_with_problems(
+        &mut self,
+        kind: &'static str,
+        key: &str,
+        label: String,
+        detail: Vec<String>,
+        problems: Vec<String>,
+    ) -> String {
+        let id = self.node(kind, key, label, detail);
+        self.problems(&id, problems);
+        id
+    }
+
     fn problems(&mut self, id: &str, problems: Vec<String>) {
         if let Some(node) = self.topology.nodes.iter_mut().find(|n| n.id == id) {
             for problem in problems {
@@ -237,9 +252,11 @@ fn gateway(b: &mut Builder, snapshot: &Snapshot, result: &GatewayResult) {
         .iter()
         .find(|g| ObjectKey::of(&g.metadata) == result.gateway);
     let class = spec.map(|g| g.spec.gateway_class_name.clone());
-    let gateway_id = b.node("Gateway", &key, key.clone(), Vec::new());
-    b.problems(
-        &gateway_id,
+    let gateway_id = b.node_with_problems(
+        "Gateway",
+        &key,
+        key.clone(),
+        Vec::new(),
         failed(result.status.conditions.as_deref().unwrap_or_default()),
     );
     if let Some(class) = class {
@@ -260,30 +277,32 @@ fn gateway(b: &mut Builder, snapshot: &Snapshot, result: &GatewayResult) {
                 .as_ref()
                 .map_or_else(String::new, |h| format!(" {h}"))
         )];
-        let id = b.node(
+        let problems = statuses
+            .iter()
+            .find(|s| s.name == listener.name)
+            .map_or_else(Vec::new, |status| failed(&status.conditions));
+        let id = b.node_with_problems(
             "Listener",
             &format!("{key}/{}", listener.name),
             listener.name.clone(),
             detail,
+            problems,
         );
-        if let Some(status) = statuses.iter().find(|s| s.name == listener.name) {
-            b.problems(&id, failed(&status.conditions));
-        }
         b.edge(&gateway_id, &id, None, None);
     }
     // Listeners the filter does not get (rejected, or of a protocol it does not serve).
     for status in statuses.iter().filter(|s| !listed.contains(&s.name)) {
-        let id = b.node(
-            "Listener",
-            &format!("{key}/{}", status.name),
-            status.name.clone(),
-            vec!["not served".to_owned()],
-        );
         let mut problems = failed(&status.conditions);
         if problems.is_empty() {
             problems.push("not in the filter's configuration".to_owned());
         }
-        b.problems(&id, problems);
+        let id = b.node_with_problems(
+            "Listener",
+            &format!("{key}/{}", status.name),
+            status.name.clone(),
+            vec!["not served".to_owned()],
+            problems,
+        );
         b.edge(&gateway_id, &id, None, Some("not served".to_owned()));
     }
 
@@ -411,14 +430,11 @@ pub fn build(snapshot: &Snapshot, resolution: &Resolution, controller: &str) -> 
         ids: BTreeSet::new(),
     };
     for class in &resolution.gateway_classes {
-        let id = b.node(
+        b.node_with_problems(
             "GatewayClass",
             &class.class,
             class.class.clone(),
             Vec::new(),
-        );
-        b.problems(
-            &id,
             failed(class.status.conditions.as_deref().unwrap_or_default()),
         );
     }
@@ -435,9 +451,11 @@ pub fn build(snapshot: &Snapshot, resolution: &Resolution, controller: &str) -> 
     for gw in &snapshot.gateways {
         if !classes.contains(gw.spec.gateway_class_name.as_str()) {
             let key = ObjectKey::of(&gw.metadata).to_string();
-            let id = b.node("Gateway", &key, key.clone(), Vec::new());
-            b.problems(
-                &id,
+            b.node_with_problems(
+                "Gateway",
+                &key,
+                key.clone(),
+                Vec::new(),
                 vec![format!(
                     "GatewayClass {} does not exist; no controller programs this Gateway",
                     gw.spec.gateway_class_name
@@ -510,51 +528,10 @@ mod tests {
     use crate::bundle;
     use gateway_resolver::{Settings, resolve};
 
-    const BASE: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: ours}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: infra}
-spec:
-  gatewayClassName: ours
-  listeners:
-  - {name: web, protocol: HTTP, port: 80, hostname: "*.example.com", allowedRoutes: {namespaces: {from: All}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: shop, namespace: app}
-spec:
-  parentRefs: [{name: edge, namespace: infra}]
-  hostnames: [shop.example.com]
-  rules:
-  - name: main
-    matches: [{path: {type: PathPrefix, value: /cart}}]
-    backendRefs: [{name: cart, port: 8080, weight: 3}, {name: nowhere, port: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: lost, namespace: app}
-spec:
-  parentRefs: [{name: missing, namespace: infra}]
-  rules: [{backendRefs: [{name: cart, port: 8080}]}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: elsewhere, namespace: app}
-spec:
-  parentRefs: [{name: edge, namespace: infra}]
-  hostnames: [other.org]
-  rules: [{backendRefs: [{name: cart, port: 8080}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: cart, namespace: app}
-spec: {ports: [{port: 8080}]}
-"#;
+    const BASE: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/topology.yaml"
+    ));
 
     fn topology(text: &str) -> Topology {
         let loaded = bundle::load(text).unwrap();
@@ -657,32 +634,11 @@ spec: {ports: [{port: 8080}]}
         assert!(gw.problems[0].contains("GatewayClass theirs does not exist"));
     }
 
-    /// GRPCRoutes on the same listener; `shop` shares its name with the HTTPRoute above.
-    const GRPC: &str = r#"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata: {name: shop, namespace: app}
-spec:
-  parentRefs: [{name: edge, namespace: infra}]
-  hostnames: [rpc.example.com]
-  rules:
-  - name: carts
-    matches:
-    - method: {service: shop.v1.Cart, method: Add}
-      headers: [{name: x-tenant, value: a}]
-    - method: {type: RegularExpression, method: "Get.*"}
-    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: "1"}]}}]
-    backendRefs: [{name: cart, port: 8080}]
-  - backendRefs: [{name: gone, port: 9000}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata: {name: stray, namespace: app}
-spec:
-  parentRefs: [{name: missing, namespace: infra}]
-  rules: [{backendRefs: [{name: cart, port: 8080}]}]
-"#;
+    /// GRPCRoutes on the same listener; `shop` shares its name with the HTTPRoute in [`BASE`].
+    const GRPC: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/topology-grpc.yaml"
+    ));
 
     #[test]
     fn grpc_routes_share_the_route_column_with_their_own_rules_and_problems() {

@@ -25,7 +25,7 @@ use testkit::EchoIdentity;
 use testkit::grpc::{GrpcClient, GrpcCode, GrpcEchoServer, GrpcRequest};
 
 use crate::report::{self, RunResult};
-use crate::run::{Bench, compile_times};
+use crate::run::{Bench, Measured};
 use crate::setups::{self, Variant};
 use table::{GrpcCall, GrpcExpect, GrpcTable};
 
@@ -278,33 +278,19 @@ impl GrpcRun<'_> {
                 problem.unwrap_or_else(|| "none".into())
             );
         }
-        envoy.shutdown()?;
-        let (on_configure_us, push_on_configure_us) = if variant.runs_the_engine() {
-            compile_times(&log_path, &table.revision())
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        bench.keep_log(
-            &log_path,
-            &format!("grpc-{}-{}-{round}.log", table.len(), variant.name()),
-        )?;
-        Ok(RunResult {
+        let log_name = format!("grpc-{}-{}-{round}.log", table.len(), variant.name());
+        let measured = Measured {
+            variant,
             routes: table.len(),
-            variant: variant.name().to_owned(),
             round,
-            requests_per_second: measured.requests_per_second(),
+            startup_ms,
             load: measured,
+            usage,
             rss_kib,
             rss_after_load_kib,
-            envoy_cpu: usage.envoy_cpu,
-            envoy_cpu_us_per_request: usage.envoy_cpu_us_per_request,
-            cpu_busy: usage.cpu_busy,
-            cpu_steal: usage.cpu_steal,
-            startup_ms,
             push_ms: Vec::new(),
-            on_configure_us,
-            push_on_configure_us,
-        })
+        };
+        bench.finish_run(envoy, measured, &log_path, &log_name, &table.revision())
     }
 }
 

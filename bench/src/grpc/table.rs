@@ -23,12 +23,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use engine::{Action, GrpcCode, Request, RouteTable, SplitMix64};
 use serde_json::{Map, Value, json};
 use testkit::grpc::proto::SERVICE;
 
-use crate::tables::{GATEWAY_PORT, route_configuration, timestamp};
+use crate::tables::{GATEWAY_PORT, picked_rule, route_configuration, timestamp};
 
 /// The host that carries half of the routes.
 pub const GRPC_HOST: &str = "grpc.example.com";
@@ -368,15 +368,8 @@ impl GrpcTable {
                 let decision = table.evaluate(&request, &mut SplitMix64(1));
                 match (decision.action, decision.route) {
                     (Action::Forward(_), Some(id)) => {
-                        let route = self
-                            .routes
-                            .iter()
-                            .find(|x| x.name == id.name && x.namespace == id.namespace)
-                            .with_context(|| format!("the engine picked unknown route {id}"))?;
-                        let rule = route
-                            .rules
-                            .get(id.rule_index)
-                            .with_context(|| format!("the engine picked unknown rule {id}"))?;
+                        let rule =
+                            picked_rule(&self.routes, &id, |r| (&r.namespace, &r.name, &r.rules))?;
                         Ok(GrpcExpect::Forward {
                             route: id.name.to_owned(),
                             backend: rule.backend.clone(),

@@ -14,44 +14,10 @@ fn headers_given_apart_read_like_the_cli_header() {
     );
 }
 
-const MANIFESTS: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: gw}
-spec: {controllerName: gateway-wasm.dev/controller-shim}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: infra}
-spec:
-  gatewayClassName: gw
-  listeners:
-  - {name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: app}
-spec:
-  parentRefs: [{name: edge, namespace: infra}]
-  hostnames: [www.example.com]
-  rules:
-  - name: old
-    matches: [{path: {type: PathPrefix, value: /old}}]
-    filters:
-    - {type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}
-  - matches: [{path: {type: PathPrefix, value: /}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-team, value: web}], remove: [x-debug]}
-    backendRefs: [{name: web, port: 8080}]
-  - matches: [{path: {type: PathPrefix, value: /gone}}]
-    backendRefs: [{name: missing, port: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: app}
-spec: {ports: [{port: 8080}]}
-"#;
+const MANIFESTS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/explain.yaml"
+));
 
 fn resolution() -> Resolution {
     let mut loaded = Loaded::default();
