@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod tagged;
+
 /// The only `schemaVersion` this engine understands. A different version is rejected, so a newer shim
 /// talking to an older filter keeps the previous config instead of half-understanding a new one.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -341,8 +343,8 @@ pub struct QueryParamMatch {
     pub value: String,
 }
 
-/// HTTPRouteFilter, tagged by `type` as in Gateway API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// HTTPRouteFilter, tagged by `type` as in Gateway API (read in one pass: `config/tagged.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum Filter {
@@ -423,8 +425,8 @@ pub struct UrlRewrite {
     pub path: Option<PathModifier>,
 }
 
-/// HTTPPathModifier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// HTTPPathModifier (read in one pass: `config/tagged.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum PathModifier {
