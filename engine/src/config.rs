@@ -343,10 +343,12 @@ pub struct QueryParamMatch {
     pub value: String,
 }
 
-/// HTTPRouteFilter, tagged by `type` as in Gateway API (read in one pass: `config/tagged.rs`).
+/// HTTPRouteFilter, tagged by `type` as in Gateway API.
+// Deserialized in one pass by `config/tagged.rs`; the attributes here serve serializing and the
+// JSON Schema.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 pub enum Filter {
     #[serde(rename_all = "camelCase")]
     RequestHeaderModifier {
@@ -425,7 +427,8 @@ pub struct UrlRewrite {
     pub path: Option<PathModifier>,
 }
 
-/// HTTPPathModifier (read in one pass: `config/tagged.rs`).
+/// HTTPPathModifier.
+// Deserialized in one pass by `config/tagged.rs`, like `Filter`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", deny_unknown_fields)]
