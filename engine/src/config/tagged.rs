@@ -2,11 +2,11 @@
 //!
 //! serde's internally tagged enums (`#[serde(tag = "type")]`) first buffer the whole object into an
 //! intermediate tree (an allocation per key and value) because the tag may come after the payload,
-//! and that buffering code is instantiated per enum (the largest part of the filter's JSON code,
-//! `docs/benchmarks.md`). Here a union is read in one pass as a struct of optional members, in any
-//! key order (Kong re-encodes objects in an order of its own, `docs/kong.md`), and then exactly the
-//! member its `type` names must be present: "filter.requestHeaderModifier must be nil if the
-//! filter.type is not RequestHeaderModifier" and "filter.requestHeaderModifier must be specified for
+//! and that buffering code is instantiated per enum (52 KB of the Wasm module, `docs/benchmarks.md`).
+//! Here a union is read in one pass as a struct of optional members, in any key order (Kong
+//! re-encodes objects in an order of its own, `docs/kong.md`), and then exactly the member its
+//! `type` names must be present: "filter.requestHeaderModifier must be nil if the filter.type is not
+//! RequestHeaderModifier" and "filter.requestHeaderModifier must be specified for
 //! RequestHeaderModifier filter.type", as the HTTPRoute CRD's validation rules say for each filter.
 //! Serializing is unchanged (the derived, tag-first form).
 
