@@ -16,7 +16,6 @@ use crate::vm::Vm;
 /// How deep Kong may proxy to itself (the entry pass plus the backend pass; more is a loop).
 const MAX_PASSES: usize = 3;
 
-/// The filter module, compiled once and shared by any number of emulated Kongs.
 /// Callbacks ngx_wasm_module calls through `ngx_wavm_instance_call_funcref` whatever the lookup
 /// found (src/common/proxy_wasm/ngx_proxy_wasm.c: `ngx_proxy_wasm_on_log` calls `proxy_on_done`
 /// and `proxy_on_log`, the context teardown `proxy_on_delete`; src/http/proxy_wasm/
@@ -36,6 +35,7 @@ const CALLED_WITHOUT_LOOKUP_CHECK: &[&str] = &[
     "proxy_on_delete",
 ];
 
+/// The filter module, compiled once and shared by any number of emulated Kongs.
 #[derive(Clone)]
 pub struct Filter {
     engine: Engine,

@@ -428,7 +428,6 @@ impl KongTarget {
         }
     }
 
-    /// One Admin API request; the answer's status and JSON body (`null` when empty or not JSON).
     /// `GET path`: the body of a 200 answer; any other status is an error naming the request,
     /// the status and Kong's answer.
     async fn get_ok(&self, path: &str) -> Result<Value, DeliverError> {
@@ -443,6 +442,7 @@ impl KongTarget {
         }
     }
 
+    /// One Admin API request; the answer's status and JSON body (`null` when empty or not JSON).
     async fn call(
         &self,
         method: Method,
