@@ -160,6 +160,7 @@ fn gateway<'a>(
     class: &Result<(), Problem>,
 ) -> GatewayModel<'a> {
     let gw_key = key(&object.metadata);
+    let repeated = duplicate_names(object.spec.listeners.iter().map(|l| l.name.as_str()));
     let accepted = match (class, &object.spec.infrastructure) {
         (Err(p), _) => Err(Problem::new(
             reason::INVALID_PARAMETERS,
@@ -174,12 +175,7 @@ fn gateway<'a>(
         )),
         _ => Ok(()),
     }
-    .and_then(|()| {
-        unique_listener_names(
-            "Gateway",
-            object.spec.listeners.iter().map(|l| l.name.as_str()),
-        )
-    });
+    .and_then(|()| refuse_repeated_names("Gateway", &repeated));
 
     let mut listeners: Vec<ListenerModel> = object
         .spec
@@ -197,10 +193,8 @@ fn gateway<'a>(
             object: s,
             key: key(&s.metadata),
             allowed: allowed_listener_set(lookup, object, s).and_then(|()| {
-                unique_listener_names(
-                    "ListenerSet",
-                    s.spec.listeners.iter().map(|l| l.name.as_str()),
-                )
+                let names = s.spec.listeners.iter().map(|l| l.name.as_str());
+                refuse_repeated_names("ListenerSet", &duplicate_names(names))
             }),
         })
         .collect();
@@ -220,7 +214,7 @@ fn gateway<'a>(
         }
     }
 
-    reject_duplicate_names(&mut listeners);
+    reject_duplicate_names(&mut listeners, &repeated);
     mark_conflicts(&mut listeners);
     GatewayModel {
         object,
@@ -542,15 +536,11 @@ fn describe_duplicate(name: &str, at: &[usize]) -> String {
 /// by name) belongs to which listener, are then undefined, so the whole object is refused as
 /// syntactically invalid: reason "Invalid" ("used with the "Accepted" condition when the Gateway
 /// is syntactically or semantically invalid").
-fn unique_listener_names<'n>(
-    what: &str,
-    names: impl Iterator<Item = &'n str>,
-) -> Result<(), Problem> {
-    let duplicates = duplicate_names(names);
-    if duplicates.is_empty() {
+fn refuse_repeated_names(what: &str, repeated: &[(&str, Vec<usize>)]) -> Result<(), Problem> {
+    if repeated.is_empty() {
         return Ok(());
     }
-    let described: Vec<String> = duplicates
+    let described: Vec<String> = repeated
         .iter()
         .map(|(name, at)| describe_duplicate(name, at))
         .collect();
@@ -563,23 +553,17 @@ fn unique_listener_names<'n>(
     ))
 }
 
-/// Marks each of the Gateway's own listeners whose name is repeated as not accepted, so the one
-/// status entry written for that name says why.
-fn reject_duplicate_names(listeners: &mut [ListenerModel]) {
-    let own: Vec<&str> = listeners
-        .iter()
-        .filter(|l| l.owner == Owner::Gateway)
-        .map(|l| l.section_name.as_str())
-        .collect();
-    let duplicates: Vec<(String, String)> = duplicate_names(own.into_iter())
-        .into_iter()
-        .map(|(name, at)| (name.to_owned(), describe_duplicate(name, &at)))
-        .collect();
+/// Marks each of the Gateway's own listeners whose name is `repeated` (the Gateway's
+/// [`duplicate_names`]) as not accepted, so the one status entry written for that name says why.
+fn reject_duplicate_names(listeners: &mut [ListenerModel], repeated: &[(&str, Vec<usize>)]) {
     for l in listeners.iter_mut().filter(|l| l.owner == Owner::Gateway) {
-        if let Some((_, described)) = duplicates.iter().find(|(n, _)| *n == l.section_name) {
+        if let Some((name, at)) = repeated.iter().find(|(n, _)| *n == l.section_name) {
             l.accepted = Err(Problem::new(
                 reason::INVALID,
-                format!("the listener name is not unique within the Gateway: {described}"),
+                format!(
+                    "the listener name is not unique within the Gateway: {}",
+                    describe_duplicate(name, at)
+                ),
             ));
         }
     }
