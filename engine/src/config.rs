@@ -38,7 +38,11 @@ pub struct PluginConfig {
     #[serde(deserialize_with = "crate::lenient::list")]
     pub listeners: Vec<Listener>,
     /// Routes attached to at least one listener.
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub routes: Vec<Route>,
     /// GRPCRoutes attached to at least one listener. Only gRPC requests (POST with a
     /// `content-type` of `application/grpc`, `application/grpc+…` or `application/grpc;…`) can
@@ -153,7 +157,11 @@ pub struct Route {
     /// The listeners this route is attached to, each with the route's effective hostnames there.
     #[serde(deserialize_with = "crate::lenient::list")]
     pub parents: Vec<Attachment>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub rules: Vec<Rule>,
 }
 
@@ -172,7 +180,11 @@ pub struct GrpcRoute {
     /// The listeners this route is attached to, each with the route's effective hostnames there.
     #[serde(deserialize_with = "crate::lenient::list")]
     pub parents: Vec<Attachment>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub rules: Vec<GrpcRule>,
 }
 
@@ -186,15 +198,27 @@ pub struct GrpcRule {
     pub name: Option<String>,
     /// ORed; empty matches every gRPC request ("If no matches are specified, the implementation
     /// MUST match every gRPC request").
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub matches: Vec<GrpcMatch>,
     /// Only `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestMirror` and `Unresolved`
     /// (the GRPCRoute filter types; an ExtensionRef the shim cannot resolve is `Unresolved`).
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filters: Vec<Filter>,
     /// Empty answers `grpc-status: 14` (UNAVAILABLE): there is nothing to forward to. Backend
     /// filters have the same restriction as rule filters.
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub backend_refs: Vec<BackendRef>,
 }
 
@@ -207,7 +231,11 @@ pub struct GrpcMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<GrpcMethodMatch>,
     /// ANDed; names case-insensitive, values case-sensitive (as [`HeaderMatch`] in `routes`).
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers: Vec<HeaderMatch>,
 }
 
@@ -239,7 +267,11 @@ pub struct Attachment {
     pub listener: String,
     /// Effective hostnames (route hostnames intersected with the listener hostname). Empty means
     /// every host the listener accepts.
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hostnames: Vec<String>,
 }
 
@@ -252,12 +284,24 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// ORed; empty means one match of `PathPrefix /`.
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub matches: Vec<Match>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filters: Vec<Filter>,
     /// Empty (with no redirect filter) answers 500: there is nothing to forward to.
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub backend_refs: Vec<BackendRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
@@ -273,9 +317,17 @@ pub struct Match {
     /// Absent means `PathPrefix /`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathMatch>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers: Vec<HeaderMatch>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub query_params: Vec<QueryParamMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -379,11 +431,23 @@ pub enum Filter {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderModifier {
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub set: Vec<HeaderValue>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub add: Vec<HeaderValue>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub remove: Vec<String>,
 }
 
@@ -472,15 +536,31 @@ fn default_denominator() -> u32 {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cors {
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allow_origins: Vec<String>,
     #[serde(default)]
     pub allow_credentials: bool,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allow_methods: Vec<String>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allow_headers: Vec<String>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub expose_headers: Vec<String>,
     /// Seconds; the spec's default is 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -495,15 +575,28 @@ pub struct BackendRef {
     /// A `backends` key.
     pub backend: String,
     /// Relative share of the rule's traffic; 0 sends none.
-    #[serde(default = "default_weight")]
+    #[serde(default = "default_weight", skip_serializing_if = "is_default_weight")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 1)))]
     pub weight: u32,
     /// Filters applied only when this backend is picked.
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filters: Vec<Filter>,
 }
 
 fn default_weight() -> u32 {
     1
+}
+
+/// Serde's signature for `skip_serializing_if`: the default weight is left out of the document,
+/// as every empty list is, because at 10,000 routes those members were a fifth of its bytes and
+/// each costs inflating and parsing in every VM (`docs/benchmarks.md`, *The lean Wasm path*).
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_default_weight(weight: &u32) -> bool {
+    *weight == default_weight()
 }
 
 /// HTTPRouteTimeouts as GEP-2257 durations (`10s`, `500ms`, `1h30m`); `0s` disables the timeout.
@@ -524,7 +617,11 @@ pub struct Timeouts {
 pub struct Retry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    #[serde(default, deserialize_with = "crate::lenient::list")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub codes: Vec<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<String>,

@@ -5,7 +5,46 @@ use serde_json::{Map, Value};
 /// The JSON Schema (draft 2020-12) of [`crate::PluginConfig`]; `docs/plugin-config.schema.json` is
 /// this value.
 pub fn plugin_config_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(crate::config::PluginConfig)).unwrap_or_default()
+    let mut schema = serde_json::to_value(schemars::schema_for!(crate::config::PluginConfig))
+        .unwrap_or_default();
+    default_empty_lists(&mut schema);
+    schema
+}
+
+/// Puts `"default": []` back on every optional list. The serializer leaves empty lists out of the
+/// document (`skip_serializing_if`), and schemars then omits the default it can no longer promise
+/// to see written; the parser still reads an absent list as empty, which is what readers of the
+/// schema need to know.
+fn default_empty_lists(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let required: Vec<String> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                for (name, property) in properties.iter_mut() {
+                    if let Value::Object(property) = property
+                        && property.get("type").and_then(Value::as_str) == Some("array")
+                        && !required.contains(name)
+                    {
+                        property
+                            .entry("default")
+                            .or_insert_with(|| Value::Array(Vec::new()));
+                    }
+                }
+            }
+            map.values_mut().for_each(default_empty_lists);
+        }
+        Value::Array(items) => items.iter_mut().for_each(default_empty_lists),
+        _ => {}
+    }
 }
 
 /// The same schema in JSON Schema draft 4, the only dialect Kong accepts for a filter's
