@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod backends;
 mod tagged;
 
 /// The only `schemaVersion` this engine understands. A different version is rejected, so a newer shim
@@ -55,7 +56,7 @@ pub struct PluginConfig {
     )]
     pub grpc_routes: Vec<GrpcRoute>,
     /// Resolved backends, keyed by the id that backendRefs and mirror filters use.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "backends::sorted_map")]
     pub backends: BTreeMap<String, Backend>,
     /// How the filter hands the chosen upstream to its host.
     #[serde(default)]

@@ -70,7 +70,11 @@ pub use validate::validate;
 /// Parses a PluginConfig document. Type errors name the JSON path
 /// (`routes[1].rules[0].backendRefs[0].weight: invalid type: string "heavy", expected u32 at line 1 column 312`).
 pub fn parse(json: &[u8]) -> Result<PluginConfig, ConfigError> {
-    serde_json::from_slice(json).map_err(|e| {
+    let parsed = match std::str::from_utf8(json) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(json),
+    };
+    parsed.map_err(|e| {
         let path = if e.line() == 0 {
             String::new()
         } else {

@@ -268,3 +268,18 @@ fn not_json_at_all_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn invalid_utf8_is_refused_with_the_path_of_the_string() {
+    // The parser checks UTF-8 once for the whole document and reads from the text; a document that
+    // is not UTF-8 is read byte-wise instead, so the error still names where the bad string is.
+    let text = with("/routes/0/name", json!("r-PLACEHOLDER")).to_string();
+    let mut bytes = text.into_bytes();
+    let at = bytes.windows(11).position(|w| w == b"PLACEHOLDER").unwrap();
+    bytes.splice(at..at + 11, [0xff, 0xfe]);
+    let message = RouteTable::from_json(&bytes).err().unwrap().to_string();
+    assert!(
+        message.starts_with("routes[0].name: invalid unicode code point"),
+        "{message}"
+    );
+}
