@@ -23,10 +23,14 @@ use crate::index::PathIndex;
 use crate::matchers::{HeaderCondition, QueryCondition, ValueMatcher, compile_full_match};
 use crate::table::*;
 use crate::time::{parse_duration_ms, parse_rfc3339};
+use crate::validate::BackendIds;
 
 /// Compiles a config that [`crate::validate`] accepted.
-pub(crate) fn compile_validated(config: &PluginConfig) -> Result<RouteTable, ConfigError> {
-    let mut compiler = Compiler::new(config);
+pub(crate) fn compile_validated<'c>(
+    config: &'c PluginConfig,
+    backend_ids: BackendIds<'c>,
+) -> Result<RouteTable, ConfigError> {
+    let mut compiler = Compiler::new(config, backend_ids);
     let routes = JsonPath::ROOT.field("routes");
     for (index, route) in config.routes.iter().enumerate() {
         compiler.add_route(route, &routes.index(index))?;
@@ -41,17 +45,15 @@ pub(crate) fn compile_validated(config: &PluginConfig) -> Result<RouteTable, Con
 /// The table under construction, with the name → id maps compilation needs.
 struct Compiler<'c> {
     table: RouteTable,
-    backend_ids: HashMap<&'c str, u32>,
+    backend_ids: BackendIds<'c>,
     listener_ids: HashMap<&'c str, usize>,
 }
 
 impl<'c> Compiler<'c> {
     /// Step 1: backends and listeners, which routes refer to by name.
-    fn new(config: &'c PluginConfig) -> Compiler<'c> {
-        let mut backend_ids = HashMap::with_capacity(config.backends.len());
+    fn new(config: &'c PluginConfig, backend_ids: BackendIds<'c>) -> Compiler<'c> {
         let mut backends = Vec::with_capacity(config.backends.len());
         for (key, backend) in &config.backends {
-            backend_ids.insert(key.as_str(), backends.len() as u32);
             backends.push(CompiledBackend {
                 key: key.clone(),
                 upstream: backend.upstream.clone(),
@@ -344,7 +346,6 @@ impl<'c> Compiler<'c> {
     fn backend(&self, key: &str, path: &JsonPath<'_>) -> Result<u32, ConfigError> {
         self.backend_ids
             .get(key)
-            .copied()
             .ok_or_else(|| path.error(format!("{} is not a key of backends", quoted(key))))
     }
 
@@ -530,10 +531,15 @@ mod tests {
         .unwrap_or_else(|e| unreachable!("test config: {e}"))
     }
 
+    /// Compilation alone, past the validation that would reject these configs first.
+    fn compile_unvalidated(config: &PluginConfig) -> Result<RouteTable, ConfigError> {
+        compile_validated(config, BackendIds::of(config))
+    }
+
     #[test]
     fn an_unknown_backend_key_is_an_error_not_the_first_backend() {
         // Past validation (which rejects this too): compilation must not fall back to backend 0.
-        let error = compile_validated(&config("app/missing:80", "app/b:80")).err();
+        let error = compile_unvalidated(&config("app/missing:80", "app/b:80")).err();
         assert_eq!(
             error,
             Some(ConfigError::new(
@@ -541,7 +547,7 @@ mod tests {
                 "\"app/missing:80\" is not a key of backends"
             ))
         );
-        let error = compile_validated(&config("app/b:80", "app/gone:80")).err();
+        let error = compile_unvalidated(&config("app/b:80", "app/gone:80")).err();
         assert_eq!(
             error,
             Some(ConfigError::new(
@@ -549,7 +555,7 @@ mod tests {
                 "\"app/gone:80\" is not a key of backends"
             ))
         );
-        assert!(compile_validated(&config("app/b:80", "app/b:80")).is_ok());
+        assert!(compile_unvalidated(&config("app/b:80", "app/b:80")).is_ok());
     }
 
     #[test]
@@ -559,7 +565,7 @@ mod tests {
             parent.listener = "https".to_owned();
         }
         assert_eq!(
-            compile_validated(&bad).err(),
+            compile_unvalidated(&bad).err(),
             Some(ConfigError::new(
                 "routes[0].parents[0].listener",
                 "\"https\" is not a listener of this config"
@@ -573,7 +579,7 @@ mod tests {
         if let Some(route) = bad.routes.first_mut() {
             route.creation_timestamp = Some("yesterday".to_owned());
         }
-        let error = compile_validated(&bad).err().map(|e| e.path);
+        let error = compile_unvalidated(&bad).err().map(|e| e.path);
         assert_eq!(error.as_deref(), Some("routes[0].creationTimestamp"));
     }
 }

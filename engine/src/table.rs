@@ -10,7 +10,7 @@ use crate::index::HostIndex;
 use crate::matchers::{HeaderCondition, QueryCondition};
 use crate::precedence::{GrpcMatchRank, HostnameMatch, HttpMatch, PathMatchRank, Precedence};
 use crate::time::Timestamp;
-use crate::validate::validate;
+use crate::validate::{BackendIds, validate_with};
 
 /// A compiled, immutable route table for one Gateway.
 ///
@@ -186,8 +186,9 @@ impl RouteTable {
 
     /// Validates and compiles an already parsed config.
     pub fn compile(config: &PluginConfig) -> Result<RouteTable, ConfigError> {
-        validate(config)?;
-        crate::compile::compile_validated(config)
+        let backend_ids = BackendIds::of(config);
+        validate_with(config, &backend_ids)?;
+        crate::compile::compile_validated(config, backend_ids)
     }
 
     /// The producer's revision string of the config this table was compiled from.

@@ -4,7 +4,7 @@
 //! always passes) plus the data plane's own safety rules: no CR/LF in header values we would emit,
 //! references to listeners and backends that exist, bounded regexes (checked when compiling).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::config::*;
 use crate::error::{ConfigError, JsonPath, quoted};
@@ -18,6 +18,14 @@ pub const MAX_VALUE_LEN: usize = 4096;
 
 /// Validates the whole document; the first error found is returned.
 pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
+    validate_with(config, &BackendIds::of(config))
+}
+
+/// [`validate`] with the backend ids already built, so that compilation can reuse them.
+pub(crate) fn validate_with(
+    config: &PluginConfig,
+    backends: &BackendIds<'_>,
+) -> Result<(), ConfigError> {
     let root = JsonPath::ROOT;
     if config.schema_version != SCHEMA_VERSION {
         return Err(root.field("schemaVersion").error(format!(
@@ -85,7 +93,6 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
 
     validate_kong(config)?;
 
-    let backends = BackendKeys::of(config);
     let mut route_ids = HashSet::with_capacity(config.routes.len());
     for (i, route) in config.routes.iter().enumerate() {
         let path_parent = root.field("routes");
@@ -99,7 +106,7 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
         };
         validate_route_head(&path, &head, &listener_names, &mut route_ids)?;
         for (j, rule) in route.rules.iter().enumerate() {
-            validate_rule(&path.field("rules").index(j), rule, &backends)?;
+            validate_rule(&path.field("rules").index(j), rule, backends)?;
         }
     }
 
@@ -117,25 +124,39 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
         };
         validate_route_head(&path, &head, &listener_names, &mut grpc_route_ids)?;
         for (j, rule) in route.rules.iter().enumerate() {
-            grpc::rule(&path.field("rules").index(j), rule, &backends)?;
+            grpc::rule(&path.field("rules").index(j), rule, backends)?;
         }
     }
     Ok(())
 }
 
-/// The keys of `backends`, hashed once: every backendRef and mirror names one, and a lookup in the
-/// sorted map costs a dozen string comparisons at 10,000 routes (`cargo bench -p filter-core
-/// --bench configure`). SipHash with a random key, not the index's fixed hasher: route and backend
-/// names come from tenants, who could otherwise choose colliding keys to slow every push.
-pub(crate) struct BackendKeys<'a>(HashSet<&'a str>);
+/// The keys of `backends` and their dense ids (the keys' order, which is the order of the compiled
+/// table's backends), hashed once for validation and compilation both: every backendRef and
+/// mirror names one, and a lookup in the sorted map costs a dozen string comparisons at 10,000
+/// routes (`cargo bench -p filter-core --bench configure`). SipHash with a random key, not the
+/// index's fixed hasher: route and backend names come from tenants, who could otherwise choose
+/// colliding keys to slow every push.
+pub(crate) struct BackendIds<'a>(HashMap<&'a str, u32>);
 
-impl<'a> BackendKeys<'a> {
-    fn of(config: &'a PluginConfig) -> BackendKeys<'a> {
-        BackendKeys(config.backends.keys().map(String::as_str).collect())
+impl<'a> BackendIds<'a> {
+    pub(crate) fn of(config: &'a PluginConfig) -> BackendIds<'a> {
+        BackendIds(
+            config
+                .backends
+                .keys()
+                .enumerate()
+                .map(|(id, key)| (key.as_str(), id as u32))
+                .collect(),
+        )
     }
 
     fn contains(&self, key: &str) -> bool {
-        self.0.contains(key)
+        self.0.contains_key(key)
+    }
+
+    /// The id of a backend key; compilation's counterpart of [`Self::contains`].
+    pub(crate) fn get(&self, key: &str) -> Option<u32> {
+        self.0.get(key).copied()
     }
 }
 
@@ -220,7 +241,7 @@ fn validate_kong(config: &PluginConfig) -> Result<(), ConfigError> {
 fn validate_rule(
     path: &JsonPath<'_>,
     rule: &Rule,
-    backends: &BackendKeys<'_>,
+    backends: &BackendIds<'_>,
 ) -> Result<(), ConfigError> {
     for (i, m) in rule.matches.iter().enumerate() {
         validate_match(&path.field("matches").index(i), m)?;
@@ -292,7 +313,7 @@ fn validate_rule(
 pub(crate) fn backend_refs(
     path: &JsonPath<'_>,
     refs: &[BackendRef],
-    backends: &BackendKeys<'_>,
+    backends: &BackendIds<'_>,
     filters: impl Fn(&JsonPath<'_>, &[Filter]) -> Result<(), ConfigError>,
 ) -> Result<(), ConfigError> {
     for (i, backend_ref) in refs.iter().enumerate() {
@@ -358,7 +379,7 @@ pub(crate) fn validate_filters(
     path: &JsonPath<'_>,
     filters: &[Filter],
     all_prefix: bool,
-    backends: &BackendKeys<'_>,
+    backends: &BackendIds<'_>,
     backend_level: bool,
 ) -> Result<(), ConfigError> {
     for (i, filter) in filters.iter().enumerate() {
