@@ -7,7 +7,11 @@
 /// The path (`routes[2].rules[0].weight`) of the innermost value open at `line`/`column` (1-based,
 /// as serde_json reports them). Tolerates malformed documents: it stops where the scan stops.
 pub(crate) fn path_at(json: &[u8], line: usize, column: usize) -> String {
-    let offset = offset_of(json, line, column);
+    path_at_offset(json, offset_of(json, line, column))
+}
+
+/// [`path_at`] for a byte offset (where a document stops being UTF-8, say).
+pub(crate) fn path_at_offset(json: &[u8], offset: usize) -> String {
     let mut stack: Vec<Frame> = Vec::new();
     let mut i = 0;
     while i < offset {
@@ -96,6 +100,18 @@ fn render(stack: &[Frame]) -> String {
 }
 
 /// Byte offset of a 1-based line and column.
+/// The 1-based line and column of a byte offset, as serde_json counts them.
+pub(crate) fn line_column(json: &[u8], offset: usize) -> (usize, usize) {
+    let offset = offset.min(json.len());
+    let before = json.get(..offset).unwrap_or(json);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |newline| newline + 1);
+    (line, offset - line_start + 1)
+}
+
 fn offset_of(json: &[u8], line: usize, column: usize) -> usize {
     let mut current_line = 1;
     let mut line_start = 0;
@@ -135,6 +151,17 @@ mod tests {
         let doc = "{\n  \"a\\\"b\": {\n    \"c\": [\n      0,\n      \"bad\"\n    ]\n  }\n}";
         // line 5, after the string "bad"
         assert_eq!(path_at(doc.as_bytes(), 5, 11), "a\\\"b.c[1]");
+    }
+
+    #[test]
+    fn offsets_have_the_line_and_column_serde_json_would_give() {
+        let doc = b"{\n  \"a\": \"x\"\n}";
+        let x = doc.iter().position(|&b| b == b'x').unwrap();
+        assert_eq!(line_column(doc, x), (2, 9));
+        assert_eq!(line_column(doc, 0), (1, 1));
+        assert_eq!(line_column(doc, doc.len()), (3, 2));
+        assert_eq!(line_column(doc, doc.len() + 5), (3, 2));
+        assert_eq!(path_at_offset(doc, x), "a");
     }
 
     #[test]

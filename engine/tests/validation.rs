@@ -279,7 +279,7 @@ fn invalid_utf8_is_refused_with_the_path_of_the_string() {
     bytes.splice(at..at + 11, [0xff, 0xfe]);
     let message = RouteTable::from_json(&bytes).err().unwrap().to_string();
     assert!(
-        message.starts_with("routes[0].name: invalid unicode code point"),
+        message.starts_with("routes[0].name: invalid UTF-8 (byte 0xff) at line 1 column "),
         "{message}"
     );
 }
