@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use serde_json::{Value, json};
+use support::every_list_spelled_out;
 
 /// What lua-cjson makes of an empty JSON array after a round trip through a Lua table.
 fn as_kong_reencodes(value: &Value) -> Value {
@@ -21,34 +24,10 @@ fn as_kong_reencodes(value: &Value) -> Value {
     }
 }
 
-fn config() -> Value {
-    json!({
-        "schemaVersion": 1,
-        "gateway": {"namespace": "infra", "name": "gw"},
-        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-        "routes": [{
-            "namespace": "app", "name": "web",
-            "parents": [{"listener": "http", "hostnames": []}],
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [], "queryParams": []}],
-                "filters": [
-                    {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [], "add": [], "remove": []}},
-                    {"type": "CORS", "cors": {"allowOrigins": ["*"], "allowMethods": [], "allowHeaders": [], "exposeHeaders": []}}
-                ],
-                "backendRefs": [{"backend": "app/web:80", "weight": 1, "filters": []}],
-                "retry": {"attempts": 1, "codes": []}
-            }, {
-                "matches": [], "filters": [], "backendRefs": []
-            }]
-        }],
-        "backends": {"app/web:80": {"upstream": "web"}}
-    })
-}
-
 #[test]
 fn empty_lists_reencoded_as_objects_read_as_the_original() {
-    let original = engine::parse(config().to_string().as_bytes()).unwrap();
-    let reencoded = as_kong_reencodes(&config());
+    let original = engine::parse(every_list_spelled_out().to_string().as_bytes()).unwrap();
+    let reencoded = as_kong_reencodes(&every_list_spelled_out());
     assert!(
         reencoded.to_string().contains("\"headers\":{}"),
         "the fixture re-encodes: {reencoded}"
@@ -61,7 +40,7 @@ fn empty_lists_reencoded_as_objects_read_as_the_original() {
 
 #[test]
 fn a_non_empty_object_where_a_list_belongs_names_the_field() {
-    let mut doc = config();
+    let mut doc = every_list_spelled_out();
     doc["routes"][0]["rules"][0]["matches"][0]["headers"] = json!({"name": "x"});
     let error = engine::parse(doc.to_string().as_bytes())
         .unwrap_err()
@@ -79,7 +58,7 @@ fn the_kong_route_selector_needs_its_kong_section_and_route_prefixes() {
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let mut doc = config();
+    let mut doc = every_list_spelled_out();
     doc["upstreamSelector"] = json!("kongRoute");
     doc["backends"]["app/web:80"]["upstream"] = json!("/.gateway-wasm/s3cr3t/0a1b2c3d4e5f");
     assert_eq!(
@@ -99,7 +78,7 @@ fn the_kong_route_selector_needs_its_kong_section_and_route_prefixes() {
     doc["backends"]["app/web:80"]["upstream"] = json!("web:80");
     let error = compile(&doc).unwrap_err();
     assert!(error.contains("is not a Kong route prefix"), "{error}");
-    let mut envoy = config();
+    let mut envoy = every_list_spelled_out();
     envoy["kong"] = json!({"proxy": "127.0.0.1:8000"});
     assert!(compile(&envoy).unwrap_err().starts_with("kong:"));
 }

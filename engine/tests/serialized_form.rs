@@ -3,41 +3,23 @@
 //! a fifth of its bytes (`docs/benchmarks.md`, *The lean Wasm path*). What is left out must read
 //! back as the same config.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail loudly
 
-use serde_json::{Value, json};
+mod support;
 
-/// Every list member spelled out empty, and weights of 1 next to ones that are not.
-fn spelled_out() -> Value {
-    json!({
-        "schemaVersion": 1,
-        "gateway": {"namespace": "infra", "name": "gw"},
-        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-        "routes": [{
-            "namespace": "app", "name": "web",
-            "parents": [{"listener": "http", "hostnames": []}],
-            "rules": [
-                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [], "queryParams": []}],
-                 "filters": [{"type": "RequestHeaderModifier",
-                              "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}], "add": [], "remove": []}}],
-                 "backendRefs": [{"backend": "app/a:80", "weight": 1, "filters": []},
-                                 {"backend": "app/b:80", "weight": 3, "filters": []},
-                                 {"backend": "app/b:80", "weight": 0, "filters": []}]},
-                {"matches": [], "filters": [], "backendRefs": []}
-            ]
-        }],
-        "grpcRoutes": [{
-            "namespace": "app", "name": "rpc",
-            "parents": [{"listener": "http", "hostnames": []}],
-            "rules": [{"matches": [{"headers": []}], "filters": [],
-                       "backendRefs": [{"backend": "app/a:80", "weight": 1, "filters": []}]}]
-        }],
-        "backends": {"app/a:80": {"upstream": "a"}, "app/b:80": {"upstream": "b"}}
-    })
-}
+use serde_json::json;
+use support::every_list_spelled_out;
 
+/// The shared document with a GRPCRoute, whose lists are written out too.
 fn written() -> (engine::PluginConfig, String) {
-    let config = engine::parse(spelled_out().to_string().as_bytes()).unwrap();
+    let mut doc = every_list_spelled_out();
+    doc["grpcRoutes"] = json!([{
+        "namespace": "app", "name": "rpc",
+        "parents": [{"listener": "http", "hostnames": []}],
+        "rules": [{"matches": [{"headers": []}], "filters": [],
+                   "backendRefs": [{"backend": "app/web:80", "weight": 1, "filters": []}]}]
+    }]);
+    let config = engine::parse(doc.to_string().as_bytes()).unwrap();
     let text = serde_json::to_string(&config).unwrap();
     (config, text)
 }

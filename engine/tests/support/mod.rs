@@ -141,3 +141,32 @@ pub fn outcome(table: &RouteTable, req: &Req) -> String {
         Action::Respond(r) => format!("status:{}", r.status),
     }
 }
+
+/// A PluginConfig with every list member written out, empty where it can be, and weights of 1, 3
+/// and 0: what a producer that writes everything would send. Kong re-encodes its empty lists as
+/// `{}` (`kong_reencoded.rs`); our own serializer leaves them out (`serialized_form.rs`).
+pub fn every_list_spelled_out() -> Value {
+    json!({
+        "schemaVersion": 1,
+        "gateway": {"namespace": "infra", "name": "gw"},
+        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        "routes": [{
+            "namespace": "app", "name": "web",
+            "parents": [{"listener": "http", "hostnames": []}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [], "queryParams": []}],
+                "filters": [
+                    {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [], "add": [], "remove": []}},
+                    {"type": "CORS", "cors": {"allowOrigins": ["*"], "allowMethods": [], "allowHeaders": [], "exposeHeaders": []}}
+                ],
+                "backendRefs": [{"backend": "app/web:80", "weight": 1, "filters": []},
+                                {"backend": "app/web:80", "weight": 3, "filters": []},
+                                {"backend": "app/web:80", "weight": 0, "filters": []}],
+                "retry": {"attempts": 1, "codes": []}
+            }, {
+                "matches": [], "filters": [], "backendRefs": []
+            }]
+        }],
+        "backends": {"app/web:80": {"upstream": "web"}}
+    })
+}
