@@ -99,7 +99,6 @@ fn render(stack: &[Frame]) -> String {
     out
 }
 
-/// Byte offset of a 1-based line and column.
 /// The 1-based line and column of a byte offset, as serde_json counts them.
 pub(crate) fn line_column(json: &[u8], offset: usize) -> (usize, usize) {
     let offset = offset.min(json.len());
@@ -112,6 +111,7 @@ pub(crate) fn line_column(json: &[u8], offset: usize) -> (usize, usize) {
     (line, offset - line_start + 1)
 }
 
+/// Byte offset of a 1-based line and column.
 fn offset_of(json: &[u8], line: usize, column: usize) -> usize {
     let mut current_line = 1;
     let mut line_start = 0;
