@@ -6,9 +6,10 @@
 //! ([`Compiler::index_match`]); last, every bucket is sorted by [`Precedence`](crate::Precedence)
 //! ([`Compiler::finish`]).
 //!
-//! Validation ran first, so a reference to a missing backend or an unparsable time cannot happen
-//! here; if one does anyway (a validation bug), compilation fails with the JSON path and the value
-//! rather than guessing.
+//! Validation ran first, except for backend keys: compilation resolves each backendRef and mirror
+//! key to its id anyway, so it is the one place a missing key is reported (the path and message
+//! [`crate::validate`] gives on its own). An unparsable time cannot happen here; if one does anyway
+//! (a validation bug), compilation fails with the JSON path and the value rather than guessing.
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ use crate::index::PathIndex;
 use crate::matchers::{HeaderCondition, QueryCondition, ValueMatcher, compile_full_match};
 use crate::table::*;
 use crate::time::{parse_duration_ms, parse_rfc3339};
-use crate::validate::BackendIds;
+use crate::validate::{BackendIds, missing_backend};
 
 /// Compiles a config that [`crate::validate`] accepted.
 pub(crate) fn compile_validated<'c>(
@@ -346,7 +347,7 @@ impl<'c> Compiler<'c> {
     fn backend(&self, key: &str, path: &JsonPath<'_>) -> Result<u32, ConfigError> {
         self.backend_ids
             .get(key)
-            .ok_or_else(|| path.error(format!("{} is not a key of backends", quoted(key))))
+            .ok_or_else(|| missing_backend(path, key))
     }
 
     fn compile_rule(

@@ -61,6 +61,33 @@ impl Hasher for FastHasher {
     }
 }
 
+/// A string key compared eight bytes at a time. On wasm32, `str` equality calls the C library's
+/// `memcmp`, which compares byte by byte: with the 40,000 backend-key lookups of a 10,000-route
+/// push, 8 % of `RouteTable::compile`'s V8 profile samples were in `memcmp`.
+#[derive(Clone, Copy, Eq)]
+pub(crate) struct WordStr<'a>(pub(crate) &'a str);
+
+impl std::hash::Hash for WordStr<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for WordStr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let ((words_a, rest_a), (words_b, rest_b)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+        words_a
+            .iter()
+            .zip(words_b)
+            .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+            && rest_a.iter().eq(rest_b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +112,28 @@ mod tests {
         assert_eq!(map.get("more-than-eight-bytes"), Some(&4));
         assert_eq!(map.get(""), Some(&0));
         assert_eq!(map.get("missing"), None);
+    }
+
+    #[test]
+    fn word_strings_are_equal_exactly_when_the_strings_are() {
+        let words = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "exactly8",
+            "exactly9",
+            "exactlY8",
+            "team0/svc0:8080",
+            "team0/svc0:8081",
+            "team0/svc0-canary:8080",
+            "ünïcödé",
+            "ünïcödè",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(WordStr(a) == WordStr(b), a == b, "{a:?} vs {b:?}");
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::index::HostIndex;
 use crate::matchers::{HeaderCondition, QueryCondition};
 use crate::precedence::{GrpcMatchRank, HostnameMatch, HttpMatch, PathMatchRank, Precedence};
 use crate::time::Timestamp;
-use crate::validate::{BackendIds, validate_with};
+use crate::validate::{BackendIds, BackendKeys, validate_with};
 
 /// A compiled, immutable route table for one Gateway.
 ///
@@ -186,8 +186,8 @@ impl RouteTable {
 
     /// Validates and compiles an already parsed config.
     pub fn compile(config: &PluginConfig) -> Result<RouteTable, ConfigError> {
+        validate_with(config, BackendKeys::ResolvedByCompile)?;
         let backend_ids = BackendIds::of(config);
-        validate_with(config, &backend_ids)?;
         crate::compile::compile_validated(config, backend_ids)
     }
 

@@ -197,6 +197,48 @@ fn errors_name_the_path_and_the_value() {
     }
 }
 
+/// Compiling leaves backend keys to the compiler, which resolves them anyway; `validate` alone
+/// looks them up. Both must refuse a missing key with the same path and message, wherever the key
+/// is named.
+#[test]
+fn a_missing_backend_key_is_refused_alike_by_validate_and_by_compile() {
+    let mirror =
+        |backend: &str| json!([{"type": "RequestMirror", "requestMirror": {"backend": backend}}]);
+    let cases = [
+        (
+            "/routes/0/rules/0/backendRefs/0/backend",
+            json!("nope"),
+            r#"routes[0].rules[0].backendRefs[0].backend: "nope" is not a key of backends"#,
+        ),
+        (
+            "/routes/0/rules/0/filters",
+            mirror("nope"),
+            r#"routes[0].rules[0].filters[0].requestMirror.backend: "nope" is not a key of backends"#,
+        ),
+        (
+            "/routes/0/rules/0/backendRefs/0/filters",
+            mirror("nope"),
+            r#"routes[0].rules[0].backendRefs[0].filters[0].requestMirror.backend: "nope" is not a key of backends"#,
+        ),
+    ];
+    for (pointer, value, expected) in cases {
+        let config = with(pointer, value);
+        let parsed = engine::parse(config.to_string().as_bytes()).unwrap();
+        let alone = engine::validate(&parsed).expect_err("validate accepted a missing key");
+        let compiled = RouteTable::compile(&parsed).expect_err("compile accepted a missing key");
+        assert_eq!(alone.to_string(), expected);
+        assert_eq!(compiled.to_string(), expected);
+    }
+    let valid = engine::parse(
+        with("/routes/0/rules/0/filters", mirror("b"))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    engine::validate(&valid).unwrap();
+    RouteTable::compile(&valid).unwrap();
+}
+
 #[test]
 fn replace_prefix_match_needs_prefix_matches() {
     let message = error_for(with(

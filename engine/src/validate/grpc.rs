@@ -10,7 +10,7 @@ use crate::error::{ConfigError, JsonPath, quoted};
 use crate::matchers::compile_full_match;
 
 use super::{
-    BackendIds, backend_refs, bounded, filter_kind, header_matches, non_empty, validate_filters,
+    BackendKeys, backend_refs, bounded, filter_kind, header_matches, non_empty, validate_filters,
 };
 
 /// GRPCMethodMatch `service` and `method`: "+kubebuilder:validation:MaxLength=1024".
@@ -29,7 +29,7 @@ pub const GRPC_FILTER_TYPES: &[&str] = &[
 pub(super) fn rule(
     path: &JsonPath<'_>,
     rule: &GrpcRule,
-    backends: &BackendIds<'_>,
+    backends: BackendKeys<'_, '_>,
 ) -> Result<(), ConfigError> {
     if let Some(name) = &rule.name {
         non_empty(&path.field("name"), name)?;
