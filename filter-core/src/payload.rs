@@ -34,8 +34,8 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
 /// Inflates a single-member gzip file straight into a buffer of the size its trailer states, then
 /// checks that size and the CRC-32. A streaming decoder (flate2's `GzDecoder`, used before) inflates
 /// through a 32 KiB window and copies out of it, and grows its output by doubling: at 10,000 routes
-/// (5.7 MB of JSON) this is 14 % faster in V8 (`docs/benchmarks.md`, *The lean Wasm path*) and
-/// never holds more than the document.
+/// (5.7 MB of JSON) inflating this way takes a third less time in Envoy's V8 (`docs/benchmarks.md`,
+/// *The lean Wasm path*) and never holds more than the document.
 fn inflate_gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let deflate_start = member_body_offset(bytes)?;
     let trailer_of = |end: usize| -> Option<(u32, usize)> {
