@@ -37,6 +37,11 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
+        // Most lists of a PluginConfig hold one or two items, and a growing vector starts with room
+        // for four: trimmed, the parsed 10,000-route config takes 12.6 MB instead of 22 MB, which
+        // a new Wasm VM must first fault in (on_configure 67 -> 60 ms in Envoy), and compiling
+        // reads it with fewer cache misses (`docs/benchmarks.md`, *The lean Wasm path*).
+        items.shrink_to_fit();
         Ok(items)
     }
 
@@ -71,6 +76,14 @@ mod tests {
         assert_eq!(parse(r#"{"items": []}"#), Ok(Doc { items: vec![] }));
         assert_eq!(parse(r#"{"items": {}}"#), Ok(Doc { items: vec![] }));
         assert_eq!(parse(r#"{}"#), Ok(Doc { items: vec![] }));
+    }
+
+    #[test]
+    fn lists_keep_no_spare_room() {
+        let one = parse(r#"{"items": [7]}"#).unwrap().items;
+        assert_eq!((one.len(), one.capacity()), (1, 1));
+        let five = parse(r#"{"items": [1, 2, 3, 4, 5]}"#).unwrap().items;
+        assert_eq!((five.len(), five.capacity()), (5, 5));
     }
 
     #[test]
