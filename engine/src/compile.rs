@@ -55,15 +55,11 @@ impl<'c> Compiler<'c> {
     fn new(config: &'c PluginConfig, backend_ids: BackendIds<'c>) -> Compiler<'c> {
         let mut backends = Vec::with_capacity(config.backends.len());
         for (key, backend) in &config.backends {
-            backends.push(CompiledBackend {
-                key: key.clone(),
-                upstream: backend.upstream.clone(),
-                invalid_reason: backend
-                    .invalid
-                    .as_ref()
-                    .map(|i| i.reason.clone())
-                    .unwrap_or_default(),
-            });
+            backends.push(CompiledBackend::new(
+                key,
+                backend.upstream.as_deref(),
+                backend.invalid.as_ref().map_or("", |i| i.reason.as_str()),
+            ));
         }
         let listeners = config
             .listeners

@@ -354,7 +354,7 @@ impl RouteTable {
         else {
             return ControlFlow::Break(fail(LocalReason::NoBackends));
         };
-        let Some(upstream) = backend.upstream.as_deref() else {
+        let Some(upstream) = backend.upstream() else {
             tracer.note(|| {
                 format!(
                     "500: picked backend {} is invalid ({})",

@@ -118,7 +118,7 @@ impl RouteTable {
         let sampled = numerator >= denominator
             || (numerator > 0
                 && below(random.next_u64(), u64::from(denominator)) < u64::from(numerator));
-        match (&target.upstream, sampled) {
+        match (target.upstream(), sampled) {
             (Some(upstream), true) => {
                 edits.mirrors.push(Mirror {
                     backend: &target.key,
