@@ -22,7 +22,7 @@ pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
     validate_with(config, BackendKeys::Check(&BackendIds::of(config)))
 }
 
-/// [`validate`] with the backend ids already built, so that compilation can reuse them.
+/// [`validate`], told whether to look up backend keys itself or leave them to compilation.
 pub(crate) fn validate_with(
     config: &PluginConfig,
     backends: BackendKeys<'_, '_>,
@@ -134,9 +134,8 @@ pub(crate) fn validate_with(
 /// The keys of `backends` and their dense ids (the keys' order, which is the order of the compiled
 /// table's backends), hashed once per push: every backendRef and mirror names one, and a lookup in
 /// the sorted map costs a dozen string comparisons at 10,000 routes (`cargo bench -p filter-core
-/// --bench configure`). SipHash with a random key, not the
-/// index's fixed hasher: route and backend names come from tenants, who could otherwise choose
-/// colliding keys to slow every push.
+/// --bench configure`). SipHash with a random key, not the index's fixed hasher: route and backend
+/// names come from tenants, who could otherwise choose colliding keys to slow every push.
 pub(crate) struct BackendIds<'a>(HashMap<WordStr<'a>, u32>);
 
 impl<'a> BackendIds<'a> {

@@ -13,6 +13,10 @@ use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 
+/// The most deflate expands its input: a 258-byte match costs at least two bits, so 1032:1 (zlib's
+/// technical details, "Maximum compression factor").
+const DEFLATE_MAX_RATIO: usize = 1032;
+
 /// gzip's magic bytes (RFC 1952, ID1 ID2).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -58,6 +62,14 @@ fn inflate_gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
         return Err(format!(
             "it states {stated} bytes; the gzip-compressed configuration may inflate to at most \
              {MAX_INFLATED_BYTES} bytes"
+        ));
+    }
+    // Nor is a size trusted that deflate cannot produce from this many bytes (at most 1032 times
+    // its input): a few corrupt bytes must not make the VM allocate the whole bound.
+    if stated / DEFLATE_MAX_RATIO > bytes.len() {
+        return Err(format!(
+            "it states {stated} bytes, more than deflate can produce from {} bytes",
+            bytes.len()
         ));
     }
     let deflate = bytes.get(deflate_start..).unwrap_or_default();
@@ -221,6 +233,16 @@ mod tests {
     }
 
     #[test]
+    fn a_size_deflate_cannot_reach_is_refused_before_allocating() {
+        let tiny = with_stated_size(gzip(b"{}"), 60 << 20);
+        let error = decode(&tiny).unwrap_err();
+        assert!(
+            error.contains("more than deflate can produce from 22 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_wrong_crc_is_refused() {
         let mut gz = gzip(br#"{"schemaVersion":1}"#);
         let at = gz.len() - 8;
@@ -250,7 +272,7 @@ mod tests {
         let gz = encoder.finish().unwrap();
         assert_eq!(gz[3], 0b0001_1100, "FEXTRA, FNAME and FCOMMENT set");
         assert_eq!(decode(&gz).unwrap().as_ref(), json);
-        // FHCRC: two bytes of header CRC after the other fields (not checked, as gzip(1) does not).
+        // FHCRC: two bytes of header CRC after the other fields, skipped.
         let mut with_hcrc = gzip(json);
         with_hcrc[3] |= 1 << 1;
         with_hcrc.splice(10..10, [0xab, 0xcd]);
