@@ -42,21 +42,21 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
 /// *The lean Wasm path*) and never holds more than the document.
 fn inflate_gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let deflate_start = member_body_offset(bytes)?;
-    let trailer_of = |end: usize| -> Option<(u32, usize)> {
-        let trailer = bytes.get(end..end.checked_add(8)?)?;
-        let word = |at: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(
-                trailer.get(at..at + 4)?.try_into().ok()?,
-            ))
-        };
-        Some((word(0)?, usize::try_from(word(4)?).ok()?))
-    };
-    // The stated size is read from the end of the payload to size the buffer; it is only trusted
-    // up to the bound, and checked against what actually inflated below.
-    let (_, stated) = bytes
+    // The trailer (CRC-32, then the size mod 2^32) ends the payload: the member must end exactly
+    // there (checked after inflating). The size is only trusted to size the buffer up to the bound,
+    // and checked against what actually inflated.
+    let trailer = bytes
         .len()
         .checked_sub(8)
-        .and_then(trailer_of)
+        .and_then(|at| bytes.get(at..))
+        .ok_or("the payload ends before the gzip trailer")?;
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            trailer.get(at..at + 4)?.try_into().ok()?,
+        ))
+    };
+    let (crc, stated) = word(0)
+        .zip(word(4).and_then(|size| usize::try_from(size).ok()))
         .ok_or("the payload ends before the gzip trailer")?;
     if stated > MAX_INFLATED_BYTES {
         return Err(format!(
@@ -94,19 +94,25 @@ fn inflate_gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
         }
         other => return Err(format!("the deflate stream is corrupt ({other:?})")),
     }
-    let trailer_at = deflate_start.saturating_add(read);
-    let (crc, size) = trailer_of(trailer_at).ok_or("the payload ends before the gzip trailer")?;
-    if trailer_at.saturating_add(8) != bytes.len() {
-        return Err("bytes follow the gzip member (one gzip member is expected)".to_owned());
+    match deflate_start
+        .saturating_add(read)
+        .saturating_add(8)
+        .cmp(&bytes.len())
+    {
+        std::cmp::Ordering::Greater => {
+            return Err("the payload ends before the gzip trailer".to_owned());
+        }
+        std::cmp::Ordering::Less => {
+            return Err("bytes follow the gzip member (one gzip member is expected)".to_owned());
+        }
+        std::cmp::Ordering::Equal => {}
     }
-    if size != written || written != stated {
+    if written != stated {
         return Err(format!(
-            "it inflated to {written} bytes, its trailer states {size}"
+            "it inflated to {written} bytes, its trailer states {stated}"
         ));
     }
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&json);
-    if hasher.finalize() != crc {
+    if crc32fast::hash(&json) != crc {
         return Err("the CRC-32 of the inflated bytes does not match the gzip trailer".to_owned());
     }
     Ok(json)
