@@ -211,14 +211,14 @@ impl RouteTable {
         tracer: &mut T,
         candidate: &Candidate,
         host_hit: HostHit<'_>,
-        path_hit: PathHit<'_>,
+        path_hit: PathHit,
         verdict: &Result<(), Mismatch<'_, '_>>,
     ) {
         let bucket = host_hit.to_string();
         let how = match path_hit {
             PathHit::Exact => format!("Exact {:?}", candidate.path.value),
             PathHit::Regex => format!("RegularExpression {:?}", candidate.path.value),
-            PathHit::Prefix(p) => format!("PathPrefix {p:?}"),
+            PathHit::Prefix => format!("PathPrefix {:?}", candidate.path.value),
         };
         let who = self.describe_match(candidate.rule, candidate.match_index);
         tracer.note(|| match verdict {

@@ -13,12 +13,12 @@ use regex_lite::Regex;
 use crate::hash::FastMap;
 use crate::precedence::HostnameMatch;
 
-/// Where a candidate came from, for explain traces.
+/// Where a candidate came from, for explain traces (the candidate keeps its path as written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PathHit<'i> {
+pub(crate) enum PathHit {
     Exact,
     Regex,
-    Prefix(&'i str),
+    Prefix,
 }
 
 /// Candidates of one hostname bucket, indexed by path.
@@ -32,13 +32,23 @@ pub(crate) struct PathIndex {
 #[derive(Debug, Default)]
 struct PrefixNode {
     children: FastMap<Box<str>, PrefixNode>,
-    /// Candidates whose prefix ends at this node, with the prefix as written.
-    here: Vec<(u32, Box<str>)>,
+    /// Candidates whose prefix ends at this node, with the length of the prefix as written (the
+    /// candidate keeps the prefix itself).
+    here: Vec<(u32, usize)>,
+}
+
+/// Appends to a list of the index: most hold one item, and a growing vector starts with room for
+/// four (`docs/benchmarks.md`, *The lean Wasm path*: every byte of the table is a page touched).
+fn push_first_exactly<T>(list: &mut Vec<T>, item: T) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(item);
 }
 
 impl PathIndex {
     pub(crate) fn insert_exact(&mut self, path: &str, candidate: u32) {
-        self.exact.entry(path.into()).or_default().push(candidate);
+        push_first_exactly(self.exact.entry(path.into()).or_default(), candidate);
     }
 
     pub(crate) fn insert_regex(&mut self, regex: Regex, candidate: u32) {
@@ -54,7 +64,7 @@ impl PathIndex {
                 node = node.children.entry(segment.into()).or_default();
             }
         }
-        node.here.push((candidate, prefix.into()));
+        push_first_exactly(&mut node.here, (candidate, prefix.len()));
     }
 
     /// Sorts every candidate list with `order` (precedence after the path criterion). Prefix lists
@@ -74,11 +84,7 @@ impl PathIndex {
     }
 
     /// Calls `visit` with candidates in precedence order until it returns `true`.
-    pub(crate) fn visit(
-        &self,
-        path: &str,
-        visit: &mut impl FnMut(u32, PathHit<'_>) -> bool,
-    ) -> bool {
+    pub(crate) fn visit(&self, path: &str, visit: &mut impl FnMut(u32, PathHit) -> bool) -> bool {
         if let Some(list) = self.exact.get(path) {
             for &c in list {
                 if visit(c, PathHit::Exact) {
@@ -108,7 +114,7 @@ impl PathIndex {
 impl PrefixNode {
     fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
         self.here
-            .sort_by(|(a, pa), (b, pb)| pb.len().cmp(&pa.len()).then_with(|| order(*a, *b)));
+            .sort_by(|(a, la), (b, lb)| lb.cmp(la).then_with(|| order(*a, *b)));
         self.here.dedup_by(|x, y| x.0 == y.0);
         for child in self.children.values_mut() {
             child.sort(order);
@@ -119,7 +125,7 @@ impl PrefixNode {
     fn walk<'p>(
         &self,
         segments: &mut impl Iterator<Item = &'p str>,
-        visit: &mut impl FnMut(u32, PathHit<'_>) -> bool,
+        visit: &mut impl FnMut(u32, PathHit) -> bool,
     ) -> bool {
         if let Some(segment) = segments.next()
             && let Some(child) = self.children.get(segment)
@@ -127,8 +133,8 @@ impl PrefixNode {
         {
             return true;
         }
-        for (c, prefix) in &self.here {
-            if visit(*c, PathHit::Prefix(prefix)) {
+        for &(c, _) in &self.here {
+            if visit(c, PathHit::Prefix) {
                 return true;
             }
         }
@@ -238,7 +244,7 @@ impl HostIndex<PathIndex> {
         &self,
         host: &str,
         path: &str,
-        visit: &mut impl FnMut(HostHit<'_>, u32, PathHit<'_>) -> bool,
+        visit: &mut impl FnMut(HostHit<'_>, u32, PathHit) -> bool,
     ) -> bool {
         self.buckets(host).any(|(host_hit, index)| {
             !index.is_empty() && index.visit(path, &mut |c, hit| visit(host_hit, c, hit))
