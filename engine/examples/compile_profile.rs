@@ -16,7 +16,7 @@ fn main() -> Result<(), engine::ConfigError> {
     engine::validate(&config)?;
     let validate = t.elapsed();
     let t = std::time::Instant::now();
-    let table = engine::RouteTable::from_config(config)?;
+    let table = engine::RouteTable::compile(&config)?;
     let validate_and_compile = t.elapsed();
     println!(
         "parse {parse:?}, validate {validate:?}, validate+compile {validate_and_compile:?}, {:?}",

@@ -10,7 +10,7 @@ use crate::index::HostIndex;
 use crate::matchers::{HeaderCondition, QueryCondition};
 use crate::precedence::{GrpcMatchRank, HostnameMatch, HttpMatch, PathMatchRank, Precedence};
 use crate::time::Timestamp;
-use crate::validate::{BackendKeys, validate_with};
+use crate::validate::{BackendIds, BackendKeys, validate_with};
 
 /// A compiled, immutable route table for one Gateway.
 ///
@@ -213,22 +213,15 @@ pub(crate) struct Candidate {
 impl RouteTable {
     /// Parses, validates and compiles a PluginConfig document.
     pub fn from_json(json: &[u8]) -> Result<RouteTable, ConfigError> {
-        RouteTable::from_config(crate::parse(json)?)
+        let config = crate::parse(json)?;
+        RouteTable::compile(&config)
     }
 
-    /// Validates and compiles a parsed config it takes over: its strings move into the table and
-    /// each route's remains are freed as soon as the route is compiled, so the table reuses that
-    /// memory (what a configuration push in a fresh Wasm VM spends much of its time on). The way
-    /// for a caller that has no further use for the config.
-    pub fn from_config(config: PluginConfig) -> Result<RouteTable, ConfigError> {
-        validate_with(&config, BackendKeys::ResolvedByCompile)?;
-        crate::compile::compile_validated(config)
-    }
-
-    /// Validates and compiles a parsed config the caller keeps (compiles a copy of it).
+    /// Validates and compiles an already parsed config.
     pub fn compile(config: &PluginConfig) -> Result<RouteTable, ConfigError> {
         validate_with(config, BackendKeys::ResolvedByCompile)?;
-        crate::compile::compile_validated(config.clone())
+        let backend_ids = BackendIds::of(config);
+        crate::compile::compile_validated(config, backend_ids)
     }
 
     /// The producer's revision string of the config this table was compiled from.

@@ -4,7 +4,7 @@
 //! always passes) plus the data plane's own safety rules: no CR/LF in header values we would emit,
 //! references to listeners and backends that exist, bounded regexes (checked when compiling).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::config::*;
 use crate::error::{ConfigError, JsonPath, quoted};
@@ -19,10 +19,7 @@ pub const MAX_VALUE_LEN: usize = 4096;
 
 /// Validates the whole document; the first error found is returned.
 pub fn validate(config: &PluginConfig) -> Result<(), ConfigError> {
-    validate_with(
-        config,
-        BackendKeys::Check(&BackendIds::of(&config.backends)),
-    )
+    validate_with(config, BackendKeys::Check(&BackendIds::of(config)))
 }
 
 /// [`validate`], told whether to look up backend keys itself or leave them to compilation.
@@ -142,9 +139,10 @@ pub(crate) fn validate_with(
 pub(crate) struct BackendIds<'a>(HashMap<WordStr<'a>, u32>);
 
 impl<'a> BackendIds<'a> {
-    pub(crate) fn of(backends: &'a BTreeMap<String, Backend>) -> BackendIds<'a> {
+    pub(crate) fn of(config: &'a PluginConfig) -> BackendIds<'a> {
         BackendIds(
-            backends
+            config
+                .backends
                 .keys()
                 .enumerate()
                 .map(|(id, key)| (WordStr(key.as_str()), id as u32))

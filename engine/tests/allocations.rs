@@ -6,10 +6,6 @@
 //! a "why not" message for candidates that do not match, must not lowercase the Host or the TLS
 //! server name into a new string, and must not decode a query into one; a forward allocates only
 //! the edit vectors it returns.
-//!
-//! The allocator also keeps the live and the peak number of bytes per thread, for compilation:
-//! it must give the parsed config back as it compiles, not hold the config and the table whole at
-//! once (in a fresh Wasm VM every new page costs a page fault; `docs/benchmarks.md`).
 
 // The one `unsafe` of this test: `GlobalAlloc` is an unsafe trait. Every method forwards to the
 // system allocator with the caller's arguments unchanged.
@@ -32,8 +28,6 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    static LIVE_BYTES: Cell<usize> = const { Cell::new(0) };
-    static PEAK_BYTES: Cell<usize> = const { Cell::new(0) };
 }
 
 fn count_one() {
@@ -41,42 +35,28 @@ fn count_one() {
     let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
 }
 
-/// Bytes allocated (`grown`) and freed (`shrunk`) on this thread; a block freed on another thread
-/// than its own only makes that thread's count lower (saturating), which no test here does.
-fn track(grown: usize, shrunk: usize) {
-    let _ = LIVE_BYTES.try_with(|live| {
-        let now = (live.get() + grown).saturating_sub(shrunk);
-        live.set(now);
-        let _ = PEAK_BYTES.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
 // SAFETY: every method forwards to `System` with the same layout and pointer; the counter is a
 // const-initialised thread-local `Cell` without a destructor, so touching it never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count_one();
-        track(layout.size(), 0);
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count_one();
-        track(layout.size(), 0);
         // SAFETY: as for `alloc`.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count_one();
-        track(new_size, layout.size());
         // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        track(0, layout.size());
         // SAFETY: `ptr` was allocated by `System` with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -87,15 +67,6 @@ static ALLOCATOR: Counting = Counting;
 
 fn allocations() -> usize {
     ALLOCATIONS.with(Cell::get)
-}
-
-fn live_bytes() -> usize {
-    LIVE_BYTES.with(Cell::get)
-}
-
-/// The most bytes live since the last call (starting from those live now).
-fn peak_bytes_since_last_call() -> usize {
-    PEAK_BYTES.with(|peak| peak.replace(live_bytes()))
 }
 
 /// Listeners on 80 (any host) and 443 (one hostname, HTTPS); candidates that share the request's
@@ -373,56 +344,4 @@ fn a_grpc_forward_and_grpc_answers_allocate_nothing() {
         );
         assert_eq!(count, 0, "{authority}{path} allocated {count} times");
     }
-}
-
-/// `n` routes in the benchmark's shape: one hostname each, a path prefix and an exact health rule
-/// each, every third with a header match and a header modifier, two weighted backends.
-fn many_routes(n: usize) -> serde_json::Value {
-    let routes: Vec<_> = (0..n)
-        .map(|i| {
-            let mut prefix = json!({"matches": [{"path": {"type": "PathPrefix", "value": format!("/team{}/svc{i:05}/v1", i % 10)}}],
-                                    "backendRefs": [{"backend": "app/a:80", "weight": 9}, {"backend": "app/b:80", "weight": 1}]});
-            if i % 3 == 0 {
-                prefix["matches"][0]["headers"] = json!([{"name": "X-Canary", "value": "true"}]);
-                prefix["filters"] = json!([{"type": "RequestHeaderModifier",
-                                           "requestHeaderModifier": {"set": [{"name": "x-route", "value": format!("r{i}")}]}}]);
-            }
-            json!({
-                "namespace": format!("team-{}", i % 10), "name": format!("service-{i:05}"),
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-                "parents": [{"listener": "http", "hostnames": [format!("svc{}.example.com", i % 50)]}],
-                "rules": [prefix, {"matches": [{"path": {"type": "Exact", "value": format!("/team{}/svc{i:05}/healthz", i % 10)}}],
-                                   "backendRefs": [{"backend": "app/a:80"}]}]
-            })
-        })
-        .collect();
-    json!({
-        "schemaVersion": 1,
-        "gateway": {"namespace": "infra", "name": "gw"},
-        "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-        "routes": routes,
-        "backends": {"app/a:80": {"upstream": "a"}, "app/b:80": {"upstream": "b"}}
-    })
-}
-
-#[test]
-fn compiling_gives_the_parsed_config_back_as_it_goes() {
-    let json = many_routes(2_000).to_string();
-    let before = live_bytes();
-    let config = engine::parse(json.as_bytes()).unwrap();
-    let config_bytes = live_bytes() - before;
-    peak_bytes_since_last_call();
-    let table = RouteTable::from_config(config).unwrap();
-    let compile_peak = peak_bytes_since_last_call() - before;
-    let table_bytes = live_bytes() - before;
-    assert_eq!(table.stats().1, 2_000);
-    // Compiling from a borrowed config, then freeing it, peaks at both whole (and more).
-    let both = config_bytes + table_bytes;
-    println!(
-        "config {config_bytes} B, table {table_bytes} B, peak while compiling {compile_peak} B"
-    );
-    assert!(
-        compile_peak * 4 < both * 3,
-        "compiling peaked at {compile_peak} bytes; config {config_bytes} + table {table_bytes}"
-    );
 }

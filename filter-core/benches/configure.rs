@@ -1,8 +1,7 @@
 //! Where `on_configure` spends its time, phase by phase, natively: inflating the gzip payload the
 //! controller-shim ships for large tables, parsing the PluginConfig JSON into the owned config (and,
 //! for comparison, scanning it without building anything), validating and compiling it into the
-//! route table (which frees the parsed config route by route), and, for comparison, freeing a
-//! parsed config on its own.
+//! route table, and freeing the parsed config afterwards.
 //! The same phases in Envoy's V8 are what issue 16 splits (`docs/benchmarks.md`).
 //!
 //! `cargo bench -p filter-core --bench configure`
@@ -55,14 +54,8 @@ fn phases(c: &mut Criterion) {
                 serde_json::from_str::<serde::de::IgnoredAny>(black_box(json.as_str())).unwrap()
             })
         });
-        // What the filter does after parsing: validation, then compilation, which consumes the
-        // parsed config and frees it route by route (so this includes what `free-parsed` costs).
         group.bench_with_input(BenchmarkId::new("validate+compile", n), &config, |b, c| {
-            b.iter_batched(
-                || c.clone(),
-                |c| RouteTable::from_config(black_box(c)).unwrap(),
-                BatchSize::PerIteration,
-            )
+            b.iter(|| RouteTable::compile(black_box(c)).unwrap())
         });
         group.bench_with_input(BenchmarkId::new("free-parsed", n), &json, |b, json| {
             b.iter_batched(
@@ -74,7 +67,8 @@ fn phases(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("all", n), &compressed, |b, gz| {
             b.iter(|| {
                 let json = filter_core::payload::decode(black_box(gz)).unwrap();
-                RouteTable::from_config(engine::parse(&json).unwrap()).unwrap()
+                let config = engine::parse(&json).unwrap();
+                RouteTable::compile(&config).unwrap()
             })
         });
     }

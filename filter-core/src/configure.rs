@@ -63,13 +63,14 @@ pub fn compile(host: &mut impl Host, bytes: &[u8]) -> Option<Compiled> {
                 &format!(
                     "accepted config revision {:?} for gateway {}/{}: {listeners} listeners, \
                      {routes} routes, {rules} rules, {matches} matches, {} upstreams, {size}, compiled in {micros} µs \
-                     (parse {} µs, validate+compile {} µs)",
+                     (parse {} µs, validate+compile {} µs, free parsed {} µs)",
                     revision,
                     gateway.namespace,
                     gateway.name,
                     compiled.table.upstreams().count(),
                     phases.parse,
                     phases.compile,
+                    phases.free,
                 ),
             );
             host.increment(Metric::ConfigAccepted);
@@ -88,10 +89,9 @@ pub fn compile(host: &mut impl Host, bytes: &[u8]) -> Option<Compiled> {
 
 /// Parses and compiles the (inflated) JSON, timing each phase into `clock`.
 ///
-/// The inflated document is freed once parsed, and the parsed config route by route as it is
-/// compiled ([`RouteTable::from_config`]): each step allocates in the pages the previous one gave
-/// back instead of fresh ones, which a new Wasm VM would first have to fault in (the document is
-/// 5.7 MB at 10,000 routes, the parsed config and the table 12 MB each; `docs/benchmarks.md`).
+/// The inflated document is freed once parsed, before compiling: the parsed config owns its strings,
+/// and compiling then allocates in the pages the document occupied instead of fresh ones, which a
+/// new Wasm VM would first have to fault in (5.7 MB at 10,000 routes; `docs/benchmarks.md`).
 fn compile_json(
     host: &mut impl Host,
     json: Cow<'_, [u8]>,
@@ -100,24 +100,24 @@ fn compile_json(
     let config = engine::parse(&json).map_err(|e| e.to_string())?;
     drop(json);
     clock.phases.parse = clock.lap(host);
+    let table = RouteTable::compile(&config).map_err(|e| e.to_string())?;
     let mut ports: Vec<u16> = config.listeners.iter().map(|l| l.port).collect();
     ports.sort_unstable();
     ports.dedup();
-    let selector = config.upstream_selector;
-    let kong = config.kong.clone();
-    let has_https = config
-        .listeners
-        .iter()
-        .any(|l| l.protocol == engine::config::Protocol::Https);
-    let table = RouteTable::from_config(config).map_err(|e| e.to_string())?;
-    clock.phases.compile = clock.lap(host);
-    Ok(Compiled {
+    let compiled = Compiled {
         table,
-        selector,
-        kong,
+        selector: config.upstream_selector,
+        kong: config.kong.clone(),
         ports,
-        has_https,
-    })
+        has_https: config
+            .listeners
+            .iter()
+            .any(|l| l.protocol == engine::config::Protocol::Https),
+    };
+    clock.phases.compile = clock.lap(host);
+    drop(config);
+    clock.phases.free = clock.lap(host);
+    Ok(compiled)
 }
 
 /// Microseconds per configure phase, for the `accepted config` log line: where a slow push spends
@@ -125,8 +125,8 @@ fn compile_json(
 #[derive(Debug, Default, Clone, Copy)]
 struct Phases {
     parse: u64,
-    /// Validation and compilation, which frees the parsed config as it goes.
     compile: u64,
+    free: u64,
 }
 
 /// The host's clock, read between phases.

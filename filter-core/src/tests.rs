@@ -530,7 +530,7 @@ fn configure_logs_the_revision_and_counts() {
 
 #[test]
 fn configure_logs_the_time_of_each_phase() {
-    // Every clock read moves the mock clock by 7 µs: start, inflated, parsed, compiled, end.
+    // Every clock read moves the mock clock by 7 µs: start, inflated, parsed, compiled, freed, end.
     let mut host = MockHost {
         clock_step: 7_000,
         ..MockHost::default()
@@ -538,7 +538,7 @@ fn configure_logs_the_time_of_each_phase() {
     assert!(configure(&mut host, CONFIG.as_bytes()).is_some());
     let log = host.log_text();
     assert!(
-        log.contains("compiled in 28 µs (parse 7 µs, validate+compile 7 µs)"),
+        log.contains("compiled in 35 µs (parse 7 µs, validate+compile 7 µs, free parsed 7 µs)"),
         "{log}"
     );
 }
