@@ -282,6 +282,28 @@ mod tests {
     }
 
     #[test]
+    fn candidate_lists_start_with_room_for_one() {
+        let mut index = PathIndex::default();
+        index.insert_exact("/a", 0);
+        index.insert_prefix("/b/c", 1);
+        let exact = index.exact.get("/a").map(Vec::capacity);
+        let node = index
+            .prefix
+            .children
+            .get("b")
+            .and_then(|b| b.children.get("c"));
+        assert_eq!((exact, node.map(|n| n.here.capacity())), (Some(1), Some(1)));
+        // A second candidate grows the list as usual.
+        index.insert_prefix("/b/c/", 2);
+        index.sort(&|a, b| a.cmp(&b));
+        assert_eq!(
+            collect(&index, "/b/c/d"),
+            [2, 1],
+            "/b/c/ is the longer prefix"
+        );
+    }
+
+    #[test]
     fn prefixes_match_element_wise_deepest_first() {
         let mut index = PathIndex::default();
         index.insert_prefix("/", 0);
