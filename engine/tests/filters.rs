@@ -401,6 +401,11 @@ fn explain_narrates_the_decision() {
             && text.contains("header v = \"2\" does not hold"),
         "{text}"
     );
+    // The path as written, read from the candidate (the prefix index keeps only its length).
+    assert!(
+        text.contains("ns/r rules[1] matches[0] [any hostname, path PathPrefix \"/\"]: matches"),
+        "{text}"
+    );
     assert!(text.contains("selected ns/r rules[1]"), "{text}");
     assert!(text.contains("backend v1"), "{text}");
 }
