@@ -79,39 +79,26 @@ impl<'c> Compiler<'c> {
             .enumerate()
             .map(|(i, l)| (l.name.as_str(), i))
             .collect();
+        // The lists are sized exactly up front: grown by doubling, they would be copied about once
+        // over and leave their outgrown buffers behind. A rule without matches has one (the default).
+        let http_rules = config.routes.iter().flat_map(|r| &r.rules);
+        let grpc_rules = config.grpc_routes.iter().flat_map(|r| &r.rules);
         Compiler {
             table: RouteTable {
                 revision: config.revision.clone(),
                 gateway: config.gateway.clone(),
                 listeners,
                 routes: Vec::with_capacity(config.routes.len() + config.grpc_routes.len()),
-                rules: Vec::new(),
-                candidates: Vec::new(),
-                grpc_candidates: Vec::new(),
+                rules: Vec::with_capacity(http_rules.clone().count() + grpc_rules.clone().count()),
+                candidates: Vec::with_capacity(http_rules.map(|r| r.matches.len().max(1)).sum()),
+                grpc_candidates: Vec::with_capacity(
+                    grpc_rules.map(|r| r.matches.len().max(1)).sum(),
+                ),
                 backends,
             },
             backend_ids,
             listener_ids,
         }
-        .with_exact_room(config)
-    }
-
-    /// Sizes the table's rule and candidate lists exactly before compiling: grown by doubling, the
-    /// lists would be copied about once over and leave their outgrown buffers behind.
-    fn with_exact_room(mut self, config: &PluginConfig) -> Compiler<'c> {
-        let http_rules = config.routes.iter().flat_map(|r| &r.rules);
-        let grpc_rules = config.grpc_routes.iter().flat_map(|r| &r.rules);
-        self.table
-            .rules
-            .reserve_exact(http_rules.clone().count() + grpc_rules.clone().count());
-        // A rule without matches has one: the default match.
-        self.table
-            .candidates
-            .reserve_exact(http_rules.map(|rule| rule.matches.len().max(1)).sum());
-        self.table
-            .grpc_candidates
-            .reserve_exact(grpc_rules.map(|rule| rule.matches.len().max(1)).sum());
-        self
     }
 
     /// Step 2: one route, rule by rule.
