@@ -4,11 +4,11 @@ use std::cmp::Reverse;
 use std::fmt;
 use std::ops::ControlFlow;
 
-use crate::config::PathMatch;
+use crate::config::{PathMatch, PathMatchType};
 use crate::decision::*;
 use crate::filters::Edits;
 use crate::grpc::{GrpcCall, grpc_answer};
-use crate::index::{HostHit, PathHit, hostname_specificity};
+use crate::index::{HostHit, hostname_specificity};
 use crate::matchers::{HeaderCondition, QueryCondition};
 use crate::request::{RandomSource, Request, ascii_lowercase, below, host_of, split_query};
 use crate::table::{
@@ -188,21 +188,19 @@ impl RouteTable {
     ) -> Option<&'a Candidate> {
         let (path, query) = split_query(request.path);
         let mut winner = None;
-        listener
-            .hosts
-            .visit(host, path, &mut |host_hit, id, path_hit| {
-                let Some(candidate) = self.candidates.get(id as usize) else {
-                    return false;
-                };
-                let verdict = check(candidate, request, query);
-                if tracer.enabled() {
-                    self.trace_candidate(tracer, candidate, host_hit, path_hit, &verdict);
-                }
-                if verdict.is_ok() {
-                    winner = Some(candidate);
-                }
-                verdict.is_ok()
-            });
+        listener.hosts.visit(host, path, &mut |host_hit, id| {
+            let Some(candidate) = self.candidates.get(id as usize) else {
+                return false;
+            };
+            let verdict = check(candidate, request, query);
+            if tracer.enabled() {
+                self.trace_candidate(tracer, candidate, host_hit, &verdict);
+            }
+            if verdict.is_ok() {
+                winner = Some(candidate);
+            }
+            verdict.is_ok()
+        });
         winner
     }
 
@@ -211,15 +209,16 @@ impl RouteTable {
         tracer: &mut T,
         candidate: &Candidate,
         host_hit: HostHit<'_>,
-        path_hit: PathHit,
         verdict: &Result<(), Mismatch<'_, '_>>,
     ) {
         let bucket = host_hit.to_string();
-        let how = match path_hit {
-            PathHit::Exact => format!("Exact {:?}", candidate.path.value),
-            PathHit::Regex => format!("RegularExpression {:?}", candidate.path.value),
-            PathHit::Prefix => format!("PathPrefix {:?}", candidate.path.value),
+        // The index files each candidate under its own path kind, so that is where it was found.
+        let kind = match candidate.path.kind {
+            PathMatchType::Exact => "Exact",
+            PathMatchType::RegularExpression => "RegularExpression",
+            PathMatchType::PathPrefix => "PathPrefix",
         };
+        let how = format!("{kind} {:?}", candidate.path.value);
         let who = self.describe_match(candidate.rule, candidate.match_index);
         tracer.note(|| match verdict {
             Ok(()) => format!("  {who} [{bucket}, path {how}]: matches"),

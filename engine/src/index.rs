@@ -13,14 +13,6 @@ use regex_lite::Regex;
 use crate::hash::FastMap;
 use crate::precedence::HostnameMatch;
 
-/// Where a candidate came from, for explain traces (the candidate keeps its path as written).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PathHit {
-    Exact,
-    Regex,
-    Prefix,
-}
-
 /// Candidates of one hostname bucket, indexed by path.
 #[derive(Debug, Default)]
 pub(crate) struct PathIndex {
@@ -84,16 +76,16 @@ impl PathIndex {
     }
 
     /// Calls `visit` with candidates in precedence order until it returns `true`.
-    pub(crate) fn visit(&self, path: &str, visit: &mut impl FnMut(u32, PathHit) -> bool) -> bool {
+    pub(crate) fn visit(&self, path: &str, visit: &mut impl FnMut(u32) -> bool) -> bool {
         if let Some(list) = self.exact.get(path) {
             for &c in list {
-                if visit(c, PathHit::Exact) {
+                if visit(c) {
                     return true;
                 }
             }
         }
         for (regex, c) in &self.regex {
-            if regex.is_match(path) && visit(*c, PathHit::Regex) {
+            if regex.is_match(path) && visit(*c) {
                 return true;
             }
         }
@@ -125,7 +117,7 @@ impl PrefixNode {
     fn walk<'p>(
         &self,
         segments: &mut impl Iterator<Item = &'p str>,
-        visit: &mut impl FnMut(u32, PathHit) -> bool,
+        visit: &mut impl FnMut(u32) -> bool,
     ) -> bool {
         if let Some(segment) = segments.next()
             && let Some(child) = self.children.get(segment)
@@ -134,7 +126,7 @@ impl PrefixNode {
             return true;
         }
         for &(c, _) in &self.here {
-            if visit(c, PathHit::Prefix) {
+            if visit(c) {
                 return true;
             }
         }
@@ -244,10 +236,10 @@ impl HostIndex<PathIndex> {
         &self,
         host: &str,
         path: &str,
-        visit: &mut impl FnMut(HostHit<'_>, u32, PathHit) -> bool,
+        visit: &mut impl FnMut(HostHit<'_>, u32) -> bool,
     ) -> bool {
         self.buckets(host).any(|(host_hit, index)| {
-            !index.is_empty() && index.visit(path, &mut |c, hit| visit(host_hit, c, hit))
+            !index.is_empty() && index.visit(path, &mut |c| visit(host_hit, c))
         })
     }
 }
@@ -274,7 +266,7 @@ mod tests {
 
     fn collect(index: &PathIndex, path: &str) -> Vec<u32> {
         let mut out = Vec::new();
-        index.visit(path, &mut |c, _| {
+        index.visit(path, &mut |c| {
             out.push(c);
             false
         });
@@ -341,13 +333,13 @@ mod tests {
         }
         hosts.sort(&|_, a, b| a.cmp(&b));
         let mut seen = Vec::new();
-        hosts.visit("a.example.com", "/x", &mut |_, c, _| {
+        hosts.visit("a.example.com", "/x", &mut |_, c| {
             seen.push(c);
             false
         });
         assert_eq!(seen, [3, 2, 1, 0]);
         seen.clear();
-        hosts.visit("example.com", "/x", &mut |_, c, _| {
+        hosts.visit("example.com", "/x", &mut |_, c| {
             seen.push(c);
             false
         });
