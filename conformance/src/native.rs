@@ -440,7 +440,7 @@ mod tests {
     /// Port 80 routes `/` to app/web and mirrors `/mirror` to app/shadow; port 8080 routes
     /// `/only` to app/alt.
     fn proxy() -> Proxy {
-        let config: PluginConfig = serde_json::from_value(serde_json::json!({
+        let document = serde_json::json!({
             "schemaVersion": 1,
             "gateway": {"namespace": "infra", "name": "gw"},
             "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"},
@@ -459,8 +459,8 @@ mod tests {
             "backends": {"app/web:80": {"upstream": "app/web:80"},
                          "app/alt:80": {"upstream": "app/alt:80"},
                          "app/shadow:80": {"upstream": "app/shadow:80"}}
-        }))
-        .unwrap();
+        });
+        let config = engine::parse(document.to_string().as_bytes()).unwrap();
         Proxy::new(&config, 1).unwrap()
     }
 

@@ -26,7 +26,7 @@ fn evaluate(c: &mut Criterion) {
     for n in SIZES {
         let json = tables::config(n).to_string();
         let table = RouteTable::from_json(json.as_bytes()).unwrap();
-        let config: PluginConfig = serde_json::from_str(&json).unwrap();
+        let config: PluginConfig = engine::parse(json.as_bytes()).unwrap();
         let naive = Naive::new(&config);
         for (label, host, path, headers) in tables::requests(n) {
             let request = Request {

@@ -520,7 +520,7 @@ mod tests {
     use super::*;
 
     fn config(backend_ref: &str, mirror: &str) -> PluginConfig {
-        serde_json::from_value(serde_json::json!({
+        parse_json(serde_json::json!({
             "schemaVersion": 1,
             "gateway": {"namespace": "infra", "name": "gw"},
             "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
@@ -531,7 +531,11 @@ mod tests {
                                    "backendRefs": [{"backend": "app/a:80"}, {"backend": backend_ref}]}]}],
             "backends": {"app/a:80": {"upstream": "a"}, "app/b:80": {"upstream": "b"}}
         }))
-        .unwrap_or_else(|e| unreachable!("test config: {e}"))
+    }
+
+    fn parse_json(document: serde_json::Value) -> PluginConfig {
+        crate::parse(document.to_string().as_bytes())
+            .unwrap_or_else(|e| unreachable!("test config: {e}"))
     }
 
     /// Compilation alone, past the validation that would reject these configs first.
@@ -542,16 +546,19 @@ mod tests {
     #[test]
     fn the_rule_and_candidate_lists_are_sized_exactly() {
         let mut config = config("app/b:80", "app/b:80");
-        let route = serde_json::json!({
+        let api = parse_json(serde_json::json!({
+            "schemaVersion": 1,
+            "gateway": {"namespace": "infra", "name": "gw"},
+            "listeners": [],
+            "routes": [{
             "namespace": "app", "name": "api", "parents": [{"listener": "http"}],
             "rules": [{"matches": [{"path": {"type": "Exact", "value": "/a"}},
                                    {"path": {"type": "PathPrefix", "value": "/b"}},
                                    {"method": "GET"}],
                        "backendRefs": [{"backend": "app/a:80"}]}]
-        });
-        config.routes.push(
-            serde_json::from_value(route).unwrap_or_else(|e| unreachable!("test route: {e}")),
-        );
+            }]
+        }));
+        config.routes.extend(api.routes);
         let table = compile_unvalidated(&config).unwrap_or_else(|e| unreachable!("{e}"));
         // Three rules (the first route's two and this one); five candidates (the first route's
         // rules have no matches, so one default match each). Doubling would give 4 and 8.

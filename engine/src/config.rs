@@ -10,20 +10,47 @@
 //!   spec requires ("the filter MUST NOT be skipped").
 //!
 //! Field-by-field documentation: `docs/plugin-config.md`; JSON Schema: `docs/plugin-config.schema.json`.
+//! Writing goes through serde (`Serialize`, whose attributes the JSON Schema also follows); reading
+//! goes through `config/read.rs`, which keeps the filter's Wasm module free of serde's per-type
+//! deserializers.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-mod backends;
+mod json;
+mod read;
 mod tagged;
+
+pub(crate) use json::ReadError;
 
 /// The only `schemaVersion` this engine understands. A different version is rejected, so a newer shim
 /// talking to an older filter keeps the previous config instead of half-understanding a new one.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Reads a PluginConfig document, already known to be UTF-8 (`crate::parse` checks it and turns a
+/// [`ReadError`]'s offset into the JSON path, line and column).
+pub(crate) fn read_document(text: &str) -> Result<PluginConfig, ReadError> {
+    let mut reader = json::Reader::new(text);
+    let config = read::plugin_config(&mut reader)?;
+    reader.end()?;
+    Ok(config)
+}
+
+/// Reads one value of a document with `value` (a reader of one config type), for unit tests.
+#[cfg(test)]
+pub(crate) fn read_value<T>(
+    text: &str,
+    value: fn(&mut json::Reader<'_>) -> json::Read<T>,
+) -> Result<T, String> {
+    let mut reader = json::Reader::new(text);
+    value(&mut reader)
+        .and_then(|value| reader.end().map(|()| value))
+        .map_err(|error| error.message)
+}
+
 /// The whole routing state of one Gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PluginConfig {
@@ -36,27 +63,18 @@ pub struct PluginConfig {
     /// The Gateway this config belongs to.
     pub gateway: ObjectRef,
     /// The Gateway's listeners (including those merged from ListenerSets).
-    #[serde(deserialize_with = "crate::lenient::list")]
     pub listeners: Vec<Listener>,
     /// Routes attached to at least one listener.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
     /// GRPCRoutes attached to at least one listener. Only gRPC requests (POST with a
     /// `content-type` of `application/grpc`, `application/grpc+…` or `application/grpc;…`) can
     /// match them, and for those they are tried before `routes`. Left out of the document when
     /// empty, so configs without GRPCRoutes read exactly as before.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grpc_routes: Vec<GrpcRoute>,
     /// Resolved backends, keyed by the id that backendRefs and mirror filters use.
-    #[serde(default, deserialize_with = "backends::sorted_map")]
+    #[serde(default)]
     pub backends: BTreeMap<String, Backend>,
     /// How the filter hands the chosen upstream to its host.
     #[serde(default)]
@@ -69,7 +87,7 @@ pub struct PluginConfig {
 }
 
 /// The host mechanism that forwards to the upstream the filter chose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum UpstreamSelector {
@@ -86,7 +104,7 @@ pub enum UpstreamSelector {
 }
 
 /// What the filter needs to know about the Kong it runs in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KongDataPlane {
@@ -101,7 +119,7 @@ pub struct KongDataPlane {
 }
 
 /// `namespace/name` of a Kubernetes object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ObjectRef {
@@ -110,7 +128,7 @@ pub struct ObjectRef {
 }
 
 /// Listener protocol. Only HTTP-family listeners reach the filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Protocol {
     #[serde(rename = "HTTP")]
@@ -130,7 +148,7 @@ impl Protocol {
 }
 
 /// One Gateway listener.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Listener {
@@ -145,7 +163,7 @@ pub struct Listener {
 }
 
 /// An HTTPRoute as the data plane needs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Route {
@@ -156,20 +174,15 @@ pub struct Route {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
     /// The listeners this route is attached to, each with the route's effective hostnames there.
-    #[serde(deserialize_with = "crate::lenient::list")]
     pub parents: Vec<Attachment>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
 }
 
 /// A GRPCRoute as the data plane needs it: the same identity and attachments as [`Route`], with
 /// gRPC rules. The shim leaves out a GRPCRoute that lost the HTTPRoute/GRPCRoute hostname conflict
 /// on a listener (Gateway API `GRPCRouteSpec.hostnames`), so attachments here are never contested.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrpcRoute {
@@ -179,18 +192,13 @@ pub struct GrpcRoute {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
     /// The listeners this route is attached to, each with the route's effective hostnames there.
-    #[serde(deserialize_with = "crate::lenient::list")]
     pub parents: Vec<Attachment>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<GrpcRule>,
 }
 
 /// One GRPCRoute rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrpcRule {
@@ -199,32 +207,20 @@ pub struct GrpcRule {
     pub name: Option<String>,
     /// ORed; empty matches every gRPC request ("If no matches are specified, the implementation
     /// MUST match every gRPC request").
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<GrpcMatch>,
     /// Only `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestMirror` and `Unresolved`
     /// (the GRPCRoute filter types; an ExtensionRef the shim cannot resolve is `Unresolved`).
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,
     /// Empty answers `grpc-status: 14` (UNAVAILABLE): there is nothing to forward to. Backend
     /// filters have the same restriction as rule filters.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<BackendRef>,
 }
 
 /// GRPCRouteMatch: every present condition must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrpcMatch {
@@ -232,17 +228,13 @@ pub struct GrpcMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<GrpcMethodMatch>,
     /// ANDed; names case-insensitive, values case-sensitive (as [`HeaderMatch`] in `routes`).
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
 }
 
 /// GRPCMethodMatch on the request's `:path` `/<service>/<method>`: at least one of `service` and
 /// `method` is present; an absent one matches anything.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrpcMethodMatch {
@@ -260,7 +252,7 @@ pub struct GrpcMethodMatch {
 }
 
 /// A route's attachment to one listener.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Attachment {
@@ -268,16 +260,12 @@ pub struct Attachment {
     pub listener: String,
     /// Effective hostnames (route hostnames intersected with the listener hostname). Empty means
     /// every host the listener accepts.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
 }
 
 /// One HTTPRoute rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
@@ -285,24 +273,12 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// ORed; empty means one match of `PathPrefix /`.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<Match>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,
     /// Empty (with no redirect filter) answers 500: there is nothing to forward to.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<BackendRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
@@ -311,30 +287,22 @@ pub struct Rule {
 }
 
 /// HTTPRouteMatch: every present condition must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Match {
     /// Absent means `PathPrefix /`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathMatch>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query_params: Vec<QueryParamMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PathMatchType {
     Exact,
@@ -343,7 +311,7 @@ pub enum PathMatchType {
     RegularExpression,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathMatch {
@@ -366,7 +334,7 @@ impl Default for PathMatch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ValueMatchType {
     #[default]
@@ -375,7 +343,7 @@ pub enum ValueMatchType {
 }
 
 /// Header match: the name is case-insensitive, the value case-sensitive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
@@ -386,7 +354,7 @@ pub struct HeaderMatch {
 }
 
 /// Query parameter match: name and value are case-sensitive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryParamMatch {
@@ -397,8 +365,8 @@ pub struct QueryParamMatch {
 }
 
 /// HTTPRouteFilter, tagged by `type` as in Gateway API.
-// Deserialized in one pass by `config/tagged.rs`; the attributes here serve serializing and the
-// JSON Schema.
+// Read in one pass by `config/tagged.rs`; the attributes here serve serializing and the JSON
+// Schema.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", deny_unknown_fields)]
@@ -428,31 +396,19 @@ pub enum Filter {
 }
 
 /// HTTPHeaderFilter. Applied in the order set, add, remove.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderModifier {
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<HeaderValue>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<HeaderValue>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValue {
@@ -461,7 +417,7 @@ pub struct HeaderValue {
 }
 
 /// HTTPRequestRedirectFilter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestRedirect {
@@ -482,7 +438,7 @@ pub struct RequestRedirect {
 }
 
 /// HTTPURLRewriteFilter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UrlRewrite {
@@ -493,7 +449,7 @@ pub struct UrlRewrite {
 }
 
 /// HTTPPathModifier.
-// Deserialized in one pass by `config/tagged.rs`, like `Filter`.
+// Read in one pass by `config/tagged.rs`, like `Filter`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", deny_unknown_fields)]
@@ -506,7 +462,7 @@ pub enum PathModifier {
 }
 
 /// HTTPRequestMirrorFilter, with the backend already resolved to a `backends` key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestMirror {
@@ -519,7 +475,7 @@ pub struct RequestMirror {
     pub fraction: Option<Fraction>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fraction {
@@ -533,35 +489,19 @@ fn default_denominator() -> u32 {
 }
 
 /// HTTPCORSFilter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Cors {
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_origins: Vec<String>,
     #[serde(default)]
     pub allow_credentials: bool,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_methods: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_headers: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose_headers: Vec<String>,
     /// Seconds; the spec's default is 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -569,7 +509,7 @@ pub struct Cors {
 }
 
 /// HTTPBackendRef with the target resolved to a `backends` key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendRef {
@@ -580,11 +520,7 @@ pub struct BackendRef {
     #[cfg_attr(feature = "schema", schemars(extend("default" = 1)))]
     pub weight: u32,
     /// Filters applied only when this backend is picked.
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,
 }
 
@@ -601,7 +537,7 @@ fn is_default_weight(weight: &u32) -> bool {
 }
 
 /// HTTPRouteTimeouts as GEP-2257 durations (`10s`, `500ms`, `1h30m`); `0s` disables the timeout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Timeouts {
@@ -612,24 +548,20 @@ pub struct Timeouts {
 }
 
 /// HTTPRouteRetry: `attempts` counts retries after the first try.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
-    #[serde(
-        default,
-        deserialize_with = "crate::lenient::list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<String>,
 }
 
 /// Where a backendRef leads: an upstream the host can forward to, or the reason it cannot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
@@ -641,7 +573,7 @@ pub struct Backend {
     pub invalid: Option<InvalidBackend>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InvalidBackend {

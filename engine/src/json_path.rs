@@ -1,16 +1,11 @@
-//! The JSON path of the value at a position in a document, so type errors from serde_json (which
-//! only report line and column) name the field like validation errors do.
+//! The JSON path of the value at a position in a document, so errors from reading (which know only
+//! the offset) name the field like validation errors do.
 //!
-//! A small scanner instead of a path-tracking deserializer: it runs only when a document was
-//! already rejected, and keeps the filter's wasm module free of a second copy of every visitor.
+//! A small scanner instead of tracking the path while reading: it runs only when a document was
+//! already rejected, so a document that reads cleanly pays nothing for it.
 
-/// The path (`routes[2].rules[0].weight`) of the innermost value open at `line`/`column` (1-based,
-/// as serde_json reports them). Tolerates malformed documents: it stops where the scan stops.
-pub(crate) fn path_at(json: &[u8], line: usize, column: usize) -> String {
-    path_at_offset(json, offset_of(json, line, column))
-}
-
-/// [`path_at`] for a byte offset (where a document stops being UTF-8, say).
+/// The path (`routes[2].rules[0].weight`) of the innermost value open at a byte offset.
+/// Tolerates malformed documents: it stops where the scan stops.
 pub(crate) fn path_at_offset(json: &[u8], offset: usize) -> String {
     let mut stack: Vec<Frame> = Vec::new();
     let mut i = 0;
@@ -99,7 +94,7 @@ fn render(stack: &[Frame]) -> String {
     out
 }
 
-/// The 1-based line and column of a byte offset, as serde_json counts them.
+/// The 1-based line and column of a byte offset.
 pub(crate) fn line_column(json: &[u8], offset: usize) -> (usize, usize) {
     let offset = offset.min(json.len());
     let before = json.get(..offset).unwrap_or(json);
@@ -111,29 +106,13 @@ pub(crate) fn line_column(json: &[u8], offset: usize) -> (usize, usize) {
     (line, offset - line_start + 1)
 }
 
-/// Byte offset of a 1-based line and column.
-fn offset_of(json: &[u8], line: usize, column: usize) -> usize {
-    let mut current_line = 1;
-    let mut line_start = 0;
-    for (i, &b) in json.iter().enumerate() {
-        if current_line == line {
-            break;
-        }
-        if b == b'\n' {
-            current_line += 1;
-            line_start = i + 1;
-        }
-    }
-    (line_start + column).min(json.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(json: &str, needle: &str) -> String {
         let pos = json.find(needle).unwrap() + needle.len();
-        path_at(json.as_bytes(), 1, pos)
+        path_at_offset(json.as_bytes(), pos)
     }
 
     #[test]
@@ -149,8 +128,8 @@ mod tests {
     #[test]
     fn keys_with_escapes_and_multiple_lines() {
         let doc = "{\n  \"a\\\"b\": {\n    \"c\": [\n      0,\n      \"bad\"\n    ]\n  }\n}";
-        // line 5, after the string "bad"
-        assert_eq!(path_at(doc.as_bytes(), 5, 11), "a\\\"b.c[1]");
+        let after_bad = doc.find("\"bad\"").unwrap() + 5;
+        assert_eq!(path_at_offset(doc.as_bytes(), after_bad), "a\\\"b.c[1]");
     }
 
     #[test]
@@ -167,9 +146,9 @@ mod tests {
     #[test]
     fn malformed_input_does_not_panic() {
         for doc in ["", "{", "[[[", "{\"a", "\"", "{\"a\":\"\\"] {
-            for col in 0..8 {
-                let _ = path_at(doc.as_bytes(), 1, col);
-                let _ = path_at(doc.as_bytes(), 3, col);
+            for offset in 0..8 {
+                let _ = path_at_offset(doc.as_bytes(), offset);
+                let _ = line_column(doc.as_bytes(), offset);
             }
         }
     }

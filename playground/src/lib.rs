@@ -200,7 +200,7 @@ pub fn explain_config_text(
     headers_json: &str,
     options_json: &str,
 ) -> Result<String, String> {
-    let config: engine::PluginConfig = serde_json::from_str(config_json)
+    let config = engine::parse(config_json.as_bytes())
         .map_err(|e| format!("the PluginConfig is not valid: {e}"))?;
     let options: ConfigOptions = parse_options(options_json)?;
     let (request, headers) = request_of(request_line, headers_json, options.grpc.as_deref())?;

@@ -1,8 +1,7 @@
 //! Reading the `type`-tagged unions of the PluginConfig: filters and path modifiers.
 //!
-//! serde's internally tagged enums (`#[serde(tag = "type")]`) first buffer the whole object into an
-//! intermediate tree (an allocation per key and value) because the tag may come after the payload,
-//! and that buffering code is instantiated per enum (52 KB of the Wasm module, `docs/benchmarks.md`).
+//! serde's internally tagged enums (`#[serde(tag = "type")]`) buffer the whole object into an
+//! intermediate tree (an allocation per key and value) because the tag may come after the payload.
 //! Here a union is read in one pass as a struct of optional members, in any key order (Kong
 //! re-encodes objects in an order of its own, `docs/kong.md`), and then exactly the member its
 //! `type` names must be present: "filter.requestHeaderModifier must be nil if the filter.type is not
@@ -10,160 +9,129 @@
 //! RequestHeaderModifier filter.type", as the HTTPRoute CRD's validation rules say for each filter.
 //! Serializing is unchanged (the derived, tag-first form).
 
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use super::json::{Read, Reader};
+use super::read::{cors, header_modifier, request_mirror, request_redirect, url_rewrite};
+use super::{Filter, PathModifier};
 
-use super::{
-    Cors, Filter, HeaderModifier, PathModifier, RequestMirror, RequestRedirect, UrlRewrite,
-};
+/// The `type` names of [`Filter`] as written in the document, and the member holding each one's
+/// settings (an `Unresolved` filter's `reason` is informative and may be left out).
+const FILTER_TYPES: &[&str] = &[
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestRedirect",
+    "URLRewrite",
+    "RequestMirror",
+    "CORS",
+    "Unresolved",
+];
+const FILTER_MEMBERS: &[&str] = &[
+    "requestHeaderModifier",
+    "responseHeaderModifier",
+    "requestRedirect",
+    "urlRewrite",
+    "requestMirror",
+    "cors",
+    "reason",
+];
+const FILTER_FIELDS: &[&str] = &[
+    "type",
+    "requestHeaderModifier",
+    "responseHeaderModifier",
+    "requestRedirect",
+    "urlRewrite",
+    "requestMirror",
+    "cors",
+    "reason",
+];
 
-/// The `type` names of [`Filter`], as written in the document.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-enum FilterType {
-    RequestHeaderModifier,
-    ResponseHeaderModifier,
-    RequestRedirect,
-    #[serde(rename = "URLRewrite")]
-    UrlRewrite,
-    RequestMirror,
-    #[serde(rename = "CORS")]
-    Cors,
-    Unresolved,
-}
-
-impl FilterType {
-    fn name(self) -> &'static str {
-        match self {
-            FilterType::RequestHeaderModifier => "RequestHeaderModifier",
-            FilterType::ResponseHeaderModifier => "ResponseHeaderModifier",
-            FilterType::RequestRedirect => "RequestRedirect",
-            FilterType::UrlRewrite => "URLRewrite",
-            FilterType::RequestMirror => "RequestMirror",
-            FilterType::Cors => "CORS",
-            FilterType::Unresolved => "Unresolved",
+pub(crate) fn filter(r: &mut Reader<'_>) -> Read<Filter> {
+    let mut kind = None;
+    let (mut request_headers, mut response_headers, mut redirect) = (None, None, None);
+    let (mut rewrite, mut mirror, mut cors_policy, mut reason) = (None, None, None, None);
+    let open = r.object("struct Filter", FILTER_FIELDS, |r, field| {
+        match field {
+            "type" => kind = Some(r.variant(FILTER_TYPES)?),
+            "requestHeaderModifier" => request_headers = r.nullable(header_modifier)?,
+            "responseHeaderModifier" => response_headers = r.nullable(header_modifier)?,
+            "requestRedirect" => redirect = r.nullable(request_redirect)?,
+            "urlRewrite" => rewrite = r.nullable(url_rewrite)?,
+            "requestMirror" => mirror = r.nullable(request_mirror)?,
+            "cors" => cors_policy = r.nullable(cors)?,
+            _ => reason = r.nullable(Reader::string)?,
         }
-    }
+        Ok(())
+    })?;
+    let kind = r.required(kind, open, "type")?;
+    let type_name = FILTER_TYPES.get(kind).copied().unwrap_or_default();
+    let own = FILTER_MEMBERS.get(kind).copied().unwrap_or_default();
+    let set = [
+        ("requestHeaderModifier", request_headers.is_some()),
+        ("responseHeaderModifier", response_headers.is_some()),
+        ("requestRedirect", redirect.is_some()),
+        ("urlRewrite", rewrite.is_some()),
+        ("requestMirror", mirror.is_some()),
+        ("cors", cors_policy.is_some()),
+        ("reason", reason.is_some()),
+    ];
+    only_own_member(type_name, own, &set).map_err(|message| r.error(open, message))?;
+    let missing = || r.error(open, missing_member(type_name, own));
+    Ok(match kind {
+        0 => Filter::RequestHeaderModifier {
+            request_header_modifier: request_headers.ok_or_else(missing)?,
+        },
+        1 => Filter::ResponseHeaderModifier {
+            response_header_modifier: response_headers.ok_or_else(missing)?,
+        },
+        2 => Filter::RequestRedirect {
+            request_redirect: redirect.ok_or_else(missing)?,
+        },
+        3 => Filter::UrlRewrite {
+            url_rewrite: rewrite.ok_or_else(missing)?,
+        },
+        4 => Filter::RequestMirror {
+            request_mirror: mirror.ok_or_else(missing)?,
+        },
+        5 => Filter::Cors {
+            cors: cors_policy.ok_or_else(missing)?,
+        },
+        // The reason is informative: an Unresolved filter answers 500 with or without one.
+        _ => Filter::Unresolved {
+            reason: reason.unwrap_or_default(),
+        },
+    })
+}
 
-    /// The member holding this type's settings.
-    fn member(self) -> &'static str {
-        match self {
-            FilterType::RequestHeaderModifier => "requestHeaderModifier",
-            FilterType::ResponseHeaderModifier => "responseHeaderModifier",
-            FilterType::RequestRedirect => "requestRedirect",
-            FilterType::UrlRewrite => "urlRewrite",
-            FilterType::RequestMirror => "requestMirror",
-            FilterType::Cors => "cors",
-            FilterType::Unresolved => "reason",
+const PATH_MODIFIER_TYPES: &[&str] = &["ReplaceFullPath", "ReplacePrefixMatch"];
+const PATH_MODIFIER_MEMBERS: &[&str] = &["replaceFullPath", "replacePrefixMatch"];
+
+pub(crate) fn path_modifier(r: &mut Reader<'_>) -> Read<PathModifier> {
+    let (mut kind, mut full, mut prefix) = (None, None, None);
+    const FIELDS: &[&str] = &["type", "replaceFullPath", "replacePrefixMatch"];
+    let open = r.object("struct PathModifier", FIELDS, |r, field| {
+        match field {
+            "type" => kind = Some(r.variant(PATH_MODIFIER_TYPES)?),
+            "replaceFullPath" => full = r.nullable(Reader::string)?,
+            _ => prefix = r.nullable(Reader::string)?,
         }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FilterMembers {
-    #[serde(rename = "type")]
-    kind: FilterType,
-    request_header_modifier: Option<HeaderModifier>,
-    response_header_modifier: Option<HeaderModifier>,
-    request_redirect: Option<RequestRedirect>,
-    url_rewrite: Option<UrlRewrite>,
-    request_mirror: Option<RequestMirror>,
-    cors: Option<Cors>,
-    reason: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for Filter {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Filter, D::Error> {
-        FilterMembers::deserialize(deserializer)?
-            .into_filter()
-            .map_err(D::Error::custom)
-    }
-}
-
-impl FilterMembers {
-    fn into_filter(self) -> Result<Filter, String> {
-        let kind = self.kind;
-        let set = [
-            (
-                "requestHeaderModifier",
-                self.request_header_modifier.is_some(),
-            ),
-            (
-                "responseHeaderModifier",
-                self.response_header_modifier.is_some(),
-            ),
-            ("requestRedirect", self.request_redirect.is_some()),
-            ("urlRewrite", self.url_rewrite.is_some()),
-            ("requestMirror", self.request_mirror.is_some()),
-            ("cors", self.cors.is_some()),
-            ("reason", self.reason.is_some()),
-        ];
-        only_own_member(kind.name(), kind.member(), &set)?;
-        let missing = || missing_member(kind.name(), kind.member());
-        Ok(match kind {
-            FilterType::RequestHeaderModifier => Filter::RequestHeaderModifier {
-                request_header_modifier: self.request_header_modifier.ok_or_else(missing)?,
-            },
-            FilterType::ResponseHeaderModifier => Filter::ResponseHeaderModifier {
-                response_header_modifier: self.response_header_modifier.ok_or_else(missing)?,
-            },
-            FilterType::RequestRedirect => Filter::RequestRedirect {
-                request_redirect: self.request_redirect.ok_or_else(missing)?,
-            },
-            FilterType::UrlRewrite => Filter::UrlRewrite {
-                url_rewrite: self.url_rewrite.ok_or_else(missing)?,
-            },
-            FilterType::RequestMirror => Filter::RequestMirror {
-                request_mirror: self.request_mirror.ok_or_else(missing)?,
-            },
-            FilterType::Cors => Filter::Cors {
-                cors: self.cors.ok_or_else(missing)?,
-            },
-            // The reason is informative: an Unresolved filter answers 500 with or without one.
-            FilterType::Unresolved => Filter::Unresolved {
-                reason: self.reason.unwrap_or_default(),
-            },
-        })
-    }
-}
-
-#[derive(Deserialize, Clone, Copy)]
-enum PathModifierType {
-    ReplaceFullPath,
-    ReplacePrefixMatch,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PathModifierMembers {
-    #[serde(rename = "type")]
-    kind: PathModifierType,
-    replace_full_path: Option<String>,
-    replace_prefix_match: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for PathModifier {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PathModifier, D::Error> {
-        let members = PathModifierMembers::deserialize(deserializer)?;
-        let (name, member) = match members.kind {
-            PathModifierType::ReplaceFullPath => ("ReplaceFullPath", "replaceFullPath"),
-            PathModifierType::ReplacePrefixMatch => ("ReplacePrefixMatch", "replacePrefixMatch"),
-        };
-        let set = [
-            ("replaceFullPath", members.replace_full_path.is_some()),
-            ("replacePrefixMatch", members.replace_prefix_match.is_some()),
-        ];
-        only_own_member(name, member, &set).map_err(D::Error::custom)?;
-        let missing = || D::Error::custom(missing_member(name, member));
-        Ok(match members.kind {
-            PathModifierType::ReplaceFullPath => PathModifier::ReplaceFullPath {
-                replace_full_path: members.replace_full_path.ok_or_else(missing)?,
-            },
-            PathModifierType::ReplacePrefixMatch => PathModifier::ReplacePrefixMatch {
-                replace_prefix_match: members.replace_prefix_match.ok_or_else(missing)?,
-            },
-        })
-    }
+        Ok(())
+    })?;
+    let kind = r.required(kind, open, "type")?;
+    let type_name = PATH_MODIFIER_TYPES.get(kind).copied().unwrap_or_default();
+    let own = PATH_MODIFIER_MEMBERS.get(kind).copied().unwrap_or_default();
+    let set = [
+        ("replaceFullPath", full.is_some()),
+        ("replacePrefixMatch", prefix.is_some()),
+    ];
+    only_own_member(type_name, own, &set).map_err(|message| r.error(open, message))?;
+    let missing = || r.error(open, missing_member(type_name, own));
+    Ok(match kind {
+        0 => PathModifier::ReplaceFullPath {
+            replace_full_path: full.ok_or_else(missing)?,
+        },
+        _ => PathModifier::ReplacePrefixMatch {
+            replace_prefix_match: prefix.ok_or_else(missing)?,
+        },
+    })
 }
 
 /// Refuses a member that belongs to another `type`.
@@ -187,9 +155,14 @@ fn missing_member(type_name: &str, member: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::{Cors, HeaderModifier, RequestMirror, RequestRedirect, UrlRewrite};
 
     fn filter(json: &str) -> Result<Filter, String> {
-        serde_json::from_str(json).map_err(|e| e.to_string())
+        crate::config::read_value(json, super::filter)
+    }
+
+    fn path_modifier(json: &str) -> Result<PathModifier, String> {
+        crate::config::read_value(json, super::path_modifier)
     }
 
     #[test]
@@ -275,10 +248,9 @@ mod tests {
             ),
             "{error}"
         );
-        let path: Result<PathModifier, String> = serde_json::from_str(
+        let path = path_modifier(
             r#"{"type": "ReplaceFullPath", "replaceFullPath": "/a", "replacePrefixMatch": "/b"}"#,
-        )
-        .map_err(|e| e.to_string());
+        );
         let error = path.unwrap_err();
         assert!(
             error.starts_with("`replacePrefixMatch` is set but type is ReplaceFullPath"),
@@ -305,8 +277,7 @@ mod tests {
             unknown_member.starts_with("unknown field `extra`"),
             "{unknown_member}"
         );
-        let path: Result<PathModifier, String> =
-            serde_json::from_str(r#"{"type": "ReplacePrefixMatch"}"#).map_err(|e| e.to_string());
+        let path = path_modifier(r#"{"type": "ReplacePrefixMatch"}"#);
         assert!(
             path.unwrap_err().starts_with(
                 "missing field `replacePrefixMatch` (type ReplacePrefixMatch needs it)"
