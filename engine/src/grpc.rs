@@ -238,13 +238,12 @@ impl GrpcBucket {
 
     /// Orders the bucket by `order` (greatest precedence first): every candidate gets its position
     /// in that order, and every list is sorted by position.
-    pub(crate) fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
+    pub(crate) fn sort(&mut self, order: &crate::index::IdOrder<'_>) {
         let mut all: Vec<u32> = Vec::new();
         for list in self.lists_mut() {
             all.extend(list.iter().map(|(_, id)| *id));
         }
-        all.sort_by(|a, b| order(*a, *b));
-        all.dedup();
+        crate::index::sort_ids(&mut all, order);
         let position: FastMap<u32, u32> = all
             .iter()
             .enumerate()

@@ -13,6 +13,18 @@ use regex_lite::Regex;
 use crate::hash::FastMap;
 use crate::precedence::HostnameMatch;
 
+/// How candidates are ordered (greatest precedence first). Taken as a trait object everywhere:
+/// each closure type passed to a generic sort is another copy of the sorting code in the Wasm module
+/// (about 7 KB each; `docs/benchmarks.md`, *The lean Wasm path*).
+pub(crate) type IdOrder<'o> = dyn Fn(u32, u32) -> std::cmp::Ordering + 'o;
+
+/// Sorts a candidate list by `order` and drops repeated ids; the one instantiation of the sort for
+/// id lists.
+pub(crate) fn sort_ids(ids: &mut Vec<u32>, order: &IdOrder<'_>) {
+    ids.sort_by(|a, b| order(*a, *b));
+    ids.dedup();
+}
+
 /// Candidates of one hostname bucket, indexed by path.
 #[derive(Debug, Default)]
 pub(crate) struct PathIndex {
@@ -61,10 +73,9 @@ impl PathIndex {
 
     /// Sorts every candidate list with `order` (precedence after the path criterion). Prefix lists
     /// put longer prefixes (`/foo/` before `/foo`) first, as the spec counts characters.
-    pub(crate) fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
+    pub(crate) fn sort(&mut self, order: &IdOrder<'_>) {
         for list in self.exact.values_mut() {
-            list.sort_by(|a, b| order(*a, *b));
-            list.dedup();
+            sort_ids(list, order);
         }
         self.regex.sort_by(|(ra, a), (rb, b)| {
             rb.as_str()
@@ -104,7 +115,7 @@ impl PathIndex {
 }
 
 impl PrefixNode {
-    fn sort(&mut self, order: &impl Fn(u32, u32) -> std::cmp::Ordering) {
+    fn sort(&mut self, order: &IdOrder<'_>) {
         self.here
             .sort_by(|(a, la), (b, lb)| lb.cmp(la).then_with(|| order(*a, *b)));
         self.here.dedup_by(|x, y| x.0 == y.0);
@@ -223,7 +234,7 @@ impl<B: Default> HostIndex<B> {
 impl HostIndex<PathIndex> {
     /// Sorts the candidates of every bucket with `order`, which is told how the bucket's hostname
     /// matches the hosts it serves.
-    pub(crate) fn sort(&mut self, order: &impl Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering) {
+    pub(crate) fn sort(&mut self, order: &dyn Fn(HostnameMatch, u32, u32) -> std::cmp::Ordering) {
         // One closure type for every bucket: each closure type would be another copy of the
         // sorting code in the wasm module.
         self.for_each_bucket(&mut |hostname, index: &mut PathIndex| {
