@@ -85,7 +85,11 @@ fn kong_data_plane(r: &mut Reader<'_>) -> Read<KongDataPlane> {
                     })?;
                     Ok((listen, r.u16()?))
                 })?;
-                ports = entries.into_iter().collect();
+                // Inserted one by one: a handful of ports, and collecting would add another copy
+                // of the sort that building a map from a list runs.
+                for (listen, port) in entries {
+                    ports.insert(listen, port);
+                }
             }
         }
         Ok(())
