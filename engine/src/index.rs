@@ -15,7 +15,7 @@ use crate::precedence::HostnameMatch;
 
 /// How candidates are ordered (greatest precedence first). Taken as a trait object everywhere:
 /// each closure type passed to a generic sort is another copy of the sorting code in the Wasm module
-/// (about 7 KB each; `docs/benchmarks.md`, *The lean Wasm path*).
+/// (3–5 KB each; `docs/benchmarks.md`, *The lean Wasm path*).
 pub(crate) type IdOrder<'o> = dyn Fn(u32, u32) -> std::cmp::Ordering + 'o;
 
 /// Sorts a candidate list by `order` and drops repeated ids; the one instantiation of the sort for

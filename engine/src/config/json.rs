@@ -1,7 +1,7 @@
 //! A JSON reader shaped for the PluginConfig, instead of serde's derived `Deserialize`.
 //!
 //! serde's derive instantiates its visitor machinery and serde_json's deserializer once per config
-//! type: about 230 KB of the filter's 715 KB Wasm module went to reading JSON (`docs/benchmarks.md`,
+//! type: about 225 KB of the filter's 715 KB Wasm module went to reading JSON (`docs/benchmarks.md`,
 //! *The lean Wasm path*), and V8 compiles every byte of it in each new VM. Here the grammar, strings,
 //! numbers and error wording live in plain functions compiled once; the per-type readers
 //! (`config/read.rs`) only say which members a type has and what each holds.
@@ -180,7 +180,12 @@ impl<'a> Reader<'a> {
                 format!("invalid type: floating point `{token}`, expected {expected}"),
             ));
         }
-        token
+        // `-0` is zero, as serde_json read it; any other negative number is out of range.
+        let magnitude = match token.strip_prefix('-') {
+            Some(digits) if digits.bytes().all(|b| b == b'0') => digits,
+            _ => token,
+        };
+        magnitude
             .parse::<u64>()
             .ok()
             .and_then(|value| T::try_from(value).ok())

@@ -61,6 +61,7 @@ fn unsigned_integers_are_range_checked_and_never_fractional() {
     let u16_of = |text: &str| read(text, Reader::u16);
     assert_eq!(u32_of("0"), Ok(0));
     assert_eq!(u32_of("4294967295"), Ok(u32::MAX));
+    assert_eq!(u32_of("-0"), Ok(0));
     assert_eq!(
         u32_of("4294967296"),
         Err("invalid value: integer `4294967296`, expected u32".to_owned())

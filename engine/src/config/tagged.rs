@@ -13,8 +13,7 @@ use super::json::{Read, Reader};
 use super::read::{cors, header_modifier, request_mirror, request_redirect, url_rewrite};
 use super::{Filter, PathModifier};
 
-/// The `type` names of [`Filter`] as written in the document, and the member holding each one's
-/// settings (an `Unresolved` filter's `reason` is informative and may be left out).
+/// The `type` names of [`Filter`] as written in the document.
 const FILTER_TYPES: &[&str] = &[
     "RequestHeaderModifier",
     "ResponseHeaderModifier",
@@ -24,6 +23,8 @@ const FILTER_TYPES: &[&str] = &[
     "CORS",
     "Unresolved",
 ];
+/// The member holding each type's settings, in the order of [`FILTER_TYPES`] (an `Unresolved`
+/// filter's `reason` is informative and may be left out).
 const FILTER_MEMBERS: &[&str] = &[
     "requestHeaderModifier",
     "responseHeaderModifier",
@@ -33,6 +34,7 @@ const FILTER_MEMBERS: &[&str] = &[
     "cors",
     "reason",
 ];
+/// Every member a filter object may have.
 const FILTER_FIELDS: &[&str] = &[
     "type",
     "requestHeaderModifier",
