@@ -553,3 +553,45 @@ fn invalid_backend(r: &mut Reader<'_>) -> Read<InvalidBackend> {
         message,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backends(json: &str) -> Result<Vec<(String, Option<String>)>, String> {
+        let map = crate::config::read_value(json, backend_map)?;
+        Ok(map.into_iter().map(|(k, b)| (k, b.upstream)).collect())
+    }
+
+    fn entry(key: &str, upstream: &str) -> (String, Option<String>) {
+        (key.to_owned(), Some(upstream.to_owned()))
+    }
+
+    #[test]
+    fn backends_in_any_order_read_as_the_sorted_map() {
+        let map =
+            backends(r#"{"b": {"upstream": "2"}, "c": {"upstream": "3"}, "a": {"upstream": "1"}}"#);
+        assert_eq!(
+            map,
+            Ok(vec![entry("a", "1"), entry("b", "2"), entry("c", "3")])
+        );
+    }
+
+    #[test]
+    fn a_backend_written_twice_keeps_its_last_value_as_inserting_did() {
+        let map =
+            backends(r#"{"b": {"upstream": "1"}, "a": {"upstream": "7"}, "b": {"upstream": "2"}}"#);
+        assert_eq!(map, Ok(vec![entry("a", "7"), entry("b", "2")]));
+    }
+
+    #[test]
+    fn backends_of_the_wrong_shape_are_refused() {
+        let error = backends(r#"{"a": "x"}"#).err().unwrap_or_default();
+        assert_eq!(
+            error,
+            r#"invalid type: string "x", expected struct Backend"#
+        );
+        let error = backends(r#"["a"]"#).err().unwrap_or_default();
+        assert_eq!(error, "invalid type: sequence, expected a map");
+    }
+}
