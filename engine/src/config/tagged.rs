@@ -9,7 +9,7 @@
 //! RequestHeaderModifier filter.type", as the HTTPRoute CRD's validation rules say for each filter.
 //! Serializing is unchanged (the derived, tag-first form).
 
-use super::json::{Read, Reader};
+use super::json::{Read, ReadError, Reader};
 use super::read::{cors, header_modifier, request_mirror, request_redirect, url_rewrite};
 use super::{Filter, PathModifier};
 
@@ -63,20 +63,17 @@ pub(crate) fn filter(r: &mut Reader<'_>) -> Read<Filter> {
         }
         Ok(())
     })?;
-    let kind = r.required(kind, open, "type")?;
-    let type_name = FILTER_TYPES.get(kind).copied().unwrap_or_default();
-    let own = FILTER_MEMBERS.get(kind).copied().unwrap_or_default();
-    let set = [
-        ("requestHeaderModifier", request_headers.is_some()),
-        ("responseHeaderModifier", response_headers.is_some()),
-        ("requestRedirect", redirect.is_some()),
-        ("urlRewrite", rewrite.is_some()),
-        ("requestMirror", mirror.is_some()),
-        ("cors", cors_policy.is_some()),
-        ("reason", reason.is_some()),
+    let present = [
+        request_headers.is_some(),
+        response_headers.is_some(),
+        redirect.is_some(),
+        rewrite.is_some(),
+        mirror.is_some(),
+        cors_policy.is_some(),
+        reason.is_some(),
     ];
-    only_own_member(type_name, own, &set).map_err(|message| r.error(open, message))?;
-    let missing = || r.error(open, missing_member(type_name, own));
+    let union = Tagged::check(r, open, kind, FILTER_TYPES, FILTER_MEMBERS, &present)?;
+    let (kind, missing) = (union.kind, || union.missing_own_member(r));
     Ok(match kind {
         0 => Filter::RequestHeaderModifier {
             request_header_modifier: request_headers.ok_or_else(missing)?,
@@ -117,15 +114,16 @@ pub(crate) fn path_modifier(r: &mut Reader<'_>) -> Read<PathModifier> {
         }
         Ok(())
     })?;
-    let kind = r.required(kind, open, "type")?;
-    let type_name = PATH_MODIFIER_TYPES.get(kind).copied().unwrap_or_default();
-    let own = PATH_MODIFIER_MEMBERS.get(kind).copied().unwrap_or_default();
-    let set = [
-        ("replaceFullPath", full.is_some()),
-        ("replacePrefixMatch", prefix.is_some()),
-    ];
-    only_own_member(type_name, own, &set).map_err(|message| r.error(open, message))?;
-    let missing = || r.error(open, missing_member(type_name, own));
+    let present = [full.is_some(), prefix.is_some()];
+    let union = Tagged::check(
+        r,
+        open,
+        kind,
+        PATH_MODIFIER_TYPES,
+        PATH_MODIFIER_MEMBERS,
+        &present,
+    )?;
+    let (kind, missing) = (union.kind, || union.missing_own_member(r));
     Ok(match kind {
         0 => PathModifier::ReplaceFullPath {
             replace_full_path: full.ok_or_else(missing)?,
@@ -136,21 +134,57 @@ pub(crate) fn path_modifier(r: &mut Reader<'_>) -> Read<PathModifier> {
     })
 }
 
-/// Refuses a member that belongs to another `type`.
-fn only_own_member(type_name: &str, own: &str, set: &[(&str, bool)]) -> Result<(), String> {
-    match set
-        .iter()
-        .find(|(member, present)| *present && *member != own)
-    {
-        Some((other, _)) => Err(format!(
-            "`{other}` is set but type is {type_name}, which takes only `{own}`"
-        )),
-        None => Ok(()),
-    }
+/// A tagged union whose members have been read: the index of its `type` in the union's type table,
+/// and what that type is called and which member it takes.
+struct Tagged {
+    open: usize,
+    kind: usize,
+    type_name: &'static str,
+    own: &'static str,
 }
 
-fn missing_member(type_name: &str, member: &str) -> String {
-    format!("missing field `{member}` (type {type_name} needs it)")
+impl Tagged {
+    /// Requires the `type` member and refuses a member that belongs to another type; `present[i]`
+    /// says whether `members[i]` was set.
+    fn check(
+        r: &Reader<'_>,
+        open: usize,
+        kind: Option<usize>,
+        types: &'static [&'static str],
+        members: &'static [&'static str],
+        present: &[bool],
+    ) -> Read<Tagged> {
+        let kind = r.required(kind, open, "type")?;
+        let type_name = types.get(kind).copied().unwrap_or_default();
+        let own = members.get(kind).copied().unwrap_or_default();
+        let other = members
+            .iter()
+            .zip(present)
+            .find(|(member, set)| **set && **member != own);
+        if let Some((other, _)) = other {
+            return Err(r.error(
+                open,
+                format!("`{other}` is set but type is {type_name}, which takes only `{own}`"),
+            ));
+        }
+        Ok(Tagged {
+            open,
+            kind,
+            type_name,
+            own,
+        })
+    }
+
+    /// The error when the type's own member is absent (an `Unresolved` filter's `reason` may be).
+    fn missing_own_member(&self, r: &Reader<'_>) -> ReadError {
+        r.error(
+            self.open,
+            format!(
+                "missing field `{}` (type {} needs it)",
+                self.own, self.type_name
+            ),
+        )
+    }
 }
 
 #[cfg(test)]
