@@ -37,11 +37,12 @@ pub(crate) fn read_document(text: &str) -> Result<PluginConfig, ReadError> {
     Ok(config)
 }
 
-/// Reads one value of a document with `value` (a reader of one config type), for unit tests.
+/// Reads a document holding one value with `value` (a reader of one config type or of a JSON
+/// value), for unit tests; the error is the message alone.
 #[cfg(test)]
-pub(crate) fn read_value<T>(
-    text: &str,
-    value: fn(&mut json::Reader<'_>) -> json::Read<T>,
+pub(crate) fn read_value<'a, T>(
+    text: &'a str,
+    value: impl FnOnce(&mut json::Reader<'a>) -> json::Read<T>,
 ) -> Result<T, String> {
     let mut reader = json::Reader::new(text);
     value(&mut reader)

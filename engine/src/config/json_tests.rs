@@ -1,11 +1,6 @@
 use super::*;
 
-fn read<'a, T>(text: &'a str, value: impl FnOnce(&mut Reader<'a>) -> Read<T>) -> Result<T, String> {
-    let mut reader = Reader::new(text);
-    value(&mut reader)
-        .and_then(|value| reader.end().map(|()| value))
-        .map_err(|error| error.message)
-}
+use crate::config::read_value as read;
 
 fn list_of_u32(text: &str) -> Result<Vec<u32>, String> {
     read(text, |r| r.list(Reader::u32))
