@@ -238,12 +238,12 @@ impl GrpcBucket {
 
     /// Orders the bucket by `order` (greatest precedence first): every candidate gets its position
     /// in that order, and every list is sorted by position.
-    pub(crate) fn sort(&mut self, order: &crate::index::IdOrder<'_>) {
+    pub(crate) fn sort(&mut self, order: &crate::sort::IdOrder<'_>) {
         let mut all: Vec<u32> = Vec::new();
         for list in self.lists_mut() {
             all.extend(list.iter().map(|(_, id)| *id));
         }
-        crate::index::sort_ids(&mut all, order);
+        crate::sort::sort_ids(&mut all, order);
         let position: FastMap<u32, u32> = all
             .iter()
             .enumerate()
@@ -253,7 +253,7 @@ impl GrpcBucket {
             for entry in list.iter_mut() {
                 entry.0 = position.get(&entry.1).copied().unwrap_or(u32::MAX);
             }
-            list.sort_unstable();
+            crate::sort::sort_through_positions(list, &|a, b| a.cmp(b));
             list.dedup();
         }
     }

@@ -12,43 +12,7 @@ use regex_lite::Regex;
 
 use crate::hash::FastMap;
 use crate::precedence::HostnameMatch;
-
-/// How candidates are ordered (greatest precedence first). Taken as a trait object everywhere:
-/// each closure type passed to a generic sort is another copy of the sorting code in the Wasm module
-/// (3–5 KB each; `docs/benchmarks.md`, *The lean Wasm path*).
-pub(crate) type IdOrder<'o> = dyn Fn(u32, u32) -> std::cmp::Ordering + 'o;
-
-/// Sorts a candidate list by `order` and drops repeated ids; the one instantiation of the sort for
-/// id lists.
-pub(crate) fn sort_ids(ids: &mut Vec<u32>, order: &IdOrder<'_>) {
-    ids.sort_by(|a, b| order(*a, *b));
-    ids.dedup();
-}
-
-/// Sorts a list of another type (stably, by `compare`) through [`sort_ids`] on its positions: a
-/// few hundred bytes of module for the type instead of another copy of the sort.
-fn sort_through_positions<T>(items: &mut Vec<T>, compare: &dyn Fn(&T, &T) -> std::cmp::Ordering) {
-    if items.len() < 2 {
-        return;
-    }
-    let Ok(len) = u32::try_from(items.len()) else {
-        return; // more candidates than ids exist; cannot happen, and leaving the order is safe
-    };
-    let mut positions: Vec<u32> = (0..len).collect();
-    sort_ids(
-        &mut positions,
-        &|a, b| match (items.get(a as usize), items.get(b as usize)) {
-            (Some(x), Some(y)) => compare(x, y),
-            _ => std::cmp::Ordering::Equal,
-        },
-    );
-    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(
-        positions
-            .iter()
-            .filter_map(|&p| slots.get_mut(p as usize).and_then(Option::take)),
-    );
-}
+use crate::sort::{IdOrder, sort_ids, sort_through_positions};
 
 /// Candidates of one hostname bucket, indexed by path.
 #[derive(Debug, Default)]

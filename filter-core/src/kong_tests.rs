@@ -267,6 +267,16 @@ fn several_gateway_ports_map_from_kongs_listen_ports() {
 }
 
 #[test]
+fn gateway_ports_are_kept_sorted_and_distinct_whatever_the_listener_order() {
+    let table = compiled(&config(
+        r#", {"name": "alt", "port": 8080, "protocol": "HTTP"},
+            {"name": "low", "port": 81, "protocol": "HTTP"},
+            {"name": "alt2", "hostname": "b.example.com", "port": 8080, "protocol": "HTTP"}"#,
+    ));
+    assert_eq!(table.ports, [80, 81, 8080]);
+}
+
+#[test]
 fn kong_configs_are_recognized_even_when_they_do_not_parse() {
     assert!(kong::is_kong_config(config("").as_bytes()));
     assert!(kong::is_kong_config(br#"{"upstreamSelector":"kongRoute","#));
