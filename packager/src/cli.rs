@@ -64,7 +64,8 @@ pub enum Cmd {
     /// The release build uses the size-tuned `wasm` profile
     /// (target/wasm32-wasip1/wasm/gateway_wasm.wasm); without --release the dev profile
     /// (target/wasm32-wasip1/debug/gateway_wasm.wasm). --optimize writes gateway_wasm.opt.wasm
-    /// next to it, which `package` and `kong-bundle` then prefer.
+    /// next to it (without the callbacks no host calls, then wasm-opt -Oz), which `package` and
+    /// `kong-bundle` then prefer.
     Build(BuildArgs),
     /// Check that FILE is a proxy-wasm ABI 0.2.1 HTTP filter both Envoy and Kong load.
     ///
@@ -135,7 +136,9 @@ pub struct BuildArgs {
     /// Build the size-tuned release artifact (profile `wasm`) instead of the debug build.
     #[arg(long)]
     pub release: bool,
-    /// Run binaryen's wasm-opt -Oz on the result.
+    /// Remove the proxy_on_* exports neither Envoy nor Kong calls for this filter (as
+    /// `trim-exports --host kong`), then run binaryen's wasm-opt -Oz, which drops the code only
+    /// they reached. The result loads in both hosts.
     #[arg(long)]
     pub optimize: bool,
     /// Install wasm-opt into <workspace>/.tools first when it is not found (implies nothing else).
@@ -383,7 +386,24 @@ fn build(ws: Option<&Path>, args: &BuildArgs) -> Result<()> {
     let module = match wasm_opt {
         Some(bin) => {
             let out = ws.optimized_artifact(args.release);
-            builder::optimize(&bin, &built, &out)?;
+            // The SDK exports every proxy_on_* callback; the ones no host calls for this filter
+            // keep their code alive through wasm-opt unless their exports go first. Kong's set is
+            // the one both hosts load (`entry_points.rs`).
+            let bytes =
+                std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+            let trimmed = crate::entry_points::trim(&bytes, crate::entry_points::Host::Kong)
+                .with_context(|| format!("trimming {}", built.display()))?;
+            progress(&format!(
+                "removed {} exports neither Envoy nor Kong calls: {}",
+                trimmed.removed.len(),
+                trimmed.removed.join(", ")
+            ));
+            let staged = out.with_file_name("gateway_wasm.trimmed.wasm");
+            atomic_file::write(&staged, &trimmed.module, atomic_file::Access::Public)
+                .with_context(|| format!("writing {}", staged.display()))?;
+            let optimized = builder::optimize(&bin, &staged, &out);
+            let _ = std::fs::remove_file(&staged);
+            optimized?;
             let opt_size = std::fs::metadata(&out)
                 .with_context(|| format!("reading {}", out.display()))?
                 .len();

@@ -281,4 +281,34 @@ fn build_release_optimize_produces_a_smaller_module_that_passes_check() {
     );
     eprintln!("plugin: {p} bytes; after wasm-opt -Oz: {o} bytes");
     assert!(o < p, "wasm-opt did not shrink the module ({p} -> {o})");
+    // The callbacks no host calls are gone; every HTTP callback Kong calls unchecked stays.
+    assert!(
+        stderr.contains("removed 12 exports neither Envoy nor Kong calls"),
+        "{stderr}"
+    );
+    let exports = export_names(&std::fs::read(&optimized).unwrap());
+    for gone in [
+        "proxy_on_tick",
+        "proxy_on_grpc_receive",
+        "proxy_on_new_connection",
+    ] {
+        assert!(!exports.iter().any(|e| e == gone), "{gone} in {exports:?}");
+    }
+    for kept in [
+        "proxy_on_log",
+        "proxy_on_done",
+        "proxy_on_response_body",
+        "proxy_on_configure",
+    ] {
+        assert!(
+            exports.iter().any(|e| e == kept),
+            "{kept} missing from {exports:?}"
+        );
+    }
+    assert!(
+        !optimized
+            .with_file_name("gateway_wasm.trimmed.wasm")
+            .exists(),
+        "the trimmed intermediate module was left behind"
+    );
 }

@@ -72,23 +72,35 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// Writes `gateway_wasm.envoy.wasm` and `gateway_wasm.kong.wasm` next to the built filter with
-/// `packager trim-exports` (the debug packager the test build left); returns their paths.
-fn trimmed_modules() -> anyhow::Result<(PathBuf, PathBuf)> {
+/// Writes `gateway_wasm.envoy.wasm` next to the built filter with `packager trim-exports --host
+/// envoy` (the debug packager the test build left); returns its path.
+fn envoy_trimmed_module() -> anyhow::Result<PathBuf> {
     let packager = debug_binary("packager")?;
     let dir = target_dir().join(WASI_TARGET).join("wasm");
     let built = dir.join("gateway_wasm.wasm").to_string_lossy().into_owned();
-    let trim = |host: &str| -> anyhow::Result<PathBuf> {
-        let trimmed = dir.join(format!("gateway_wasm.{host}.wasm"));
-        let out = trimmed.to_string_lossy().into_owned();
-        run_binary(
-            &format!("filter with {host}'s exports only"),
-            &packager,
-            &["trim-exports", &built, "--host", host, "--out", &out],
-        )?;
-        Ok(trimmed)
-    };
-    Ok((trim("envoy")?, trim("kong")?))
+    let trimmed = dir.join("gateway_wasm.envoy.wasm");
+    let out = trimmed.to_string_lossy().into_owned();
+    run_binary(
+        "filter with Envoy's exports only",
+        &packager,
+        &["trim-exports", &built, "--host", "envoy", "--out", &out],
+    )?;
+    Ok(trimmed)
+}
+
+/// Builds the module a release publishes (`packager build --release --optimize`: the callbacks no
+/// host calls removed, then wasm-opt -Oz) and returns its path.
+fn published_module() -> anyhow::Result<PathBuf> {
+    let packager = debug_binary("packager")?;
+    run_binary(
+        "published filter (packager build --release --optimize)",
+        &packager,
+        &["build", "--release", "--optimize", "--install-tools"],
+    )?;
+    Ok(target_dir()
+        .join(WASI_TARGET)
+        .join("wasm")
+        .join("gateway_wasm.opt.wasm"))
 }
 
 /// A binary the test build left in the target directory.
@@ -328,11 +340,16 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
     )?;
     let conformance = debug_binary("conformance")?;
     let vectors = ["--vectors", VECTORS];
-    // The host-specific modules (`packager trim-exports`): the real-Envoy runs load the one with
-    // only Envoy's callbacks, the Kong emulation the one with every HTTP callback. The untrimmed
-    // module is what the demo, the soak, the fleet and the controller-shim's tests load.
-    let (envoy_wasm, kong_wasm) = trimmed_modules()?;
-    let (envoy_wasm, kong_wasm) = (envoy_wasm.to_string_lossy(), kong_wasm.to_string_lossy());
+    // Three builds of the filter: the real-Envoy file runs load the one with only Envoy's
+    // callbacks (`packager trim-exports --host envoy`); the Kong emulation and the xDS runs (pulled
+    // from a registry, as users deploy it) the published one (`packager build --release
+    // --optimize`); the untrimmed build is what the demo, the soak, the fleet and the
+    // controller-shim's tests load.
+    let (envoy_wasm, published_wasm) = (envoy_trimmed_module()?, published_module()?);
+    let (envoy_wasm, published_wasm) = (
+        envoy_wasm.to_string_lossy(),
+        published_wasm.to_string_lossy(),
+    );
     run_binary(
         "conformance: request cases (native)",
         &conformance,
@@ -358,7 +375,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &conformance,
         &[
             &vectors[..],
-            &["--target", "kong-emulated", "--wasm", &kong_wasm],
+            &["--target", "kong-emulated", "--wasm", &published_wasm],
         ]
         .concat(),
     )?;
@@ -396,14 +413,25 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &["--vectors", GRPC_VECTORS, "--target", "envoy-dynamic"],
         )?;
         run_binary(
-            "conformance: request cases (real Envoy fed over xDS by the controller-shim, filter from a registry)",
+            "conformance: request cases (real Envoy fed over xDS by the controller-shim, published filter from a registry)",
             &conformance,
-            &[&vectors[..], &["--target", "envoy-xds"]].concat(),
+            &[
+                &vectors[..],
+                &["--target", "envoy-xds", "--wasm", &published_wasm],
+            ]
+            .concat(),
         )?;
         run_binary(
-            "conformance: GRPCRoute request cases (real Envoy fed over xDS, filter from a registry, real gRPC calls)",
+            "conformance: GRPCRoute request cases (real Envoy fed over xDS, published filter from a registry, real gRPC calls)",
             &conformance,
-            &["--vectors", GRPC_VECTORS, "--target", "envoy-xds"],
+            &[
+                "--vectors",
+                GRPC_VECTORS,
+                "--target",
+                "envoy-xds",
+                "--wasm",
+                &published_wasm,
+            ],
         )?;
         // The benchmarks run here only to prove their harnesses work; their numbers come from
         // `cargo xtask bench` on a quiet machine (docs/benchmarks.md). No timing is asserted.

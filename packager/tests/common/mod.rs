@@ -244,3 +244,16 @@ pub fn manifest_digest(package_stdout: &str) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     packager::util::sha256_hex(bytes)
 }
+
+/// The names a module exports.
+pub fn export_names(module: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        if let wasmparser::Payload::ExportSection(reader) = payload.unwrap() {
+            for export in reader {
+                names.push(export.unwrap().name.to_owned());
+            }
+        }
+    }
+    names
+}
