@@ -47,6 +47,8 @@ pub(crate) fn sort_through_positions<T>(items: &mut Vec<T>, compare: &dyn Fn(&T,
     );
 }
 
+// One copy in the module: inlined, it was copied into each caller (about 1–2 KB each).
+#[inline(never)]
 fn merge_sort(ids: &mut [u32], order: &IdOrder<'_>) {
     for run in ids.chunks_mut(RUN) {
         insertion_sort(run, order);
