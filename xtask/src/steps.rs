@@ -371,7 +371,7 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
         &["--vectors", GRPC_VECTORS, "--target", "native"],
     )?;
     run_binary(
-        "conformance: request cases (Kong 3.4-3.9 emulated, real wasm filter)",
+        "conformance: request cases (Kong 3.4-3.9 emulated, published wasm filter)",
         &conformance,
         &[
             &vectors[..],
