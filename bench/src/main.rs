@@ -21,6 +21,7 @@ mod setups;
 mod sys;
 mod tables;
 mod upstream;
+mod v8_configure;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,6 +80,9 @@ enum Command {
     },
     /// Price single proxy-wasm host calls in Envoy with `bench/probe-filter`.
     Probe(probe::ProbeArgs),
+    /// Time the filter's configuration (parse, validate, compile) in V8 under node, as Envoy runs
+    /// it, with `bench/v8-configure` (needs node on PATH).
+    V8Configure(v8_configure::V8ConfigureArgs),
 }
 
 #[derive(Args, Clone)]
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Upstream { port }) => upstream::serve(port),
         Some(Command::Probe(args)) => probe::run(&args),
+        Some(Command::V8Configure(args)) => v8_configure::run(&args),
         None => run(cli.run),
     };
     match result {

@@ -7,6 +7,9 @@
 //!
 //! `cargo xtask bench --probe`: the price of single host calls in Envoy, with `bench/probe-filter`
 //! (`gateway-bench probe`).
+//!
+//! `cargo xtask bench --v8-configure`: the filter's configuration (parse, validate, compile) timed
+//! in V8 under node, as Envoy runs it, with `bench/v8-configure` (`gateway-bench v8-configure`).
 
 use crate::steps::{cargo, ensure_wasm_target, wasm_build_args};
 
@@ -45,6 +48,21 @@ pub fn probe(quick: bool) -> anyhow::Result<()> {
         &wasm_build_args(&["probe-filter"]),
     )?;
     gateway_bench("Envoy host-call probe", &["probe"], quick)
+}
+
+/// Builds the configuration probe, then times parse, validate and compile in V8 under node
+/// (`--quick`: one run over 1,000 routes, to prove the harness works).
+pub fn v8_configure(quick: bool) -> anyhow::Result<()> {
+    ensure_wasm_target()?;
+    cargo(
+        "configuration probe (v8-configure; wasm profile)",
+        &wasm_build_args(&["v8-configure"]),
+    )?;
+    gateway_bench(
+        "the filter's configuration in V8 under node",
+        &["v8-configure"],
+        quick,
+    )
 }
 
 /// Runs the `gateway-bench` binary (release build) with `args`, and `--quick` when asked.

@@ -48,8 +48,13 @@ enum Command {
         quick: bool,
         /// Instead of the engine and Envoy benchmarks, price single proxy-wasm host calls in Envoy
         /// with bench/probe-filter (docs/benchmarks.md, "Probing host-call costs").
-        #[arg(long)]
+        #[arg(long, conflicts_with = "v8_configure")]
         probe: bool,
+        /// Instead of the engine and Envoy benchmarks, time the filter's configuration (parse,
+        /// validate, compile of the 10,000-route table) in V8 under node, as Envoy runs it, with
+        /// bench/v8-configure (needs node; docs/benchmarks.md, "The lean Wasm path").
+        #[arg(long)]
+        v8_configure: bool,
     },
     Demo(demo::DemoArgs),
     Playground(playground::PlaygroundArgs),
@@ -67,10 +72,14 @@ fn main() -> ExitCode {
         Command::Test { quick } => steps::test(quick),
         Command::Conformance { args } => steps::conformance(&args),
         Command::Bench {
+            quick, probe: true, ..
+        } => bench::probe(quick),
+        Command::Bench {
             quick,
-            probe: false,
-        } => steps::bench(quick),
-        Command::Bench { quick, probe: true } => bench::probe(quick),
+            v8_configure: true,
+            ..
+        } => bench::v8_configure(quick),
+        Command::Bench { quick, .. } => steps::bench(quick),
         Command::Demo(args) => demo::run(&args),
         Command::Playground(args) => playground::run(&args),
         Command::Fleet(args) => fleet::run(&args),

@@ -440,8 +440,8 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             &["test", "--workspace", "--benches"],
         )?;
         cargo(
-            "benchmark harness: floor and probe filters",
-            &wasm_build_args(&["floor-filter", "probe-filter"]),
+            "benchmark harness: floor and probe filters, the V8 configuration probe",
+            &wasm_build_args(&["floor-filter", "probe-filter", "v8-configure"]),
         )?;
         // The debug dynamic modules built before the tests (only the harness is checked).
         run_binary(
@@ -459,6 +459,11 @@ pub fn test(quick: bool) -> anyhow::Result<()> {
             "benchmark harness: host-call probe (--quick)",
             &debug_binary("gateway-bench")?,
             &["probe", "--quick"],
+        )?;
+        run_binary(
+            "benchmark harness: configuration in V8 under node (--quick)",
+            &debug_binary("gateway-bench")?,
+            &["v8-configure", "--quick"],
         )?;
         // The long runs (1,000+ edits, 10 minutes per fuzz target) are recorded in
         // docs/reliability.md; CI runs each briefly.
