@@ -183,6 +183,7 @@ fn report(samples: &Samples, routes: usize) -> String {
                     .filter_map(|row| row.get(phase).copied())
                     .collect();
                 values.sort_unstable();
+                // The upper of the two middle values when the count is even.
                 let median = values.get(values.len() / 2).copied().unwrap_or_default();
                 let fastest = values.first().copied().unwrap_or_default();
                 format!("{} ({})", ms(median), ms(fastest))
