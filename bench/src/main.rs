@@ -234,15 +234,19 @@ fn run(mut args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let variants = variants(&args.variants)?;
     let root = testkit::envoy::workspace_root()?;
+    let build_wasm = "`cargo build -p plugin -p floor-filter --target wasm32-wasip1 --profile \
+                      wasm` (or run `cargo xtask bench`)";
     let wasm = WasmFiles {
-        plugin: args
-            .plugin_wasm
-            .clone()
-            .unwrap_or_else(|| root.join("target/wasm32-wasip1/wasm/gateway_wasm.wasm")),
-        floor: args
-            .floor_wasm
-            .clone()
-            .unwrap_or_else(|| root.join("target/wasm32-wasip1/wasm/floor_filter.wasm")),
+        plugin: built_file(
+            args.plugin_wasm.as_deref(),
+            root.join("target/wasm32-wasip1/wasm/gateway_wasm.wasm"),
+            build_wasm,
+        )?,
+        floor: built_file(
+            args.floor_wasm.as_deref(),
+            root.join("target/wasm32-wasip1/wasm/floor_filter.wasm"),
+            build_wasm,
+        )?,
         floor_config: String::new(),
         dynamic: args
             .dynamic_module
@@ -253,15 +257,6 @@ fn run(mut args: RunArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| root.join("target/release/libdynamic_floor.so")),
     };
-    for path in [&wasm.plugin, &wasm.floor] {
-        if !path.is_file() {
-            bail!(
-                "{} is missing: build it with `cargo build -p plugin -p floor-filter --target \
-                 wasm32-wasip1 --profile wasm` (or run `cargo xtask bench`)",
-                path.display()
-            );
-        }
-    }
     let dynamic_setups = variants
         .iter()
         .any(|v| matches!(v, Variant::Dynamic | Variant::DynamicFloor));
@@ -476,6 +471,16 @@ fn out_dir(out: Option<&Path>, root: &Path) -> Result<PathBuf> {
     let dir = out.map_or_else(|| root.join("target/bench"), Path::to_path_buf);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// `given`, or else `default`; an error naming the command that builds it when the file is not
+/// there (`build` is quoted as written).
+fn built_file(given: Option<&Path>, default: PathBuf, build: &str) -> Result<PathBuf> {
+    let path = given.map_or(default, Path::to_path_buf);
+    if !path.is_file() {
+        bail!("{} is missing: build it with {build}", path.display());
+    }
+    Ok(path)
 }
 
 /// A private copy of a wasm file under `<out>/wasm/`: a rebuild of the workspace's wasm files

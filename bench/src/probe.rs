@@ -121,17 +121,12 @@ pub(crate) fn run(args: &ProbeArgs) -> Result<()> {
         (args.rounds.max(1), args.duration, args.warmup)
     };
     let root = testkit::envoy::workspace_root()?;
-    let probe = args
-        .probe_wasm
-        .clone()
-        .unwrap_or_else(|| root.join("target/wasm32-wasip1/wasm/probe_filter.wasm"));
-    if !probe.is_file() {
-        bail!(
-            "{} is missing: build it with `cargo build -p probe-filter --target wasm32-wasip1 \
-             --profile wasm` (or run `cargo xtask bench --probe`)",
-            probe.display()
-        );
-    }
+    let probe = crate::built_file(
+        args.probe_wasm.as_deref(),
+        root.join("target/wasm32-wasip1/wasm/probe_filter.wasm"),
+        "`cargo build -p probe-filter --target wasm32-wasip1 --profile wasm` (or run `cargo \
+         xtask bench --probe`)",
+    )?;
     let out_dir = crate::out_dir(args.out.as_deref(), &root)?;
     let probe = private_copy(&out_dir, &probe, "probe.wasm")?;
     let (envoy_bin, pin) = prepare_tools(args.no_pin)?;

@@ -66,17 +66,12 @@ pub(crate) fn run(args: &V8ConfigureArgs) -> Result<()> {
         bail!("--runs and --rounds must be at least 1");
     }
     let root = testkit::envoy::workspace_root()?;
-    let wasm = args
-        .wasm
-        .clone()
-        .unwrap_or_else(|| root.join("target/wasm32-wasip1/wasm/v8-configure.wasm"));
-    if !wasm.is_file() {
-        bail!(
-            "{} not found: build it with `cargo build -p v8-configure --target wasm32-wasip1 --profile wasm` \
-             (`cargo xtask bench --v8-configure` does)",
-            wasm.display()
-        );
-    }
+    let wasm = crate::built_file(
+        args.wasm.as_deref(),
+        root.join("target/wasm32-wasip1/wasm/v8-configure.wasm"),
+        "`cargo build -p v8-configure --target wasm32-wasip1 --profile wasm` (or run `cargo \
+         xtask bench --v8-configure`)",
+    )?;
     let dir = tempfile::Builder::new()
         .prefix("gateway-bench-v8-")
         .tempdir()
