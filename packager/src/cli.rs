@@ -350,20 +350,30 @@ fn check_file(path: &Path) -> Result<CheckReport> {
 }
 
 fn trim_exports(args: &TrimExportsArgs) -> Result<()> {
-    let bytes = read_module(&args.file)?;
-    let trimmed = crate::entry_points::trim(&bytes, args.host)
-        .with_context(|| format!("trimming {}", args.file.display()))?;
-    atomic_file::write(&args.out, &trimmed.module, atomic_file::Access::Public)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let (size, trimmed) = trim_file(&args.file, args.host, &args.out)?;
     say!(
-        "{}: {} -> {} bytes, removed {} exports: {}",
+        "{}: {size} -> {} bytes, removed {} exports: {}",
         args.out.display(),
-        bytes.len(),
         trimmed.module.len(),
         trimmed.removed.len(),
         trimmed.removed.join(", ")
     );
     Ok(())
+}
+
+/// Writes `file` without the callbacks `host` never calls to `out`; returns the size of `file`
+/// and what was removed.
+fn trim_file(
+    file: &Path,
+    host: crate::entry_points::Host,
+    out: &Path,
+) -> Result<(usize, crate::entry_points::Trimmed)> {
+    let bytes = read_module(file)?;
+    let trimmed = crate::entry_points::trim(&bytes, host)
+        .with_context(|| format!("trimming {}", file.display()))?;
+    atomic_file::write(out, &trimmed.module, atomic_file::Access::Public)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok((bytes.len(), trimmed))
 }
 
 fn build(ws: Option<&Path>, args: &BuildArgs) -> Result<()> {
@@ -389,18 +399,13 @@ fn build(ws: Option<&Path>, args: &BuildArgs) -> Result<()> {
             // The SDK exports every proxy_on_* callback; the ones no host calls for this filter
             // keep their code alive through wasm-opt unless their exports go first. Kong's set is
             // the one both hosts load (`entry_points.rs`).
-            let bytes =
-                std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-            let trimmed = crate::entry_points::trim(&bytes, crate::entry_points::Host::Kong)
-                .with_context(|| format!("trimming {}", built.display()))?;
+            let staged = out.with_file_name("gateway_wasm.trimmed.wasm");
+            let (_, trimmed) = trim_file(&built, crate::entry_points::Host::Kong, &staged)?;
             progress(&format!(
                 "removed {} exports neither Envoy nor Kong calls: {}",
                 trimmed.removed.len(),
                 trimmed.removed.join(", ")
             ));
-            let staged = out.with_file_name("gateway_wasm.trimmed.wasm");
-            atomic_file::write(&staged, &trimmed.module, atomic_file::Access::Public)
-                .with_context(|| format!("writing {}", staged.display()))?;
             let optimized = builder::optimize(&bin, &staged, &out);
             let _ = std::fs::remove_file(&staged);
             optimized?;
