@@ -19,7 +19,7 @@ use crate::config::*;
 use crate::cors::CompiledCors;
 use crate::decision::RouteKind;
 use crate::error::{ConfigError, JsonPath, quoted};
-use crate::grpc::GrpcCandidate;
+use crate::grpc::{GrpcBucket, GrpcCandidate};
 use crate::index::PathIndex;
 use crate::matchers::{HeaderCondition, QueryCondition, ValueMatcher, compile_full_match};
 use crate::table::*;
@@ -194,14 +194,12 @@ impl<'c> Compiler<'c> {
                     let Some(listener) = self.table.listeners.get_mut(parent.listener) else {
                         continue;
                     };
+                    let insert = |bucket: &mut GrpcBucket| bucket.insert(&candidate, id);
                     if parent.hostnames.is_empty() {
-                        listener.grpc_hosts.bucket(None).insert(&candidate, id);
+                        listener.grpc_hosts.with_bucket(None, insert);
                     }
                     for hostname in parent.hostnames {
-                        listener
-                            .grpc_hosts
-                            .bucket(Some(hostname))
-                            .insert(&candidate, id);
+                        listener.grpc_hosts.with_bucket(Some(hostname), insert);
                     }
                 }
                 self.table.grpc_candidates.push(candidate);
@@ -285,10 +283,10 @@ impl<'c> Compiler<'c> {
                 (None, _) => bucket.insert_prefix(&path.value, id),
             };
             if parent.hostnames.is_empty() {
-                insert(listener.hosts.bucket(None));
+                listener.hosts.with_bucket(None, insert);
             }
             for hostname in parent.hostnames {
-                insert(listener.hosts.bucket(Some(hostname)));
+                listener.hosts.with_bucket(Some(hostname), insert);
             }
         }
     }

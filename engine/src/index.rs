@@ -39,9 +39,26 @@ fn push_first_exactly<T>(list: &mut Vec<T>, item: T) {
     list.push(item);
 }
 
+/// Calls `then` with the value under `key`, inserting a default first when the key is missing.
+/// The borrowed key is looked up first: `entry` takes an owned key, so it would allocate and free
+/// a copy of the key on every call, and most calls find the key (every route of a hostname shares
+/// its bucket; routes under one path share its first segments).
+fn with_slot<V: Default, R>(
+    map: &mut FastMap<Box<str>, V>,
+    key: &str,
+    then: impl FnOnce(&mut V) -> R,
+) -> R {
+    match map.get_mut(key) {
+        Some(value) => then(value),
+        None => then(map.entry(key.into()).or_default()),
+    }
+}
+
 impl PathIndex {
     pub(crate) fn insert_exact(&mut self, path: &str, candidate: u32) {
-        push_first_exactly(self.exact.entry(path.into()).or_default(), candidate);
+        with_slot(&mut self.exact, path, |list| {
+            push_first_exactly(list, candidate);
+        });
     }
 
     pub(crate) fn insert_regex(&mut self, regex: Regex, candidate: u32) {
@@ -50,14 +67,11 @@ impl PathIndex {
 
     /// `prefix` starts with `/`; a trailing `/` is ignored for matching, as the spec says.
     pub(crate) fn insert_prefix(&mut self, prefix: &str, candidate: u32) {
-        let trimmed = prefix.trim_end_matches('/');
-        let mut node = &mut self.prefix;
-        if let Some(rest) = trimmed.strip_prefix('/') {
-            for segment in rest.split('/') {
-                node = node.children.entry(segment.into()).or_default();
-            }
+        let item = (candidate, prefix.len());
+        match prefix.trim_end_matches('/').strip_prefix('/') {
+            Some(rest) => self.prefix.insert(&mut rest.split('/'), item),
+            None => push_first_exactly(&mut self.prefix.here, item),
         }
-        push_first_exactly(&mut node.here, (candidate, prefix.len()));
     }
 
     /// Sorts every candidate list with `order` (precedence after the path criterion). Prefix lists
@@ -104,6 +118,16 @@ impl PathIndex {
 }
 
 impl PrefixNode {
+    /// Adds `item` to the node the segments lead to, creating the nodes on the way.
+    fn insert<'p>(&mut self, segments: &mut impl Iterator<Item = &'p str>, item: (u32, usize)) {
+        match segments.next() {
+            Some(segment) => with_slot(&mut self.children, segment, |child| {
+                child.insert(segments, item);
+            }),
+            None => push_first_exactly(&mut self.here, item),
+        }
+    }
+
     fn sort(&mut self, order: &IdOrder<'_>) {
         sort_through_positions(&mut self.here, &|(a, la), (b, lb)| {
             lb.cmp(la).then_with(|| order(*a, *b))
@@ -175,13 +199,18 @@ impl std::fmt::Display for HostHit<'_> {
 }
 
 impl<B: Default> HostIndex<B> {
-    /// The bucket for an effective hostname (`None` = every host).
-    pub(crate) fn bucket(&mut self, hostname: Option<&str>) -> &mut B {
+    /// Calls `then` with the bucket for an effective hostname (`None` = every host), creating it
+    /// when it is the hostname's first.
+    pub(crate) fn with_bucket<R>(
+        &mut self,
+        hostname: Option<&str>,
+        then: impl FnOnce(&mut B) -> R,
+    ) -> R {
         match hostname {
-            None => &mut self.any,
+            None => then(&mut self.any),
             Some(h) => match h.strip_prefix('*') {
-                Some(suffix) => self.wildcard.entry(suffix.into()).or_default(),
-                None => self.exact.entry(h.into()).or_default(),
+                Some(suffix) => with_slot(&mut self.wildcard, suffix, then),
+                None => with_slot(&mut self.exact, h, then),
             },
         }
     }
@@ -345,7 +374,7 @@ mod tests {
             (2, Some("*.example.com")),
             (3, Some("a.example.com")),
         ] {
-            hosts.bucket(h).insert_prefix("/", i);
+            hosts.with_bucket(h, |bucket| bucket.insert_prefix("/", i));
         }
         hosts.sort(&|_, a, b| a.cmp(&b));
         let mut seen = Vec::new();
