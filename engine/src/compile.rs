@@ -11,6 +11,7 @@
 //! [`crate::validate`] gives on its own). An unparsable time cannot happen here; if one does anyway
 //! (a validation bug), compilation fails with the JSON path and the value rather than guessing.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use regex_lite::Regex;
@@ -20,6 +21,7 @@ use crate::cors::CompiledCors;
 use crate::decision::RouteKind;
 use crate::error::{ConfigError, JsonPath, quoted};
 use crate::grpc::{GrpcBucket, GrpcCandidate};
+use crate::hash::WordStr;
 use crate::index::PathIndex;
 use crate::matchers::{HeaderCondition, QueryCondition, ValueMatcher, compile_full_match};
 use crate::table::*;
@@ -47,6 +49,10 @@ pub(crate) fn compile_validated<'c>(
 struct Compiler<'c> {
     table: RouteTable,
     backend_ids: BackendIds<'c>,
+    /// The id the last backend lookup found: a route's rules and weighted refs mostly name the
+    /// same backend again, and comparing the key with that backend's costs less than hashing it
+    /// (SipHash, see [`BackendIds`]).
+    last_backend: Cell<Option<u32>>,
     listener_ids: HashMap<&'c str, usize>,
 }
 
@@ -97,6 +103,7 @@ impl<'c> Compiler<'c> {
                 backends,
             },
             backend_ids,
+            last_backend: Cell::new(None),
             listener_ids,
         }
     }
@@ -345,9 +352,21 @@ impl<'c> Compiler<'c> {
     /// The id of a `backends` key. Validation guarantees the key exists; a missing one is an error
     /// naming the reference, never a silent pick of some other backend.
     fn backend(&self, key: &str, path: &JsonPath<'_>) -> Result<u32, ConfigError> {
-        self.backend_ids
+        if let Some(last) = self.last_backend.get()
+            && self
+                .table
+                .backends
+                .get(last as usize)
+                .is_some_and(|backend| WordStr(&backend.key) == WordStr(key))
+        {
+            return Ok(last);
+        }
+        let id = self
+            .backend_ids
             .get(key)
-            .ok_or_else(|| missing_backend(path, key))
+            .ok_or_else(|| missing_backend(path, key))?;
+        self.last_backend.set(Some(id));
+        Ok(id)
     }
 
     fn compile_rule(
@@ -587,6 +606,35 @@ mod tests {
             ))
         );
         assert!(compile_unvalidated(&config("app/b:80", "app/b:80")).is_ok());
+    }
+
+    #[test]
+    fn every_reference_resolves_to_its_own_backend_when_keys_repeat_and_alternate() {
+        // The lookup remembers the last key it resolved; a different key must not get its id.
+        let config = config("app/b:80", "app/a:80");
+        let table = compile_unvalidated(&config).unwrap_or_else(|e| unreachable!("{e}"));
+        let keys: Vec<Vec<&str>> = table
+            .rules
+            .iter()
+            .map(|rule| {
+                rule.backends
+                    .iter()
+                    .filter_map(|r| table.backends.get(r.backend as usize))
+                    .map(|b| b.key.as_str())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(keys, [vec!["app/a:80"], vec!["app/a:80", "app/b:80"]]);
+        let mirrored = table
+            .rules
+            .get(1)
+            .and_then(|rule| rule.filters.first())
+            .and_then(|filter| match filter {
+                CompiledFilter::Mirror { backend, .. } => table.backends.get(*backend as usize),
+                _ => None,
+            })
+            .map(|b| b.key.as_str());
+        assert_eq!(mirrored, Some("app/a:80"));
     }
 
     #[test]
