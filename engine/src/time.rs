@@ -64,17 +64,20 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     let err = || format!("{text:?} is not an RFC 3339 timestamp like 2024-05-01T10:00:00Z");
     let b = text.as_bytes();
     // Fields are at most four digits, so the value cannot overflow. Read here rather than through
-    // `str::parse`: this runs twice per route on every push (validation, then compilation).
-    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        let part = b.get(range).filter(|p| !p.is_empty()).ok_or_else(err)?;
-        part.iter().try_fold(0i64, |value, &c| {
-            if c.is_ascii_digit() {
-                Ok(value * 10 + i64::from(c - b'0'))
-            } else {
-                Err(err())
+    // `str::parse`, and without building the error until one is found: this runs twice per route
+    // on every push (validation, then compilation).
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range).filter(|p| !p.is_empty())?;
+        let mut value = 0i64;
+        for &c in part {
+            if !c.is_ascii_digit() {
+                return None;
             }
-        })
+            value = value * 10 + i64::from(c - b'0');
+        }
+        Some(value)
     };
+    let num = |range: std::ops::Range<usize>| digits(range).ok_or_else(err);
     if b.len() < 20
         || b.get(4) != Some(&b'-')
         || b.get(7) != Some(&b'-')
@@ -86,8 +89,16 @@ pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
     if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return Err(err());
     }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        digits(0..4),
+        digits(5..7),
+        digits(8..10),
+        digits(11..13),
+        digits(14..16),
+        digits(17..19),
+    ) else {
+        return Err(err());
+    };
     if !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
         || hour > 23

@@ -422,19 +422,21 @@ pub(crate) fn url_path(path: &JsonPath<'_>, value: &str) -> Result<(), ConfigErr
     if bytes.first() != Some(&b'/') {
         return Err(bad("it must start with /"));
     }
+    // What follows a byte is looked at only after `/` and `%`: every path of every match is
+    // checked on each push.
     for (i, &c) in bytes.iter().enumerate() {
-        let rest = bytes.get(i + 1..).unwrap_or_default();
+        let rest = || bytes.get(i + 1..).unwrap_or_default();
         match c {
-            b'/' if rest.first() == Some(&b'/') => return Err(bad("it must not contain //")),
+            b'/' if rest().first() == Some(&b'/') => return Err(bad("it must not contain //")),
             b'/' if matches!(
-                rest,
+                rest(),
                 [b'.'] | [b'.', b'/', ..] | [b'.', b'.'] | [b'.', b'.', b'/', ..]
             ) =>
             {
                 return Err(bad("it must not contain . or .. segments"));
             }
             b'#' | b'?' => return Err(bad("it must not contain # or ?")),
-            b'%' if rest
+            b'%' if rest()
                 .get(..2)
                 .is_some_and(|hex| hex.eq_ignore_ascii_case(b"2f")) =>
             {
