@@ -4,7 +4,9 @@
 // round also has V8 compile the functions it calls), the second once, in fresh linear memory with
 // code already compiled, which is what each Envoy VM (canary, main thread, worker) does.
 //
-// usage: node --no-liftoff v8_configure.mjs MODULE DATA_DIR ROUNDS
+// usage: node --no-liftoff --single-threaded-gc v8_configure.mjs MODULE DATA_DIR ROUNDS
+// (--single-threaded-gc: node 20 sometimes crashed after the last instance without it, see
+// `node_run` in v8_configure.rs)
 // Prints the program's lines, each instance's introduced by `instance N` (written synchronously
 // to the same descriptor as the program's own output, so the two cannot interleave).
 import { WASI } from 'node:wasi';
