@@ -12,6 +12,7 @@ use regex_lite::Regex;
 
 use crate::hash::FastMap;
 use crate::precedence::HostnameMatch;
+use crate::segment_map::SegmentMap;
 use crate::sort::{IdOrder, sort_ids, sort_through_positions};
 
 /// Candidates of one hostname bucket, indexed by path.
@@ -29,7 +30,7 @@ pub(crate) struct PathIndex {
 
 #[derive(Debug, Default)]
 struct PrefixNode {
-    children: FastMap<Box<str>, PrefixNode>,
+    children: SegmentMap<PrefixNode>,
     /// Candidates whose prefix ends at this node, with the length of the prefix as written (the
     /// candidate keeps the prefix itself).
     here: Vec<(u32, usize)>,
@@ -143,9 +144,9 @@ impl PrefixNode {
         item: (u32, usize),
     ) -> usize {
         match segments.next() {
-            Some(segment) => with_slot(&mut self.children, segment, |child| {
-                child.insert(segments, item)
-            }),
+            Some(segment) => self
+                .children
+                .with_slot(segment, |child| child.insert(segments, item)),
             None => {
                 push_first_exactly(&mut self.here, item);
                 self.here.len()

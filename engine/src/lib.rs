@@ -45,6 +45,7 @@ mod precedence;
 pub mod request;
 #[cfg(feature = "schema")]
 pub mod schema;
+mod segment_map;
 mod sort;
 mod table;
 pub mod time;
