@@ -178,9 +178,7 @@ impl<'c> Compiler<'c> {
                 filters: self.compile_filters(&rule.filters, &rule_path.field("filters"))?,
                 total_weight: backends.iter().map(|b| u64::from(b.weight)).sum(),
                 backends,
-                request_timeout_ms: None,
-                backend_request_timeout_ms: None,
-                retry: None,
+                policy: None,
             });
             let default_match = [GrpcMatch::default()];
             let matches = if rule.matches.is_empty() {
@@ -387,21 +385,30 @@ impl<'c> Compiler<'c> {
             filters: self.compile_filters(&rule.filters, &path.field("filters"))?,
             total_weight: backends.iter().map(|b| u64::from(b.weight)).sum(),
             backends,
-            request_timeout_ms: duration(
-                timeouts.and_then(|t| t.request.as_deref()),
-                &timeouts_path.field("request"),
-            )?,
-            backend_request_timeout_ms: duration(
-                timeouts.and_then(|t| t.backend_request.as_deref()),
-                &timeouts_path.field("backendRequest"),
-            )?,
-            retry: match &rule.retry {
-                Some(r) => Some(CompiledRetry {
-                    attempts: r.attempts.unwrap_or(0),
-                    codes: r.codes.clone(),
-                    backoff_ms: duration(r.backoff.as_deref(), &retry_path.field("backoff"))?,
-                }),
-                None => None,
+            policy: if timeouts.is_none() && rule.retry.is_none() {
+                None
+            } else {
+                Some(Box::new(RulePolicy {
+                    request_timeout_ms: duration(
+                        timeouts.and_then(|t| t.request.as_deref()),
+                        &timeouts_path.field("request"),
+                    )?,
+                    backend_request_timeout_ms: duration(
+                        timeouts.and_then(|t| t.backend_request.as_deref()),
+                        &timeouts_path.field("backendRequest"),
+                    )?,
+                    retry: match &rule.retry {
+                        Some(r) => Some(CompiledRetry {
+                            attempts: r.attempts.unwrap_or(0),
+                            codes: r.codes.clone(),
+                            backoff_ms: duration(
+                                r.backoff.as_deref(),
+                                &retry_path.field("backoff"),
+                            )?,
+                        }),
+                        None => None,
+                    },
+                }))
             },
         })
     }

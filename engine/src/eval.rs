@@ -301,6 +301,7 @@ impl RouteTable {
         {
             return answer;
         }
+        let policy = rule.policy.as_deref();
         Decision {
             listener: Some(&cx.listener.name),
             route: Some(cx.identity),
@@ -311,9 +312,9 @@ impl RouteTable {
                 path: edits.path,
                 authority: edits.authority,
                 response_headers: edits.response,
-                request_timeout_ms: rule.request_timeout_ms,
-                backend_request_timeout_ms: rule.backend_request_timeout_ms,
-                retry: rule.retry.as_ref().map(|r| RetryPolicy {
+                request_timeout_ms: policy.and_then(|p| p.request_timeout_ms),
+                backend_request_timeout_ms: policy.and_then(|p| p.backend_request_timeout_ms),
+                retry: policy.and_then(|p| p.retry.as_ref()).map(|r| RetryPolicy {
                     attempts: r.attempts,
                     codes: &r.codes,
                     backoff_ms: r.backoff_ms,

@@ -124,6 +124,14 @@ pub(crate) struct CompiledRule {
     pub(crate) filters: Vec<CompiledFilter>,
     pub(crate) backends: Vec<CompiledBackendRef>,
     pub(crate) total_weight: u64,
+    /// Timeouts and retry, boxed because few rules set them: inline they were 64 of a rule's 120
+    /// bytes on wasm32, 1.5 MB of the Envoy benchmark's 10,000-route table (every byte of the
+    /// table is a page a fresh VM touches, `docs/benchmarks.md`, *The lean Wasm path*).
+    pub(crate) policy: Option<Box<RulePolicy>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RulePolicy {
     pub(crate) request_timeout_ms: Option<u64>,
     pub(crate) backend_request_timeout_ms: Option<u64>,
     pub(crate) retry: Option<CompiledRetry>,

@@ -369,6 +369,44 @@ fn timeouts_and_retries_are_passed_to_the_host() {
 }
 
 #[test]
+fn a_rule_with_only_timeouts_or_only_a_retry_passes_what_it_has() {
+    let only_timeouts =
+        one_rule(json!({"timeouts": {"backendRequest": "2s"}, "backendRefs": [{"backend": "b"}]}));
+    let req = get("/");
+    let f = forward(eval(&only_timeouts, &req));
+    assert_eq!(
+        (
+            f.request_timeout_ms,
+            f.backend_request_timeout_ms,
+            f.retry.is_some()
+        ),
+        (None, Some(2_000), false)
+    );
+    let only_retry =
+        one_rule(json!({"retry": {"codes": [503]}, "backendRefs": [{"backend": "b"}]}));
+    let f = forward(eval(&only_retry, &req));
+    let retry = f.retry.expect("retry policy");
+    assert_eq!(
+        (f.request_timeout_ms, f.backend_request_timeout_ms),
+        (None, None)
+    );
+    assert_eq!(
+        (retry.attempts, retry.codes, retry.backoff_ms),
+        (0, &[503u16][..], None)
+    );
+    let neither = one_rule(json!({"backendRefs": [{"backend": "b"}]}));
+    let f = forward(eval(&neither, &req));
+    assert_eq!(
+        (
+            f.request_timeout_ms,
+            f.backend_request_timeout_ms,
+            f.retry.is_some()
+        ),
+        (None, None, false)
+    );
+}
+
+#[test]
 fn explain_narrates_the_decision() {
     let t = table(json!([route(
         "r",
