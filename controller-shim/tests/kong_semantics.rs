@@ -158,14 +158,14 @@ async fn timeouts_and_retries_are_reported_as_not_applied() {
     let kong = FakeKong::start_dbless(Some(schema())).await;
     let mut gateway = quickstart();
     let rule = &mut gateway.config.routes[0].rules[0];
-    rule.timeouts = Some(engine::config::Timeouts {
+    rule.timeouts = Some(Box::new(engine::config::Timeouts {
         request: Some("5s".to_owned()),
         backend_request: None,
-    });
-    rule.retry = Some(engine::config::Retry {
+    }));
+    rule.retry = Some(Box::new(engine::config::Retry {
         attempts: Some(2),
         ..Default::default()
-    });
+    }));
     let mut target = KongTarget::new(KongOptions::new(&kong.url()));
     let delivered = target.deliver(&gateway).await.unwrap();
     // The quickstart's GRPCRoute is not delivered to Kong (its own warning); the rule's timeouts

@@ -175,15 +175,15 @@ fn every_member_set() -> engine::PluginConfig {
                 }],
                 filters,
                 backend_refs: vec![backend_ref.clone()],
-                timeouts: Some(Timeouts {
+                timeouts: Some(Box::new(Timeouts {
                     request: Some("10s".to_owned()),
                     backend_request: Some("2s".to_owned()),
-                }),
-                retry: Some(Retry {
+                })),
+                retry: Some(Box::new(Retry {
                     attempts: Some(3),
                     codes: vec![502, 503],
                     backoff: Some("100ms".to_owned()),
-                }),
+                })),
             }],
         }],
         grpc_routes: vec![GrpcRoute {

@@ -234,8 +234,8 @@ fn rule(r: &mut Reader<'_>) -> Read<Rule> {
             "matches" => rule.matches = r.list(http_match)?,
             "filters" => rule.filters = r.list(filter)?,
             "backendRefs" => rule.backend_refs = r.list(backend_ref)?,
-            "timeouts" => rule.timeouts = r.nullable(timeouts)?,
-            _ => rule.retry = r.nullable(retry)?,
+            "timeouts" => rule.timeouts = r.nullable(|r| timeouts(r).map(Box::new))?,
+            _ => rule.retry = r.nullable(|r| retry(r).map(Box::new))?,
         }
         Ok(())
     })?;

@@ -208,14 +208,16 @@ fn convert_rule(
         matches,
         filters,
         backend_refs,
-        timeouts: rule.timeouts.as_ref().map(|t| Timeouts {
-            request: t.request.clone(),
-            backend_request: t.backend_request.clone(),
+        timeouts: rule.timeouts.as_ref().map(|t| {
+            Box::new(Timeouts {
+                request: t.request.clone(),
+                backend_request: t.backend_request.clone(),
+            })
         }),
         retry: rule
             .retry
             .as_ref()
-            .map(|r| convert_retry(i, r))
+            .map(|r| convert_retry(i, r).map(Box::new))
             .transpose()?,
     })
 }
