@@ -13,6 +13,11 @@
 //! - **reused instance**: the first instance's later rounds (memory already touched, allocator
 //!   warm), the setting of a native benchmark;
 //! - **first call**: the first instance's first round, which also has V8 compile the functions.
+//!
+//! Each row also gives the linear memory after parsing and after compiling (MiB; the largest seen,
+//! as memory only grows): in a fresh instance, what the configuration touched, the document
+//! included. Unlike the times it is the same in every run, so it shows a change in what a fresh VM
+//! must fault in even when the machine's speed varies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,8 +51,9 @@ pub(crate) struct V8ConfigureArgs {
     quick: bool,
 }
 
-/// Parse, validate and compile times of one configuration, in microseconds.
-type Phases = [u64; 3];
+/// Parse, validate and compile times of one configuration in microseconds, then the linear
+/// memory in 64 KiB pages after parsing and after compiling.
+type Phases = [u64; 5];
 
 #[derive(Default)]
 struct Samples {
@@ -147,11 +153,10 @@ fn parse_output(output: &str) -> Result<Samples> {
             .map(str::parse)
             .collect::<Result<_, _>>()
             .with_context(|| format!("line {line:?}"))?;
-        let [parse, validate, compile] = *numbers.as_slice() else {
-            bail!("expected three numbers, got {line:?}");
+        let Ok(phases) = Phases::try_from(numbers.as_slice()) else {
+            bail!("expected five numbers (three times, two memory sizes), got {line:?}");
         };
         round += 1;
-        let phases = [parse, validate, compile];
         match (instance, round) {
             (1, 1) => samples.first_call.push(phases),
             (1, _) => samples.reused.push(phases),
@@ -167,7 +172,7 @@ fn parse_output(output: &str) -> Result<Samples> {
 
 fn report(samples: &Samples, routes: usize) -> String {
     let mut out = format!(
-        "\n| {routes} routes, ms (median, fastest) | configurations | parse | validate | compile |\n|---|---:|---:|---:|---:|\n"
+        "\n| {routes} routes, ms (median, fastest) | configurations | parse | validate | compile | memory after parse / compile, MiB (largest) |\n|---|---:|---:|---:|---:|---:|\n"
     );
     for (name, rows) in [
         ("fresh instance (an Envoy VM)", &samples.fresh),
@@ -190,8 +195,14 @@ fn report(samples: &Samples, routes: usize) -> String {
                 format!("{} ({})", ms(median), ms(fastest))
             })
             .collect();
+        let largest = |at: usize| rows.iter().filter_map(|row| row.get(at)).max().copied();
+        let memory = format!(
+            "{} / {}",
+            mib(largest(3).unwrap_or_default()),
+            mib(largest(4).unwrap_or_default())
+        );
         out.push_str(&format!(
-            "| {name} | {} | {} |\n",
+            "| {name} | {} | {} | {memory} |\n",
             rows.len(),
             cells.join(" | ")
         ));
@@ -203,37 +214,51 @@ fn ms(micros: u64) -> String {
     format!("{:.1}", micros as f64 / 1000.0)
 }
 
+/// 64 KiB pages in MiB.
+fn mib(pages: u64) -> String {
+    format!("{:.1}", pages as f64 / 16.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn output_lines_sort_into_first_call_reused_and_fresh() {
-        let output = "instance 1\n10000 2000 30000\n11000 3000 31000\n12000 4500 32000\n\
-                      instance 2\n20000 5000 40000\n";
+        let output = "instance 1\n10000 2000 30000 100 200\n11000 3000 31000 210 300\n\
+                      12000 4500 32000 300 320\ninstance 2\n20000 5000 40000 96 160\n";
         let samples = parse_output(output).unwrap();
-        assert_eq!(samples.first_call, [[10000, 2000, 30000]]);
-        assert_eq!(samples.reused, [[11000, 3000, 31000], [12000, 4500, 32000]]);
-        assert_eq!(samples.fresh, [[20000, 5000, 40000]]);
+        assert_eq!(samples.first_call, [[10000, 2000, 30000, 100, 200]]);
+        assert_eq!(
+            samples.reused,
+            [
+                [11000, 3000, 31000, 210, 300],
+                [12000, 4500, 32000, 300, 320]
+            ]
+        );
+        assert_eq!(samples.fresh, [[20000, 5000, 40000, 96, 160]]);
         let table = report(&samples, 10);
         assert!(
             table.contains(
-                "| fresh instance (an Envoy VM) | 1 | 20.0 (20.0) | 5.0 (5.0) | 40.0 (40.0) |"
+                "| fresh instance (an Envoy VM) | 1 | 20.0 (20.0) | 5.0 (5.0) | 40.0 (40.0) | 6.0 / 10.0 |"
             ),
             "{table}"
         );
         assert!(
-            table.contains("| reused instance | 2 | 12.0 (11.0) | 4.5 (3.0) | 32.0 (31.0) |"),
+            table.contains(
+                "| reused instance | 2 | 12.0 (11.0) | 4.5 (3.0) | 32.0 (31.0) | 18.8 / 20.0 |"
+            ),
             "{table}"
         );
     }
 
     #[test]
     fn malformed_output_is_an_error_not_a_sample() {
-        assert!(parse_output("10 2 30\n").is_err());
-        assert!(parse_output("instance 1\n10 2\n").is_err());
+        assert!(parse_output("10 2 30 1 2\n").is_err());
+        assert!(parse_output("instance 1\n10 2 30\ninstance 2\n10 2 30\n").is_err());
+        assert!(parse_output("instance 1\n10 2 30 1 2 3\ninstance 2\n10 2 30 1 2\n").is_err());
         assert!(
-            parse_output("instance 1\n10 2 30\n").is_err(),
+            parse_output("instance 1\n10 2 30 1 2\n").is_err(),
             "no fresh instance"
         );
     }

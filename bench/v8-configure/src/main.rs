@@ -7,8 +7,11 @@
 //! between runs, which hides changes of a few milliseconds (`docs/benchmarks.md`).
 //!
 //! Usage: `v8-configure FILE ROUNDS`. Prints one line per round: parse, validate and compile in
-//! microseconds. Compiling validates again, as the filter does; `validate` is timed on its own to
-//! show what validation costs.
+//! microseconds, then the linear memory's size in 64 KiB pages after parsing and after compiling.
+//! Compiling validates again, as the filter does; `validate` is timed on its own to show what
+//! validation costs. Memory never shrinks, so in a fresh instance the pages are what the
+//! configuration has touched (and a fresh Envoy VM has had to fault in); that count does not vary
+//! between runs as the times do.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -38,14 +41,16 @@ fn run() -> Result<(), String> {
         let started = Instant::now();
         let config = engine::parse(&json).map_err(|e| e.to_string())?;
         let parsed = Instant::now();
+        let pages_parsed = memory_pages();
         engine::validate(&config).map_err(|e| e.to_string())?;
         let validated = Instant::now();
         let table = engine::RouteTable::compile(&config).map_err(|e| e.to_string())?;
         let compiled = Instant::now();
+        let pages_compiled = memory_pages();
         drop(config);
         previous = Some(table);
         println!(
-            "{} {} {}",
+            "{} {} {} {pages_parsed} {pages_compiled}",
             (parsed - started).as_micros(),
             (validated - parsed).as_micros(),
             (compiled - validated).as_micros()
@@ -53,4 +58,16 @@ fn run() -> Result<(), String> {
     }
     drop(previous);
     Ok(())
+}
+
+/// The linear memory's size in 64 KiB pages (0 when not built for wasm32, where there is none).
+fn memory_pages() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size::<0>()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
