@@ -18,6 +18,7 @@
 //! - `mock` (tests, and the `mock-host` feature): a recording [`host::Host`].
 
 pub mod configure;
+mod crc32;
 pub mod filter;
 pub mod host;
 pub mod kong;

@@ -13,6 +13,8 @@ use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress};
 
+use crate::crc32::Crc32;
+
 /// The most deflate expands its input: a 258-byte match costs at least two bits, so 1032:1 (zlib's
 /// technical details, "Maximum compression factor").
 const DEFLATE_MAX_RATIO: usize = 1032;
@@ -112,7 +114,7 @@ fn inflate_gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
             "it inflated to {written} bytes, its trailer states {stated}"
         ));
     }
-    if crc32fast::hash(&json) != crc {
+    if Crc32::new().checksum(&json) != crc {
         return Err("the CRC-32 of the inflated bytes does not match the gzip trailer".to_owned());
     }
     Ok(json)
