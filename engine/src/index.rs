@@ -38,7 +38,7 @@ struct PrefixNode {
 
 /// Appends to a list of the index: most hold one item, and a growing vector starts with room for
 /// four (`docs/benchmarks.md`, *The lean Wasm path*: every byte of the table is a page touched).
-fn push_first_exactly<T>(list: &mut Vec<T>, item: T) {
+pub(crate) fn push_first_exactly<T>(list: &mut Vec<T>, item: T) {
     if list.capacity() == 0 {
         list.reserve_exact(1);
     }
@@ -49,7 +49,7 @@ fn push_first_exactly<T>(list: &mut Vec<T>, item: T) {
 /// The borrowed key is looked up first: `entry` takes an owned key, so it would allocate and free
 /// a copy of the key on every call, and most calls find the key (every route of a hostname shares
 /// its bucket; routes under one path share its first segments).
-fn with_slot<V: Default, R>(
+pub(crate) fn with_slot<V: Default, R>(
     map: &mut FastMap<Box<str>, V>,
     key: &str,
     then: impl FnOnce(&mut V) -> R,

@@ -9,6 +9,7 @@
 //! children (a prefix per team or service) still finds them in one probe.
 
 use crate::hash::FastMap;
+use crate::index::{push_first_exactly, with_slot};
 
 /// How many children a node keeps in a list before it moves them into a hash map.
 const LIST_LIMIT: usize = 8;
@@ -67,10 +68,7 @@ impl<V: Default> SegmentMap<V> {
                     // Filled before it goes in, so no lookup (and no panic path) after the push.
                     let mut value = V::default();
                     let result = then(&mut value);
-                    if list.capacity() == 0 {
-                        list.reserve_exact(1);
-                    }
-                    list.push((key.into(), value));
+                    push_first_exactly(list, (key.into(), value));
                     return result;
                 }
                 let mut map = FastMap::with_capacity_and_hasher(LIST_LIMIT + 1, Default::default());
@@ -79,10 +77,7 @@ impl<V: Default> SegmentMap<V> {
                 *self = SegmentMap::Hashed(map);
                 result
             }
-            SegmentMap::Hashed(map) => match map.get_mut(key) {
-                Some(value) => then(value),
-                None => then(map.entry(key.into()).or_default()),
-            },
+            SegmentMap::Hashed(map) => with_slot(map, key, then),
         }
     }
 }
